@@ -1,0 +1,138 @@
+// Package service holds what the three Oxcross binaries share around their
+// HTTP servers: the standard Prometheus flags (web listen address and web
+// config, log level and format), the landing page, health endpoints and a
+// server that shuts down cleanly when its context ends.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+)
+
+// ShutdownTimeout bounds how long a server waits for in-flight requests
+// after SIGTERM before it closes their connections.
+const ShutdownTimeout = 10 * time.Second
+
+// Flags are the command-line flags every Oxcross binary has.
+type Flags struct {
+	Web *web.FlagConfig
+	Log *promslog.Config
+}
+
+// AddFlags registers --web.listen-address, --web.config.file, --log.level,
+// --log.format and --version on app. The default listen address is ":<port>",
+// where port comes from the environment variable portEnv when it is set (the
+// original Oxcross' OXCROSS_ORIGIN_PORT and OXCROSS_METRICS_PORT) and from
+// defaultPort otherwise.
+func AddFlags(app *kingpin.Application, name, portEnv, defaultPort string) *Flags {
+	port := defaultPort
+	if portEnv != "" {
+		if p := os.Getenv(portEnv); p != "" {
+			port = p
+		}
+	}
+	f := &Flags{Log: &promslog.Config{}}
+	f.Web = kingpinflag.AddFlags(app, ":"+port)
+	promslogflag.AddFlags(app, f.Log)
+	app.Version(version.Print(name))
+	app.HelpFlag.Short('h')
+	return f
+}
+
+// Logger returns the logger the log flags ask for.
+func (f *Flags) Logger() *slog.Logger {
+	return promslog.New(f.Log)
+}
+
+// RegisterVersion registers the <name>_build_info metric on reg.
+func RegisterVersion(reg prometheus.Registerer, name string) {
+	reg.MustRegister(versioncollector.NewCollector(name))
+}
+
+// LandingPage returns the landing page at "/" linking to links.
+func LandingPage(name, description string, links ...web.LandingLinks) (http.Handler, error) {
+	lp, err := web.NewLandingPage(web.LandingConfig{
+		Name:        name,
+		Description: description,
+		Version:     version.Info(),
+		Links:       links,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating landing page: %w", err)
+	}
+	return lp, nil
+}
+
+// Healthy answers 200 "Healthy." for /-/healthy and /healthz.
+func Healthy(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("Healthy.\n"))
+}
+
+// Ready returns a handler for /-/ready that answers 200 while ready reports
+// nil and 503 with the reason otherwise.
+func Ready(ready func() error) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "Not ready: %v\n", err)
+			return
+		}
+		_, _ = w.Write([]byte("Ready.\n"))
+	}
+}
+
+// SignalContext returns a context that ends on SIGTERM or SIGINT.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// Serve serves h on the listeners and with the TLS and authentication that
+// flags configure, until ctx ends; then it stops accepting, waits up to
+// ShutdownTimeout for in-flight requests and returns nil. A listener or web
+// config error is returned at once.
+func Serve(ctx context.Context, h http.Handler, flags *web.FlagConfig, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- web.ListenAndServe(srv, flags, logger) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down HTTP server: %w", err)
+	}
+	<-errc
+	return nil
+}
