@@ -1,0 +1,480 @@
+// Package discovery owns Oxcross' target configuration: its schema and
+// parser, the leaf's client that keeps it current, and the files it is read
+// from.
+package discovery
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Mode is how an origin is probed.
+type Mode string
+
+const (
+	// ModeAdvanced GETs an oxcross-origin's /oxcross endpoint and estimates
+	// clock drift from its timestamps.
+	ModeAdvanced Mode = "advanced"
+	// ModeSimple GETs any URL and wants a 200.
+	ModeSimple Mode = "simple"
+)
+
+// Defaults and limits of the configuration.
+const (
+	// DefaultInterval is the probe interval when the config sets none.
+	DefaultInterval = 10 * time.Second
+	// DefaultTimeout caps the default timeout, which is the smaller of it
+	// and the interval.
+	DefaultTimeout = 10 * time.Second
+	// MaxNameLength bounds an origin_id, which becomes a label value.
+	MaxNameLength = 128
+	// MaxLabelValueLength bounds a label value from the config.
+	MaxLabelValueLength = 256
+	// MaxLabels bounds the number of labels of one origin.
+	MaxLabels = 32
+)
+
+// Config is a parsed and validated target configuration.
+type Config struct {
+	// Interval and Timeout are the config-wide defaults.
+	Interval time.Duration
+	Timeout  time.Duration
+	// Origins are the resolved targets, in file order.
+	Origins []Target
+}
+
+// Target is one origin, resolved: every default applied, its URL complete.
+type Target struct {
+	// ID is the origin_id label value.
+	ID string
+	// URL is exactly what the leaf GETs (advanced mode adds the nonce).
+	URL      string
+	Mode     Mode
+	Interval time.Duration
+	Timeout  time.Duration
+	// Labels are the config's labels for this origin; they are used for
+	// service discovery, never attached to the leaf's probe metrics.
+	Labels map[string]string
+}
+
+var (
+	nameRE  = regexp.MustCompile(`^[A-Za-z0-9._:\-]+$`)
+	labelRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	// reservedLabels are the labels Oxcross sets itself.
+	reservedLabels = map[string]bool{"origin_id": true, "source_id": true, "result": true, "reason": true, "phase": true, "mode": true, "instance": true, "job": true}
+)
+
+var (
+	topKeys    = []string{"interval", "timeout", "origins"}
+	originKeys = []string{"name", "scheme", "hostname", "port", "path", "url", "mode", "interval", "timeout", "labels"}
+)
+
+// Parse parses and validates a YAML or JSON target configuration; the
+// original Oxcross JSON loads unchanged. It returns every problem it finds,
+// each naming its line, entry and field. A config with any error is refused
+// whole.
+func Parse(data []byte) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil, errors.New("config is empty: it needs at least one origin")
+	}
+	p := &parser{}
+	cfg := p.config(doc.Content[0])
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return cfg, nil
+}
+
+type parser struct {
+	errs []error
+}
+
+func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("line %d: %s", n.Line, fmt.Sprintf(format, args...)))
+}
+
+// fields checks that n is a mapping with only known, unique keys and
+// returns its values by key.
+func (p *parser) fields(n *yaml.Node, where string, known []string) map[string]*yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s: want a mapping, got %s", where, kindName(n))
+		return nil
+	}
+	out := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := k.Value
+		if !contains(known, key) {
+			p.errorf(k, "%sunknown field %q (known: %s)", prefix(where), key, strings.Join(known, ", "))
+			continue
+		}
+		if _, dup := out[key]; dup {
+			p.errorf(k, "%sfield %q given twice", prefix(where), key)
+			continue
+		}
+		out[key] = v
+	}
+	return out
+}
+
+func prefix(where string) string {
+	if where == "" {
+		return ""
+	}
+	return where + ": "
+}
+
+func (p *parser) config(root *yaml.Node) *Config {
+	f := p.fields(root, "", topKeys)
+	if f == nil {
+		return nil
+	}
+	cfg := &Config{Interval: DefaultInterval}
+	if n := f["interval"]; n != nil {
+		if d, ok := p.duration(n, "interval"); ok {
+			cfg.Interval = d
+		}
+	}
+	cfg.Timeout = min(DefaultTimeout, cfg.Interval)
+	if n := f["timeout"]; n != nil {
+		if d, ok := p.duration(n, "timeout"); ok {
+			cfg.Timeout = d
+			if d > cfg.Interval {
+				p.errorf(n, "timeout: %s is longer than the interval %s", d, cfg.Interval)
+			}
+		}
+	}
+	origins := f["origins"]
+	if origins == nil {
+		p.errorf(root, "origins: missing: the config needs at least one origin")
+		return nil
+	}
+	if origins.Kind != yaml.SequenceNode {
+		p.errorf(origins, "origins: want a list, got %s", kindName(origins))
+		return nil
+	}
+	if len(origins.Content) == 0 {
+		p.errorf(origins, "origins: empty: the config needs at least one origin")
+		return nil
+	}
+	seen := make(map[string]int)
+	for i, n := range origins.Content {
+		t, ok := p.origin(cfg, i, n)
+		if !ok {
+			continue
+		}
+		if j, dup := seen[t.ID]; dup {
+			p.errorf(n, "origins[%d]: origin_id %q is already used by origins[%d]; set a distinct name", i, t.ID, j)
+			continue
+		}
+		seen[t.ID] = i
+		cfg.Origins = append(cfg.Origins, t)
+	}
+	return cfg
+}
+
+func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
+	before := len(p.errs)
+	where := fmt.Sprintf("origins[%d]", i)
+	f := p.fields(n, where, originKeys)
+	if f == nil {
+		return Target{}, false
+	}
+	str := func(key string) string {
+		if v := f[key]; v != nil {
+			return p.str(v, where+": "+key)
+		}
+		return ""
+	}
+	name := str("name")
+	if name != "" {
+		where = fmt.Sprintf("origins[%d] (%q)", i, name)
+	}
+	t := Target{Mode: ModeAdvanced, Interval: cfg.Interval}
+	if v := f["mode"]; v != nil {
+		switch m := Mode(p.str(v, where+": mode")); m {
+		case ModeAdvanced, ModeSimple:
+			t.Mode = m
+		default:
+			p.errorf(v, "%s: mode: %q is not one of advanced, simple", where, m)
+		}
+	}
+	if v := f["interval"]; v != nil {
+		if d, ok := p.duration(v, where+": interval"); ok {
+			t.Interval = d
+		}
+	}
+	t.Timeout = min(cfg.Timeout, t.Interval)
+	if v := f["timeout"]; v != nil {
+		if d, ok := p.duration(v, where+": timeout"); ok {
+			t.Timeout = d
+			if d > t.Interval {
+				p.errorf(v, "%s: timeout: %s is longer than the interval %s", where, d, t.Interval)
+			}
+		}
+	}
+
+	var scheme, host string
+	var port int
+	if v := f["url"]; v != nil {
+		for _, k := range []string{"scheme", "hostname", "port", "path"} {
+			if f[k] != nil {
+				p.errorf(f[k], "%s: %s: not allowed together with url", where, k)
+			}
+		}
+		raw := p.str(v, where+": url")
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			p.errorf(v, "%s: url: %v", where, err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			p.errorf(v, "%s: url: scheme %q is not http or https", where, u.Scheme)
+		case u.Hostname() == "":
+			p.errorf(v, "%s: url: %q has no host", where, raw)
+		case u.Fragment != "":
+			p.errorf(v, "%s: url: %q has a fragment", where, raw)
+		default:
+			scheme, host = u.Scheme, u.Hostname()
+			port = defaultPort(scheme)
+			if ps := u.Port(); ps != "" {
+				port, _ = strconv.Atoi(ps)
+				if port < 1 || port > 65535 {
+					p.errorf(v, "%s: url: port %s is outside 1-65535", where, ps)
+				}
+			}
+			if t.Mode == ModeAdvanced && (u.Path == "" || u.Path == "/") {
+				u.Path = "/oxcross"
+			} else if u.Path == "" {
+				u.Path = "/"
+			}
+			t.URL = u.String()
+		}
+	} else {
+		scheme = str("scheme")
+		host = str("hostname")
+		switch {
+		case f["scheme"] == nil:
+			p.errorf(n, "%s: scheme: missing (http or https), or give a url", where)
+		case scheme != "http" && scheme != "https":
+			p.errorf(f["scheme"], "%s: scheme: %q is not http or https", where, scheme)
+		}
+		if host == "" {
+			p.errorf(n, "%s: hostname: missing, or give a url", where)
+		} else if strings.ContainsAny(host, "/?#@ \t") || strings.Contains(strings.Trim(host, "[]"), "[") {
+			p.errorf(f["hostname"], "%s: hostname: %q is not a host name or IP address", where, host)
+		}
+		host = strings.Trim(host, "[]")
+		port = defaultPort(scheme)
+		if v := f["port"]; v != nil {
+			port = p.integer(v, where+": port")
+			if port < 1 || port > 65535 {
+				p.errorf(v, "%s: port: %d is outside 1-65535", where, port)
+			}
+		}
+		path := "/"
+		if t.Mode == ModeAdvanced {
+			path = "/oxcross"
+		}
+		if v := f["path"]; v != nil {
+			ps := p.str(v, where+": path")
+			switch {
+			case t.Mode != ModeSimple:
+				p.errorf(v, "%s: path: only for simple mode (advanced mode always probes /oxcross)", where)
+			case !strings.HasPrefix(ps, "/"):
+				p.errorf(v, "%s: path: %q does not start with /", where, ps)
+			default:
+				path = ps
+			}
+		}
+		pathURL, err := url.Parse(path)
+		if err != nil {
+			p.errorf(n, "%s: path: %v", where, err)
+		} else {
+			u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: pathURL.Path, RawQuery: pathURL.RawQuery}
+			t.URL = u.String()
+		}
+	}
+	if name == "" && host != "" {
+		name = fmt.Sprintf("%s-%d-%s", host, port, scheme)
+	}
+	t.ID = name
+	if len(name) > MaxNameLength || (name != "" && !nameRE.MatchString(name)) {
+		p.errorf(n, "%s: name: origin_id %q must be 1-%d characters of letters, digits, '.', '_', ':' and '-'", where, name, MaxNameLength)
+	}
+	if v := f["labels"]; v != nil {
+		t.Labels = p.labels(v, where)
+	}
+	return t, len(p.errs) == before
+}
+
+func (p *parser) labels(n *yaml.Node, where string) map[string]string {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s: labels: want a mapping, got %s", where, kindName(n))
+		return nil
+	}
+	if len(n.Content)/2 > MaxLabels {
+		p.errorf(n, "%s: labels: %d labels, at most %d are allowed", where, len(n.Content)/2, MaxLabels)
+		return nil
+	}
+	out := make(map[string]string, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch {
+		case !labelRE.MatchString(k.Value) || strings.HasPrefix(k.Value, "__"):
+			p.errorf(k, "%s: labels: %q is not a valid label name", where, k.Value)
+			continue
+		case reservedLabels[k.Value]:
+			p.errorf(k, "%s: labels: %q is set by Oxcross and cannot be configured", where, k.Value)
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			p.errorf(k, "%s: labels: %q given twice", where, k.Value)
+			continue
+		}
+		val := p.str(v, where+": labels: "+k.Value)
+		if len(val) > MaxLabelValueLength {
+			p.errorf(v, "%s: labels: %s: value longer than %d characters", where, k.Value, MaxLabelValueLength)
+			continue
+		}
+		out[k.Value] = val
+	}
+	return out
+}
+
+func (p *parser) str(n *yaml.Node, where string) string {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, "%s: want a string, got %s", where, kindName(n))
+		return ""
+	}
+	return n.Value
+}
+
+func (p *parser) integer(n *yaml.Node, where string) int {
+	if n.Kind != yaml.ScalarNode {
+		p.errorf(n, "%s: want a number, got %s", where, kindName(n))
+		return 0
+	}
+	v, err := strconv.Atoi(n.Value)
+	if err != nil {
+		p.errorf(n, "%s: %q is not a whole number", where, n.Value)
+		return 0
+	}
+	return v
+}
+
+// duration reads whole seconds (the original's format, a number or a string
+// of digits) or a Go duration ("1500ms"); it must be positive.
+func (p *parser) duration(n *yaml.Node, where string) (time.Duration, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, "%s: want seconds or a duration like 1500ms, got %s", where, kindName(n))
+		return 0, false
+	}
+	d, err := ParseDuration(n.Value)
+	if err != nil {
+		p.errorf(n, "%s: %v", where, err)
+		return 0, false
+	}
+	return d, true
+}
+
+// ParseDuration parses whole or fractional seconds ("30", "0.5") or a Go
+// duration ("1500ms", "1m"). The result must be positive and at most a day.
+func ParseDuration(s string) (time.Duration, error) {
+	var d time.Duration
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f <= 0 || f > 86400 {
+			return 0, fmt.Errorf("%q seconds is not between 0 and 86400", s)
+		}
+		d = time.Duration(f * float64(time.Second))
+	} else {
+		d, err = time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("%q is neither seconds nor a duration like 1500ms", s)
+		}
+	}
+	if d <= 0 || d > 24*time.Hour {
+		return 0, fmt.Errorf("%q is not between 0 and 24h", s)
+	}
+	return d, nil
+}
+
+func defaultPort(scheme string) int {
+	if scheme == "https" {
+		return 443
+	}
+	return 80
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "nothing"
+}
+
+// jsonConfig and jsonOrigin are the normalized form the configserver serves
+// and the leaf caches: every default applied, durations as Go durations.
+type jsonConfig struct {
+	Interval string       `json:"interval"`
+	Timeout  string       `json:"timeout"`
+	Origins  []jsonOrigin `json:"origins"`
+}
+
+type jsonOrigin struct {
+	Name     string            `json:"name"`
+	URL      string            `json:"url"`
+	Mode     Mode              `json:"mode"`
+	Interval string            `json:"interval"`
+	Timeout  string            `json:"timeout"`
+	Labels   map[string]string `json:"labels,omitempty"`
+}
+
+// MarshalJSON encodes the config in its normalized form, which Parse reads
+// back to an equal Config.
+func (c *Config) MarshalJSON() ([]byte, error) {
+	jc := jsonConfig{Interval: c.Interval.String(), Timeout: c.Timeout.String(), Origins: make([]jsonOrigin, 0, len(c.Origins))}
+	for _, t := range c.Origins {
+		jc.Origins = append(jc.Origins, jsonOrigin{Name: t.ID, URL: t.URL, Mode: t.Mode, Interval: t.Interval.String(), Timeout: t.Timeout.String(), Labels: t.Labels})
+	}
+	return json.Marshal(jc)
+}
+
+// ETag returns a strong entity tag for a served body.
+func ETag(body []byte) string {
+	sum := sha256.Sum256(body)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}

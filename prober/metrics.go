@@ -1,0 +1,131 @@
+package prober
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric label names.
+const (
+	labelOrigin = "origin_id"
+	labelSource = "source_id"
+	labelResult = "result"
+	labelReason = "reason"
+)
+
+// TimingBuckets are the classic buckets of oxcross_leaf_probe_timings, in
+// seconds: from 5 ms to 10 s, which spans internet round trips.
+var TimingBuckets = []float64{.005, .01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 1.5, 2, 3, 5, 10}
+
+// Metrics are the leaf's probe metrics. One Metrics serves every origin.
+type Metrics struct {
+	timings     *prometheus.HistogramVec
+	results     *prometheus.CounterVec
+	status      *prometheus.GaugeVec
+	drift       *prometheus.GaugeVec
+	uncertainty *prometheus.GaugeVec
+	duration    *prometheus.GaugeVec
+}
+
+// NewMetrics creates the probe metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	ol := []string{labelOrigin, labelSource}
+	m := &Metrics{
+		timings: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "oxcross_leaf_probe_timings",
+			Help:                            "Round-trip time of successful probes, from the start of the request to the end of the response body, in seconds.",
+			Buckets:                         TimingBuckets,
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: 0,
+		}, ol),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxcross_leaf_probe_results",
+			Help: "Probes by result (\"true\" or \"false\") and reason (\"ok\" or a failure reason from a fixed set).",
+		}, []string{labelOrigin, labelSource, labelResult, labelReason}),
+		status: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_origin_status",
+			Help: "1 if the last probe of the origin succeeded, 0 otherwise.",
+		}, ol),
+		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_origin_time_drift",
+			Help: "Estimated clock offset of the origin minus the leaf, in seconds, from the last successful advanced-mode probe.",
+		}, ol),
+		uncertainty: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_origin_time_drift_uncertainty_seconds",
+			Help: "Bound on the error of oxcross_leaf_origin_time_drift: half the round trip the origin did not spend, in seconds.",
+		}, ol),
+		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_probe_duration_seconds",
+			Help: "Duration of the last probe of the origin, successful or not, in seconds.",
+		}, ol),
+	}
+	reg.MustRegister(m.timings, m.results, m.status, m.drift, m.uncertainty, m.duration)
+	return m
+}
+
+// originMetrics holds one origin's series, looked up once so that recording
+// a probe does no label lookups.
+type originMetrics struct {
+	parent       *Metrics
+	id, source   string
+	timings      prometheus.Observer
+	status       prometheus.Gauge
+	drift        prometheus.Gauge
+	uncertainty  prometheus.Gauge
+	duration     prometheus.Gauge
+	success      prometheus.Counter
+	failures     map[Reason]prometheus.Counter
+	driftCreated bool
+}
+
+func (m *Metrics) forOrigin(id, source string) *originMetrics {
+	om := &originMetrics{
+		parent:   m,
+		id:       id,
+		source:   source,
+		timings:  m.timings.WithLabelValues(id, source),
+		status:   m.status.WithLabelValues(id, source),
+		duration: m.duration.WithLabelValues(id, source),
+		success:  m.results.WithLabelValues(id, source, "true", string(ReasonOK)),
+		failures: make(map[Reason]prometheus.Counter, len(failureReasons)),
+	}
+	for _, r := range failureReasons {
+		// Created lazily on first use would hide a reason until it happens;
+		// creating them all at zero lets rate() see the first failure.
+		om.failures[r] = m.results.WithLabelValues(id, source, "false", string(r))
+	}
+	return om
+}
+
+// record updates the origin's series with one probe's result.
+func (om *originMetrics) record(r Result) {
+	om.duration.Set(r.Duration.Seconds())
+	if !r.Success {
+		om.status.Set(0)
+		om.failures[r.Reason].Inc()
+		return
+	}
+	om.status.Set(1)
+	om.success.Inc()
+	om.timings.Observe(r.Duration.Seconds())
+	if r.Drift != nil {
+		if !om.driftCreated {
+			om.drift = om.parent.drift.WithLabelValues(om.id, om.source)
+			om.uncertainty = om.parent.uncertainty.WithLabelValues(om.id, om.source)
+			om.driftCreated = true
+		}
+		om.drift.Set(r.Drift.Offset.Seconds())
+		om.uncertainty.Set(r.Drift.Uncertainty.Seconds())
+	}
+}
+
+// delete removes every series of the origin.
+func (om *originMetrics) delete() {
+	l := prometheus.Labels{labelOrigin: om.id, labelSource: om.source}
+	om.parent.timings.DeletePartialMatch(l)
+	om.parent.results.DeletePartialMatch(l)
+	om.parent.status.DeletePartialMatch(l)
+	om.parent.drift.DeletePartialMatch(l)
+	om.parent.uncertainty.DeletePartialMatch(l)
+	om.parent.duration.DeletePartialMatch(l)
+}
