@@ -72,6 +72,7 @@ func LandingPage(name, description string, links ...web.LandingLinks) (http.Hand
 		Description: description,
 		Version:     version.Info(),
 		Links:       links,
+		Profiling:   "false",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating landing page: %w", err)

@@ -1,0 +1,79 @@
+// Command oxcross-configserver serves the Oxcross target config to leaves.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/oxcross/oxcross/configserver"
+	"github.com/oxcross/oxcross/internal/service"
+)
+
+const name = "oxcross_configserver"
+
+func main() {
+	app := kingpin.New("oxcross-configserver", "Oxcross configserver: serves the target config to every leaf at /config and reloads it when the file changes.")
+	flags := service.AddFlags(app, name, "", "9300")
+	configFile := app.Flag("config.file", "Target config file (YAML or JSON). Reloaded on SIGHUP, POST /-/reload, and when its content changes.").
+		Envar("OXCROSS_CONF").Default("/etc/oxcross/config.yaml").String()
+	watchInterval := app.Flag("config.watch-interval", "How often to check the config file for changes (it is read anew, so a Kubernetes ConfigMap's symlink swap is seen).").
+		Default("5s").Duration()
+	kingpin.MustParse(app.Parse(os.Args[1:]))
+	logger := flags.Logger()
+	logger.Info("Starting oxcross-configserver", "version", version.Info())
+	logger.Info("Build context", "build_context", version.BuildContext())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	service.RegisterVersion(reg, name)
+	srv, err := configserver.New(*configFile, reg, logger)
+	if err != nil {
+		logger.Error("Cannot load the config", "err", err)
+		os.Exit(1)
+	}
+	landing, err := service.LandingPage("Oxcross configserver", "Serves the Oxcross target config to leaves.",
+		web.LandingLinks{Address: "/config", Text: "Config", Description: "The config served to leaves"},
+		web.LandingLinks{Address: "/metrics", Text: "Metrics", Description: "The configserver's own metrics"})
+	if err != nil {
+		logger.Error("Cannot create the landing page", "err", err)
+		os.Exit(1)
+	}
+	mux := configserver.NewMux(srv)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /-/healthy", service.Healthy)
+	mux.HandleFunc("GET /-/ready", service.Ready(func() error { return nil }))
+	mux.Handle("GET /{$}", landing)
+
+	ctx, stop := service.SignalContext()
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := srv.Reload(); err == nil {
+					logger.Info("Reloaded config on SIGHUP")
+				}
+			}
+		}
+	}()
+	go srv.Watch(ctx, max(*watchInterval, 100*time.Millisecond))
+
+	if err := service.Serve(ctx, mux, flags.Web, logger); err != nil {
+		logger.Error("Server failed", "err", err)
+		os.Exit(1)
+	}
+	logger.Info("Stopped")
+}

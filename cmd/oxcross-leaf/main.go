@@ -1,0 +1,125 @@
+// Command oxcross-leaf probes the origins its config lists and exports the
+// results as Prometheus metrics.
+package main
+
+import (
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/service"
+	"github.com/oxcross/oxcross/prober"
+)
+
+const name = "oxcross_leaf"
+
+func main() {
+	hostname, _ := os.Hostname()
+	app := kingpin.New("oxcross-leaf", "Oxcross leaf: probes every origin of its config on schedule and exports latency, success and clock drift as Prometheus metrics.")
+	flags := service.AddFlags(app, name, "OXCROSS_METRICS_PORT", "9299")
+	configURL := app.Flag("config.url", "Base URL of the configserver; the config is fetched from <url>/config. Either this or --config.file.").
+		Envar("OXCROSS_CONFIG_API_BASE").String()
+	configFile := app.Flag("config.file", "Local target config file (YAML or JSON) for a standalone leaf, reloaded when it changes and on SIGHUP. Either this or --config.url.").String()
+	refresh := app.Flag("config.refresh-interval", "How often to ask the configserver for a new config (conditional requests: an unchanged config costs a 304).").
+		Default("60s").Duration()
+	watch := app.Flag("config.watch-interval", "How often to check --config.file for changes.").Default("5s").Duration()
+	cacheFile := app.Flag("config.cache-file", "Where the last good config from the configserver is kept, to start from when the configserver cannot be reached. Empty disables the cache.").
+		Default("/var/lib/oxcross-leaf/config.json").String()
+	leafID := app.Flag("leaf.id", "This leaf's id, the source_id label of its metrics.").
+		Envar("OXCROSS_LEAF_ID").Default(hostname).String()
+	kingpin.MustParse(app.Parse(os.Args[1:]))
+	logger := flags.Logger()
+	if (*configURL == "") == (*configFile == "") {
+		logger.Error("Give exactly one of --config.url (or OXCROSS_CONFIG_API_BASE) and --config.file")
+		os.Exit(2)
+	}
+	if *leafID == "" {
+		logger.Error("--leaf.id is empty and the hostname is unknown: set --leaf.id or OXCROSS_LEAF_ID")
+		os.Exit(2)
+	}
+	logger.Info("Starting oxcross-leaf", "version", version.Info(), "leaf_id", *leafID)
+	logger.Info("Build context", "build_context", version.BuildContext())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	service.RegisterVersion(reg, name)
+	agent := version.ComponentUserAgent("oxcross-leaf")
+	sched := prober.NewScheduler(prober.NewProber(agent), prober.NewMetrics(reg), *leafID, logger)
+
+	opts := discovery.FollowerOptions{
+		RefreshInterval: *refresh,
+		WatchInterval:   max(*watch, 100*time.Millisecond),
+		Apply:           func(c *discovery.Config) { sched.Apply(c.Origins) },
+		Logger:          logger,
+		Registerer:      reg,
+	}
+	if *configURL != "" {
+		remote, err := discovery.NewRemote(*configURL, &http.Client{Timeout: 30 * time.Second}, agent)
+		if err != nil {
+			logger.Error("Bad --config.url", "err", err)
+			os.Exit(2)
+		}
+		opts.Remote, opts.CacheFile = remote, *cacheFile
+		logger.Info("Following the configserver", "url", remote.URL(), "refresh_interval", *refresh, "cache_file", *cacheFile)
+	} else {
+		opts.File = discovery.NewFile(*configFile)
+		logger.Info("Standalone: following the config file", "file", *configFile)
+	}
+	follower, err := discovery.NewFollower(opts)
+	if err != nil {
+		logger.Error("Cannot follow the config", "err", err)
+		os.Exit(2)
+	}
+
+	landing, err := service.LandingPage("Oxcross leaf", "Probes origins and exports their latency, success and clock drift.",
+		web.LandingLinks{Address: "/metrics", Text: "Metrics", Description: "Probe results and the leaf's own metrics"},
+		web.LandingLinks{Address: "/-/ready", Text: "Ready", Description: "Whether the leaf has a config to probe with"})
+	if err != nil {
+		logger.Error("Cannot create the landing page", "err", err)
+		os.Exit(1)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
+	mux.HandleFunc("GET /-/healthy", service.Healthy)
+	mux.HandleFunc("GET /-/ready", service.Ready(follower.Ready))
+	mux.Handle("GET /{$}", landing)
+
+	ctx, stop := service.SignalContext()
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading the config")
+				follower.Reload()
+			}
+		}
+	})
+	wg.Go(func() { follower.Run(ctx) })
+
+	serveErr := service.Serve(ctx, mux, flags.Web, logger)
+	stop()
+	wg.Wait()
+	sched.Stop()
+	if serveErr != nil {
+		logger.Error("Server failed", "err", serveErr)
+		os.Exit(1)
+	}
+	logger.Info("Stopped")
+}

@@ -1,0 +1,181 @@
+// Package configserver serves the target config to leaves: it loads and
+// validates the config file, reloads it on demand and when the file
+// changes, and answers GET /config with conditional requests.
+package configserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/service"
+)
+
+// Server holds the config being served.
+type Server struct {
+	file    *discovery.File
+	logger  *slog.Logger
+	current atomic.Pointer[discovery.Loaded]
+	// mu serialises reloads: the File remembers the last content it read.
+	mu sync.Mutex
+
+	reloadSuccess   prometheus.Gauge
+	reloadTimestamp prometheus.Gauge
+	reloads         *prometheus.CounterVec
+	origins         prometheus.Gauge
+	configRequests  *prometheus.CounterVec
+}
+
+// New loads the config file at path and returns a Server for it. A config
+// that does not load at start is an error: there is no good config to keep.
+func New(path string, reg prometheus.Registerer, logger *slog.Logger) (*Server, error) {
+	s := &Server{
+		file:   discovery.NewFile(path),
+		logger: logger,
+		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "oxcross_configserver_config_last_reload_successful",
+			Help: "1 if the last config reload succeeded, 0 if it failed and the previous config is still served.",
+		}),
+		reloadTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "oxcross_configserver_config_last_reload_success_timestamp_seconds",
+			Help: "Time of the last successful config reload, as a Unix timestamp.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxcross_configserver_config_reloads_total",
+			Help: "Config reloads by result (success or failure).",
+		}, []string{"result"}),
+		origins: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "oxcross_configserver_config_origins",
+			Help: "Number of origins in the served config.",
+		}),
+		configRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxcross_configserver_config_requests_total",
+			Help: "GET /config requests by status code (200 or 304).",
+		}, []string{"code"}),
+	}
+	reg.MustRegister(s.reloadSuccess, s.reloadTimestamp, s.reloads, s.origins, s.configRequests)
+	s.reloads.WithLabelValues("success")
+	s.reloads.WithLabelValues("failure")
+	if err := s.load(false); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload rereads the config file. On failure the previous config stays.
+func (s *Server) Reload() error {
+	return s.load(false)
+}
+
+// Current returns the config being served.
+func (s *Server) Current() *discovery.Loaded {
+	return s.current.Load()
+}
+
+func (s *Server) load(onlyIfChanged bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, err := s.file.Load(onlyIfChanged)
+	if errors.Is(err, discovery.ErrNotModified) {
+		return nil
+	}
+	if err != nil {
+		s.reloadSuccess.Set(0)
+		s.reloads.WithLabelValues("failure").Inc()
+		if s.current.Load() != nil {
+			s.logger.Error("Config reload failed, still serving the previous config", "file", s.file.Path(), "err", err)
+		}
+		return err
+	}
+	prev := s.current.Swap(l)
+	s.reloadSuccess.Set(1)
+	s.reloadTimestamp.SetToCurrentTime()
+	s.reloads.WithLabelValues("success").Inc()
+	s.origins.Set(float64(len(l.Config.Origins)))
+	if prev == nil || prev.ETag != l.ETag {
+		s.logger.Info("Loaded config", "file", s.file.Path(), "origins", len(l.Config.Origins), "etag", l.ETag)
+	}
+	return nil
+}
+
+// Watch polls the config file every interval until ctx ends and reloads it
+// when its content changes. Reading the file anew each time follows
+// symlinks, so Kubernetes ConfigMap updates are seen.
+func (s *Server) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = s.load(true)
+		}
+	}
+}
+
+// ServeConfig answers GET /config with the normalized config and its ETag;
+// a request whose If-None-Match has that ETag gets 304.
+func (s *Server) ServeConfig(w http.ResponseWriter, r *http.Request) {
+	l := s.current.Load()
+	h := w.Header()
+	h.Set("ETag", l.ETag)
+	h.Set("Cache-Control", "no-cache")
+	if etagMatch(r.Header.Get("If-None-Match"), l.ETag) {
+		s.configRequests.WithLabelValues("304").Inc()
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", fmt.Sprint(len(l.Body)))
+	s.configRequests.WithLabelValues("200").Inc()
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(l.Body)
+}
+
+// etagMatch reports whether an If-None-Match header lists etag.
+func etagMatch(header, etag string) bool {
+	for header != "" {
+		var tag string
+		tag, header, _ = strings.Cut(header, ",")
+		tag = strings.TrimSpace(tag)
+		if tag == "*" || tag == etag || tag == "W/"+etag {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeReload answers POST /-/reload: 200 after a successful reload, 500
+// with the reason otherwise.
+func (s *Server) ServeReload(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.Reload(); err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = fmt.Fprintf(w, "Reload failed, still serving the previous config: %v\n", err)
+		return
+	}
+	_, _ = fmt.Fprintf(w, "Reloaded: %d origins.\n", len(s.Current().Config.Origins))
+}
+
+// NewMux returns the configserver's API routes: /config, /healthz and
+// /-/reload. The caller adds /metrics, the landing page and /-/healthy.
+func NewMux(s *Server) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /config", s.ServeConfig)
+	mux.HandleFunc("GET /healthz", service.Healthy)
+	mux.HandleFunc("POST /-/reload", s.ServeReload)
+	mux.HandleFunc("PUT /-/reload", s.ServeReload)
+	return mux
+}

@@ -1,0 +1,222 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// FollowerOptions configure a Follower. Exactly one of Remote and File is set.
+type FollowerOptions struct {
+	// Remote is the configserver to follow.
+	Remote *Remote
+	// File is the local config file of a standalone leaf.
+	File *File
+	// CacheFile keeps the last good config from Remote; empty disables it.
+	CacheFile string
+	// RefreshInterval is how often Remote is asked for a new config.
+	RefreshInterval time.Duration
+	// WatchInterval is how often File is checked for changes.
+	WatchInterval time.Duration
+	// Apply receives every new good config. It is called from Run's goroutine.
+	Apply func(*Config)
+	// Logger and Registerer are required.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Follower keeps the leaf's config current: it loads it at start (from the
+// configserver, else from the cache, else retrying with backoff), then
+// refreshes it on schedule and on demand, keeping the last good config
+// whenever a refresh fails.
+type Follower struct {
+	o       FollowerOptions
+	reload  chan struct{}
+	mu      sync.Mutex
+	current *Loaded
+	lastErr error
+
+	refreshSuccess  prometheus.Gauge
+	refreshFailures prometheus.Counter
+	origins         prometheus.Gauge
+	fromCache       prometheus.Gauge
+}
+
+// NewFollower returns a Follower; call Run to start it.
+func NewFollower(o FollowerOptions) (*Follower, error) {
+	if (o.Remote == nil) == (o.File == nil) {
+		return nil, errors.New("a follower needs either a config URL or a config file")
+	}
+	if o.RefreshInterval <= 0 {
+		o.RefreshInterval = time.Minute
+	}
+	if o.WatchInterval <= 0 {
+		o.WatchInterval = 5 * time.Second
+	}
+	f := &Follower{
+		o:      o,
+		reload: make(chan struct{}, 1),
+		refreshSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_config_last_refresh_success_timestamp_seconds",
+			Help: "Time of the last successful config load or refresh (a 304 counts), as a Unix timestamp.",
+		}),
+		refreshFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oxcross_leaf_config_refresh_failures_total",
+			Help: "Config loads or refreshes that failed; the leaf kept its last good config.",
+		}),
+		origins: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_config_origins",
+			Help: "Number of origins in the config the leaf probes.",
+		}),
+		fromCache: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_config_from_cache",
+			Help: "1 while the leaf probes with the config from its cache file because the configserver has not answered since start.",
+		}),
+	}
+	o.Registerer.MustRegister(f.refreshSuccess, f.refreshFailures, f.origins, f.fromCache)
+	return f, nil
+}
+
+// Reload asks Run to reload the config now (SIGHUP).
+func (f *Follower) Reload() {
+	select {
+	case f.reload <- struct{}{}:
+	default:
+	}
+}
+
+// Ready reports nil once the leaf has a config to probe with, and why not
+// otherwise.
+func (f *Follower) Ready() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.current != nil {
+		return nil
+	}
+	if f.lastErr != nil {
+		return fmt.Errorf("no config yet: %w", f.lastErr)
+	}
+	return errors.New("no config yet: still loading")
+}
+
+// Run follows the config until ctx ends.
+func (f *Follower) Run(ctx context.Context) {
+	f.start(ctx)
+	interval := f.o.RefreshInterval
+	if f.o.File != nil {
+		interval = f.o.WatchInterval
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			f.refresh(ctx, true)
+		case <-f.reload:
+			f.refresh(ctx, false)
+		}
+	}
+}
+
+// start loads the first config, falling back to the cache, and retries with
+// backoff until there is one.
+func (f *Follower) start(ctx context.Context) {
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		err := f.refresh(ctx, false)
+		if err == nil || f.hasConfig() {
+			return
+		}
+		if attempt == 1 && f.o.Remote != nil && f.o.CacheFile != "" {
+			if l, cerr := ReadCache(f.o.CacheFile); cerr != nil {
+				f.o.Logger.Warn("No usable config cache", "file", f.o.CacheFile, "err", cerr)
+			} else {
+				f.o.Logger.Warn("Configserver unreachable at start, probing with the cached config", "file", f.o.CacheFile, "origins", len(l.Config.Origins), "err", err)
+				f.o.Remote.SetETag(l.ETag)
+				f.fromCache.Set(1)
+				f.use(l)
+				return
+			}
+		}
+		f.o.Logger.Error("No config to probe with yet, retrying", "in", backoff, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		case <-f.reload:
+		}
+		backoff = min(backoff*2, f.o.RefreshInterval)
+	}
+}
+
+func (f *Follower) hasConfig() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.current != nil
+}
+
+// refresh loads the config once. With poll set, an unchanged local file is
+// not reported again.
+func (f *Follower) refresh(ctx context.Context, poll bool) error {
+	var (
+		l   *Loaded
+		err error
+	)
+	if f.o.Remote != nil {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		l, err = f.o.Remote.Fetch(rctx)
+		cancel()
+	} else {
+		l, err = f.o.File.Load(poll)
+	}
+	switch {
+	case errors.Is(err, ErrNotModified):
+		if f.o.Remote != nil {
+			f.refreshSuccess.SetToCurrentTime()
+			f.fromCache.Set(0)
+		}
+		return nil
+	case err != nil:
+		if ctx.Err() != nil {
+			return err
+		}
+		f.refreshFailures.Inc()
+		f.mu.Lock()
+		f.lastErr = err
+		had := f.current != nil
+		f.mu.Unlock()
+		if had {
+			f.o.Logger.Error("Config refresh failed, keeping the last good config", "err", err)
+		}
+		return err
+	}
+	f.refreshSuccess.SetToCurrentTime()
+	f.fromCache.Set(0)
+	if f.o.Remote != nil && f.o.CacheFile != "" {
+		if err := WriteCache(f.o.CacheFile, l.Body); err != nil {
+			f.o.Logger.Warn("Could not write the config cache", "err", err)
+		}
+	}
+	f.use(l)
+	return nil
+}
+
+func (f *Follower) use(l *Loaded) {
+	f.mu.Lock()
+	same := f.current != nil && f.current.ETag == l.ETag
+	f.current, f.lastErr = l, nil
+	f.mu.Unlock()
+	if same {
+		return
+	}
+	f.origins.Set(float64(len(l.Config.Origins)))
+	f.o.Logger.Info("Loaded config", "origins", len(l.Config.Origins), "etag", l.ETag)
+	f.o.Apply(l.Config)
+}
