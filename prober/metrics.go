@@ -97,8 +97,14 @@ func (m *Metrics) forOrigin(id, source string) *originMetrics {
 	return om
 }
 
-// record updates the origin's series with one probe's result.
+// record updates the origin's series with one probe's result. The gauges
+// are created at the first result, so that an origin not yet probed has no
+// status rather than a status of 0.
 func (om *originMetrics) record(r Result) {
+	if om.status == nil {
+		om.status = om.parent.status.WithLabelValues(om.id, om.source)
+		om.duration = om.parent.duration.WithLabelValues(om.id, om.source)
+	}
 	om.duration.Set(r.Duration.Seconds())
 	if !r.Success {
 		om.status.Set(0)

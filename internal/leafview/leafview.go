@@ -1,0 +1,216 @@
+// Package leafview reads a leaf's /metrics and summarises what it measured
+// per origin; the demo prints it and the end-to-end tests assert on it.
+package leafview
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Families are scraped metric families by name.
+type Families map[string]*dto.MetricFamily
+
+// Scrape GETs url (a leaf's /metrics) and parses the text exposition.
+func Scrape(ctx context.Context, client *http.Client, url string) (Families, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("scraping %s: %w", url, err)
+	}
+	req.Header.Set("Accept", "text/plain")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scraping %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scraping %s: status %s", url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", url, err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", url, err)
+	}
+	return fams, nil
+}
+
+// Value returns the value of the series of metric name whose labels
+// include want, and whether there is one. Histograms give their count.
+func (f Families) Value(name string, want map[string]string) (float64, bool) {
+	mf := f[name]
+	if mf == nil {
+		return 0, false
+	}
+	for _, m := range mf.GetMetric() {
+		if !hasLabels(m, want) {
+			continue
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
+		case m.Untyped != nil:
+			return m.GetUntyped().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// Sum adds the values of every series of name whose labels include want.
+func (f Families) Sum(name string, want map[string]string) float64 {
+	var sum float64
+	mf := f[name]
+	if mf == nil {
+		return 0
+	}
+	for _, m := range mf.GetMetric() {
+		if hasLabels(m, want) {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+func hasLabels(m *dto.Metric, want map[string]string) bool {
+	n := 0
+	for _, lp := range m.GetLabel() {
+		if v, ok := want[lp.GetName()]; ok {
+			if v != lp.GetValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(want)
+}
+
+// Origin is what a leaf measured of one origin.
+type Origin struct {
+	ID        string
+	Up        bool
+	Latency   time.Duration // last probe
+	Successes float64
+	Failures  float64
+	// FailureReasons counts failures by reason.
+	FailureReasons map[string]float64
+	HasDrift       bool
+	Drift          time.Duration
+	Uncertainty    time.Duration
+}
+
+// Origins summarises every origin in the families, sorted by id.
+func (f Families) Origins() []Origin {
+	byID := map[string]*Origin{}
+	get := func(id string) *Origin {
+		o := byID[id]
+		if o == nil {
+			o = &Origin{ID: id, FailureReasons: map[string]float64{}}
+			byID[id] = o
+		}
+		return o
+	}
+	each := func(name string, fn func(o *Origin, m *dto.Metric)) {
+		for _, m := range f[name].GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "origin_id" {
+					fn(get(lp.GetValue()), m)
+				}
+			}
+		}
+	}
+	seconds := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+	each("oxcross_leaf_origin_status", func(o *Origin, m *dto.Metric) { o.Up = m.GetGauge().GetValue() == 1 })
+	each("oxcross_leaf_probe_duration_seconds", func(o *Origin, m *dto.Metric) { o.Latency = seconds(m.GetGauge().GetValue()) })
+	each("oxcross_leaf_origin_time_drift", func(o *Origin, m *dto.Metric) {
+		o.HasDrift, o.Drift = true, seconds(m.GetGauge().GetValue())
+	})
+	each("oxcross_leaf_origin_time_drift_uncertainty_seconds", func(o *Origin, m *dto.Metric) { o.Uncertainty = seconds(m.GetGauge().GetValue()) })
+	each("oxcross_leaf_probe_results", func(o *Origin, m *dto.Metric) {
+		var result, reason string
+		for _, lp := range m.GetLabel() {
+			switch lp.GetName() {
+			case "result":
+				result = lp.GetValue()
+			case "reason":
+				reason = lp.GetValue()
+			}
+		}
+		v := m.GetCounter().GetValue()
+		if result == "true" {
+			o.Successes += v
+		} else {
+			o.Failures += v
+			if v > 0 {
+				o.FailureReasons[reason] += v
+			}
+		}
+	})
+	out := make([]Origin, 0, len(byID))
+	for _, o := range byID {
+		out = append(out, *o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Table renders origins as an aligned text table; modes maps origin ids to
+// their probe mode when known.
+func Table(w io.Writer, origins []Origin, modes map[string]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORIGIN\tMODE\tSTATUS\tLAST LATENCY\tSUCCESS\tCLOCK DRIFT (origin - leaf)\tFAILURES")
+	for _, o := range origins {
+		status := "DOWN"
+		switch {
+		case o.Successes+o.Failures == 0:
+			status = "pending"
+		case o.Up:
+			status = "up"
+		}
+		drift := "-"
+		if o.HasDrift {
+			drift = fmt.Sprintf("%+.3fms ± %.3fms", ms(o.Drift), ms(o.Uncertainty))
+		}
+		total := o.Successes + o.Failures
+		success := "-"
+		if total > 0 {
+			success = fmt.Sprintf("%.0f/%.0f (%.0f%%)", o.Successes, total, 100*o.Successes/total)
+		}
+		failures := "-"
+		if len(o.FailureReasons) > 0 {
+			var parts []string
+			for r, n := range o.FailureReasons {
+				parts = append(parts, fmt.Sprintf("%s=%.0f", r, n))
+			}
+			sort.Strings(parts)
+			failures = strings.Join(parts, " ")
+		}
+		mode := modes[o.ID]
+		if mode == "" {
+			mode = "-"
+		}
+		latency := "-"
+		if total > 0 {
+			latency = fmt.Sprintf("%.3fms", ms(o.Latency))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, mode, status, latency, success, drift, failures)
+	}
+	return tw.Flush()
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
