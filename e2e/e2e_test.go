@@ -1,0 +1,458 @@
+// Package e2e runs the real oxcross binaries on loopback and checks what
+// they do together.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/oxcross/oxcross/internal/leafview"
+)
+
+// binDir holds the binaries built once for all tests.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "oxcross-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	build := exec.Command("go", "build", "-race", "-o", dir+"/", "../cmd/oxcross-origin", "../cmd/oxcross-configserver", "../cmd/oxcross-leaf")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a log sink safe for the process' writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// start runs a binary until the test ends; its log is printed when the
+// test fails.
+func start(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, log: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop(t)
+		if t.Failed() {
+			t.Logf("--- log of %s %v:\n%s", name, args, p.log.String())
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (p *proc) stop(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Errorf("%s did not stop within 20s of SIGTERM", p.name)
+	}
+	return p.err
+}
+
+func get(t *testing.T, url string, header ...string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+// waitFor polls cond until it returns "" or the timeout passes, then fails
+// with cond's last complaint.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		if last = cond(); last == "" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %s", what, timeout, last)
+}
+
+func waitHealthy(t *testing.T, addr string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, addr+" healthy", func() string {
+		code, _, body := get(t, "http://"+addr+"/-/healthy")
+		if code != http.StatusOK {
+			return fmt.Sprintf("status %d %s", code, body)
+		}
+		return ""
+	})
+}
+
+func scrape(t *testing.T, addr string) leafview.Families {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	f, err := leafview.Scrape(ctx, http.DefaultClient, "http://"+addr+"/metrics")
+	if err != nil {
+		return leafview.Families{}
+	}
+	return f
+}
+
+func okCount(f leafview.Families, origin string) float64 {
+	v, _ := f.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": origin, "result": "true", "reason": "ok"})
+	return v
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fleet is an origin and a configserver serving a config that probes it.
+type fleet struct {
+	originAddr, csAddr string
+	configPath         string
+}
+
+const configTemplate = `
+interval: 300ms
+timeout: 250ms
+origins:
+  - name: adv
+    scheme: http
+    hostname: 127.0.0.1
+    port: %[1]d
+    mode: advanced
+  - name: simple
+    url: http://127.0.0.1:%[1]d/healthz
+    mode: simple
+%[2]s`
+
+func startFleet(t *testing.T, extra string) *fleet {
+	t.Helper()
+	dir := t.TempDir()
+	op, cp := freePort(t), freePort(t)
+	f := &fleet{originAddr: fmt.Sprintf("127.0.0.1:%d", op), csAddr: fmt.Sprintf("127.0.0.1:%d", cp), configPath: filepath.Join(dir, "config.yaml")}
+	writeFile(t, f.configPath, fmt.Sprintf(configTemplate, op, extra))
+	// The original's environment variables set the origin's port and the
+	// configserver's config file.
+	start(t, "oxcross-origin", []string{fmt.Sprintf("OXCROSS_ORIGIN_PORT=%d", op)})
+	start(t, "oxcross-configserver", []string{"OXCROSS_CONF=" + f.configPath},
+		"--web.listen-address="+f.csAddr, "--config.watch-interval=100ms", "--log.level=debug")
+	waitHealthy(t, fmt.Sprintf("localhost:%d", op))
+	waitHealthy(t, f.csAddr)
+	return f
+}
+
+func (f *fleet) startLeaf(t *testing.T, cache string, args ...string) (*proc, string) {
+	t.Helper()
+	lp := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", lp)
+	p := start(t, "oxcross-leaf", []string{fmt.Sprintf("OXCROSS_METRICS_PORT=%d", lp), "OXCROSS_LEAF_ID=leaf-e2e", "OXCROSS_CONFIG_API_BASE=http://" + f.csAddr},
+		append([]string{"--config.refresh-interval=300ms", "--config.cache-file=" + cache}, args...)...)
+	waitHealthy(t, fmt.Sprintf("localhost:%d", lp))
+	return p, addr
+}
+
+func TestEndToEnd(t *testing.T) {
+	f := startFleet(t, "")
+	cache := filepath.Join(t.TempDir(), "cache.json")
+	leaf, leafAddr := f.startLeaf(t, cache)
+
+	// Both modes probed, with the leaf id as source_id.
+	waitFor(t, 15*time.Second, "both modes probed", func() string {
+		m := scrape(t, leafAddr)
+		for _, o := range []string{"adv", "simple"} {
+			if v, _ := m.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": o, "source_id": "leaf-e2e", "result": "true"}); v < 3 {
+				return fmt.Sprintf("%s: %v successful probes", o, v)
+			}
+			if v, ok := m.Value("oxcross_leaf_origin_status", map[string]string{"origin_id": o}); !ok || v != 1 {
+				return fmt.Sprintf("%s: status %v", o, v)
+			}
+			if v, _ := m.Value("oxcross_leaf_probe_timings", map[string]string{"origin_id": o}); v < 3 {
+				return fmt.Sprintf("%s: %v timings", o, v)
+			}
+		}
+		return ""
+	})
+	code, _, ready := get(t, "http://"+leafAddr+"/-/ready")
+	if code != http.StatusOK {
+		t.Errorf("/-/ready: %d %s", code, ready)
+	}
+
+	// Drift near zero: origin and leaf share one clock.
+	m := scrape(t, leafAddr)
+	drift, ok := m.Value("oxcross_leaf_origin_time_drift", map[string]string{"origin_id": "adv"})
+	unc, _ := m.Value("oxcross_leaf_origin_time_drift_uncertainty_seconds", map[string]string{"origin_id": "adv"})
+	if !ok || math.Abs(drift) > 0.02 {
+		t.Errorf("drift on one clock = %v (present %v), want |drift| < 20ms", drift, ok)
+	}
+	if unc <= 0 || unc > 0.1 {
+		t.Errorf("drift uncertainty = %v, want in (0, 100ms]", unc)
+	}
+	if _, ok := m.Value("oxcross_leaf_origin_time_drift", map[string]string{"origin_id": "simple"}); ok {
+		t.Errorf("simple mode has a drift series")
+	}
+	if _, err := os.Stat(cache); err != nil {
+		t.Errorf("config cache not written: %v", err)
+	}
+
+	// An edit reaches the leaf without a restart: one origin renamed, one
+	// added; the removed one's series disappear.
+	_, hdr, _ := get(t, "http://"+f.csAddr+"/config")
+	etag := hdr.Get("ETag")
+	if code, _, _ := get(t, "http://"+f.csAddr+"/config", "If-None-Match", etag); code != http.StatusNotModified {
+		t.Errorf("/config with If-None-Match = its ETag: %d, want 304", code)
+	}
+	port := f.originAddr[strings.LastIndex(f.originAddr, ":")+1:]
+	writeFile(t, f.configPath, fmt.Sprintf(`
+interval: 300ms
+timeout: 250ms
+origins:
+  - name: adv2
+    url: http://127.0.0.1:%[1]s
+  - name: simple
+    url: http://127.0.0.1:%[1]s/healthz
+    mode: simple
+  - name: refused
+    url: http://127.0.0.1:1/
+    mode: simple
+`, port))
+	waitFor(t, 10*time.Second, "edited config reaches the leaf", func() string {
+		m := scrape(t, leafAddr)
+		if okCount(m, "adv2") < 2 {
+			return "adv2 not probed yet"
+		}
+		if v, _ := m.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": "refused", "result": "false", "reason": "connect"}); v < 1 {
+			return "refused origin not failing with reason connect"
+		}
+		if _, ok := m.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": "adv"}); ok {
+			return "removed origin adv still has series"
+		}
+		return ""
+	})
+
+	// A broken edit is refused: the configserver keeps serving the last
+	// good config and says so; the leaf keeps probing it.
+	_, hdr, goodBody := get(t, "http://"+f.csAddr+"/config")
+	goodETag := hdr.Get("ETag")
+	writeFile(t, f.configPath, "origins:\n  - scheme: ftp\n    hostname: x\n    port: 99999\n")
+	waitFor(t, 10*time.Second, "broken config refused", func() string {
+		m := scrape(t, f.csAddr)
+		if v, ok := m.Value("oxcross_configserver_config_last_reload_successful", nil); !ok || v != 0 {
+			return fmt.Sprintf("last_reload_successful = %v", v)
+		}
+		return ""
+	})
+	code, hdr, body := get(t, "http://"+f.csAddr+"/config")
+	if code != http.StatusOK || body != goodBody || hdr.Get("ETag") != goodETag {
+		t.Errorf("after a broken edit /config = %d %q (ETag %s), want the last good config %q (ETag %s)", code, body, hdr.Get("ETag"), goodBody, goodETag)
+	}
+	code, _, body = get(t, "http://"+f.csAddr+"/-/reload")
+	if code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload = %d, want 405", code)
+	}
+	resp, err := http.Post("http://"+f.csAddr+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(rb), "port") {
+		t.Errorf("POST /-/reload of a broken config = %d %q, want 500 naming the field", resp.StatusCode, rb)
+	}
+	before := okCount(scrape(t, leafAddr), "adv2")
+	waitFor(t, 10*time.Second, "leaf keeps probing", func() string {
+		if n := okCount(scrape(t, leafAddr), "adv2"); n < before+3 {
+			return fmt.Sprintf("adv2 ok count %v, was %v", n, before)
+		}
+		return ""
+	})
+
+	// SIGTERM: the leaf exits 0.
+	if err := leaf.stop(t); err != nil {
+		t.Errorf("leaf exit after SIGTERM: %v, want status 0", err)
+	}
+}
+
+// TestLeafStartsFromCache: a leaf that cannot reach its configserver at
+// start probes with the config it cached before.
+func TestLeafStartsFromCache(t *testing.T) {
+	f := startFleet(t, "")
+	cache := filepath.Join(t.TempDir(), "cache.json")
+	leaf, _ := f.startLeaf(t, cache)
+	waitFor(t, 10*time.Second, "cache written", func() string {
+		if _, err := os.Stat(cache); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	if err := leaf.stop(t); err != nil {
+		t.Fatalf("leaf exit: %v", err)
+	}
+
+	// A configserver address where nothing listens.
+	dead := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	_, leafAddr := f.startLeaf(t, cache, "--config.url="+dead)
+	waitFor(t, 10*time.Second, "probing from the cache", func() string {
+		m := scrape(t, leafAddr)
+		if v, _ := m.Value("oxcross_leaf_config_from_cache", nil); v != 1 {
+			return fmt.Sprintf("from_cache = %v", v)
+		}
+		if okCount(m, "adv") < 2 {
+			return "adv not probed"
+		}
+		if v, _ := m.Value("oxcross_leaf_config_refresh_failures_total", nil); v < 1 {
+			return "no refresh failure counted"
+		}
+		return ""
+	})
+}
+
+// TestLeafWithoutConfig: with neither configserver nor cache the leaf runs,
+// is not ready, and says why.
+func TestLeafWithoutConfig(t *testing.T) {
+	lp := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", lp)
+	p := start(t, "oxcross-leaf", nil, "--web.listen-address="+addr, "--leaf.id=lonely",
+		fmt.Sprintf("--config.url=http://127.0.0.1:%d", freePort(t)), "--config.cache-file="+filepath.Join(t.TempDir(), "none.json"))
+	waitHealthy(t, addr)
+	waitFor(t, 10*time.Second, "not ready with a reason", func() string {
+		code, _, body := get(t, "http://"+addr+"/-/ready")
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "no config yet") {
+			return fmt.Sprintf("/-/ready = %d %q", code, body)
+		}
+		if !strings.Contains(p.log.String(), "retrying") {
+			return "log does not say it is retrying"
+		}
+		return ""
+	})
+}
+
+// TestStandaloneLeaf: a leaf with a local config file and no configserver
+// follows edits of the file.
+func TestStandaloneLeaf(t *testing.T) {
+	dir := t.TempDir()
+	op := freePort(t)
+	start(t, "oxcross-origin", nil, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", op))
+	waitHealthy(t, fmt.Sprintf("127.0.0.1:%d", op))
+	cfg := filepath.Join(dir, "config.json")
+	// The original Oxcross JSON format, with integer seconds.
+	writeFile(t, cfg, fmt.Sprintf(`{"timeout": 1, "interval": 1, "origins": [{"scheme": "http", "hostname": "127.0.0.1", "port": %d, "mode": "advanced"}]}`, op))
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := start(t, "oxcross-leaf", nil, "--web.listen-address="+addr, "--leaf.id=solo", "--config.file="+cfg, "--config.watch-interval=100ms")
+	waitHealthy(t, addr)
+	id := fmt.Sprintf("127.0.0.1-%d-http", op)
+	waitFor(t, 10*time.Second, "original JSON probed", func() string {
+		if okCount(scrape(t, addr), id) < 1 {
+			return id + " not probed"
+		}
+		return ""
+	})
+	writeFile(t, cfg, fmt.Sprintf(`{"timeout": 1, "interval": 1, "origins": [{"name": "renamed", "scheme": "http", "hostname": "127.0.0.1", "port": %d, "mode": "simple", "path": "/healthz"}]}`, op))
+	waitFor(t, 10*time.Second, "file edit followed", func() string {
+		m := scrape(t, addr)
+		if okCount(m, "renamed") < 1 {
+			return "renamed not probed"
+		}
+		if _, ok := m.Value("oxcross_leaf_origin_status", map[string]string{"origin_id": id}); ok {
+			return "old origin still has series"
+		}
+		return ""
+	})
+	writeFile(t, cfg, `{"origins": []}`)
+	time.Sleep(500 * time.Millisecond)
+	n := okCount(scrape(t, addr), "renamed")
+	waitFor(t, 10*time.Second, "broken file ignored", func() string {
+		m := scrape(t, addr)
+		if okCount(m, "renamed") < n+1 {
+			return "renamed no longer probed"
+		}
+		if v, _ := m.Value("oxcross_leaf_config_refresh_failures_total", nil); v < 1 {
+			return "failure not counted"
+		}
+		return ""
+	})
+	if err := p.stop(t); err != nil {
+		t.Errorf("leaf exit: %v", err)
+	}
+}
