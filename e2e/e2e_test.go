@@ -327,7 +327,7 @@ origins:
 	if code != http.StatusOK || body != goodBody || hdr.Get("ETag") != goodETag {
 		t.Errorf("after a broken edit /config = %d %q (ETag %s), want the last good config %q (ETag %s)", code, body, hdr.Get("ETag"), goodBody, goodETag)
 	}
-	code, _, body = get(t, "http://"+f.csAddr+"/-/reload")
+	code, _, _ = get(t, "http://"+f.csAddr+"/-/reload")
 	if code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /-/reload = %d, want 405", code)
 	}

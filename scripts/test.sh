@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, vet, staticcheck, every Go test with the
+# race detector (unit, fuzz seeds and the end-to-end tests that run the real
+# binaries on loopback), then a short fuzzing run of the config parser.
+# Needs only Go (and gcc for -race); tools come from the Go module proxy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck (from tools/go.mod)"
+go tool -modfile=tools/go.mod staticcheck ./...
+
+step "go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+step "fuzz the config parser (${FUZZTIME:=30s})"
+go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="$FUZZTIME" ./discovery
+
+step "all tests passed"
