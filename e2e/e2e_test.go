@@ -456,3 +456,44 @@ func TestStandaloneLeaf(t *testing.T) {
 		t.Errorf("leaf exit: %v", err)
 	}
 }
+
+// TestConfigserverSIGHUP: with file watching effectively off, an edit is
+// served only after SIGHUP; --version tells the program's name.
+func TestConfigserverSIGHUP(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	writeFile(t, cfg, "origins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n")
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := start(t, "oxcross-configserver", nil, "--web.listen-address="+addr, "--config.file="+cfg, "--config.watch-interval=1h")
+	waitHealthy(t, addr)
+	_, hdr, _ := get(t, "http://"+addr+"/config")
+	first := hdr.Get("ETag")
+	writeFile(t, cfg, "origins:\n  - url: http://127.0.0.1:10/\n    mode: simple\n")
+	time.Sleep(300 * time.Millisecond)
+	if _, hdr, _ := get(t, "http://"+addr+"/config"); hdr.Get("ETag") != first {
+		t.Fatalf("config changed without SIGHUP and with watching off")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "SIGHUP reload", func() string {
+		_, hdr, body := get(t, "http://"+addr+"/config")
+		if hdr.Get("ETag") == first || !strings.Contains(body, "127.0.0.1:10/") {
+			return "still the old config: " + body
+		}
+		return ""
+	})
+	if err := p.stop(t); err != nil {
+		t.Errorf("configserver exit after SIGTERM: %v", err)
+	}
+
+	out, err := exec.Command(filepath.Join(binDir, "oxcross-configserver"), "--version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "oxcross_configserver, version") {
+		t.Errorf("--version: %v %q", err, out)
+	}
+	// A config that does not load stops the configserver at start.
+	writeFile(t, cfg, "origins: []\n")
+	out, err = exec.Command(filepath.Join(binDir, "oxcross-configserver"), "--config.file="+cfg, "--web.listen-address=127.0.0.1:0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "origins") {
+		t.Errorf("configserver with an empty config: err %v, output %q; want a failure naming origins", err, out)
+	}
+}

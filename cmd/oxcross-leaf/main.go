@@ -26,7 +26,7 @@ const name = "oxcross_leaf"
 
 func main() {
 	hostname, _ := os.Hostname()
-	app := kingpin.New("oxcross-leaf", "Oxcross leaf: probes every origin of its config on schedule and exports latency, success and clock drift as Prometheus metrics.")
+	app := kingpin.New("oxcross-leaf", "Oxcross leaf: probes every origin of its config on schedule and exports latency, success and clock drift as Prometheus metrics. OXCROSS_METRICS_PORT sets the port of the default listen address.")
 	flags := service.AddFlags(app, name, "OXCROSS_METRICS_PORT", "9299")
 	configURL := app.Flag("config.url", "Base URL of the configserver; the config is fetched from <url>/config. Either this or --config.file.").
 		Envar("OXCROSS_CONFIG_API_BASE").String()

@@ -24,7 +24,7 @@ const (
 )
 
 func main() {
-	app := kingpin.New("oxcross-origin", description)
+	app := kingpin.New("oxcross-origin", description+" OXCROSS_ORIGIN_PORT sets the port of the default listen address.")
 	flags := service.AddFlags(app, name, "OXCROSS_ORIGIN_PORT", "9301")
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 
