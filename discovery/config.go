@@ -112,7 +112,7 @@ func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
 // returns its values by key.
 func (p *parser) fields(n *yaml.Node, where string, known []string) map[string]*yaml.Node {
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, "%s: want a mapping, got %s", where, kindName(n))
+		p.errorf(n, "%swant a mapping, got %s", prefix(where), kindName(n))
 		return nil
 	}
 	out := make(map[string]*yaml.Node, len(n.Content)/2)
@@ -242,6 +242,8 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 		switch {
 		case err != nil:
 			p.errorf(v, "%s: url: %v", where, err)
+		case strings.Contains(raw, " "):
+			p.errorf(v, "%s: url: %q contains a space; write it as %%20", where, raw)
 		case u.Scheme != "http" && u.Scheme != "https":
 			p.errorf(v, "%s: url: scheme %q is not http or https", where, u.Scheme)
 		case u.Hostname() == "":
@@ -275,7 +277,7 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 		}
 		if host == "" {
 			p.errorf(n, "%s: hostname: missing, or give a url", where)
-		} else if strings.ContainsAny(host, "/?#@ \t") || strings.Contains(strings.Trim(host, "[]"), "[") {
+		} else if strings.ContainsAny(host, "/?#@ \t") || strings.Contains(strings.Trim(host, "[]"), "[") || !validHost(strings.Trim(host, "[]")) {
 			p.errorf(f["hostname"], "%s: hostname: %q is not a host name or IP address", where, host)
 		}
 		host = strings.Trim(host, "[]")
@@ -297,15 +299,19 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 				p.errorf(v, "%s: path: only for simple mode (advanced mode always probes /oxcross)", where)
 			case !strings.HasPrefix(ps, "/"):
 				p.errorf(v, "%s: path: %q does not start with /", where, ps)
+			case strings.Contains(ps, " "):
+				p.errorf(v, "%s: path: %q contains a space; write it as %%20", where, ps)
+			case strings.Contains(ps, "#"):
+				p.errorf(v, "%s: path: %q has a fragment", where, ps)
 			default:
 				path = ps
 			}
 		}
-		pathURL, err := url.Parse(path)
+		pathURL, err := url.ParseRequestURI(path)
 		if err != nil {
 			p.errorf(n, "%s: path: %v", where, err)
 		} else {
-			u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: pathURL.Path, RawQuery: pathURL.RawQuery}
+			u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: pathURL.Path, RawPath: pathURL.RawPath, RawQuery: pathURL.RawQuery}
 			t.URL = u.String()
 		}
 	}
@@ -352,6 +358,9 @@ func (p *parser) labels(n *yaml.Node, where string) map[string]string {
 			continue
 		}
 		out[k.Value] = val
+	}
+	if len(out) == 0 {
+		return nil // as without labels, so that the config round-trips
 	}
 	return out
 }
@@ -411,6 +420,13 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not between 0 and 24h", s)
 	}
 	return d, nil
+}
+
+// validHost reports whether h makes a URL that reads back to the same host:
+// a name with a colon must be an IPv6 address, and no control characters.
+func validHost(h string) bool {
+	u, err := url.Parse((&url.URL{Scheme: "http", Host: net.JoinHostPort(h, "80")}).String())
+	return err == nil && u.Hostname() == h
 }
 
 func defaultPort(scheme string) int {

@@ -3,6 +3,7 @@ package discovery
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -199,6 +200,36 @@ func TestParseDefaults(t *testing.T) {
 			want: Target{ID: "h-80-http", URL: "http://h:80/a/b", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
 		},
 		{
+			name:   "simple mode path with a query",
+			in:     "origins:\n  - {scheme: http, hostname: h, mode: simple, path: '/a%20b?x=1&y=%2F'}\n",
+			cfgInt: 10 * s, cfgTO: 10 * s,
+			want: Target{ID: "h-80-http", URL: "http://h:80/a%20b?x=1&y=%2F", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
+		},
+		{
+			name:   "simple mode path starting with two slashes stays a path",
+			in:     "origins:\n  - {scheme: http, hostname: h, mode: simple, path: //a/b}\n",
+			cfgInt: 10 * s, cfgTO: 10 * s,
+			want: Target{ID: "h-80-http", URL: "http://h:80//a/b", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
+		},
+		{
+			name:   "simple mode path keeps an escaped slash",
+			in:     "origins:\n  - {scheme: http, hostname: h, mode: simple, path: /a%2Fb}\n",
+			cfgInt: 10 * s, cfgTO: 10 * s,
+			want: Target{ID: "h-80-http", URL: "http://h:80/a%2Fb", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
+		},
+		{
+			name:   "url form keeps an escaped slash",
+			in:     "origins:\n  - {url: 'http://h/a%2Fb', mode: simple}\n",
+			cfgInt: 10 * s, cfgTO: 10 * s,
+			want: Target{ID: "h-80-http", URL: "http://h/a%2Fb", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
+		},
+		{
+			name:   "IPv6 hostname with a zone",
+			in:     "origins:\n  - {name: z, scheme: http, hostname: 'fe80::1%eth0', port: 9301}\n",
+			cfgInt: 10 * s, cfgTO: 10 * s,
+			want: Target{ID: "z", URL: "http://[fe80::1%25eth0]:9301/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
+		},
+		{
 			name:   "http default port 80",
 			in:     "origins:\n  - {scheme: http, hostname: h}\n",
 			cfgInt: 10 * s, cfgTO: 10 * s,
@@ -348,8 +379,8 @@ func TestParseErrors(t *testing.T) {
 		// Structure.
 		{"empty file", ``, []string{"empty"}},
 		{"only a comment", "# nothing here\n", []string{"empty"}},
-		{"yaml syntax error", "interval: 5\norigins: [\n", []string{"line 3"}},
-		{"yaml bad indentation", "origins:\n  - scheme: http\n hostname: h\n", []string{"line 3"}},
+		{"yaml syntax error", "interval: 5\norigins: [\n", []string{"line 2"}},
+		{"yaml bad indentation", "origins:\n  - scheme: http\n hostname: h\n", []string{"line 2"}},
 		{"non-mapping root list", "- a\n- b\n", []string{"line 1", "want a mapping", "a list"}},
 		{"non-mapping root scalar", "hello\n", []string{"line 1", "want a mapping", `"hello"`}},
 		{"null root", "null\n", []string{"line 1", "want a mapping"}},
@@ -386,6 +417,7 @@ func TestParseErrors(t *testing.T) {
 		{"hostname with a path", "origins:\n  - scheme: http\n    hostname: a/b\n", []string{"line 3", "origins[0]", "hostname", `"a/b"`}},
 		{"hostname with a port", "origins:\n  - scheme: http\n    hostname: 'a:80'\n", []string{"line 3", "origins[0]", "hostname", `"a:80"`}},
 		{"hostname with a control character", "origins:\n  - name: x\n    scheme: http\n    hostname: \"a\\x00b\"\n", []string{"line 4", "origins[0]", "hostname"}},
+		{"hostname neither a name nor IPv6", "origins:\n  - scheme: http\n    hostname: 'a:b:c'\n", []string{"line 3", "origins[0]", "hostname", `"a:b:c"`}},
 		{"hostname a url", "origins:\n  - scheme: http\n    hostname: http://a\n", []string{"line 3", "origins[0]", "hostname"}},
 		{"port 0", "origins:\n  - scheme: http\n    hostname: a\n    port: 0\n", []string{"line 4", "origins[0]", "port", "0"}},
 		{"port 70000", "origins:\n  - scheme: http\n    hostname: a\n    port: 70000\n", []string{"line 4", "origins[0]", "port", "70000"}},
@@ -419,6 +451,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad mode", "origins:\n  - url: http://h\n    mode: fancy\n", []string{"line 3", "origins[0]", "mode", `"fancy"`}},
 		{"path in advanced mode", "origins:\n  - scheme: http\n    hostname: h\n    path: /x\n", []string{"line 4", "origins[0]", "path", "simple"}},
 		{"path in default mode, explicit advanced", "origins:\n  - scheme: http\n    hostname: h\n    mode: advanced\n    path: /oxcross\n", []string{"line 5", "origins[0]", "path"}},
+		{"path with a fragment", "origins:\n  - scheme: http\n    hostname: h\n    mode: simple\n    path: '/a?b#c'\n", []string{"line 5", "origins[0]", "path", "fragment"}},
+		{"path with a space", "origins:\n  - {scheme: http, hostname: h, mode: simple, path: '/a?b c'}\n", []string{"line 2", "origins[0]", "path", "space"}},
+		{"path with a bad escape", "origins:\n  - {scheme: http, hostname: h, mode: simple, path: '/%zz'}\n", []string{"line 2", "origins[0]", "path"}},
 		{"path without leading slash", "origins:\n  - scheme: http\n    hostname: h\n    mode: simple\n    path: health\n", []string{"line 5", "origins[0]", "path", `"health"`}},
 
 		// URL form.
@@ -430,6 +465,8 @@ func TestParseErrors(t *testing.T) {
 		{"url without scheme", "origins:\n  - url: h.example.com\n", []string{"line 2", "origins[0]", "url"}},
 		{"url without host", "origins:\n  - url: http:///x\n", []string{"line 2", "origins[0]", "url", "no host"}},
 		{"url with only a port", "origins:\n  - url: 'http://:80/'\n", []string{"line 2", "origins[0]", "url", "no host"}},
+		{"url with a space", "origins:\n  - url: 'http://h/?a b'\n", []string{"line 2", "origins[0]", "url", "space"}},
+		{"url with a control character", "origins:\n  - url: \"http://h/\\x7f\"\n", []string{"line 2", "origins[0]", "url"}},
 		{"url with a fragment", "origins:\n  - url: 'http://h/#x'\n", []string{"line 2", "origins[0]", "url", "fragment"}},
 		{"url with port 0", "origins:\n  - url: 'http://h:0/'\n", []string{"line 2", "origins[0]", "url", "port"}},
 		{"url with port 70000", "origins:\n  - url: 'http://h:70000/'\n", []string{"line 2", "origins[0]", "url", "port"}},
@@ -525,19 +562,30 @@ origins:
 	if len(errs) != len(want) {
 		t.Errorf("got %d errors, want %d:\n%v", len(errs), len(want), err)
 	}
-	for i, w := range want {
-		if i >= len(errs) {
-			break
-		}
-		for _, s := range w {
-			if !strings.Contains(errs[i].Error(), s) {
-				t.Errorf("error %d %q does not contain %q", i, errs[i], s)
+	for _, w := range want {
+		found := false
+		for _, e := range errs {
+			if containsAll(e.Error(), w) {
+				found = true
+				break
 			}
+		}
+		if !found {
+			t.Errorf("no error contains all of %q:\n%v", w, err)
 		}
 	}
 	if lines := strings.Split(err.Error(), "\n"); len(lines) != len(want) {
 		t.Errorf("error text has %d lines, want one per problem (%d):\n%v", len(lines), len(want), err)
 	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 func TestParseDuration(t *testing.T) {
@@ -642,6 +690,8 @@ func TestMarshalJSONRoundTrip(t *testing.T) {
 		"empty labels":  []byte("origins: [{url: 'http://h', labels: {}}]"),
 		"ipv6 zone":     []byte("origins: [{name: z, scheme: http, hostname: 'fe80::1%eth0', port: 9301}]"),
 		"query":         []byte("origins: [{scheme: https, hostname: h, mode: simple, path: '/a%20b?x=1&y=%2F'}]"),
+		"double slash":  []byte("origins: [{scheme: https, hostname: h, mode: simple, path: '//a/b%2Fc'}]"),
+		"unicode host":  []byte("origins: [{name: u, scheme: https, hostname: 'bücher.example'}]"),
 		"userinfo url":  []byte("origins: [{url: 'https://u:p@h:8443/x?y', mode: simple, interval: 0.25}]"),
 	}
 	for name, in := range inputs {
@@ -710,6 +760,12 @@ func FuzzParse(f *testing.F) {
 		"interval: 5\ntimeout: 5\norigins:\n  - {scheme: https, hostname: '::1', port: 8443, interval: 1500ms}\n",
 		"origins: [{name: n, scheme: http, hostname: 'fe80::1%eth0', mode: simple, path: '/a?b'}]",
 		"origins: [{scheme: http, hostname: h, labels: {}}]",
+		"origins: [{scheme: http, hostname: 'a:b', name: x}]",
+		"origins: [{scheme: http, hostname: \"a\\x00b\", name: x}]",
+		"origins: [{scheme: http, hostname: h, mode: simple, path: '//a/b%2Fc?d=e'}]",
+		"origins: [{url: 'https://u@h:8443//x?y', mode: simple}]",
+		"origins: [{url: 'http://h/?a b'}]",
+		"origins: [{name: u, scheme: https, hostname: 'bücher.example', interval: 0.3, timeout: 0.1}]",
 		`{"timeout": 10, "interval": 30, "origins": [{"scheme": "http", "hostname": "example.com", "port": 9301, "mode": "advanced"}]}`,
 		"a: &x [1]\norigins: *x\n",
 	} {
@@ -743,6 +799,9 @@ func FuzzParse(f *testing.F) {
 			ids[o.ID] = true
 			if o.Timeout <= 0 || o.Timeout > o.Interval {
 				t.Errorf("origins[%d]: timeout %v, interval %v", i, o.Timeout, o.Interval)
+			}
+			if u, err := url.Parse(o.URL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.Fragment != "" || strings.Contains(o.URL, " ") {
+				t.Errorf("origins[%d]: URL %q is not a usable http(s) URL (%v)", i, o.URL, err)
 			}
 			if o.Mode != ModeAdvanced && o.Mode != ModeSimple {
 				t.Errorf("origins[%d]: mode %q", i, o.Mode)
