@@ -84,8 +84,6 @@ func (m *Metrics) forOrigin(id, source string) *originMetrics {
 		id:       id,
 		source:   source,
 		timings:  m.timings.WithLabelValues(id, source),
-		status:   m.status.WithLabelValues(id, source),
-		duration: m.duration.WithLabelValues(id, source),
 		success:  m.results.WithLabelValues(id, source, "true", string(ReasonOK)),
 		failures: make(map[Reason]prometheus.Counter, len(failureReasons)),
 	}

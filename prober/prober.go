@@ -199,11 +199,13 @@ func (tt *traceTimes) trace() *httptrace.ClientTrace {
 		f()
 		tt.mu.Unlock()
 	}
+	// The Done hooks run on failure too: a phase is done only when it
+	// succeeded, so that classify blames the phase that failed.
 	return &httptrace.ClientTrace{
 		DNSStart:             func(httptrace.DNSStartInfo) { set(func() { tt.dnsStarted = true }) },
-		DNSDone:              func(httptrace.DNSDoneInfo) { set(func() { tt.dnsDone = true }) },
+		DNSDone:              func(i httptrace.DNSDoneInfo) { set(func() { tt.dnsDone = i.Err == nil }) },
 		TLSHandshakeStart:    func() { set(func() { tt.tlsStarted = true }) },
-		TLSHandshakeDone:     func(tls.ConnectionState, error) { set(func() { tt.tlsDone = true }) },
+		TLSHandshakeDone:     func(_ tls.ConnectionState, err error) { set(func() { tt.tlsDone = err == nil }) },
 		WroteRequest:         func(httptrace.WroteRequestInfo) { now := time.Now(); set(func() { tt.wrote = now }) },
 		GotFirstResponseByte: func() { now := time.Now(); set(func() { tt.firstByte = now }) },
 	}

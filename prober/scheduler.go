@@ -23,16 +23,19 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	runners map[string]*runner
-	wg      sync.WaitGroup
-	ctx     context.Context
-	cancel  context.CancelFunc
+	// stopping holds the loops of removed origins until they end, so that
+	// an origin added back waits for its old loop to delete its series.
+	stopping map[string]*runner
+	wg       sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
 // NewScheduler returns a scheduler that records results for the leaf
 // source (the source_id label).
 func NewScheduler(p *Prober, m *Metrics, source string, logger *slog.Logger) *Scheduler {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Scheduler{prober: p, metrics: m, source: source, logger: logger, runners: make(map[string]*runner), ctx: ctx, cancel: cancel}
+	return &Scheduler{prober: p, metrics: m, source: source, logger: logger, runners: make(map[string]*runner), stopping: make(map[string]*runner), ctx: ctx, cancel: cancel}
 }
 
 type runner struct {
@@ -51,6 +54,13 @@ func (s *Scheduler) Apply(targets []discovery.Target) {
 	if s.ctx.Err() != nil {
 		return
 	}
+	for id, r := range s.stopping {
+		select {
+		case <-r.done:
+			delete(s.stopping, id)
+		default:
+		}
+	}
 	want := make(map[string]discovery.Target, len(targets))
 	for _, t := range targets {
 		want[t.ID] = t
@@ -60,6 +70,7 @@ func (s *Scheduler) Apply(targets []discovery.Target) {
 			r.removed.Store(true)
 			r.cancel()
 			delete(s.runners, id)
+			s.stopping[id] = r
 		} else if !sameTarget(t, r.target) {
 			r.cancel()
 			s.runners[id] = s.start(t, r.done)
@@ -67,7 +78,12 @@ func (s *Scheduler) Apply(targets []discovery.Target) {
 	}
 	for _, t := range targets {
 		if _, ok := s.runners[t.ID]; !ok {
-			s.runners[t.ID] = s.start(t, nil)
+			var prev <-chan struct{}
+			if r, ok := s.stopping[t.ID]; ok {
+				prev = r.done
+				delete(s.stopping, t.ID)
+			}
+			s.runners[t.ID] = s.start(t, prev)
 		}
 	}
 }
@@ -101,11 +117,10 @@ func (s *Scheduler) start(t discovery.Target, prev <-chan struct{}) *runner {
 		defer s.wg.Done()
 		defer close(r.done)
 		if prev != nil {
-			select {
-			case <-prev:
-			case <-ctx.Done():
-				return
-			}
+			// The previous loop is canceled already and ends when its
+			// probe does; wait for it even if this one is canceled too, so
+			// that the last loop to end decides whether the series stay.
+			<-prev
 		}
 		s.run(ctx, r)
 	}()
