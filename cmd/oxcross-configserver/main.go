@@ -3,15 +3,9 @@ package main
 
 import (
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/oxcross/oxcross/configserver"
@@ -29,12 +23,8 @@ func main() {
 		Default("5s").Duration()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 	logger := flags.Logger()
-	logger.Info("Starting oxcross-configserver", "version", version.Info())
-	logger.Info("Build context", "build_context", version.BuildContext())
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	service.RegisterVersion(reg, name)
+	service.LogStart(logger, "oxcross-configserver")
+	reg := service.NewRegistry(name)
 	srv, err := configserver.New(*configFile, reg, logger)
 	if err != nil {
 		logger.Error("Cannot load the config", "err", err)
@@ -48,27 +38,18 @@ func main() {
 		os.Exit(1)
 	}
 	mux := configserver.NewMux(srv)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", service.MetricsHandler(reg))
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
 	mux.HandleFunc("GET /-/ready", service.Ready(func() error { return nil }))
 	mux.Handle("GET /{$}", landing)
 
 	ctx, stop := service.SignalContext()
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if err := srv.Reload(); err == nil {
-					logger.Info("Reloaded config on SIGHUP")
-				}
-			}
+	go service.OnSIGHUP(ctx, func() {
+		if err := srv.Reload(); err == nil {
+			logger.Info("Reloaded config on SIGHUP")
 		}
-	}()
+	})
 	go srv.Watch(ctx, max(*watchInterval, 100*time.Millisecond))
 
 	if err := service.Serve(ctx, mux, flags.Web, logger); err != nil {

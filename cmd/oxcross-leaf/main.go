@@ -5,15 +5,10 @@ package main
 import (
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
@@ -48,12 +43,8 @@ func main() {
 		logger.Error("--leaf.id is empty and the hostname is unknown: set --leaf.id or OXCROSS_LEAF_ID")
 		os.Exit(2)
 	}
-	logger.Info("Starting oxcross-leaf", "version", version.Info(), "leaf_id", *leafID)
-	logger.Info("Build context", "build_context", version.BuildContext())
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	service.RegisterVersion(reg, name)
+	service.LogStart(logger, "oxcross-leaf", "leaf_id", *leafID)
+	reg := service.NewRegistry(name)
 	agent := version.ComponentUserAgent("oxcross-leaf")
 	sched := prober.NewScheduler(prober.NewProber(agent), prober.NewMetrics(reg), *leafID, logger)
 
@@ -90,26 +81,19 @@ func main() {
 		os.Exit(1)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
+	mux.Handle("GET /metrics", service.MetricsHandler(reg))
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
 	mux.HandleFunc("GET /-/ready", service.Ready(follower.Ready))
 	mux.Handle("GET /{$}", landing)
 
 	ctx, stop := service.SignalContext()
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				logger.Info("SIGHUP: reloading the config")
-				follower.Reload()
-			}
-		}
+		service.OnSIGHUP(ctx, func() {
+			logger.Info("SIGHUP: reloading the config")
+			follower.Reload()
+		})
 	})
 	wg.Go(func() { follower.Run(ctx) })
 

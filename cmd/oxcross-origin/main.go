@@ -8,10 +8,6 @@ import (
 	"os"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/oxcross/oxcross/internal/service"
@@ -36,15 +32,8 @@ func main() {
 }
 
 func run(flags *service.Flags, logger *slog.Logger) error {
-	logger.Info("Starting oxcross-origin", "version", version.Info())
-	logger.Info("Build context", "build_context", version.BuildContext())
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	service.RegisterVersion(reg, name)
+	service.LogStart(logger, "oxcross-origin")
+	reg := service.NewRegistry(name)
 
 	h, err := origin.NewHandler(origin.Options{Registerer: reg})
 	if err != nil {
@@ -62,12 +51,7 @@ func run(flags *service.Flags, logger *slog.Logger) error {
 	mux := http.NewServeMux()
 	// The handler answers 405 itself for other methods, so that they are counted.
 	mux.Handle(origin.Path, h)
-	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg,
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelError),
-			Registry:          reg,
-			EnableOpenMetrics: true,
-		})))
+	mux.Handle("GET /metrics", service.MetricsHandler(reg))
 	mux.HandleFunc("GET /healthz", service.Healthy)
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
 	mux.Handle("GET /-/ready", service.Ready(func() error { return nil }))

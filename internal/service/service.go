@@ -17,7 +17,9 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -60,9 +62,44 @@ func (f *Flags) Logger() *slog.Logger {
 	return promslog.New(f.Log)
 }
 
-// RegisterVersion registers the <name>_build_info metric on reg.
-func RegisterVersion(reg prometheus.Registerer, name string) {
-	reg.MustRegister(versioncollector.NewCollector(name))
+// NewRegistry returns a registry with the Go runtime, process and
+// <name>_build_info metrics.
+func NewRegistry(name string) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector(name),
+	)
+	return reg
+}
+
+// MetricsHandler serves reg's metrics, negotiating OpenMetrics (and so
+// native histograms' exemplars and created timestamps) with scrapers that ask.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
+}
+
+// LogStart logs the program's version and build context, as Prometheus
+// programs do when they start.
+func LogStart(logger *slog.Logger, program string, args ...any) {
+	logger.Info("Starting "+program, append([]any{"version", version.Info()}, args...)...)
+	logger.Info("Build context", "build_context", version.BuildContext())
+}
+
+// OnSIGHUP calls fn on every SIGHUP until ctx ends.
+func OnSIGHUP(ctx context.Context, fn func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			fn()
+		}
+	}
 }
 
 // LandingPage returns the landing page at "/" linking to links.
