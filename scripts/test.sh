@@ -2,11 +2,16 @@
 # The whole test suite: formatting, vet, staticcheck, every Go test with the
 # race detector (unit, fuzz seeds and the end-to-end tests that run the real
 # binaries on loopback), then a short fuzzing run of the config parser.
-# Needs only Go (and gcc for -race); tools come from the Go module proxy.
+# Needs Go (and gcc for -race); Go tools come from the Go module proxy
+# (tools/go.mod) and Debian packages from scripts/packages.d/*.txt, installed
+# first by scripts/install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "Debian packages the tests use (scripts/packages.d)"
+bash scripts/install-deps.sh
 
 step "gofmt"
 unformatted=$(gofmt -l $(find . -name '*.go' -not -path './.git/*'))
