@@ -31,4 +31,12 @@ go test -race -count=1 -timeout 20m ./...
 step "fuzz the config parser (${FUZZTIME:=30s})"
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="$FUZZTIME" ./discovery
 
+# Suites outside the Go module (mixin, packages, ...): each script in
+# scripts/test.d runs from the repository root and fails on any error.
+for suite in scripts/test.d/*.sh; do
+  [ -e "$suite" ] || continue
+  step "$suite"
+  bash "$suite"
+done
+
 step "all tests passed"
