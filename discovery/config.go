@@ -52,14 +52,20 @@ type Config struct {
 	Timeout  time.Duration
 	// Origins are the resolved targets, in file order.
 	Origins []Target
+	// Modules are the probe modules by name, the built-in ones included.
+	Modules map[string]Module
 }
 
 // Target is one origin, resolved: every default applied, its URL complete.
 type Target struct {
 	// ID is the origin_id label value.
 	ID string
-	// URL is exactly what the leaf GETs (advanced mode adds the nonce).
-	URL      string
+	// URL is exactly what the leaf requests, for the http and oxcross
+	// kinds (the oxcross kind adds the nonce).
+	URL string
+	// Address is host:port for the tcp kind and the host for icmp.
+	Address string
+	// Mode is the name of the origin's module.
 	Mode     Mode
 	Interval time.Duration
 	Timeout  time.Duration
@@ -76,8 +82,8 @@ var (
 )
 
 var (
-	topKeys    = []string{"interval", "timeout", "origins"}
-	originKeys = []string{"name", "scheme", "hostname", "port", "path", "url", "mode", "interval", "timeout", "labels"}
+	topKeys    = []string{"interval", "timeout", "modules", "origins"}
+	originKeys = []string{"name", "scheme", "hostname", "port", "path", "url", "address", "mode", "module", "interval", "timeout", "labels"}
 )
 
 // Parse parses and validates a YAML or JSON target configuration; the
@@ -159,6 +165,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 			}
 		}
 	}
+	cfg.Modules = p.modules(f["modules"])
 	origins := f["origins"]
 	if origins == nil {
 		p.errorf(root, "origins: missing: the config needs at least one origin")
@@ -206,14 +213,22 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 		where = fmt.Sprintf("origins[%d] (%q)", i, name)
 	}
 	t := Target{Mode: ModeAdvanced, Interval: cfg.Interval}
-	if v := f["mode"]; v != nil {
-		switch m := Mode(p.str(v, where+": mode")); m {
-		case ModeAdvanced, ModeSimple:
-			t.Mode = m
-		default:
-			p.errorf(v, "%s: mode: %q is not one of advanced, simple", where, m)
+	modeKey, mv := "mode", f["mode"]
+	if mod := f["module"]; mod != nil {
+		if mv != nil {
+			p.errorf(mod, "%s: module: not allowed together with mode (they are the same)", where)
+		}
+		modeKey, mv = "module", mod
+	}
+	if mv != nil {
+		m := p.str(mv, where+": "+modeKey)
+		if _, ok := cfg.Modules[m]; ok {
+			t.Mode = Mode(m)
+		} else if m != "" {
+			p.errorf(mv, "%s: %s: %q is not a module (known: %s)", where, modeKey, m, moduleNames(cfg.Modules))
 		}
 	}
+	kind := cfg.Modules[string(t.Mode)].Kind
 	if v := f["interval"]; v != nil {
 		if d, ok := p.duration(v, where+": interval"); ok {
 			t.Interval = d
@@ -231,7 +246,12 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 
 	var scheme, host string
 	var port int
-	if v := f["url"]; v != nil {
+	if kind == KindTCP || kind == KindICMP {
+		host, port = p.address(t.Mode, kind, f, where, n, &t)
+		scheme = string(kind)
+	} else if f["address"] != nil {
+		p.errorf(f["address"], "%s: address: only for the tcp and icmp kinds; give a url or scheme, hostname and port", where)
+	} else if v := f["url"]; v != nil {
 		for _, k := range []string{"scheme", "hostname", "port", "path"} {
 			if f[k] != nil {
 				p.errorf(f[k], "%s: %s: not allowed together with url", where, k)
@@ -259,7 +279,7 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 					p.errorf(v, "%s: url: port %s is outside 1-65535", where, ps)
 				}
 			}
-			if t.Mode == ModeAdvanced && (u.Path == "" || u.Path == "/") {
+			if kind == KindOxcross && (u.Path == "" || u.Path == "/") {
 				u.Path = "/oxcross"
 			} else if u.Path == "" {
 				u.Path = "/"
@@ -289,14 +309,14 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 			}
 		}
 		path := "/"
-		if t.Mode == ModeAdvanced {
+		if kind == KindOxcross {
 			path = "/oxcross"
 		}
 		if v := f["path"]; v != nil {
 			ps := p.str(v, where+": path")
 			switch {
-			case t.Mode != ModeSimple:
-				p.errorf(v, "%s: path: only for simple mode (advanced mode always probes /oxcross)", where)
+			case kind != KindHTTP:
+				p.errorf(v, "%s: path: only for the http kind (simple mode); advanced mode always probes /oxcross", where)
 			case !strings.HasPrefix(ps, "/"):
 				p.errorf(v, "%s: path: %q does not start with /", where, ps)
 			case strings.Contains(ps, " "):
@@ -316,7 +336,11 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 		}
 	}
 	if name == "" && host != "" {
-		name = fmt.Sprintf("%s-%d-%s", host, port, scheme)
+		if kind == KindICMP {
+			name = host + "-icmp"
+		} else {
+			name = fmt.Sprintf("%s-%d-%s", host, port, scheme)
+		}
 	}
 	t.ID = name
 	if len(name) > MaxNameLength || (name != "" && !nameRE.MatchString(name)) {
@@ -326,6 +350,69 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 		t.Labels = p.labels(v, where)
 	}
 	return t, len(p.errs) == before
+}
+
+// address reads the target of the tcp and icmp kinds: `address`
+// (host:port for tcp, a host for icmp) or `hostname` and, for tcp, `port`.
+func (p *parser) address(mode Mode, kind Kind, f map[string]*yaml.Node, where string, n *yaml.Node, t *Target) (string, int) {
+	for _, k := range []string{"url", "scheme", "path"} {
+		if f[k] != nil {
+			p.errorf(f[k], "%s: %s: not for module %s (kind %s); give address or hostname", where, k, mode, kind)
+		}
+	}
+	var host string
+	port := 0
+	if v := f["address"]; v != nil {
+		for _, k := range []string{"hostname", "port"} {
+			if f[k] != nil {
+				p.errorf(f[k], "%s: %s: not allowed together with address", where, k)
+			}
+		}
+		raw := p.str(v, where+": address")
+		if kind == KindTCP {
+			h, ps, err := net.SplitHostPort(raw)
+			if err != nil {
+				p.errorf(v, "%s: address: %q is not host:port", where, raw)
+				return "", 0
+			}
+			host = h
+			var perr error
+			port, perr = strconv.Atoi(ps)
+			if perr != nil || port < 1 || port > 65535 {
+				p.errorf(v, "%s: address: port %q is outside 1-65535", where, ps)
+			}
+		} else {
+			host = strings.Trim(raw, "[]")
+		}
+	} else {
+		if f["hostname"] == nil {
+			p.errorf(n, "%s: hostname: missing, or give an address", where)
+			return "", 0
+		}
+		host = strings.Trim(p.str(f["hostname"], where+": hostname"), "[]")
+		if kind == KindTCP {
+			if f["port"] == nil {
+				p.errorf(n, "%s: port: missing; the tcp kind needs one", where)
+			} else {
+				port = p.integer(f["port"], where+": port")
+				if port < 1 || port > 65535 {
+					p.errorf(f["port"], "%s: port: %d is outside 1-65535", where, port)
+				}
+			}
+		} else if f["port"] != nil {
+			p.errorf(f["port"], "%s: port: not for the icmp kind", where)
+		}
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@ \t") || !validHost(host) {
+		p.errorf(n, "%s: %q is not a host name or IP address", where, host)
+		return "", 0
+	}
+	if kind == KindTCP {
+		t.Address = net.JoinHostPort(host, strconv.Itoa(port))
+	} else {
+		t.Address = host
+	}
+	return host, port
 }
 
 func (p *parser) labels(n *yaml.Node, where string) map[string]string {
@@ -465,14 +552,16 @@ func kindName(n *yaml.Node) string {
 // jsonConfig and jsonOrigin are the normalized form the configserver serves
 // and the leaf caches: every default applied, durations as Go durations.
 type jsonConfig struct {
-	Interval string       `json:"interval"`
-	Timeout  string       `json:"timeout"`
-	Origins  []jsonOrigin `json:"origins"`
+	Interval string            `json:"interval"`
+	Timeout  string            `json:"timeout"`
+	Modules  map[string]Module `json:"modules,omitempty"`
+	Origins  []jsonOrigin      `json:"origins"`
 }
 
 type jsonOrigin struct {
 	Name     string            `json:"name"`
-	URL      string            `json:"url"`
+	URL      string            `json:"url,omitempty"`
+	Address  string            `json:"address,omitempty"`
 	Mode     Mode              `json:"mode"`
 	Interval string            `json:"interval"`
 	Timeout  string            `json:"timeout"`
@@ -483,8 +572,18 @@ type jsonOrigin struct {
 // back to an equal Config.
 func (c *Config) MarshalJSON() ([]byte, error) {
 	jc := jsonConfig{Interval: c.Interval.String(), Timeout: c.Timeout.String(), Origins: make([]jsonOrigin, 0, len(c.Origins))}
+	builtin := BuiltinModules()
+	for name, m := range c.Modules {
+		if _, ok := builtin[name]; ok {
+			continue
+		}
+		if jc.Modules == nil {
+			jc.Modules = make(map[string]Module)
+		}
+		jc.Modules[name] = m
+	}
 	for _, t := range c.Origins {
-		jc.Origins = append(jc.Origins, jsonOrigin{Name: t.ID, URL: t.URL, Mode: t.Mode, Interval: t.Interval.String(), Timeout: t.Timeout.String(), Labels: t.Labels})
+		jc.Origins = append(jc.Origins, jsonOrigin{Name: t.ID, URL: t.URL, Address: t.Address, Mode: t.Mode, Interval: t.Interval.String(), Timeout: t.Timeout.String(), Labels: t.Labels})
 	}
 	return json.Marshal(jc)
 }
