@@ -10,6 +10,7 @@ const (
 	labelSource = "source_id"
 	labelResult = "result"
 	labelReason = "reason"
+	labelPhase  = "phase"
 )
 
 // TimingBuckets are the classic buckets of oxcross_leaf_probe_timings, in
@@ -24,6 +25,11 @@ type Metrics struct {
 	drift       *prometheus.GaugeVec
 	uncertainty *prometheus.GaugeVec
 	duration    *prometheus.GaugeVec
+	phase       *prometheus.GaugeVec
+	statusCode  *prometheus.GaugeVec
+	httpVersion *prometheus.GaugeVec
+	tlsExpiry   *prometheus.GaugeVec
+	skipped     *prometheus.CounterVec
 }
 
 // NewMetrics creates the probe metrics and registers them on reg.
@@ -58,8 +64,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "oxcross_leaf_probe_duration_seconds",
 			Help: "Duration of the last probe of the origin, successful or not, in seconds.",
 		}, ol),
+		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_probe_phase_seconds",
+			Help: "Duration of each phase of the last probe of the origin, in seconds: resolve, connect, tls, processing (request written to first byte), transfer (first byte to end of body).",
+		}, []string{labelOrigin, labelSource, labelPhase}),
+		statusCode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_probe_http_status_code",
+			Help: "HTTP status code of the last probe's response, 0 if there was none.",
+		}, ol),
+		httpVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_probe_http_version",
+			Help: "HTTP version of the last probe's response (1.1, 2), 0 if there was none.",
+		}, ol),
+		tlsExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds",
+			Help: "Earliest expiry of the certificates the origin sent in the last TLS handshake, as a Unix timestamp.",
+		}, ol),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxcross_leaf_probe_skipped_total",
+			Help: "Probe slots skipped because the previous probe was still running or no probe slot (--probe.max-concurrency) was free in time.",
+		}, ol),
 	}
-	reg.MustRegister(m.timings, m.results, m.status, m.drift, m.uncertainty, m.duration)
+	reg.MustRegister(m.timings, m.results, m.status, m.drift, m.uncertainty, m.duration, m.phase, m.statusCode, m.httpVersion, m.tlsExpiry, m.skipped)
 	return m
 }
 
@@ -73,6 +99,11 @@ type originMetrics struct {
 	drift        prometheus.Gauge
 	uncertainty  prometheus.Gauge
 	duration     prometheus.Gauge
+	phases       [numPhases]prometheus.Gauge
+	statusCode   prometheus.Gauge
+	httpVersion  prometheus.Gauge
+	tlsExpiry    prometheus.Gauge
+	skipped      prometheus.Counter
 	success      prometheus.Counter
 	failures     map[Reason]prometheus.Counter
 	driftCreated bool
@@ -84,6 +115,7 @@ func (m *Metrics) forOrigin(id, source string) *originMetrics {
 		id:       id,
 		source:   source,
 		timings:  m.timings.WithLabelValues(id, source),
+		skipped:  m.skipped.WithLabelValues(id, source),
 		success:  m.results.WithLabelValues(id, source, "true", string(ReasonOK)),
 		failures: make(map[Reason]prometheus.Counter, len(failureReasons)),
 	}
@@ -104,6 +136,30 @@ func (om *originMetrics) record(r Result) {
 		om.duration = om.parent.duration.WithLabelValues(om.id, om.source)
 	}
 	om.duration.Set(r.Duration.Seconds())
+	for p := range numPhases {
+		d, ok := r.Phases.Get(p)
+		if !ok {
+			continue
+		}
+		if om.phases[p] == nil {
+			om.phases[p] = om.parent.phase.WithLabelValues(om.id, om.source, p.String())
+		}
+		om.phases[p].Set(d.Seconds())
+	}
+	if r.StatusCode != 0 || om.statusCode != nil {
+		if om.statusCode == nil {
+			om.statusCode = om.parent.statusCode.WithLabelValues(om.id, om.source)
+			om.httpVersion = om.parent.httpVersion.WithLabelValues(om.id, om.source)
+		}
+		om.statusCode.Set(float64(r.StatusCode))
+		om.httpVersion.Set(r.HTTPVersion)
+	}
+	if !r.TLSExpiry.IsZero() {
+		if om.tlsExpiry == nil {
+			om.tlsExpiry = om.parent.tlsExpiry.WithLabelValues(om.id, om.source)
+		}
+		om.tlsExpiry.Set(float64(r.TLSExpiry.Unix()))
+	}
 	if !r.Success {
 		om.status.Set(0)
 		om.failures[r.Reason].Inc()
@@ -132,4 +188,9 @@ func (om *originMetrics) delete() {
 	om.parent.drift.DeletePartialMatch(l)
 	om.parent.uncertainty.DeletePartialMatch(l)
 	om.parent.duration.DeletePartialMatch(l)
+	om.parent.phase.DeletePartialMatch(l)
+	om.parent.statusCode.DeletePartialMatch(l)
+	om.parent.httpVersion.DeletePartialMatch(l)
+	om.parent.tlsExpiry.DeletePartialMatch(l)
+	om.parent.skipped.DeletePartialMatch(l)
 }

@@ -6,12 +6,15 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -457,9 +460,14 @@ func TestProbeTLS(t *testing.T) {
 	wantReason(t, probe(t, NewProber(testAgent), advanced(strings.Replace(ts.URL, "https:", "http:", 1)+origin.Path), nil), ReasonHTTPStatus)
 
 	// With the authority trusted, the probe succeeds over TLS, with drift.
-	p := NewProber(testAgent)
-	p.client.Transport.(*http.Transport).TLSClientConfig.RootCAs = ts.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	r := probe(t, p, advanced(ts.URL+origin.Path), &originState{})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := discovery.Module{Kind: discovery.KindOxcross, HTTP: discovery.HTTPSettings{TLS: discovery.TLSSettings{CAFile: caFile}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r := NewProber(testAgent).ProbeModule(ctx, advanced(ts.URL+origin.Path), &m, &originState{})
 	wantReason(t, r, ReasonOK)
 	if r.Drift == nil || abs(r.Drift.Offset) > 50*time.Millisecond {
 		t.Errorf("drift %+v, want |offset| < 50ms", r.Drift)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/fnv"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,8 @@ type Scheduler struct {
 	metrics *Metrics
 	source  string
 	logger  *slog.Logger
+	// sem bounds the probes in flight across all origins.
+	sem chan struct{}
 
 	mu      sync.Mutex
 	runners map[string]*runner
@@ -31,24 +34,51 @@ type Scheduler struct {
 	cancel   context.CancelFunc
 }
 
+// DefaultMaxConcurrency is the default bound on probes in flight.
+const DefaultMaxConcurrency = 256
+
 // NewScheduler returns a scheduler that records results for the leaf
-// source (the source_id label).
+// source (the source_id label), with at most DefaultMaxConcurrency probes
+// in flight.
 func NewScheduler(p *Prober, m *Metrics, source string, logger *slog.Logger) *Scheduler {
+	return NewSchedulerWithLimit(p, m, source, logger, DefaultMaxConcurrency)
+}
+
+// NewSchedulerWithLimit is NewScheduler with at most maxConcurrency probes
+// in flight across all origins.
+func NewSchedulerWithLimit(p *Prober, m *Metrics, source string, logger *slog.Logger, maxConcurrency int) *Scheduler {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Scheduler{prober: p, metrics: m, source: source, logger: logger, runners: make(map[string]*runner), stopping: make(map[string]*runner), ctx: ctx, cancel: cancel}
+	return &Scheduler{
+		prober: p, metrics: m, source: source, logger: logger,
+		sem:     make(chan struct{}, max(maxConcurrency, 1)),
+		runners: make(map[string]*runner), stopping: make(map[string]*runner),
+		ctx: ctx, cancel: cancel,
+	}
 }
 
 type runner struct {
 	target  discovery.Target
+	module  discovery.Module
 	cancel  context.CancelFunc
 	done    chan struct{}
 	removed atomic.Bool
 }
 
-// Apply makes targets the set of probed origins: new origins start, removed
-// ones stop and lose their series, changed ones restart with their series
-// kept. Unchanged origins keep their schedule.
+// Apply makes targets, with the built-in modules, the set of probed origins.
 func (s *Scheduler) Apply(targets []discovery.Target) {
+	s.ApplyModules(targets, discovery.BuiltinModules())
+}
+
+// ApplyConfig makes cfg's origins the set of probed origins.
+func (s *Scheduler) ApplyConfig(cfg *discovery.Config) {
+	s.ApplyModules(cfg.Origins, cfg.Modules)
+}
+
+// ApplyModules makes targets the set of probed origins, each probed with
+// its module from modules: new origins start, removed ones stop and lose
+// their series, changed ones (target or module settings) restart with their
+// series kept. Unchanged origins keep their schedule.
+func (s *Scheduler) ApplyModules(targets []discovery.Target, modules map[string]discovery.Module) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ctx.Err() != nil {
@@ -71,9 +101,9 @@ func (s *Scheduler) Apply(targets []discovery.Target) {
 			r.cancel()
 			delete(s.runners, id)
 			s.stopping[id] = r
-		} else if !sameTarget(t, r.target) {
+		} else if m := modules[string(t.Mode)]; !sameTarget(t, r.target) || !reflect.DeepEqual(m, r.module) {
 			r.cancel()
-			s.runners[id] = s.start(t, r.done)
+			s.runners[id] = s.start(t, m, r.done)
 		}
 	}
 	for _, t := range targets {
@@ -83,13 +113,13 @@ func (s *Scheduler) Apply(targets []discovery.Target) {
 				prev = r.done
 				delete(s.stopping, t.ID)
 			}
-			s.runners[t.ID] = s.start(t, prev)
+			s.runners[t.ID] = s.start(t, modules[string(t.Mode)], prev)
 		}
 	}
 }
 
 func sameTarget(a, b discovery.Target) bool {
-	return a.URL == b.URL && a.Mode == b.Mode && a.Interval == b.Interval && a.Timeout == b.Timeout
+	return a.URL == b.URL && a.Address == b.Address && a.Mode == b.Mode && a.Interval == b.Interval && a.Timeout == b.Timeout
 }
 
 // Stop stops every probe and waits until in-flight probes have ended.
@@ -109,9 +139,9 @@ func (s *Scheduler) Len() int {
 
 // start runs t's probe loop; when prev is set, the loop waits for the
 // origin's previous loop to end first.
-func (s *Scheduler) start(t discovery.Target, prev <-chan struct{}) *runner {
+func (s *Scheduler) start(t discovery.Target, m discovery.Module, prev <-chan struct{}) *runner {
 	ctx, cancel := context.WithCancel(s.ctx)
-	r := &runner{target: t, cancel: cancel, done: make(chan struct{})}
+	r := &runner{target: t, module: m, cancel: cancel, done: make(chan struct{})}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -127,14 +157,19 @@ func (s *Scheduler) start(t discovery.Target, prev <-chan struct{}) *runner {
 	return r
 }
 
-// Phase returns the offset within the interval for key: a hash, so that
-// origins spread across the interval and keep their phase across restarts.
-func Phase(key string, interval time.Duration) time.Duration {
+// SlotOffset returns the offset within the interval for key: a hash, so
+// that origins spread across the interval and keep their slot across
+// restarts.
+func SlotOffset(key string, interval time.Duration) time.Duration {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(key))
 	return time.Duration(h.Sum64() % uint64(interval))
 }
 
+// run probes r's origin at its slot in every interval. A probe that cannot
+// start before its next slot (all probe slots busy) or that still runs at
+// its next slot costs the slots it overlaps: they are skipped and counted,
+// never queued.
 func (s *Scheduler) run(ctx context.Context, r *runner) {
 	t := r.target
 	om := s.metrics.forOrigin(t.ID, s.source)
@@ -144,39 +179,71 @@ func (s *Scheduler) run(ctx context.Context, r *runner) {
 		}
 	}()
 	st := &originState{}
-	// Wait for this origin's phase in the interval, counted from the
-	// interval's wall-clock boundary. The phase hashes the leaf's id too, so
-	// that the leaves of a fleet do not all hit an origin at once.
+	// The first slot: this origin's offset in the interval, counted from
+	// the interval's wall-clock boundary. The offset hashes the leaf's id
+	// too, so that the leaves of a fleet do not all hit an origin at once.
 	now := time.Now()
-	wait := Phase(s.source+"/"+t.ID, t.Interval) - time.Duration(now.UnixNano()%int64(t.Interval))
+	wait := SlotOffset(s.source+"/"+t.ID, t.Interval) - time.Duration(now.UnixNano()%int64(t.Interval))
 	if wait < 0 {
 		wait += t.Interval
 	}
+	next := now.Add(wait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return
-	case <-timer.C:
-	}
-	ticker := time.NewTicker(t.Interval)
-	defer ticker.Stop()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, t.Timeout)
-		res := s.prober.Probe(pctx, t, st)
-		cancel()
-		if ctx.Err() != nil {
-			// Stopped or replaced mid-probe: the result measures nothing.
-			return
-		}
-		om.record(res)
-		if !res.Success {
-			s.logger.Debug("probe failed", "origin_id", t.ID, "url", t.URL, "reason", res.Reason, "err", res.Err)
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-timer.C:
 		}
+		slot := next
+		next = next.Add(t.Interval)
+		if s.acquire(ctx, timer, next) {
+			pctx, cancel := context.WithTimeout(ctx, t.Timeout)
+			res := s.prober.ProbeModule(pctx, t, &r.module, st)
+			cancel()
+			<-s.sem
+			if ctx.Err() != nil {
+				// Stopped or replaced mid-probe: the result measures nothing.
+				return
+			}
+			om.record(res)
+			if !res.Success {
+				s.logger.Debug("Probe failed", "origin_id", t.ID, "reason", res.Reason, "err", res.Err)
+			}
+		} else {
+			if ctx.Err() != nil {
+				return
+			}
+			om.skipped.Inc()
+			s.logger.Warn("Probe skipped: no probe slot free before the next interval", "origin_id", t.ID, "slot", slot)
+		}
+		now := time.Now()
+		if behind := now.Sub(next); behind >= 0 {
+			missed := int64(behind/t.Interval) + 1
+			om.skipped.Add(float64(missed))
+			next = next.Add(time.Duration(missed) * t.Interval)
+		}
+		timer.Reset(next.Sub(now))
+	}
+}
+
+// acquire takes a probe slot, waiting until deadline at most. It uses
+// timer, which has fired.
+func (s *Scheduler) acquire(ctx context.Context, timer *time.Timer, deadline time.Time) bool {
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	default:
+	}
+	timer.Reset(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return false
 	}
 }

@@ -203,7 +203,7 @@ func TestSchedulerNoStatusBeforeFirstProbe(t *testing.T) {
 	tg := target("later", url, time.Hour)
 	// The phase puts the first probe somewhere in the hour; skip the rare
 	// wall-clock moment where it is imminent.
-	wait := Phase(testSource+"/"+tg.ID, tg.Interval) - time.Duration(time.Now().UnixNano()%int64(tg.Interval))
+	wait := SlotOffset(testSource+"/"+tg.ID, tg.Interval) - time.Duration(time.Now().UnixNano()%int64(tg.Interval))
 	if wait < 0 {
 		wait += tg.Interval
 	}
@@ -472,22 +472,22 @@ func TestSchedulerStop(t *testing.T) {
 	}
 }
 
-func TestPhase(t *testing.T) {
+func TestSlotOffset(t *testing.T) {
 	t.Parallel()
 	for _, interval := range []time.Duration{time.Millisecond, 100 * time.Millisecond, 30 * time.Second, time.Hour} {
 		seen := make(map[time.Duration]string)
 		for i := range 200 {
 			key := fmt.Sprintf("leaf-%d/origin-%d", i%7, i)
-			p := Phase(key, interval)
+			p := SlotOffset(key, interval)
 			if p < 0 || p >= interval {
-				t.Fatalf("Phase(%q, %v) = %v, want in [0, %v)", key, interval, p, interval)
+				t.Fatalf("SlotOffset(%q, %v) = %v, want in [0, %v)", key, interval, p, interval)
 			}
-			if p != Phase(key, interval) {
-				t.Fatalf("Phase(%q, %v) is not stable", key, interval)
+			if p != SlotOffset(key, interval) {
+				t.Fatalf("SlotOffset(%q, %v) is not stable", key, interval)
 			}
 			if interval >= 100*time.Millisecond {
 				if other, dup := seen[p]; dup {
-					t.Errorf("Phase(%q) = Phase(%q) = %v", key, other, p)
+					t.Errorf("SlotOffset(%q) = SlotOffset(%q) = %v", key, other, p)
 				}
 			}
 			seen[p] = key
@@ -495,7 +495,7 @@ func TestPhase(t *testing.T) {
 	}
 	// The leaf's id is part of the key: two leaves probe one origin at
 	// different phases.
-	if a, b := Phase("leaf-1/origin", time.Minute), Phase("leaf-2/origin", time.Minute); a == b {
+	if a, b := SlotOffset("leaf-1/origin", time.Minute), SlotOffset("leaf-2/origin", time.Minute); a == b {
 		t.Errorf("two leaves share the phase %v", a)
 	}
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -31,6 +32,8 @@ func main() {
 	watch := app.Flag("config.watch-interval", "How often to check --config.file for changes.").Default("5s").Duration()
 	cacheFile := app.Flag("config.cache-file", "Where the last good config from the configserver is kept, to start from when the configserver cannot be reached. Empty disables the cache.").
 		Default("/var/lib/oxcross-leaf/config.json").String()
+	maxConcurrency := app.Flag("probe.max-concurrency", "Most probes in flight at once across all origins; a probe that finds no free slot before its next one is skipped and counted in oxcross_leaf_probe_skipped_total.").
+		Default(strconv.Itoa(prober.DefaultMaxConcurrency)).Int()
 	leafID := app.Flag("leaf.id", "This leaf's id, the source_id label of its metrics.").
 		Envar("OXCROSS_LEAF_ID").Default(hostname).String()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
@@ -46,12 +49,13 @@ func main() {
 	service.LogStart(logger, "oxcross-leaf", "leaf_id", *leafID)
 	reg := service.NewRegistry(name)
 	agent := version.ComponentUserAgent("oxcross-leaf")
-	sched := prober.NewScheduler(prober.NewProber(agent), prober.NewMetrics(reg), *leafID, logger)
+	probes := prober.NewProberWithRegistry(agent, prober.NewRegistry(logger))
+	sched := prober.NewSchedulerWithLimit(probes, prober.NewMetrics(reg), *leafID, logger, *maxConcurrency)
 
 	opts := discovery.FollowerOptions{
 		RefreshInterval: *refresh,
 		WatchInterval:   max(*watch, 100*time.Millisecond),
-		Apply:           func(c *discovery.Config) { sched.Apply(c.Origins) },
+		Apply:           sched.ApplyConfig,
 		Logger:          logger,
 		Registerer:      reg,
 	}

@@ -1,0 +1,71 @@
+package prober
+
+import "time"
+
+// Reason says why a probe failed; it comes from a fixed set so that it can
+// be a label value.
+type Reason string
+
+// The reasons a probe ends with.
+const (
+	ReasonOK              Reason = "ok"
+	ReasonTimeout         Reason = "timeout"
+	ReasonDNS             Reason = "dns"
+	ReasonConnect         Reason = "connect"
+	ReasonTLS             Reason = "tls"
+	ReasonHTTPStatus      Reason = "http_status"
+	ReasonBodyMismatch    Reason = "body_mismatch"
+	ReasonInvalidResponse Reason = "invalid_response"
+	ReasonCached          Reason = "cached"
+	ReasonBodyTooLarge    Reason = "body_too_large"
+	ReasonICMP            Reason = "icmp"
+	ReasonError           Reason = "error"
+)
+
+// failureReasons lists every reason a probe can fail with.
+var failureReasons = []Reason{ReasonTimeout, ReasonDNS, ReasonConnect, ReasonTLS, ReasonHTTPStatus, ReasonBodyMismatch, ReasonInvalidResponse, ReasonCached, ReasonBodyTooLarge, ReasonICMP, ReasonError}
+
+// Result is the outcome of one probe.
+type Result struct {
+	Success bool
+	Reason  Reason
+	// Duration runs from the start of the probe to its end (for HTTP, the
+	// end of the body).
+	Duration time.Duration
+	Phases   Phases
+	// StatusCode and HTTPVersion (1.1, 2) are set by HTTP probes that got
+	// an answer.
+	StatusCode  int
+	HTTPVersion float64
+	// TLSExpiry is the earliest NotAfter of the certificates the peer sent,
+	// when there was a TLS handshake.
+	TLSExpiry time.Time
+	// Drift is set by successful oxcross probes.
+	Drift *Drift
+	// Err is the underlying error of a failure, for logs only.
+	Err error
+}
+
+// fail marks r failed with reason and err.
+func (r *Result) fail(reason Reason, err error) {
+	r.Success, r.Reason, r.Err = false, reason, err
+}
+
+// originState is what a prober remembers of an origin between probes.
+type originState struct {
+	// tokens holds the last tokens the origin sent, to recognise a cached
+	// response that repeats one.
+	tokens [64]string
+	next   int
+}
+
+func (s *originState) seen(token string) bool {
+	for _, t := range s.tokens {
+		if t == token {
+			return true
+		}
+	}
+	s.tokens[s.next] = token
+	s.next = (s.next + 1) % len(s.tokens)
+	return false
+}

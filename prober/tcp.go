@@ -1,0 +1,53 @@
+package prober
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+)
+
+// tcpKind connects to host:port and, when the module asks, does a TLS
+// handshake: it measures reachability of any TCP service.
+type tcpKind struct{}
+
+func (tcpKind) Probe(ctx context.Context, p *Params, r *Result) {
+	start := time.Now()
+	tt := &traceTimes{}
+	conn, err := dialContext(tt.withTrace(ctx), p.Module, p.Target.Address)
+	if err != nil {
+		r.Duration = time.Since(start)
+		tt.phases(&r.Phases, start, time.Time{}, false)
+		r.fail(tt.classify(err), err)
+		return
+	}
+	defer conn.Close()
+	tt.phases(&r.Phases, start, time.Time{}, false)
+	if s := p.Module.TCP; s.TLS {
+		tc, err := tlsConfig(s.TLSConfig)
+		if err != nil {
+			r.fail(ReasonError, err)
+			return
+		}
+		if tc.ServerName == "" {
+			tc.ServerName, _, _ = net.SplitHostPort(p.Target.Address)
+		}
+		tlsStart := time.Now()
+		tconn := tls.Client(conn, tc)
+		err = tconn.HandshakeContext(ctx)
+		r.Phases.Set(PhaseTLS, time.Since(tlsStart))
+		if err != nil {
+			r.Duration = time.Since(start)
+			reason := classify(err)
+			if reason == ReasonError {
+				reason = ReasonTLS
+			}
+			r.fail(reason, fmt.Errorf("TLS handshake: %w", err))
+			return
+		}
+		r.TLSExpiry = earliestExpiry(tconn.ConnectionState().PeerCertificates)
+	}
+	r.Duration = time.Since(start)
+	r.Success = true
+}

@@ -1,0 +1,154 @@
+package prober
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http/httptrace"
+	"os"
+	"sync"
+	"time"
+)
+
+// traceTimes collects what httptrace (and the net package through it)
+// reports. The transport calls the hooks from its own goroutines.
+type traceTimes struct {
+	mu                       sync.Mutex
+	dnsStart, dnsDone        time.Time
+	dnsOK                    bool
+	connectStart, connectEnd time.Time
+	connectOK                bool
+	tlsStart, tlsDone        time.Time
+	tlsOK                    bool
+	wrote, firstByte         time.Time
+}
+
+func (tt *traceTimes) trace() *httptrace.ClientTrace {
+	lock := func() func() { tt.mu.Lock(); return tt.mu.Unlock }
+	return &httptrace.ClientTrace{
+		DNSStart: func(httptrace.DNSStartInfo) { now := time.Now(); defer lock()(); tt.dnsStart = now },
+		DNSDone: func(i httptrace.DNSDoneInfo) {
+			now := time.Now()
+			defer lock()()
+			tt.dnsDone, tt.dnsOK = now, i.Err == nil
+		},
+		ConnectStart: func(string, string) {
+			now := time.Now()
+			defer lock()()
+			if tt.connectStart.IsZero() {
+				tt.connectStart = now
+			}
+		},
+		ConnectDone: func(_, _ string, err error) {
+			now := time.Now()
+			defer lock()()
+			if err == nil {
+				tt.connectEnd, tt.connectOK = now, true
+			}
+		},
+		TLSHandshakeStart: func() { now := time.Now(); defer lock()(); tt.tlsStart = now },
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+			now := time.Now()
+			defer lock()()
+			tt.tlsDone, tt.tlsOK = now, err == nil
+		},
+		WroteRequest:         func(httptrace.WroteRequestInfo) { now := time.Now(); defer lock()(); tt.wrote = now },
+		GotFirstResponseByte: func() { now := time.Now(); defer lock()(); tt.firstByte = now },
+	}
+}
+
+// withTrace returns ctx with tt's hooks installed; the net package calls
+// the DNS and connect hooks for dials made with it.
+func (tt *traceTimes) withTrace(ctx context.Context) context.Context {
+	return httptrace.WithClientTrace(ctx, tt.trace())
+}
+
+func (tt *traceTimes) times() (wrote, firstByte time.Time) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.wrote, tt.firstByte
+}
+
+// phases fills ph from the trace; end is the end of the body.
+func (tt *traceTimes) phases(ph *Phases, start, end time.Time, http bool) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	ph.Set(PhaseResolve, 0)
+	if !tt.dnsStart.IsZero() && !tt.dnsDone.IsZero() {
+		ph.Set(PhaseResolve, tt.dnsDone.Sub(tt.dnsStart))
+	}
+	if tt.connectOK {
+		ph.Set(PhaseConnect, tt.connectEnd.Sub(tt.connectStart))
+	}
+	ph.Set(PhaseTLS, 0)
+	if tt.tlsOK {
+		ph.Set(PhaseTLS, tt.tlsDone.Sub(tt.tlsStart))
+	}
+	if http && !tt.wrote.IsZero() && !tt.firstByte.IsZero() {
+		ph.Set(PhaseProcessing, tt.firstByte.Sub(tt.wrote))
+		if !end.IsZero() {
+			ph.Set(PhaseTransfer, end.Sub(tt.firstByte))
+		}
+	}
+}
+
+// classify maps a failed dial or request to a reason, using the phase it
+// had reached when the error type alone does not tell.
+func (tt *traceTimes) classify(err error) Reason {
+	r := classify(err)
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	switch {
+	case r != ReasonError:
+	case !tt.dnsStart.IsZero() && !tt.dnsOK:
+		r = ReasonDNS
+	case !tt.tlsStart.IsZero() && !tt.tlsOK:
+		r = ReasonTLS
+	case !tt.connectStart.IsZero() && !tt.connectOK:
+		r = ReasonConnect
+	}
+	return r
+}
+
+// classify maps a transport error to a reason.
+func classify(err error) Reason {
+	var (
+		dnsErr  *net.DNSError
+		opErr   *net.OpError
+		certErr *tls.CertificateVerificationError
+		recErr  tls.RecordHeaderError
+		alert   tls.AlertError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return ReasonTimeout
+	case errors.As(err, &dnsErr):
+		return ReasonDNS
+	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &alert),
+		errors.As(err, &unknown), errors.As(err, &host), errors.As(err, &invalid):
+		return ReasonTLS
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return ReasonConnect
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return ReasonTimeout
+	}
+	return ReasonError
+}
+
+// earliestExpiry returns the earliest NotAfter of certs.
+func earliestExpiry(certs []*x509.Certificate) time.Time {
+	var t time.Time
+	for _, c := range certs {
+		if t.IsZero() || c.NotAfter.Before(t) {
+			t = c.NotAfter
+		}
+	}
+	return t
+}
