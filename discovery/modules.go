@@ -2,11 +2,14 @@ package discovery
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -253,4 +256,46 @@ func moduleNames(mods map[string]Module) string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
+}
+
+// ProbeTarget resolves a one-off probe's target (a URL, or host:port, or
+// a host, as module's kind wants) with the same rules as a config entry.
+// modules are the config's modules, the built-in ones included.
+func ProbeTarget(raw, module string, modules map[string]Module, timeout time.Duration) (Target, Module, error) {
+	m, ok := modules[module]
+	if !ok {
+		return Target{}, Module{}, fmt.Errorf("unknown module %q (known: %s)", module, moduleNames(modules))
+	}
+	if raw == "" {
+		return Target{}, Module{}, errors.New("target is empty")
+	}
+	o := jsonOrigin{Name: "probe", Mode: Mode(module), Interval: timeout.String(), Timeout: timeout.String()}
+	switch m.Kind {
+	case KindHTTP, KindOxcross:
+		if !strings.Contains(raw, "://") {
+			raw = "http://" + raw
+		}
+		o.URL = raw
+	default:
+		o.Address = raw
+	}
+	jc := jsonConfig{Interval: o.Interval, Timeout: o.Timeout, Origins: []jsonOrigin{o}}
+	for name, mod := range modules {
+		if _, builtin := BuiltinModules()[name]; !builtin {
+			if jc.Modules == nil {
+				jc.Modules = map[string]Module{}
+			}
+			jc.Modules[name] = mod
+		}
+	}
+	body, err := json.Marshal(jc)
+	if err != nil {
+		return Target{}, Module{}, fmt.Errorf("target %q: %w", raw, err)
+	}
+	cfg, err := Parse(body)
+	if err != nil {
+		msg := strings.NewReplacer("line 1: ", "", `origins[0] ("probe"): `, "").Replace(err.Error())
+		return Target{}, Module{}, fmt.Errorf("target %q for module %s: %s", raw, module, msg)
+	}
+	return cfg.Origins[0], m, nil
 }

@@ -51,13 +51,17 @@ func main() {
 	agent := version.ComponentUserAgent("oxcross-leaf")
 	probes := prober.NewProberWithRegistry(agent, prober.NewRegistry(logger))
 	sched := prober.NewSchedulerWithLimit(probes, prober.NewMetrics(reg), *leafID, logger, *maxConcurrency)
+	probeHandler := prober.NewHandler(probes, logger)
 
 	opts := discovery.FollowerOptions{
 		RefreshInterval: *refresh,
 		WatchInterval:   max(*watch, 100*time.Millisecond),
-		Apply:           sched.ApplyConfig,
-		Logger:          logger,
-		Registerer:      reg,
+		Apply: func(c *discovery.Config) {
+			sched.ApplyConfig(c)
+			probeHandler.SetConfig(c)
+		},
+		Logger:     logger,
+		Registerer: reg,
 	}
 	if *configURL != "" {
 		remote, err := discovery.NewRemote(*configURL, &http.Client{Timeout: 30 * time.Second}, agent)
@@ -79,6 +83,7 @@ func main() {
 
 	landing, err := service.LandingPage("Oxcross leaf", "Probes origins and exports their latency, success and clock drift.",
 		web.LandingLinks{Address: "/metrics", Text: "Metrics", Description: "Probe results and the leaf's own metrics"},
+		web.LandingLinks{Address: "/probe?module=simple&target=http://127.0.0.1:9299/-/healthy", Text: "Probe", Description: "A blackbox-style probe now: /probe?target=…&module=simple|advanced|tcp|icmp|<config module>"},
 		web.LandingLinks{Address: "/-/ready", Text: "Ready", Description: "Whether the leaf has a config to probe with"})
 	if err != nil {
 		logger.Error("Cannot create the landing page", "err", err)
@@ -86,6 +91,7 @@ func main() {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", service.MetricsHandler(reg))
+	mux.Handle("GET /probe", probeHandler)
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
 	mux.HandleFunc("GET /-/ready", service.Ready(follower.Ready))
 	mux.Handle("GET /{$}", landing)

@@ -1,0 +1,139 @@
+package prober
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/oxcross/oxcross/discovery"
+)
+
+// Timeouts of /probe.
+const (
+	// DefaultProbeTimeout applies when the scraper sends no
+	// X-Prometheus-Scrape-Timeout-Seconds.
+	DefaultProbeTimeout = 10 * time.Second
+	// probeTimeoutOffset leaves the scraper time to receive the answer.
+	probeTimeoutOffset = 500 * time.Millisecond
+	maxProbeTimeout    = 2 * time.Minute
+)
+
+// Handler answers GET /probe?target=…&module=… in the style of
+// blackbox_exporter: it probes the target once, now, and answers with that
+// probe's metrics. Modules are the built-in ones and the config's.
+type Handler struct {
+	prober  *Prober
+	logger  *slog.Logger
+	modules atomic.Pointer[map[string]discovery.Module]
+}
+
+// NewHandler returns a /probe handler that knows the built-in modules
+// until SetConfig gives it the config's.
+func NewHandler(p *Prober, logger *slog.Logger) *Handler {
+	h := &Handler{prober: p, logger: logger}
+	b := discovery.BuiltinModules()
+	h.modules.Store(&b)
+	return h
+}
+
+// SetConfig makes cfg's modules available to /probe.
+func (h *Handler) SetConfig(cfg *discovery.Config) {
+	m := cfg.Modules
+	h.modules.Store(&m)
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	module := q.Get("module")
+	if module == "" {
+		module = string(discovery.ModeSimple)
+	}
+	timeout, err := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	t, m, err := discovery.ProbeTarget(q.Get("target"), module, *h.modules.Load(), timeout)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	res := h.prober.ProbeModule(ctx, t, &m, nil)
+	if !res.Success {
+		h.logger.Debug("Probe failed", "target", q.Get("target"), "module", module, "reason", res.Reason, "err", res.Err)
+	}
+	reg := prometheus.NewRegistry()
+	probeMetrics(reg, m.Kind, res)
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+// scrapeTimeout is the probe's timeout for a scraper's timeout header.
+func scrapeTimeout(header string) (time.Duration, error) {
+	if header == "" {
+		return DefaultProbeTimeout, nil
+	}
+	secs, err := strconv.ParseFloat(header, 64)
+	if err != nil || secs <= 0 {
+		return 0, fmt.Errorf("X-Prometheus-Scrape-Timeout-Seconds: %q is not a positive number", header)
+	}
+	d := time.Duration(secs * float64(time.Second))
+	if d > probeTimeoutOffset*2 {
+		d -= probeTimeoutOffset
+	}
+	return min(d, maxProbeTimeout), nil
+}
+
+func setGauge(reg *prometheus.Registry, name, help string, v float64) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	g.Set(v)
+	reg.MustRegister(g)
+}
+
+// probeMetrics registers one probe's result on reg, with blackbox_exporter's
+// names where it has them.
+func probeMetrics(reg *prometheus.Registry, kind discovery.Kind, r Result) {
+	success := 0.0
+	if r.Success {
+		success = 1
+	}
+	setGauge(reg, "probe_success", "Whether the probe succeeded.", success)
+	setGauge(reg, "probe_duration_seconds", "How long the probe took, in seconds.", r.Duration.Seconds())
+	reason := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "probe_oxcross_reason", Help: "The probe's result reason (ok, or why it failed; a fixed set)."}, []string{"reason"})
+	reason.WithLabelValues(string(r.Reason)).Set(1)
+	reg.MustRegister(reason)
+
+	prefix := string(kind)
+	if kind == discovery.KindOxcross {
+		prefix = string(discovery.KindHTTP)
+	}
+	phases := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "probe_" + prefix + "_duration_seconds",
+		Help: "Duration of each phase of the probe, in seconds.",
+	}, []string{"phase"})
+	for p := range numPhases {
+		if d, ok := r.Phases.Get(p); ok {
+			phases.WithLabelValues(p.String()).Set(d.Seconds())
+		}
+	}
+	reg.MustRegister(phases)
+	if kind == discovery.KindHTTP || kind == discovery.KindOxcross {
+		setGauge(reg, "probe_http_status_code", "Response HTTP status code, 0 without a response.", float64(r.StatusCode))
+		setGauge(reg, "probe_http_version", "Response HTTP version, 0 without a response.", r.HTTPVersion)
+	}
+	if !r.TLSExpiry.IsZero() {
+		setGauge(reg, "probe_ssl_earliest_cert_expiry", "Earliest expiry of the certificates the target sent, as a Unix timestamp.", float64(r.TLSExpiry.Unix()))
+	}
+	if r.Drift != nil {
+		setGauge(reg, "probe_oxcross_time_drift_seconds", "Estimated clock offset of the origin minus the leaf, in seconds.", r.Drift.Offset.Seconds())
+		setGauge(reg, "probe_oxcross_time_drift_uncertainty_seconds", "Bound on the error of the drift estimate, in seconds.", r.Drift.Uncertainty.Seconds())
+	}
+}
