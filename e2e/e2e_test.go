@@ -212,6 +212,9 @@ func startFleet(t *testing.T, extra string) *fleet {
 	dir := t.TempDir()
 	op, cp := freePort(t), freePort(t)
 	f := &fleet{originAddr: fmt.Sprintf("127.0.0.1:%d", op), csAddr: fmt.Sprintf("127.0.0.1:%d", cp), configPath: filepath.Join(dir, "config.yaml")}
+	if strings.Contains(extra, "%d") {
+		extra = strings.ReplaceAll(extra, "%d", fmt.Sprint(op))
+	}
 	writeFile(t, f.configPath, fmt.Sprintf(configTemplate, op, extra))
 	// The original's environment variables set the origin's port and the
 	// configserver's config file.
@@ -495,5 +498,66 @@ func TestConfigserverSIGHUP(t *testing.T) {
 	out, err = exec.Command(filepath.Join(binDir, "oxcross-configserver"), "--config.file="+cfg, "--web.listen-address=127.0.0.1:0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "origins") {
 		t.Errorf("configserver with an empty config: err %v, output %q; want a failure naming origins", err, out)
+	}
+}
+
+// TestProbeEndpointAndModules: the leaf's /probe answers for built-in
+// modules and for modules the configserver's config defines, and the
+// scheduled probes export their phases.
+func TestProbeEndpointAndModules(t *testing.T) {
+	f := startFleet(t, `  - name: tcp-origin
+    address: 127.0.0.1:%d
+    mode: tcp
+  - name: strict
+    url: http://127.0.0.1:%d/healthz
+    module: want_204
+modules:
+  want_204:
+    kind: http
+    http:
+      valid_status_codes: [204]
+`)
+	_ = f
+	_, leafAddr := f.startLeaf(t, filepath.Join(t.TempDir(), "cache.json"))
+	waitFor(t, 15*time.Second, "tcp origin probed, strict module failing with http_status", func() string {
+		m := scrape(t, leafAddr)
+		if okCount(m, "tcp-origin") < 1 {
+			return "tcp origin not probed"
+		}
+		if v, _ := m.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": "strict", "reason": "http_status"}); v < 1 {
+			return "strict module not failing with http_status"
+		}
+		if v, ok := m.Value("oxcross_leaf_probe_phase_seconds", map[string]string{"origin_id": "adv", "phase": "processing"}); !ok || v <= 0 {
+			return fmt.Sprintf("adv processing phase = %v", v)
+		}
+		if v, _ := m.Value("oxcross_leaf_probe_http_status_code", map[string]string{"origin_id": "strict"}); v != 200 {
+			return fmt.Sprintf("strict status code %v", v)
+		}
+		return ""
+	})
+	probe := func(query string) (int, leafview.Families, string) {
+		code, _, body := get(t, "http://"+leafAddr+"/probe?"+query)
+		if code != http.StatusOK {
+			return code, nil, body
+		}
+		fams, err := leafview.Parse(strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("parsing /probe?%s: %v", query, err)
+		}
+		return code, fams, body
+	}
+	_, m, _ := probe("module=advanced&target=" + f.originAddr)
+	if v, _ := m.Value("probe_success", nil); v != 1 {
+		t.Errorf("/probe advanced: probe_success %v", v)
+	}
+	if _, ok := m.Value("probe_oxcross_time_drift_seconds", nil); !ok {
+		t.Errorf("/probe advanced: no drift")
+	}
+	_, m, _ = probe("module=want_204&target=http://" + f.originAddr + "/healthz")
+	if v, _ := m.Value("probe_oxcross_reason", map[string]string{"reason": "http_status"}); v != 1 {
+		t.Errorf("/probe with the config's module: reason http_status = %v", v)
+	}
+	if code, _, body := probe("module=nope&target=x"); code != http.StatusBadRequest || !strings.Contains(body, "nope") {
+		t.Errorf("/probe with an unknown module: %d %q", code, body)
 	}
 }

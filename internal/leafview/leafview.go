@@ -35,14 +35,19 @@ func Scrape(ctx context.Context, client *http.Client, url string) (Families, err
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scraping %s: status %s", url, resp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	fams, err := Parse(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", url, err)
+		return nil, fmt.Errorf("%s: %w", url, err)
 	}
+	return fams, nil
+}
+
+// Parse parses the Prometheus text exposition format.
+func Parse(r io.Reader) (Families, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(string(body)))
+	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", url, err)
+		return nil, fmt.Errorf("parsing metrics: %w", err)
 	}
 	return fams, nil
 }
