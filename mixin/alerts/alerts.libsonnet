@@ -1,0 +1,185 @@
+// Alerts. Each has a severity, a summary, a description and a runbook_url
+// into docs/runbooks.md (the anchor is the alert name in lower case).
+{
+  local c = $._config,
+  local alert(name, severity, expr, forDuration, summary, description) = {
+    alert: name,
+    expr: expr,
+    [if forDuration != '' then 'for']: forDuration,
+    labels: { severity: severity },
+    annotations: {
+      summary: summary,
+      description: description,
+      runbook_url: '%s#%s' % [c.runbookURLBase, std.asciiLower(name)],
+    },
+  },
+
+  prometheusAlerts+:: {
+    groups+: [
+      {
+        name: 'oxcross-origins',
+        rules: [
+          alert(
+            'OxcrossOriginDown',
+            'critical',
+            |||
+              origin:oxcross_leaf_probe_success:ratio_rate5m <= %(originDownRatio)g
+            ||| % c,
+            c.originDownFor,
+            'Origin {{ $labels.origin_id }} is down from every leaf.',
+            'No leaf of job {{ $labels.job }} has reached origin {{ $labels.origin_id }}: {{ $value | humanizePercentage }} of the probes of the last 5 minutes succeeded, across all leaves.',
+          ),
+          alert(
+            'OxcrossOriginDownFromSomeLeaves',
+            'warning',
+            |||
+              origin_source:oxcross_leaf_probe_success:ratio_rate5m <= %(originDownRatio)g
+              and on (job, origin_id)
+              origin:oxcross_leaf_probe_success:ratio_rate5m > %(originDownRatio)g
+            ||| % c,
+            c.originDownFor,
+            'Origin {{ $labels.origin_id }} is down from leaf {{ $labels.source_id }} but not from every leaf.',
+            'Leaf {{ $labels.source_id }} has not reached origin {{ $labels.origin_id }} ({{ $value | humanizePercentage }} of its probes of the last 5 minutes succeeded), while other leaves still do: a regional or network-path problem, or a problem of this leaf.',
+          ),
+          alert(
+            'OxcrossOriginHighLatency',
+            'warning',
+            |||
+              origin_source_quantile:oxcross_leaf_probe_timings:histogram_quantile5m{quantile="%(latencyQuantile)s"} > %(latencyThresholdSeconds)g
+            ||| % c,
+            c.latencyFor,
+            'Origin {{ $labels.origin_id }} is slow from leaf {{ $labels.source_id }}.',
+            'The %(latencyQuantile)s quantile of the round trips from leaf {{ $labels.source_id }} to origin {{ $labels.origin_id }} over the last 5 minutes is {{ $value | humanizeDuration }}, above the threshold of %(latencyThresholdSeconds)gs.' % c,
+          ),
+          alert(
+            'OxcrossOriginClockDrift',
+            'warning',
+            |||
+              (
+                abs(oxcross_leaf_origin_time_drift{%(leafSelector)s})
+                - oxcross_leaf_origin_time_drift_uncertainty_seconds{%(leafSelector)s}
+              ) > %(driftThresholdSeconds)g
+            ||| % c,
+            c.driftFor,
+            "Origin {{ $labels.origin_id }}'s clock differs from leaf {{ $labels.source_id }}'s.",
+            "Origin {{ $labels.origin_id }}'s clock is at least {{ $value | humanizeDuration }} off leaf {{ $labels.source_id }}'s clock (the estimate less its uncertainty), beyond the bound of %(driftThresholdSeconds)gs. When every origin is off from this leaf alike, the leaf's clock is the one that is wrong." % c,
+          ),
+          alert(
+            'OxcrossOriginResponsesCached',
+            'warning',
+            |||
+              sum by (job, origin_id, source_id) (
+                rate(oxcross_leaf_probe_results{%(leafSelector)s, reason="cached"}[5m])
+              ) > 0
+            ||| % c,
+            c.cachedFor,
+            'Origin {{ $labels.origin_id }} answers leaf {{ $labels.source_id }} from a cache.',
+            'Probes from leaf {{ $labels.source_id }} to origin {{ $labels.origin_id }} keep getting answers that did not come from the origin (a repeated token or a foreign nonce): something between them caches /oxcross.',
+          ),
+          alert(
+            'OxcrossOriginTLSCertificateExpiring',
+            'warning',
+            |||
+              min by (job, origin_id) (
+                oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
+              ) - time() < %(tlsExpiryWarningDays)g * 86400
+            ||| % c,
+            c.tlsExpiryFor,
+            "Origin {{ $labels.origin_id }}'s TLS certificate expires soon.",
+            'The TLS certificate that origin {{ $labels.origin_id }} presents to the leaves expires in {{ $value | humanizeDuration }} (less than %(tlsExpiryWarningDays)g days).' % c,
+          ),
+          alert(
+            'OxcrossOriginTLSCertificateExpiringCritical',
+            'critical',
+            |||
+              min by (job, origin_id) (
+                oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
+              ) - time() < %(tlsExpiryCriticalDays)g * 86400
+            ||| % c,
+            c.tlsExpiryFor,
+            "Origin {{ $labels.origin_id }}'s TLS certificate is about to expire.",
+            'The TLS certificate that origin {{ $labels.origin_id }} presents to the leaves expires in {{ $value | humanizeDuration }} (less than %(tlsExpiryCriticalDays)g days); a negative duration means it has expired.' % c,
+          ),
+        ],
+      },
+      {
+        name: 'oxcross-leaves',
+        rules: [
+          alert(
+            'OxcrossLeafDown',
+            'warning',
+            |||
+              up{%(leafSelector)s} == 0
+            ||| % c,
+            c.leafDownFor,
+            'Leaf {{ $labels.instance }} is down.',
+            'Prometheus cannot scrape leaf {{ $labels.instance }} of job {{ $labels.job }}: the origins lose this vantage point.',
+          ),
+          alert(
+            'OxcrossLeavesMissing',
+            'warning',
+            |||
+              absent(up{%(leafSelector)s})
+            ||| % c,
+            c.leafDownFor,
+            'Prometheus finds no Oxcross leaf to scrape.',
+            'There is no target for the leaves (%(leafSelector)s): service discovery of the leaves returns nothing, or the scrape job is gone.' % c,
+          ),
+          alert(
+            'OxcrossLeafNotProbing',
+            'warning',
+            |||
+              (
+                sum by (job, instance) (rate(oxcross_leaf_probe_results{%(leafSelector)s}[10m])) == 0
+              )
+              or
+              (
+                oxcross_leaf_config_origins{%(leafSelector)s} == 0
+              )
+            ||| % c,
+            c.leafNotProbingFor,
+            'Leaf {{ $labels.instance }} probes nothing.',
+            'Leaf {{ $labels.instance }} is up but has not run a probe in 10 minutes, or its config lists no origin.',
+          ),
+          alert(
+            'OxcrossLeafConfigStale',
+            'warning',
+            |||
+              (time() - oxcross_leaf_config_last_refresh_success_timestamp_seconds{%(leafSelector)s} > %(configStaleSeconds)g)
+              and on (job, instance)
+              (increase(oxcross_leaf_config_refresh_failures_total{%(leafSelector)s}[10m]) > 0)
+            ||| % c,
+            c.configStaleFor,
+            "Leaf {{ $labels.instance }}'s config is stale.",
+            'Leaf {{ $labels.instance }} has not loaded its config for {{ $value | humanizeDuration }} and its refreshes keep failing: it probes with its last good config and misses any change.',
+          ),
+        ],
+      },
+      {
+        name: 'oxcross-configserver',
+        rules: [
+          alert(
+            'OxcrossConfigserverDown',
+            'warning',
+            |||
+              up{%(configserverSelector)s} == 0
+            ||| % c,
+            c.configserverDownFor,
+            'Configserver {{ $labels.instance }} is down.',
+            'Prometheus cannot scrape configserver {{ $labels.instance }}: leaves keep their last config but get no change, and service discovery of the leaves may fail.',
+          ),
+          alert(
+            'OxcrossConfigserverReloadFailed',
+            'warning',
+            |||
+              oxcross_configserver_config_last_reload_successful{%(configserverSelector)s} == 0
+            ||| % c,
+            c.configserverReloadFailedFor,
+            'Configserver {{ $labels.instance }} failed to reload its config.',
+            'The last reload of the config on configserver {{ $labels.instance }} failed: it keeps serving the previous config until the file is fixed.',
+          ),
+        ],
+      },
+    ],
+  },
+}

@@ -1,0 +1,62 @@
+// Settings of the Oxcross mixin. Override any of them in your own jsonnet:
+//
+//   (import 'oxcross/mixin/mixin.libsonnet') + {
+//     _config+:: { leafSelector: 'job="leaves"', latencyThresholdSeconds: 0.5 },
+//   }
+{
+  _config+:: {
+    // Label selectors of the Prometheus jobs that scrape the leaves and the
+    // configserver. Every query of the mixin is restricted to them.
+    leafSelector: 'job="oxcross-leaf"',
+    configserverSelector: 'job="oxcross-configserver"',
+
+    // An origin counts as down from a leaf when at most this fraction of the
+    // leaf's probes succeeded over the last 5 minutes (0: every probe failed).
+    originDownRatio: 0,
+    originDownFor: '5m',
+
+    // Latency: the quantile of successful probes' round trips (from the
+    // recording rules: 0.5, 0.9 or 0.99) that must stay below the threshold.
+    latencyQuantile: '0.9',
+    latencyThresholdSeconds: 1,
+    latencyFor: '15m',
+
+    // Clock drift: alert when |drift| minus its uncertainty exceeds this, so
+    // that a slow or asymmetric path alone cannot fire it.
+    driftThresholdSeconds: 0.1,
+    driftFor: '15m',
+
+    // Answers served from a cache (reason="cached"): alert when they keep
+    // coming for this long.
+    cachedFor: '10m',
+
+    // Leaves and the configserver.
+    leafDownFor: '5m',
+    leafNotProbingFor: '15m',
+    // A leaf that follows a configserver refreshes every
+    // --config.refresh-interval (60s by default); its config is stale when
+    // no refresh succeeded for this long and refreshes keep failing.
+    configStaleSeconds: 900,
+    configStaleFor: '5m',
+    configserverDownFor: '5m',
+    configserverReloadFailedFor: '5m',
+
+    // TLS certificates of origins.
+    tlsExpiryWarningDays: 14,
+    tlsExpiryCriticalDays: 3,
+    tlsExpiryFor: '15m',
+
+    // Where each alert's runbook_url points: <base>#<alert name in lower case>.
+    runbookURLBase: 'https://github.com/oxcross/oxcross/blob/main/docs/runbooks.md',
+
+    // Dashboards.
+    dashboardTags: ['oxcross'],
+    dashboardTitlePrefix: 'Oxcross / ',
+    dashboardUIDPrefix: 'oxcross-',
+    dashboardRefresh: '1m',
+    dashboardTimeFrom: 'now-6h',
+    dashboardTimezone: '',
+    // The data source the dashboards' datasource variable starts with.
+    datasourceRegex: '',
+  },
+}

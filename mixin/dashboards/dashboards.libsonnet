@@ -1,0 +1,3 @@
+(import 'overview.libsonnet') +
+(import 'origin.libsonnet') +
+(import 'fleet.libsonnet')
