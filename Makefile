@@ -30,3 +30,26 @@ fuzz:
 
 clean:
 	rm -rf bin dist
+
+# Packages and the container image: packaging/, docs/install.md.
+# `make package PKG_ARCHES=amd64` builds one architecture.
+PKG_VERSION      ?= $(shell bash packaging/version.sh)
+PKG_ARCHES       ?= amd64 arm64
+CONTAINER_ENGINE ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
+IMAGE            ?= localhost/oxcross-configserver
+IMAGE_ARCH       ?= $(shell $(GO) env GOARCH)
+CA_BUNDLE        ?= /etc/ssl/certs/ca-certificates.crt
+
+.PHONY: package image
+
+package:
+	GO="$(GO)" LDFLAGS="$(LDFLAGS)" PKG_VERSION="$(PKG_VERSION)" bash packaging/package.sh $(PKG_ARCHES)
+
+image:
+	@test -n "$(CONTAINER_ENGINE)" || { echo "make image needs podman or docker"; exit 1; }
+	rm -rf dist/image && mkdir -p dist/image
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "$(LDFLAGS) -s -w" -o dist/image/ ./cmd/oxcross-configserver
+	cp $(CA_BUNDLE) dist/image/ca-certificates.crt
+	cp packaging/config/config.yaml dist/image/config.yaml
+	$(CONTAINER_ENGINE) build --platform linux/$(IMAGE_ARCH) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		-f packaging/container/Containerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest dist/image

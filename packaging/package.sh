@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the deb and rpm packages of oxcross-leaf, oxcross-origin and
+# oxcross-configserver into dist/, for each ARCH given (default: amd64 arm64).
+# Run through `make package` (PKG_ARCHES="amd64" for one architecture), which
+# passes the Makefile's LDFLAGS (version, revision, branch, build user and
+# date for prometheus/common/version) and PKG_VERSION (packaging/version.sh).
+# Static binaries: CGO_ENABLED=0, -trimpath. nfpm runs as a Go tool from
+# tools/go.mod, so nothing but Go is needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${GO:=go}"
+: "${LDFLAGS:?run this through make package, which sets LDFLAGS}"
+: "${PKG_VERSION:=$(bash packaging/version.sh)}"
+: "${PKG_MAINTAINER:=Oxcross maintainers <maintainers@oxcross.invalid>}"
+arches=("$@")
+[ ${#arches[@]} -gt 0 ] || arches=(amd64 arm64)
+names=(oxcross-leaf oxcross-origin oxcross-configserver)
+export BUILD=dist/build PKG_VERSION PKG_MAINTAINER   # the nfpm configs read them, and ARCH
+
+# Maintainer scripts: one set of templates for the three packages.
+# A Debian changelog with one entry for this build (policy wants one; the
+# commit log is the real one), dated like HEAD so rebuilds are identical.
+revision=$(git rev-parse HEAD)
+date=$(date -R -u -d "@$(git log -1 --format=%ct HEAD)")
+rm -rf "$BUILD/scripts" "$BUILD/changelog"
+for name in "${names[@]}"; do
+  mkdir -p "$BUILD/scripts/$name" "$BUILD/changelog/$name"
+  for s in preinstall postinstall preremove postremove; do
+    sed "s/@NAME@/$name/g" "packaging/scripts/$s.sh" > "$BUILD/scripts/$name/$s.sh"
+  done
+  cat > "$BUILD/changelog/$name/changelog.Debian" <<CHANGELOG
+$name ($PKG_VERSION-1) unstable; urgency=medium
+
+  * Built from commit $revision
+    of https://github.com/oxcross/oxcross.
+
+ -- $PKG_MAINTAINER  $date
+CHANGELOG
+  gzip -9nf "$BUILD/changelog/$name/changelog.Debian"
+done
+
+for arch in "${arches[@]}"; do
+  echo "building the binaries for linux/$arch"
+  CGO_ENABLED=0 GOOS=linux GOARCH=$arch $GO build -trimpath -ldflags "$LDFLAGS -s -w" \
+    -o "$BUILD/$arch/" ./cmd/oxcross-leaf ./cmd/oxcross-origin ./cmd/oxcross-configserver
+  for name in "${names[@]}"; do
+    for packager in deb rpm; do
+      ARCH=$arch $GO tool -modfile=tools/go.mod nfpm package --packager "$packager" \
+        --config "packaging/nfpm/$name.yaml" --target dist/ | sed 's/^/  /'
+    done
+  done
+done

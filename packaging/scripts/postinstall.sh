@@ -1,0 +1,29 @@
+#!/bin/sh
+# @NAME@: after unpacking (deb postinst configure [old-version], rpm %post 1|2).
+# Tells systemd about the unit; an upgrade restarts a running service with
+# the new binary. A first install neither enables nor starts the service:
+# it needs its settings first (the message below says where). Quiet where
+# systemd does not run (containers, chroots, image builds).
+set -e
+
+unit=@NAME@.service
+case "$1" in
+    configure) upgrade=$2 ;;            # deb: $2 is the version upgraded from
+    1) upgrade="" ;;                    # rpm: first install
+    [0-9]*) upgrade=yes ;;              # rpm: upgrade
+    *) exit 0 ;;                        # deb abort-upgrade, abort-remove, ...
+esac
+
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || true
+    if [ -n "$upgrade" ]; then
+        systemctl try-restart "$unit" >/dev/null 2>&1 || true
+    fi
+fi
+
+if [ -z "$upgrade" ]; then
+    settings=/etc/sysconfig/@NAME@
+    [ "$1" = configure ] && settings=/etc/default/@NAME@
+    echo "@NAME@: settings are in $settings; then: systemctl enable --now $unit"
+fi
+exit 0
