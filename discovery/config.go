@@ -54,6 +54,15 @@ type Config struct {
 	Origins []Target
 	// Modules are the probe modules by name, the built-in ones included.
 	Modules map[string]Module
+	// Leaves are the leaves listed in the config, always in /sd/leaves.
+	Leaves []StaticLeaf
+}
+
+// StaticLeaf is a leaf listed in the config rather than registered.
+type StaticLeaf struct {
+	ID      string            `json:"id"`
+	Address string            `json:"address"`
+	Labels  map[string]string `json:"labels,omitempty"`
 }
 
 // Target is one origin, resolved: every default applied, its URL complete.
@@ -72,6 +81,19 @@ type Target struct {
 	// Labels are the config's labels for this origin; they are used for
 	// service discovery, never attached to the leaf's probe metrics.
 	Labels map[string]string
+	// LeafSelector, when set, limits the origin to leaves whose labels
+	// include all of these.
+	LeafSelector map[string]string
+}
+
+// Selects reports whether t is meant for a leaf with leafLabels.
+func (t *Target) Selects(leafLabels map[string]string) bool {
+	for k, v := range t.LeafSelector {
+		if leafLabels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 var (
@@ -82,8 +104,9 @@ var (
 )
 
 var (
-	topKeys    = []string{"interval", "timeout", "modules", "origins"}
-	originKeys = []string{"name", "scheme", "hostname", "port", "path", "url", "address", "mode", "module", "interval", "timeout", "labels"}
+	topKeys    = []string{"interval", "timeout", "modules", "leaves", "origins"}
+	originKeys = []string{"name", "scheme", "hostname", "port", "path", "url", "address", "mode", "module", "interval", "timeout", "labels", "leaf_selector"}
+	leafKeys   = []string{"id", "address", "labels"}
 )
 
 // Parse parses and validates a YAML or JSON target configuration; the
@@ -91,6 +114,16 @@ var (
 // each naming its line, entry and field. A config with any error is refused
 // whole.
 func Parse(data []byte) (*Config, error) {
+	return parse(data, false)
+}
+
+// ParseServed parses a config served by a configserver to one leaf, which
+// may list no origins at all when none is meant for that leaf.
+func ParseServed(data []byte) (*Config, error) {
+	return parse(data, true)
+}
+
+func parse(data []byte, allowEmpty bool) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("parsing config: %w", err)
@@ -98,7 +131,7 @@ func Parse(data []byte) (*Config, error) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, errors.New("config is empty: it needs at least one origin")
 	}
-	p := &parser{}
+	p := &parser{allowEmpty: allowEmpty}
 	cfg := p.config(doc.Content[0])
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
@@ -107,7 +140,8 @@ func Parse(data []byte) (*Config, error) {
 }
 
 type parser struct {
-	errs []error
+	errs       []error
+	allowEmpty bool
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -166,6 +200,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 		}
 	}
 	cfg.Modules = p.modules(f["modules"])
+	cfg.Leaves = p.leaves(f["leaves"])
 	origins := f["origins"]
 	if origins == nil {
 		p.errorf(root, "origins: missing: the config needs at least one origin")
@@ -176,6 +211,9 @@ func (p *parser) config(root *yaml.Node) *Config {
 		return nil
 	}
 	if len(origins.Content) == 0 {
+		if p.allowEmpty {
+			return cfg
+		}
 		p.errorf(origins, "origins: empty: the config needs at least one origin")
 		return nil
 	}
@@ -349,7 +387,51 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 	if v := f["labels"]; v != nil {
 		t.Labels = p.labels(v, where)
 	}
+	if v := f["leaf_selector"]; v != nil {
+		t.LeafSelector = p.labelMap(v, where+": leaf_selector", false)
+	}
 	return t, len(p.errs) == before
+}
+
+// leaves parses the config's static leaves.
+func (p *parser) leaves(n *yaml.Node) []StaticLeaf {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "leaves: want a list, got %s", kindName(n))
+		return nil
+	}
+	var out []StaticLeaf
+	seen := map[string]int{}
+	for i, ln := range n.Content {
+		where := fmt.Sprintf("leaves[%d]", i)
+		f := p.fields(ln, where, leafKeys)
+		if f == nil {
+			continue
+		}
+		var l StaticLeaf
+		if v := f["id"]; v != nil {
+			l.ID = p.str(v, where+": id")
+		}
+		if err := ValidateLeafID(l.ID); err != nil {
+			p.errorf(ln, "%s: id: %v", where, err)
+		} else if j, dup := seen[l.ID]; dup {
+			p.errorf(ln, "%s: id %q is already used by leaves[%d]", where, l.ID, j)
+		}
+		seen[l.ID] = i
+		if v := f["address"]; v != nil {
+			l.Address = p.str(v, where+": address")
+		}
+		if err := ValidateAddress(l.Address); err != nil {
+			p.errorf(ln, "%s: address: %v", where, err)
+		}
+		if v := f["labels"]; v != nil {
+			l.Labels = p.labelMap(v, where+": labels", true)
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // address reads the target of the tcp and icmp kinds: `address`
@@ -415,13 +497,23 @@ func (p *parser) address(mode Mode, kind Kind, f map[string]*yaml.Node, where st
 	return host, port
 }
 
+// labelMap parses a mapping of label names to values; with reserved, the
+// names Oxcross sets itself are refused.
+func (p *parser) labelMap(n *yaml.Node, where string, reserved bool) map[string]string {
+	return p.labelsAt(n, where, reserved)
+}
+
 func (p *parser) labels(n *yaml.Node, where string) map[string]string {
+	return p.labelsAt(n, where+": labels", true)
+}
+
+func (p *parser) labelsAt(n *yaml.Node, where string, reserved bool) map[string]string {
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, "%s: labels: want a mapping, got %s", where, kindName(n))
+		p.errorf(n, "%s: want a mapping, got %s", where, kindName(n))
 		return nil
 	}
 	if len(n.Content)/2 > MaxLabels {
-		p.errorf(n, "%s: labels: %d labels, at most %d are allowed", where, len(n.Content)/2, MaxLabels)
+		p.errorf(n, "%s: %d labels, at most %d are allowed", where, len(n.Content)/2, MaxLabels)
 		return nil
 	}
 	out := make(map[string]string, len(n.Content)/2)
@@ -429,19 +521,19 @@ func (p *parser) labels(n *yaml.Node, where string) map[string]string {
 		k, v := n.Content[i], n.Content[i+1]
 		switch {
 		case !labelRE.MatchString(k.Value) || strings.HasPrefix(k.Value, "__"):
-			p.errorf(k, "%s: labels: %q is not a valid label name", where, k.Value)
+			p.errorf(k, "%s: %q is not a valid label name", where, k.Value)
 			continue
-		case reservedLabels[k.Value]:
-			p.errorf(k, "%s: labels: %q is set by Oxcross and cannot be configured", where, k.Value)
+		case reserved && reservedLabels[k.Value]:
+			p.errorf(k, "%s: %q is set by Oxcross and cannot be configured", where, k.Value)
 			continue
 		}
 		if _, dup := out[k.Value]; dup {
-			p.errorf(k, "%s: labels: %q given twice", where, k.Value)
+			p.errorf(k, "%s: %q given twice", where, k.Value)
 			continue
 		}
-		val := p.str(v, where+": labels: "+k.Value)
+		val := p.str(v, where+": "+k.Value)
 		if len(val) > MaxLabelValueLength {
-			p.errorf(v, "%s: labels: %s: value longer than %d characters", where, k.Value, MaxLabelValueLength)
+			p.errorf(v, "%s: %s: value longer than %d characters", where, k.Value, MaxLabelValueLength)
 			continue
 		}
 		out[k.Value] = val
@@ -555,6 +647,7 @@ type jsonConfig struct {
 	Interval string            `json:"interval"`
 	Timeout  string            `json:"timeout"`
 	Modules  map[string]Module `json:"modules,omitempty"`
+	Leaves   []StaticLeaf      `json:"leaves,omitempty"`
 	Origins  []jsonOrigin      `json:"origins"`
 }
 
@@ -566,12 +659,13 @@ type jsonOrigin struct {
 	Interval string            `json:"interval"`
 	Timeout  string            `json:"timeout"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	Selector map[string]string `json:"leaf_selector,omitempty"`
 }
 
 // MarshalJSON encodes the config in its normalized form, which Parse reads
 // back to an equal Config.
 func (c *Config) MarshalJSON() ([]byte, error) {
-	jc := jsonConfig{Interval: c.Interval.String(), Timeout: c.Timeout.String(), Origins: make([]jsonOrigin, 0, len(c.Origins))}
+	jc := jsonConfig{Interval: c.Interval.String(), Timeout: c.Timeout.String(), Leaves: c.Leaves, Origins: make([]jsonOrigin, 0, len(c.Origins))}
 	builtin := BuiltinModules()
 	for name, m := range c.Modules {
 		if _, ok := builtin[name]; ok {
@@ -583,9 +677,35 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		jc.Modules[name] = m
 	}
 	for _, t := range c.Origins {
-		jc.Origins = append(jc.Origins, jsonOrigin{Name: t.ID, URL: t.URL, Address: t.Address, Mode: t.Mode, Interval: t.Interval.String(), Timeout: t.Timeout.String(), Labels: t.Labels})
+		jc.Origins = append(jc.Origins, jsonOrigin{Name: t.ID, URL: t.URL, Address: t.Address, Mode: t.Mode, Interval: t.Interval.String(), Timeout: t.Timeout.String(), Labels: t.Labels, Selector: t.LeafSelector})
 	}
 	return json.Marshal(jc)
+}
+
+// ForLeaf returns the config as a leaf with leafLabels sees it: only the
+// origins meant for it, and no static leaves. It returns c itself when
+// nothing would change.
+func (c *Config) ForLeaf(leafLabels map[string]string) *Config {
+	selective := len(c.Leaves) > 0
+	for i := range c.Origins {
+		if len(c.Origins[i].LeafSelector) > 0 {
+			selective = true
+			break
+		}
+	}
+	if !selective {
+		return c
+	}
+	out := *c
+	out.Leaves = nil
+	out.Origins = make([]Target, 0, len(c.Origins))
+	for _, t := range c.Origins {
+		if t.Selects(leafLabels) {
+			t.LeafSelector = nil
+			out.Origins = append(out.Origins, t)
+		}
+	}
+	return &out
 }
 
 // ETag returns a strong entity tag for a served body.

@@ -149,7 +149,7 @@ func (r *Remote) Fetch(ctx context.Context) (*Loaded, error) {
 	if len(data) > MaxConfigBytes {
 		return nil, fmt.Errorf("config from %s is larger than %d bytes", r.url, MaxConfigBytes)
 	}
-	cfg, err := Parse(data)
+	cfg, err := ParseServed(data)
 	if err != nil {
 		return nil, fmt.Errorf("config from %s: %w", r.url, err)
 	}
@@ -201,7 +201,7 @@ func ReadCache(path string) (*Loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config cache: %w", err)
 	}
-	cfg, err := Parse(data)
+	cfg, err := ParseServed(data)
 	if err != nil {
 		return nil, fmt.Errorf("config cache %s: %w", path, err)
 	}

@@ -258,7 +258,7 @@ func TestRemoteFetchErrors(t *testing.T) {
 			_, _ = w.Write([]byte("<html>this is not a config</html>"))
 		}, []string{"/config"}},
 		{"invalid config", func(w http.ResponseWriter, _ *http.Request) {
-			_, _ = w.Write([]byte(`{"origins": []}`))
+			_, _ = w.Write([]byte(`{"origins": [{"url": "ftp://x"}]}`))
 		}, []string{"origins"}},
 		{"too large", func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = w.Write(good.Body[:len(good.Body)-1])

@@ -1,0 +1,78 @@
+package discovery
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// MaxLeafIDLength bounds a leaf id, which becomes the source_id label.
+const MaxLeafIDLength = 128
+
+var leafIDRE = regexp.MustCompile(`^[A-Za-z0-9._\-]+$`)
+
+// ValidateLeafID checks a leaf id: 1-128 letters, digits, '.', '_', '-'.
+func ValidateLeafID(id string) error {
+	if id == "" || len(id) > MaxLeafIDLength || !leafIDRE.MatchString(id) {
+		return fmt.Errorf("leaf id %q must be 1-%d letters, digits, '.', '_' or '-'", truncate(id, 64), MaxLeafIDLength)
+	}
+	return nil
+}
+
+// ValidateAddress checks a scrape address: host:port with a port in
+// 1-65535 and a host name or IP address.
+func ValidateAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", truncate(addr, 64))
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is outside 1-65535", truncate(port, 16))
+	}
+	if host == "" || len(host) > 253 || strings.ContainsAny(host, "/?#@ \t") || !validHost(host) {
+		return fmt.Errorf("host %q is not a host name or IP address", truncate(host, 64))
+	}
+	return nil
+}
+
+// ValidateLabels checks labels given by a leaf: at most MaxLabels valid
+// Prometheus label names, not reserved, values at most
+// MaxLabelValueLength long.
+func ValidateLabels(labels map[string]string) error {
+	if len(labels) > MaxLabels {
+		return fmt.Errorf("%d labels, at most %d are allowed", len(labels), MaxLabels)
+	}
+	for k, v := range labels {
+		switch {
+		case !labelRE.MatchString(k) || strings.HasPrefix(k, "__") || len(k) > 128:
+			return fmt.Errorf("label %q is not a valid label name", truncate(k, 64))
+		case reservedLabels[k] || k == "leaf_id":
+			return fmt.Errorf("label %q is set by Oxcross", k)
+		case len(v) > MaxLabelValueLength:
+			return fmt.Errorf("label %s: value longer than %d characters", k, MaxLabelValueLength)
+		}
+	}
+	return nil
+}
+
+// ParseLabelFlag parses a key=value label flag.
+func ParseLabelFlag(s string) (string, string, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", errors.New("want key=value")
+	}
+	if err := ValidateLabels(map[string]string{k: v}); err != nil {
+		return "", "", err
+	}
+	return k, v, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
