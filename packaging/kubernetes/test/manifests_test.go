@@ -1,0 +1,324 @@
+// Package test checks the Kubernetes manifests in packaging/kubernetes: every
+// file and every object that `kubectl apply -k` would send is decoded
+// strictly into the Kubernetes API types, so that a typo in a field name
+// fails, and the Deployment keeps its security and probe settings. It is a
+// module of its own so that the Kubernetes libraries stay out of Oxcross'
+// go.mod; scripts/test.d/30-packaging.sh runs it.
+package test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+const dir = ".."
+
+// kinds maps each kind the manifests may hold to its apiVersion and type.
+var kinds = map[string]struct {
+	apiVersion string
+	new        func() any
+}{
+	"Namespace":  {"v1", func() any { return &corev1.Namespace{} }},
+	"ConfigMap":  {"v1", func() any { return &corev1.ConfigMap{} }},
+	"Service":    {"v1", func() any { return &corev1.Service{} }},
+	"Deployment": {"apps/v1", func() any { return &appsv1.Deployment{} }},
+}
+
+// unmarshalStrict decodes YAML as the API server does in strict mode:
+// duplicate keys, unknown fields and fields in the wrong case (which
+// encoding/json would accept) are errors.
+func unmarshalStrict(doc []byte, obj any) error {
+	data, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	strictErrs, err := kjson.UnmarshalStrict(data, obj)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strictErrs...)
+}
+
+// decodeStrict decodes one YAML document into the API type of its kind.
+func decodeStrict(doc []byte) (any, error) {
+	var meta struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(doc, &meta); err != nil {
+		return nil, err
+	}
+	k, ok := kinds[meta.Kind]
+	if !ok {
+		return nil, fmt.Errorf("unexpected kind %q", meta.Kind)
+	}
+	if meta.APIVersion != k.apiVersion {
+		return nil, fmt.Errorf("%s: apiVersion %q, want %q", meta.Kind, meta.APIVersion, k.apiVersion)
+	}
+	obj := k.new()
+	if err := unmarshalStrict(doc, obj); err != nil {
+		return nil, fmt.Errorf("%s: %w", meta.Kind, err)
+	}
+	return obj, nil
+}
+
+// splitDocs splits a multi-document YAML file, dropping empty documents.
+func splitDocs(data []byte) [][]byte {
+	var docs [][]byte
+	for _, d := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
+		if strings.TrimSpace(regexp.MustCompile(`(?m)^\s*#.*$`).ReplaceAllString(d, "")) != "" {
+			docs = append(docs, []byte(d))
+		}
+	}
+	return docs
+}
+
+func kustomization(t *testing.T) types.Kustomization {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k types.Kustomization
+	if err := unmarshalStrict(data, &k); err != nil {
+		t.Fatalf("kustomization.yaml: %v", err)
+	}
+	return k
+}
+
+// TestFilesDecodeStrictly decodes the kustomization and every resource file
+// it lists.
+func TestFilesDecodeStrictly(t *testing.T) {
+	k := kustomization(t)
+	if len(k.Resources) == 0 {
+		t.Fatal("kustomization.yaml lists no resources")
+	}
+	for _, r := range k.Resources {
+		data, err := os.ReadFile(filepath.Join(dir, r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs := splitDocs(data)
+		if len(docs) == 0 {
+			t.Errorf("%s: no object", r)
+		}
+		for i, doc := range docs {
+			if _, err := decodeStrict(doc); err != nil {
+				t.Errorf("%s, document %d: %v", r, i+1, err)
+			}
+		}
+	}
+}
+
+// TestStrictDecodingCatchesTypos makes sure the check above would fail on a
+// misspelt field.
+func TestStrictDecodingCatchesTypos(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(dir, "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for old, typo := range map[string]string{
+		"readOnlyRootFilesystem:": "readOnlyRootFileSystem:",
+		"runAsNonRoot:":           "runAsNonroot:",
+		"containerPort:":          "containerport:",
+	} {
+		bad := bytes.Replace(data, []byte(old), []byte(typo), 1)
+		if bytes.Equal(bad, data) {
+			t.Fatalf("deployment.yaml has no %q", old)
+		}
+		if _, err := decodeStrict(bad); err == nil {
+			t.Errorf("%s misspelt as %s decodes without error", old, typo)
+		}
+	}
+}
+
+// build renders the kustomization as `kubectl apply -k` would and decodes
+// every object strictly.
+func build(t *testing.T) map[string]any {
+	t.Helper()
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build: %v", err)
+	}
+	objs := map[string]any{}
+	for _, res := range resMap.Resources() {
+		doc, err := res.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := decodeStrict(doc)
+		if err != nil {
+			t.Fatalf("rendered %s: %v", res.CurId(), err)
+		}
+		if ns := res.GetNamespace(); res.GetKind() != "Namespace" && ns != "oxcross" {
+			t.Errorf("%s is in namespace %q, want oxcross", res.CurId(), ns)
+		}
+		objs[res.GetKind()+"/"+res.GetName()] = obj
+	}
+	return objs
+}
+
+func TestRendered(t *testing.T) {
+	objs := build(t)
+	var names []string
+	for n := range objs {
+		names = append(names, n)
+	}
+	want := []string{"ConfigMap/oxcross-configserver", "Deployment/oxcross-configserver", "Namespace/oxcross", "Service/oxcross-configserver"}
+	if len(objs) != len(want) {
+		t.Fatalf("rendered %v, want %v", names, want)
+	}
+	for _, n := range want {
+		if objs[n] == nil {
+			t.Fatalf("rendered %v, want %v", names, want)
+		}
+	}
+	cm := objs["ConfigMap/oxcross-configserver"].(*corev1.ConfigMap)
+	dep := objs["Deployment/oxcross-configserver"].(*appsv1.Deployment)
+	svc := objs["Service/oxcross-configserver"].(*corev1.Service)
+
+	t.Run("ConfigMap is the packaged example config", func(t *testing.T) {
+		want, err := os.ReadFile(filepath.Join(dir, "..", "config", "config.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cm.Data["config.yaml"] != string(want) {
+			t.Error("packaging/kubernetes/config.yaml differs from packaging/config/config.yaml: copy it over")
+		}
+	})
+
+	pod := dep.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+
+	t.Run("non-root, read-only, no capabilities", func(t *testing.T) {
+		psc, sc := pod.SecurityContext, c.SecurityContext
+		if psc == nil || sc == nil {
+			t.Fatal("pod or container securityContext missing")
+		}
+		if psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+			t.Error("runAsNonRoot is not true")
+		}
+		if psc.RunAsUser == nil || *psc.RunAsUser == 0 {
+			t.Error("runAsUser is not a non-root uid")
+		}
+		if psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Error("seccompProfile is not RuntimeDefault")
+		}
+		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			t.Error("readOnlyRootFilesystem is not true")
+		}
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Error("allowPrivilegeEscalation is not false")
+		}
+		if sc.Privileged != nil && *sc.Privileged {
+			t.Error("privileged")
+		}
+		if sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" || len(sc.Capabilities.Add) != 0 {
+			t.Errorf("capabilities %+v, want drop [ALL] and nothing added", sc.Capabilities)
+		}
+		if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+			t.Error("the service account token is mounted; the configserver does not talk to the API")
+		}
+	})
+
+	t.Run("the image's user is the pod's", func(t *testing.T) {
+		cf, err := os.ReadFile(filepath.Join(dir, "..", "container", "Containerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("\nUSER %d:%d\n", *pod.SecurityContext.RunAsUser, *pod.SecurityContext.RunAsGroup)
+		if !strings.Contains(string(cf), want) {
+			t.Errorf("Containerfile has no %q", strings.TrimSpace(want))
+		}
+		if c.Image != "localhost/oxcross-configserver:latest" {
+			t.Errorf("image %q, want the one make image builds, localhost/oxcross-configserver:latest", c.Image)
+		}
+	})
+
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	t.Run("probes and resources", func(t *testing.T) {
+		for name, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+			if p == nil || p.HTTPGet == nil {
+				t.Errorf("%s probe: not an HTTP GET", name)
+				continue
+			}
+			if p.HTTPGet.Port.Type != intstr.String || ports[p.HTTPGet.Port.StrVal] == 0 {
+				t.Errorf("%s probe: port %q is not a named container port", name, p.HTTPGet.Port.String())
+			}
+		}
+		if ports["http"] != 9300 {
+			t.Errorf("container port http is %d, want 9300", ports["http"])
+		}
+		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+			t.Errorf("resources %+v: want cpu and memory requests and a memory limit", c.Resources)
+		}
+	})
+
+	t.Run("the config file comes from the ConfigMap", func(t *testing.T) {
+		var vol string
+		for _, v := range pod.Volumes {
+			if v.ConfigMap != nil && v.ConfigMap.Name == cm.Name {
+				vol = v.Name
+			}
+		}
+		var mount string
+		for _, m := range c.VolumeMounts {
+			if m.Name == vol {
+				mount = m.MountPath
+			}
+		}
+		if vol == "" || mount == "" {
+			t.Fatalf("ConfigMap %s is not mounted", cm.Name)
+		}
+		want := "--config.file=" + mount + "/config.yaml"
+		found := false
+		for _, a := range c.Args {
+			found = found || a == want
+		}
+		if !found {
+			t.Errorf("args %q lack %q", c.Args, want)
+		}
+	})
+
+	t.Run("Service reaches the pods", func(t *testing.T) {
+		for k, v := range svc.Spec.Selector {
+			if dep.Spec.Template.Labels[k] != v {
+				t.Errorf("Service selector %s=%s does not match the pod labels %v", k, v, dep.Spec.Template.Labels)
+			}
+		}
+		if len(svc.Spec.Selector) == 0 {
+			t.Error("Service has no selector")
+		}
+		for k, v := range dep.Spec.Selector.MatchLabels {
+			if dep.Spec.Template.Labels[k] != v {
+				t.Errorf("Deployment selector %s=%s does not match its pod labels", k, v)
+			}
+		}
+		for _, p := range svc.Spec.Ports {
+			if ports[p.TargetPort.String()] == 0 {
+				t.Errorf("Service port %d targets %q, not a container port", p.Port, p.TargetPort.String())
+			}
+		}
+	})
+}
