@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -33,14 +34,45 @@ type Server struct {
 	reloads         *prometheus.CounterVec
 	origins         prometheus.Gauge
 	configRequests  *prometheus.CounterVec
+
+	registry *Registry
+	// perLeaf caches each leaf's view of a config with leaf selectors.
+	perLeafMu sync.Mutex
+	perLeaf   map[string]*leafView
+	// sdCache caches the encoded /sd/leaves.
+	sdMu    sync.Mutex
+	sdCache sdLeavesCache
 }
+
+type leafView struct {
+	configETag string
+	labels     map[string]string
+	loaded     *discovery.Loaded
+}
+
+type sdLeavesCache struct {
+	configETag string
+	version    uint64
+	until      time.Time
+	body       []byte
+}
+
+// Registry returns the server's leaf registry.
+func (s *Server) Registry() *Registry { return s.registry }
 
 // New loads the config file at path and returns a Server for it. A config
 // that does not load at start is an error: there is no good config to keep.
 func New(path string, reg prometheus.Registerer, logger *slog.Logger) (*Server, error) {
+	return NewWithRegistry(path, RegistryOptions{}, reg, logger)
+}
+
+// NewWithRegistry is New with a leaf registry configured by ropts.
+func NewWithRegistry(path string, ropts RegistryOptions, reg prometheus.Registerer, logger *slog.Logger) (*Server, error) {
 	s := &Server{
-		file:   discovery.NewFile(path),
-		logger: logger,
+		file:     discovery.NewFile(path),
+		logger:   logger,
+		registry: NewRegistry(ropts, reg),
+		perLeaf:  make(map[string]*leafView),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "oxcross_configserver_config_last_reload_successful",
 			Help: "1 if the last config reload succeeded, 0 if it failed and the previous config is still served.",
@@ -62,7 +94,11 @@ func New(path string, reg prometheus.Registerer, logger *slog.Logger) (*Server, 
 			Help: "GET /config requests by status code (200 or 304).",
 		}, []string{"code"}),
 	}
-	reg.MustRegister(s.reloadSuccess, s.reloadTimestamp, s.reloads, s.origins, s.configRequests)
+	leaves := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "oxcross_configserver_leaves",
+		Help: "Leaves in /sd/leaves by kind: static (listed in the config) or dynamic (registered by heartbeat).",
+	}, []string{"kind"})
+	reg.MustRegister(s.reloadSuccess, s.reloadTimestamp, s.reloads, s.origins, s.configRequests, leafCollector{s, leaves})
 	s.reloads.WithLabelValues("success")
 	s.reloads.WithLabelValues("failure")
 	if err := s.load(false); err != nil {
@@ -126,7 +162,7 @@ func (s *Server) Watch(ctx context.Context, interval time.Duration) {
 // ServeConfig answers GET /config with the normalized config and its ETag;
 // a request whose If-None-Match has that ETag gets 304.
 func (s *Server) ServeConfig(w http.ResponseWriter, r *http.Request) {
-	l := s.current.Load()
+	l := s.viewFor(r.URL.Query().Get("leaf_id"))
 	h := w.Header()
 	h.Set("ETag", l.ETag)
 	h.Set("Cache-Control", "no-cache")
@@ -169,13 +205,55 @@ func (s *Server) ServeReload(w http.ResponseWriter, _ *http.Request) {
 	_, _ = fmt.Fprintf(w, "Reloaded: %d origins.\n", len(s.Current().Config.Origins))
 }
 
-// NewMux returns the configserver's API routes: /config, /healthz and
-// /-/reload. The caller adds /metrics, the landing page and /-/healthy.
+// viewFor returns the config as leaf id sees it: the origins whose leaf
+// selector matches the leaf's labels (from its registration or its static
+// entry). An unknown leaf sees the origins without a selector.
+func (s *Server) viewFor(id string) *discovery.Loaded {
+	l := s.current.Load()
+	if id == "" {
+		return l
+	}
+	labels, ok := s.registry.Labels(id)
+	if !ok {
+		for _, sl := range l.Config.Leaves {
+			if sl.ID == id {
+				labels = sl.Labels
+			}
+		}
+	}
+	view := l.Config.ForLeaf(labels)
+	if view == l.Config {
+		return l
+	}
+	s.perLeafMu.Lock()
+	defer s.perLeafMu.Unlock()
+	if v, ok := s.perLeaf[id]; ok && v.configETag == l.ETag && maps.Equal(v.labels, labels) {
+		return v.loaded
+	}
+	loaded, err := discovery.NewLoaded(view)
+	if err != nil {
+		s.logger.Error("Cannot encode a leaf's view of the config", "leaf_id", id, "err", err)
+		return l
+	}
+	if len(s.perLeaf) >= 2*s.registry.opts.MaxLeaves {
+		clear(s.perLeaf)
+	}
+	s.perLeaf[id] = &leafView{configETag: l.ETag, labels: labels, loaded: loaded}
+	return loaded
+}
+
+// NewMux returns the configserver's API routes: /config, /healthz,
+// /-/reload, the leaf registry's /api/v1/leaves/{id} and the http_sd lists
+// /sd/leaves and /sd/origins. The caller adds /metrics, the landing page and /-/healthy.
 func NewMux(s *Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /config", s.ServeConfig)
 	mux.HandleFunc("GET /healthz", service.Healthy)
 	mux.HandleFunc("POST /-/reload", s.ServeReload)
+	mux.HandleFunc("PUT /api/v1/leaves/{id}", s.servePut)
+	mux.HandleFunc("DELETE /api/v1/leaves/{id}", s.serveDelete)
+	mux.HandleFunc("GET /sd/leaves", s.serveSDLeaves)
+	mux.HandleFunc("GET /sd/origins", s.serveSDOrigins)
 	mux.HandleFunc("PUT /-/reload", s.ServeReload)
 	return mux
 }

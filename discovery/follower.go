@@ -23,6 +23,9 @@ type FollowerOptions struct {
 	RefreshInterval time.Duration
 	// WatchInterval is how often File is checked for changes.
 	WatchInterval time.Duration
+	// Heartbeat, when set, is called before every fetch from Remote (the
+	// leaf's registration with the configserver); its errors are logged.
+	Heartbeat func(context.Context) error
 	// Apply receives every new good config. It is called from Run's goroutine.
 	Apply func(*Config)
 	// Logger and Registerer are required.
@@ -171,6 +174,11 @@ func (f *Follower) refresh(ctx context.Context, poll bool) error {
 	)
 	if f.o.Remote != nil {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if f.o.Heartbeat != nil {
+			if herr := f.o.Heartbeat(rctx); herr != nil && ctx.Err() == nil {
+				f.o.Logger.Warn("Heartbeat to the configserver failed", "err", herr)
+			}
+		}
 		l, err = f.o.Remote.Fetch(rctx)
 		cancel()
 	} else {

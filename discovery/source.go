@@ -111,6 +111,19 @@ func NewRemote(base string, client *http.Client, userAgent string) (*Remote, err
 	return &Remote{url: u.String(), client: client, agent: userAgent}, nil
 }
 
+// SetLeafID makes the configserver answer the view of the config meant for
+// leaf id (origins selected by leaf labels).
+func (r *Remote) SetLeafID(id string) {
+	u, err := url.Parse(r.url)
+	if err != nil {
+		return
+	}
+	q := u.Query()
+	q.Set("leaf_id", id)
+	u.RawQuery = q.Encode()
+	r.url = u.String()
+}
+
 // URL is the address the config is fetched from.
 func (r *Remote) URL() string { return r.url }
 

@@ -2,7 +2,9 @@
 package main
 
 import (
+	"net/netip"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -21,17 +23,32 @@ func main() {
 		Envar("OXCROSS_CONF").Default("/etc/oxcross/config.yaml").String()
 	watchInterval := app.Flag("config.watch-interval", "How often to check the config file for changes (it is read anew, so a Kubernetes ConfigMap's symlink swap is seen).").
 		Default("5s").Duration()
+	maxLeaves := app.Flag("registry.max-leaves", "Most leaves the registry holds; registrations beyond it are refused with 429.").
+		Default(strconv.Itoa(configserver.DefaultMaxLeaves)).Int()
+	allowCIDRs := app.Flag("registry.allow-address-cidr", "A network (CIDR) whose addresses leaves may advertise whatever address their registration comes from, e.g. when a reverse proxy fronts the configserver. Repeatable. Outside these, a leaf may only advertise the address its request comes from.").
+		Strings()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 	logger := flags.Logger()
+	ropts := configserver.RegistryOptions{MaxLeaves: *maxLeaves}
+	for _, c := range *allowCIDRs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			logger.Error("Bad --registry.allow-address-cidr", "cidr", c, "err", err)
+			os.Exit(2)
+		}
+		ropts.AllowedCIDRs = append(ropts.AllowedCIDRs, p.Masked())
+	}
 	service.LogStart(logger, "oxcross-configserver")
 	reg := service.NewRegistry(name)
-	srv, err := configserver.New(*configFile, reg, logger)
+	srv, err := configserver.NewWithRegistry(*configFile, ropts, reg, logger)
 	if err != nil {
 		logger.Error("Cannot load the config", "err", err)
 		os.Exit(1)
 	}
 	landing, err := service.LandingPage("Oxcross configserver", "Serves the Oxcross target config to leaves.",
 		web.LandingLinks{Address: "/config", Text: "Config", Description: "The config served to leaves"},
+		web.LandingLinks{Address: "/sd/leaves", Text: "Leaves", Description: "http_sd list of the live leaves, for Prometheus"},
+		web.LandingLinks{Address: "/sd/origins", Text: "Origins", Description: "http_sd list of the origins"},
 		web.LandingLinks{Address: "/metrics", Text: "Metrics", Description: "The configserver's own metrics"})
 	if err != nil {
 		logger.Error("Cannot create the landing page", "err", err)

@@ -3,6 +3,9 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
@@ -34,6 +38,10 @@ func main() {
 		Default("/var/lib/oxcross-leaf/config.json").String()
 	maxConcurrency := app.Flag("probe.max-concurrency", "Most probes in flight at once across all origins; a probe that finds no free slot before its next one is skipped and counted in oxcross_leaf_probe_skipped_total.").
 		Default(strconv.Itoa(prober.DefaultMaxConcurrency)).Int()
+	httpClientFile := app.Flag("config.http-client-file", "prometheus/common HTTP client config (YAML) for talking to the configserver: tls_config (CA, client certificate), basic_auth, authorization (bearer token file), proxy_url.").String()
+	register := app.Flag("leaf.register", "Register with the configserver (heartbeat at start and at every refresh, removal on shutdown) so that its /sd/leaves lists this leaf.").Default("true").Bool()
+	advertise := app.Flag("leaf.advertise-address", "host:port where Prometheus scrapes this leaf, sent to the configserver. Default: the port of --web.listen-address, at the address the configserver sees the leaf's requests come from.").String()
+	leafLabels := app.Flag("leaf.label", "A label of this leaf, key=value, for /sd/leaves and leaf selectors. Repeatable.").Strings()
 	leafID := app.Flag("leaf.id", "This leaf's id, the source_id label of its metrics.").
 		Envar("OXCROSS_LEAF_ID").Default(hostname).String()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
@@ -63,13 +71,40 @@ func main() {
 		Logger:     logger,
 		Registerer: reg,
 	}
+	var registrar *discovery.Registrar
 	if *configURL != "" {
-		remote, err := discovery.NewRemote(*configURL, &http.Client{Timeout: 30 * time.Second}, agent)
+		client, err := configClient(*httpClientFile)
+		if err != nil {
+			logger.Error("Bad --config.http-client-file", "err", err)
+			os.Exit(2)
+		}
+		remote, err := discovery.NewRemote(*configURL, client, agent)
 		if err != nil {
 			logger.Error("Bad --config.url", "err", err)
 			os.Exit(2)
 		}
+		remote.SetLeafID(*leafID)
 		opts.Remote, opts.CacheFile = remote, *cacheFile
+		if *register {
+			reg := discovery.Registration{Address: *advertise, Labels: map[string]string{}, Version: version.Version, RefreshInterval: refresh.String()}
+			if reg.Address == "" {
+				reg.Address = advertisedPort((*flags.Web.WebListenAddresses)[0])
+			}
+			for _, l := range *leafLabels {
+				k, v, err := discovery.ParseLabelFlag(l)
+				if err != nil {
+					logger.Error("Bad --leaf.label", "label", l, "err", err)
+					os.Exit(2)
+				}
+				reg.Labels[k] = v
+			}
+			registrar, err = discovery.NewRegistrar(*configURL, client, agent, *leafID, reg)
+			if err != nil {
+				logger.Error("Cannot register with the configserver", "err", err)
+				os.Exit(2)
+			}
+			opts.Heartbeat = registrar.Heartbeat
+		}
 		logger.Info("Following the configserver", "url", remote.URL(), "refresh_interval", *refresh, "cache_file", *cacheFile)
 	} else {
 		opts.File = discovery.NewFile(*configFile)
@@ -111,9 +146,48 @@ func main() {
 	stop()
 	wg.Wait()
 	sched.Stop()
+	if registrar != nil {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := registrar.Deregister(dctx); err != nil {
+			logger.Warn("Could not deregister from the configserver", "err", err)
+		}
+		cancel()
+	}
 	if serveErr != nil {
 		logger.Error("Server failed", "err", serveErr)
 		os.Exit(1)
 	}
 	logger.Info("Stopped")
+}
+
+// configClient returns the HTTP client for the configserver, configured by
+// a prometheus/common HTTP client config file when one is given.
+func configClient(file string) (*http.Client, error) {
+	if file == "" {
+		return &http.Client{Timeout: 30 * time.Second}, nil
+	}
+	cfg, _, err := promconfig.LoadHTTPConfigFile(file)
+	if err != nil {
+		return nil, err
+	}
+	c, err := promconfig.NewClientFromConfig(*cfg, "oxcross-leaf")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	c.Timeout = 30 * time.Second
+	return c, nil
+}
+
+// advertisedPort turns a listen address into the address to advertise:
+// its host when it names one, else ":port" for the configserver to fill in
+// with the address the registration comes from.
+func advertisedPort(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return ":" + port
+	}
+	return listen
 }

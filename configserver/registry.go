@@ -1,0 +1,314 @@
+package configserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oxcross/oxcross/discovery"
+)
+
+// Registry limits and defaults.
+const (
+	// MaxRegistrationBytes bounds a registration body.
+	MaxRegistrationBytes = 64 << 10
+	// DefaultMaxLeaves bounds the registry.
+	DefaultMaxLeaves = 10000
+	// DefaultRefreshInterval is assumed for a leaf that does not say its own.
+	DefaultRefreshInterval = time.Minute
+	// missedRefreshes is how many refresh intervals a leaf may miss before
+	// it drops out of /sd/leaves.
+	missedRefreshes = 3
+)
+
+// RegistryOptions configure a Registry.
+type RegistryOptions struct {
+	// MaxLeaves bounds the registered leaves; 0 means DefaultMaxLeaves.
+	MaxLeaves int
+	// AllowedCIDRs are networks whose addresses leaves may advertise
+	// whatever address their request comes from (a reverse proxy in front
+	// of the configserver, NAT). Outside them, the advertised host must be
+	// the request's source address.
+	AllowedCIDRs []netip.Prefix
+	// Resolver resolves advertised host names; nil means net.DefaultResolver.
+	Resolver *net.Resolver
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+type entry struct {
+	leaf    discovery.Leaf
+	expires time.Time
+	source  netip.Addr
+}
+
+// Registry keeps the leaves that registered by heartbeat.
+type Registry struct {
+	opts    RegistryOptions
+	mu      sync.RWMutex
+	leaves  map[string]*entry
+	version uint64
+
+	registrations *prometheus.CounterVec
+}
+
+// NewRegistry returns an empty registry whose metrics are registered on reg.
+func NewRegistry(opts RegistryOptions, reg prometheus.Registerer) *Registry {
+	if opts.MaxLeaves <= 0 {
+		opts.MaxLeaves = DefaultMaxLeaves
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Resolver == nil {
+		opts.Resolver = net.DefaultResolver
+	}
+	r := &Registry{
+		opts:   opts,
+		leaves: make(map[string]*entry),
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxcross_configserver_registrations_total",
+			Help: "Leaf heartbeats by result: ok, invalid (400/413), forbidden (403), conflict (409), full (429).",
+		}, []string{"result"}),
+	}
+	for _, res := range []string{"ok", "invalid", "forbidden", "conflict", "full"} {
+		r.registrations.WithLabelValues(res)
+	}
+	reg.MustRegister(r.registrations)
+	return r
+}
+
+// httpError is an error with the status code it answers.
+type httpError struct {
+	code   int
+	result string
+	err    error
+}
+
+func (e *httpError) Error() string { return e.err.Error() }
+
+func refuse(code int, result string, format string, args ...any) error {
+	return &httpError{code: code, result: result, err: fmt.Errorf(format, args...)}
+}
+
+// Put records a heartbeat of leaf id, sent from source. static are the
+// config's leaves: a registration may not take over one of their ids with
+// another address.
+func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registration, source netip.Addr, static []discovery.StaticLeaf) (discovery.Leaf, time.Duration, error) {
+	if err := discovery.ValidateLeafID(id); err != nil {
+		return discovery.Leaf{}, 0, refuse(http.StatusBadRequest, "invalid", "%v", err)
+	}
+	if err := discovery.ValidateLabels(reg.Labels); err != nil {
+		return discovery.Leaf{}, 0, refuse(http.StatusBadRequest, "invalid", "labels: %v", err)
+	}
+	if len(reg.Version) > 128 {
+		return discovery.Leaf{}, 0, refuse(http.StatusBadRequest, "invalid", "version longer than 128 characters")
+	}
+	interval := DefaultRefreshInterval
+	if reg.RefreshInterval != "" {
+		d, err := time.ParseDuration(reg.RefreshInterval)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			return discovery.Leaf{}, 0, refuse(http.StatusBadRequest, "invalid", "refresh_interval %q is not a duration between 1s and 24h", reg.RefreshInterval)
+		}
+		interval = d
+	}
+	addr := reg.Address
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" && source.IsValid() {
+		addr = net.JoinHostPort(source.Unmap().String(), port)
+	}
+	if err := discovery.ValidateAddress(addr); err != nil {
+		return discovery.Leaf{}, 0, refuse(http.StatusBadRequest, "invalid", "address: %v", err)
+	}
+	for _, s := range static {
+		if s.ID == id && s.Address != addr {
+			return discovery.Leaf{}, 0, refuse(http.StatusConflict, "conflict", "leaf id %q is listed in the config with address %s, not %s", id, s.Address, addr)
+		}
+	}
+	if err := r.checkAddress(ctx, addr, source); err != nil {
+		return discovery.Leaf{}, 0, err
+	}
+
+	now := r.opts.Now()
+	ttl := missedRefreshes * interval
+	leaf := discovery.Leaf{ID: id, Address: addr, Labels: reg.Labels, Version: reg.Version, LastSeen: now}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, exists := r.leaves[id]
+	if !exists && len(r.leaves) >= r.opts.MaxLeaves {
+		r.pruneLocked(now)
+		if len(r.leaves) >= r.opts.MaxLeaves {
+			return discovery.Leaf{}, 0, refuse(http.StatusTooManyRequests, "full", "the registry holds %d leaves, its limit (--registry.max-leaves)", r.opts.MaxLeaves)
+		}
+	}
+	if exists && old.source != source && !r.allowed(source) && old.expires.After(now) {
+		return discovery.Leaf{}, 0, refuse(http.StatusForbidden, "forbidden", "leaf id %q is registered from %s, not %s", id, old.source, source)
+	}
+	if !exists || !sameLeaf(old.leaf, leaf) {
+		r.version++
+	}
+	r.leaves[id] = &entry{leaf: leaf, expires: now.Add(ttl), source: source}
+	r.registrations.WithLabelValues("ok").Inc()
+	return leaf, ttl, nil
+}
+
+func sameLeaf(a, b discovery.Leaf) bool {
+	if a.Address != b.Address || a.Version != b.Version || len(a.Labels) != len(b.Labels) {
+		return false
+	}
+	for k, v := range a.Labels {
+		if b.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// checkAddress refuses an advertised address that is not the request's
+// source, unless it lies in an allowed network.
+func (r *Registry) checkAddress(ctx context.Context, addr string, source netip.Addr) error {
+	host, _, _ := net.SplitHostPort(addr)
+	var ips []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = []netip.Addr{ip.Unmap()}
+	} else {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		found, err := r.opts.Resolver.LookupNetIP(rctx, "ip", host)
+		if err != nil {
+			return refuse(http.StatusForbidden, "forbidden", "advertised host %q does not resolve: %v", host, err)
+		}
+		for _, ip := range found {
+			ips = append(ips, ip.Unmap())
+		}
+	}
+	for _, ip := range ips {
+		if ip == source.Unmap() {
+			return nil
+		}
+	}
+	if len(ips) > 0 && r.allowedAll(ips) {
+		return nil
+	}
+	return refuse(http.StatusForbidden, "forbidden", "advertised address %s is not the request's source %s; a leaf may only register its own address (or one in --registry.allow-address-cidr)", addr, source)
+}
+
+func (r *Registry) allowed(ip netip.Addr) bool {
+	for _, p := range r.opts.AllowedCIDRs {
+		if p.Contains(ip.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Registry) allowedAll(ips []netip.Addr) bool {
+	for _, ip := range ips {
+		if !r.allowed(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// Delete removes leaf id at once, if source may: the address it registered
+// from, or an allowed network.
+func (r *Registry) Delete(id string, source netip.Addr) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.leaves[id]
+	if !ok {
+		return refuse(http.StatusNotFound, "invalid", "leaf %q is not registered", id)
+	}
+	if e.source != source && !r.allowed(source) {
+		return refuse(http.StatusForbidden, "forbidden", "leaf %q was registered from %s, not %s", id, e.source, source)
+	}
+	delete(r.leaves, id)
+	r.version++
+	return nil
+}
+
+// pruneLocked drops expired entries.
+func (r *Registry) pruneLocked(now time.Time) {
+	for id, e := range r.leaves {
+		if !e.expires.After(now) {
+			delete(r.leaves, id)
+			r.version++
+		}
+	}
+}
+
+// Live returns the leaves whose heartbeat is recent enough, the registry's
+// version (which changes with every change of its content) and when the
+// first of them expires.
+func (r *Registry) Live() (leaves []discovery.Leaf, version uint64, nextExpiry time.Time) {
+	now := r.opts.Now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	leaves = make([]discovery.Leaf, 0, len(r.leaves))
+	for _, e := range r.leaves {
+		if !e.expires.After(now) {
+			continue
+		}
+		leaves = append(leaves, e.leaf)
+		if nextExpiry.IsZero() || e.expires.Before(nextExpiry) {
+			nextExpiry = e.expires
+		}
+	}
+	return leaves, r.version, nextExpiry
+}
+
+// Count returns the number of live registered leaves.
+func (r *Registry) Count() int {
+	leaves, _, _ := r.Live()
+	return len(leaves)
+}
+
+// Labels returns the labels of a live registered leaf.
+func (r *Registry) Labels(id string) (map[string]string, bool) {
+	now := r.opts.Now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.leaves[id]
+	if !ok || !e.expires.After(now) {
+		return nil, false
+	}
+	return e.leaf.Labels, true
+}
+
+// sourceAddr returns the address a request came from.
+func sourceAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// decodeRegistration reads a registration body strictly and within
+// MaxRegistrationBytes.
+func decodeRegistration(w http.ResponseWriter, r *http.Request) (discovery.Registration, error) {
+	var reg discovery.Registration
+	body := http.MaxBytesReader(w, r.Body, MaxRegistrationBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&reg); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return reg, refuse(http.StatusRequestEntityTooLarge, "invalid", "registration body larger than %d bytes", MaxRegistrationBytes)
+		}
+		return reg, refuse(http.StatusBadRequest, "invalid", "registration body: %v", err)
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return reg, refuse(http.StatusRequestEntityTooLarge, "invalid", "registration body larger than %d bytes", MaxRegistrationBytes)
+	}
+	return reg, nil
+}

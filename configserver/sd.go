@@ -1,0 +1,125 @@
+package configserver
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oxcross/oxcross/discovery"
+)
+
+func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	reg, err := decodeRegistration(w, r)
+	if err == nil {
+		var leaf discovery.Leaf
+		var ttl time.Duration
+		leaf, ttl, err = s.registry.Put(r.Context(), id, reg, sourceAddr(r), s.current.Load().Config.Leaves)
+		if err == nil {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]string{"id": leaf.ID, "address": leaf.Address, "expires_in": ttl.String()})
+			return
+		}
+	}
+	s.refuse(w, r, err)
+}
+
+func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
+	if err := s.registry.Delete(r.PathValue("id"), sourceAddr(r)); err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// refuse answers a refused registry request with its status and reason.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	code, result := http.StatusInternalServerError, "invalid"
+	var he *httpError
+	if errors.As(err, &he) {
+		code, result = he.code, he.result
+	}
+	s.registry.registrations.WithLabelValues(result).Inc()
+	s.logger.Debug("Refused a leaf registry request", "method", r.Method, "path", r.URL.Path, "source", r.RemoteAddr, "status", code, "err", err)
+	http.Error(w, err.Error(), code)
+}
+
+// serveSDLeaves answers the http_sd list of live leaves: the config's
+// static leaves and the registered ones. The encoded list is cached until
+// the registry or config changes or a leaf expires.
+func (s *Server) serveSDLeaves(w http.ResponseWriter, _ *http.Request) {
+	l := s.current.Load()
+	now := time.Now()
+	s.sdMu.Lock()
+	c := s.sdCache
+	s.sdMu.Unlock()
+	_, version, _ := s.registry.Live()
+	if c.body == nil || c.configETag != l.ETag || c.version != version || !now.Before(c.until) {
+		body, until := s.encodeSDLeaves(l)
+		c = sdLeavesCache{configETag: l.ETag, version: version, until: until, body: body}
+		s.sdMu.Lock()
+		s.sdCache = c
+		s.sdMu.Unlock()
+	}
+	writeJSON(w, c.body)
+}
+
+func (s *Server) encodeSDLeaves(l *discovery.Loaded) ([]byte, time.Time) {
+	dynamic, _, nextExpiry := s.registry.Live()
+	static := make(map[string]bool, len(l.Config.Leaves))
+	leaves := make([]discovery.Leaf, 0, len(l.Config.Leaves)+len(dynamic))
+	for _, sl := range l.Config.Leaves {
+		static[sl.ID] = true
+		leaves = append(leaves, discovery.Leaf{ID: sl.ID, Address: sl.Address, Labels: sl.Labels, Static: true})
+	}
+	for _, d := range dynamic {
+		if !static[d.ID] {
+			leaves = append(leaves, d)
+		}
+	}
+	body, err := json.Marshal(discovery.LeafGroups(leaves))
+	if err != nil {
+		s.logger.Error("Cannot encode /sd/leaves", "err", err)
+		return []byte("[]"), time.Time{}
+	}
+	until := nextExpiry
+	if until.IsZero() {
+		until = time.Now().Add(time.Hour)
+	}
+	return body, until
+}
+
+func (s *Server) serveSDOrigins(w http.ResponseWriter, _ *http.Request) {
+	body, err := json.Marshal(discovery.OriginGroups(s.current.Load().Config))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, body)
+}
+
+func writeJSON(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
+
+// leafCollector exports oxcross_configserver_leaves at scrape time.
+type leafCollector struct {
+	s     *Server
+	gauge *prometheus.GaugeVec
+}
+
+func (c leafCollector) Describe(ch chan<- *prometheus.Desc) { c.gauge.Describe(ch) }
+
+func (c leafCollector) Collect(ch chan<- prometheus.Metric) {
+	static := 0
+	if l := c.s.current.Load(); l != nil {
+		static = len(l.Config.Leaves)
+	}
+	c.gauge.WithLabelValues("static").Set(float64(static))
+	c.gauge.WithLabelValues("dynamic").Set(float64(c.s.registry.Count()))
+	c.gauge.Collect(ch)
+}

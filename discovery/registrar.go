@@ -1,0 +1,86 @@
+package discovery
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Registration is the body of the configserver's PUT /api/v1/leaves/{id}:
+// a leaf's heartbeat.
+type Registration struct {
+	// Address is host:port where Prometheus scrapes the leaf; ":port"
+	// means the address the request comes from.
+	Address string            `json:"address"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Version string            `json:"version,omitempty"`
+	// RefreshInterval is the leaf's config refresh interval (a Go
+	// duration); the leaf drops out of /sd/leaves after three of them
+	// without a heartbeat.
+	RefreshInterval string `json:"refresh_interval,omitempty"`
+}
+
+// Registrar sends a leaf's heartbeats to the configserver and deregisters
+// it on shutdown.
+type Registrar struct {
+	url    string
+	client *http.Client
+	agent  string
+	body   []byte
+}
+
+// NewRegistrar returns a Registrar for leaf id at the configserver base.
+func NewRegistrar(base string, client *http.Client, userAgent, id string, reg Registration) (*Registrar, error) {
+	if err := ValidateLeafID(id); err != nil {
+		return nil, err
+	}
+	if err := ValidateLabels(reg.Labels); err != nil {
+		return nil, fmt.Errorf("leaf labels: %w", err)
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("config URL %q: want http(s)://host[:port][/prefix]", base)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/api/v1/leaves/" + url.PathEscape(id)
+	body, err := json.Marshal(reg)
+	if err != nil {
+		return nil, fmt.Errorf("encoding registration: %w", err)
+	}
+	return &Registrar{url: u.String(), client: client, agent: userAgent, body: body}, nil
+}
+
+// Heartbeat registers the leaf, or renews its registration.
+func (r *Registrar) Heartbeat(ctx context.Context) error {
+	return r.do(ctx, http.MethodPut, r.body)
+}
+
+// Deregister removes the leaf from the configserver's registry.
+func (r *Registrar) Deregister(ctx context.Context) error {
+	return r.do(ctx, http.MethodDelete, nil)
+}
+
+func (r *Registrar) do(ctx context.Context, method string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, method, r.url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, r.url, err)
+	}
+	req.Header.Set("User-Agent", r.agent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, r.url, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", method, r.url, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
