@@ -42,6 +42,7 @@ func main() {
 	register := app.Flag("leaf.register", "Register with the configserver (heartbeat at start and at every refresh, removal on shutdown) so that its /sd/leaves lists this leaf.").Default("true").Bool()
 	advertise := app.Flag("leaf.advertise-address", "host:port where Prometheus scrapes this leaf, sent to the configserver. Default: the port of --web.listen-address, at the address the configserver sees the leaf's requests come from.").String()
 	leafLabels := app.Flag("leaf.label", "A label of this leaf, key=value, for /sd/leaves and leaf selectors. Repeatable.").Strings()
+	pprofOn := app.Flag("web.enable-pprof", "Serve Go's profiles at /debug/pprof/ (behind the web config like every other path).").Default("false").Bool()
 	leafID := app.Flag("leaf.id", "This leaf's id, the source_id label of its metrics.").
 		Envar("OXCROSS_LEAF_ID").Default(hostname).String()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
@@ -130,6 +131,9 @@ func main() {
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
 	mux.HandleFunc("GET /-/ready", service.Ready(follower.Ready))
 	mux.Handle("GET /{$}", landing)
+	if *pprofOn {
+		service.RegisterPprof(mux)
+	}
 
 	ctx, stop := service.SignalContext()
 	defer stop()
