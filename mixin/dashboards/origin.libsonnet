@@ -154,7 +154,7 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
         ),
         g.timeseries(
           'Failed probes by reason',
-          'Failed probes per minute by reason: timeout, dns, connect, tls, http_status, invalid_response, cached (a repeated token or foreign nonce), body_too_large, error.',
+          'Failed probes per minute by reason: timeout, dns, connect, tls, http_status, body_mismatch, invalid_response, cached (a repeated token or foreign nonce), body_too_large, icmp, error (docs/metrics.md lists them).',
           [g.target(
             'sum by (source_id, origin_id, reason) (rate(oxcross_leaf_probe_results{%s, result="false"}[$__rate_interval])) * 60 > 0' % sel,
             common.pair + ': {{reason}}',

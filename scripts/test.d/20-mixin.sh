@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# The monitoring mixin's suite (mixin/): formatting, a current render,
+# promtool check and unit tests of the rules and alerts (every alert both
+# firing and quiet), sanity of the dashboards' JSON and PromQL, the runbook of
+# every alert, and that every metric the render names is exported by a
+# running leaf or configserver. Runs from the repository root; needs Go,
+# promtool and openssl (scripts/packages.d/mixin.txt).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+step() { printf -- '-- %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+jsonnet() { go tool -modfile=tools/go.mod jsonnet -J mixin "$@"; }
+
+command -v promtool >/dev/null && command -v openssl >/dev/null || bash scripts/install-deps.sh
+
+step "jsonnetfmt"
+mapfile -t sources < <(find mixin -name '*.jsonnet' -o -name '*.libsonnet' | sort)
+unformatted=()
+for f in "${sources[@]}"; do
+  go tool -modfile=tools/go.mod jsonnetfmt --test "$f" || unformatted+=("$f")
+done
+[ ${#unformatted[@]} -eq 0 ] || fail "jsonnetfmt would change: ${unformatted[*]} (go tool -modfile=tools/go.mod jsonnetfmt -i FILE)"
+
+step "the committed render is current"
+bash mixin/build.sh "$tmp/out"
+diff -r mixin/out "$tmp/out" >"$tmp/render.diff" || {
+  head -40 "$tmp/render.diff"
+  fail "mixin/out is stale: run 'make mixin' and commit mixin/out"
+}
+
+step "promtool check rules"
+promtool check rules mixin/out/prometheus_rules.yaml mixin/out/prometheus_alerts.yaml
+
+step "alerts: severity, summary, description, runbook"
+jsonnet -e "(import 'mixin.libsonnet').prometheusAlerts" >"$tmp/alerts.json"
+jsonnet -e "(import 'mixin.libsonnet').prometheusRules" >"$tmp/rules.json"
+jq -r '.groups[].rules[] | select(
+    (.labels.severity | IN("critical", "warning", "info") | not)
+    or ((.annotations.summary // "") == "")
+    or ((.annotations.description // "") == "")
+    or ((.annotations.runbook_url // "") | test("/docs/runbooks\\.md#[a-z0-9-]+$") | not)
+  ) | .alert' "$tmp/alerts.json" >"$tmp/bad_alerts"
+[ ! -s "$tmp/bad_alerts" ] || fail "alerts without a severity, summary, description or runbook_url into docs/runbooks.md: $(tr '\n' ' ' <"$tmp/bad_alerts")"
+# GitHub's anchors of the runbook's "## Name" headings.
+sed -n 's/^## //p' docs/runbooks.md | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9 -]//g; s/ /-/g' | sort -u >"$tmp/anchors"
+jq -r '.groups[].rules[].annotations.runbook_url | sub(".*#"; "")' "$tmp/alerts.json" | sort -u >"$tmp/wanted_anchors"
+missing=$(comm -23 "$tmp/wanted_anchors" "$tmp/anchors")
+[ -z "$missing" ] || fail "docs/runbooks.md has no section for: $missing"
+
+step "dashboards: schema, panels, variables, units, legends"
+for d in mixin/out/dashboards/*.json; do
+  problems=$(jq -r '
+    def vars: [.templating.list[].name];
+    (if (.schemaVersion // 0) < 39 then "schemaVersion \(.schemaVersion) < 39" else empty end),
+    (if (.uid // "") == "" or (.title // "") == "" then "no uid or title" else empty end),
+    (if ([.panels[].id] | length) != ([.panels[].id] | unique | length) then "duplicate panel ids" else empty end),
+    (["datasource", "job", "origin"] - vars | if length > 0 then "missing variables \(.)" else empty end),
+    (if (vars | index("leaf") or index("instance")) then empty else "no leaf (or instance) variable" end),
+    (.templating.list[] | select(.type == "query" and .multi != true) | "variable \(.name) is not multi-select"),
+    (.panels[] | select(.type | IN("row", "timeseries", "heatmap", "stat", "table") | not) | "panel \(.title): type \(.type)"),
+    (.panels[] | select(.type != "row") |
+      (if .datasource.uid != "${datasource}" then "panel \(.title): datasource is not $datasource" else empty end),
+      (if (.targets | length) == 0 then "panel \(.title): no query" else empty end),
+      (.targets[] | select((.expr // "") == "" or (.refId // "") == "") | "panel \(.title): query without expr or refId"),
+      (if .type == "heatmap" then (if (.options.yAxis.unit // "") == "" then "panel \(.title): no unit" else empty end)
+       elif (.fieldConfig.defaults.unit // "") == "" then "panel \(.title): no unit" else empty end),
+      (if .type == "timeseries" then (.targets[] | select((.legendFormat // "") == "") | "panel \(.title): a series without legend") else empty end),
+      (if (.description // "") == "" then "panel \(.title): no description" else empty end))
+  ' "$d")
+  [ -z "$problems" ] || fail "$d: $problems"
+done
+
+step "dashboards: every query is valid PromQL"
+# Each query, with Grafana's variables replaced, becomes a recording rule
+# that promtool parses.
+{
+  echo 'groups:'
+  echo '  - name: dashboard-queries'
+  echo '    rules:'
+  jq -c '.panels[].targets[]?.expr' mixin/out/dashboards/*.json |
+    sed 's/\$__rate_interval/5m/g; s/\$__range/1h/g; s/\$[a-z_]*/x/g' |
+    while IFS= read -r expr; do
+      n=$((${n:-0} + 1))
+      printf '      - record: dashboard_query_%d\n        expr: %s\n' "$n" "$expr"
+    done
+} >"$tmp/dashboard_queries.yaml"
+promtool check rules "$tmp/dashboard_queries.yaml" >"$tmp/dashboard_queries.out" 2>&1 || {
+  cat "$tmp/dashboard_queries.out"
+  fail "a dashboard query is not valid PromQL"
+}
+grep -q "SUCCESS: $(jq -s '[.[].panels[].targets[]?] | length' mixin/out/dashboards/*.json) rules found" "$tmp/dashboard_queries.out" ||
+  { cat "$tmp/dashboard_queries.out"; fail "promtool did not check every dashboard query"; }
+
+step "promtool test rules mixin/tests/*.yaml"
+promtool test rules mixin/tests/*.yaml
+
+step "every alert has a test that fires it and one where it stays quiet"
+awk '
+  /^[[:space:]]*alertname:/ { name = $2; next }
+  /^[[:space:]]*exp_alerts:[[:space:]]*\[\][[:space:]]*$/ { if (name != "") quiet[name] = 1; name = ""; next }
+  /^[[:space:]]*exp_alerts:[[:space:]]*$/ { if (name != "") firing[name] = 1; name = ""; next }
+  END {
+    for (n in firing) print "firing", n
+    for (n in quiet) print "quiet", n
+  }
+' mixin/tests/*.yaml | sort >"$tmp/tested"
+untested=()
+for a in $(jq -r '.groups[].rules[].alert' "$tmp/alerts.json"); do
+  grep -qx "firing $a" "$tmp/tested" || untested+=("$a (firing)")
+  grep -qx "quiet $a" "$tmp/tested" || untested+=("$a (quiet)")
+done
+[ ${#untested[@]} -eq 0 ] || fail "alerts without tests: ${untested[*]}"
+
+step "every metric the render names is exported"
+# Names referenced by the rendered rules, alerts and dashboards, less the
+# recording rules' own names (they have colons) and histogram suffixes.
+jq -r '.groups[].rules[].record' "$tmp/rules.json" | sort -u >"$tmp/recorded"
+grep -ohE '[A-Za-z0-9_:]*oxcross_[A-Za-z0-9_:]*' mixin/out/prometheus_*.yaml mixin/out/dashboards/*.json |
+  grep -E '^oxcross_[a-z0-9_]+$' | sed -E 's/_(bucket|count|sum)$//' | sort -u |
+  comm -23 - "$tmp/recorded" >"$tmp/referenced"
+sed 's/#.*//; s/[[:space:]]//g; /^$/d' mixin/tests/pending_metrics.txt | sort -u >"$tmp/pending"
+
+# The three programs on free loopback ports: an origin over TLS (its
+# certificate trusted by the leaf through SSL_CERT_FILE), a configserver
+# whose config has that origin in advanced mode and itself in simple mode,
+# and a leaf following the configserver.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+wait_http() { # url pid name
+  local i
+  for i in $(seq 100); do
+    curl -skf -o /dev/null "$1" && return 0
+    kill -0 "$2" 2>/dev/null || { cat "$tmp/$3.log" >&2; fail "$3 exited"; }
+    sleep 0.1
+  done
+  cat "$tmp/$3.log" >&2
+  fail "$3 does not answer at $1"
+}
+go build -o "$tmp/bin/" ./cmd/...
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+printf 'tls_server_config:\n  cert_file: %s\n  key_file: %s\n' "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/web-tls.yml"
+op=$(free_port) cp=$(free_port) lp=$(free_port)
+cat >"$tmp/config.yaml" <<EOF
+interval: 1s
+timeout: 900ms
+origins:
+  - name: mixin-origin
+    scheme: https
+    hostname: 127.0.0.1
+    port: $op
+    mode: advanced
+  - name: mixin-configserver
+    url: http://127.0.0.1:$cp/healthz
+    mode: simple
+EOF
+"$tmp/bin/oxcross-origin" --web.listen-address="127.0.0.1:$op" --web.config.file="$tmp/web-tls.yml" >"$tmp/origin.log" 2>&1 &
+pids+=($!)
+wait_http "https://127.0.0.1:$op/healthz" "$!" origin
+"$tmp/bin/oxcross-configserver" --web.listen-address="127.0.0.1:$cp" --config.file="$tmp/config.yaml" >"$tmp/configserver.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$cp/healthz" "$!" configserver
+SSL_CERT_FILE="$tmp/cert.pem" "$tmp/bin/oxcross-leaf" --web.listen-address="127.0.0.1:$lp" --leaf.id=mixin-leaf \
+  --config.url="http://127.0.0.1:$cp" --config.cache-file="$tmp/cache.json" >"$tmp/leaf.log" 2>&1 &
+leaf=$!
+pids+=($leaf)
+wait_http "http://127.0.0.1:$lp/-/ready" "$leaf" leaf
+# A few seconds of probes: until both origins' last probe succeeded and the
+# TLS origin's drift is known.
+for i in $(seq 100); do
+  curl -sf "http://127.0.0.1:$lp/metrics" >"$tmp/leaf.metrics" || true
+  if grep -q '^oxcross_leaf_origin_status{origin_id="mixin-origin",source_id="mixin-leaf"} 1' "$tmp/leaf.metrics" &&
+    grep -q '^oxcross_leaf_origin_status{origin_id="mixin-configserver",source_id="mixin-leaf"} 1' "$tmp/leaf.metrics" &&
+    grep -q '^oxcross_leaf_origin_time_drift{origin_id="mixin-origin"' "$tmp/leaf.metrics"; then
+    break
+  fi
+  [ "$i" -lt 100 ] || { cat "$tmp/leaf.log" >&2; fail "the leaf did not probe both origins successfully within 10s"; }
+  sleep 0.1
+done
+sleep 1
+curl -sf "http://127.0.0.1:$lp/metrics" >"$tmp/leaf.metrics"
+curl -sf "http://127.0.0.1:$cp/metrics" >"$tmp/configserver.metrics"
+# Exported names: every sample's name and every "# TYPE" name (a histogram's
+# base name).
+{
+  sed -n 's/^# TYPE \([^ ]*\) .*/\1/p' "$tmp"/*.metrics
+  grep -hv '^#' "$tmp"/*.metrics | sed -E 's/[{ ].*//'
+} | sort -u >"$tmp/exported"
+
+missing=$(comm -23 "$tmp/referenced" "$tmp/exported" | comm -23 - "$tmp/pending")
+pending_now=$(comm -23 "$tmp/referenced" "$tmp/exported" | comm -12 - "$tmp/pending")
+landed=$(comm -12 "$tmp/pending" "$tmp/exported")
+unused=$(comm -23 "$tmp/pending" "$tmp/referenced")
+printf '%s metrics referenced, %s exported by the leaf and configserver\n' \
+  "$(wc -l <"$tmp/referenced")" "$(comm -12 "$tmp/referenced" "$tmp/exported" | wc -l)"
+[ -z "$pending_now" ] || printf 'pending (mixin/tests/pending_metrics.txt): %s\n' "$(echo $pending_now)"
+[ -z "$missing" ] || fail "the mixin names metrics that neither the leaf nor the configserver exports: $(echo $missing)"
+[ -z "$landed" ] || fail "now exported, remove from mixin/tests/pending_metrics.txt: $(echo $landed)"
+[ -z "$unused" ] || fail "mixin/tests/pending_metrics.txt lists metrics the mixin does not use: $(echo $unused)"
+
+step "mixin: all checks passed"
