@@ -145,13 +145,18 @@
             'OxcrossLeafConfigStale',
             'warning',
             |||
-              (time() - oxcross_leaf_config_last_refresh_success_timestamp_seconds{%(leafSelector)s} > %(configStaleSeconds)g)
+              (
+                time() - (
+                  oxcross_leaf_config_last_refresh_success_timestamp_seconds{%(leafSelector)s} > 0
+                  or process_start_time_seconds{%(leafSelector)s}
+                )
+              ) > %(configStaleSeconds)g
               and on (job, instance)
               (increase(oxcross_leaf_config_refresh_failures_total{%(leafSelector)s}[10m]) > 0)
             ||| % c,
             c.configStaleFor,
             "Leaf {{ $labels.instance }}'s config is stale.",
-            'Leaf {{ $labels.instance }} has not loaded its config for {{ $value | humanizeDuration }} and its refreshes keep failing: it probes with its last good config and misses any change.',
+            'Leaf {{ $labels.instance }} has not loaded its config for {{ $value | humanizeDuration }} (or since it started from its cache file) and its refreshes keep failing: it probes with its last good config and misses any change.',
           ),
         ],
       },

@@ -10,6 +10,14 @@ local common = import 'common.libsonnet';
     // scrape target (instance) here.
     local ls = '%s, job=~"$job", instance=~"$instance"' % c.leafSelector,
     local cs = c.configserverSelector,
+    // Age of each leaf's config: since its last successful refresh, or since
+    // it started when it has had none (it runs on its cache file).
+    local configAge = |||
+      time() - (
+        oxcross_leaf_config_last_refresh_success_timestamp_seconds{%(ls)s} > 0
+        or process_start_time_seconds{%(ls)s}
+      )
+    ||| % { ls: ls },
     local variables = [
       g.datasourceVariable(c.datasourceRegex),
       g.queryVariable('job', 'Job', 'oxcross_leaf_config_origins{%s}' % c.leafSelector, 'job'),
@@ -21,7 +29,7 @@ local common = import 'common.libsonnet';
     local ageSteps = [[null, 'green'], [c.configStaleSeconds / 2, 'orange'], [c.configStaleSeconds, 'red']],
     local columns = [
       ['up', 'up{%s}' % ls],
-      ['config age', 'time() - oxcross_leaf_config_last_refresh_success_timestamp_seconds{%s}' % ls],
+      ['config age', configAge],
       ['on cached config', 'oxcross_leaf_config_from_cache{%s}' % ls],
       ['origins', 'oxcross_leaf_config_origins{%s}' % ls],
       ['refresh failures', 'increase(oxcross_leaf_config_refresh_failures_total{%s}[$__range])' % ls],
@@ -65,7 +73,7 @@ local common = import 'common.libsonnet';
         g.stat(
           'Oldest config',
           'Time since the last successful config refresh of the leaf that refreshed longest ago (a standalone leaf only refreshes when its file changes).',
-          [g.target('max(time() - oxcross_leaf_config_last_refresh_success_timestamp_seconds{%s})' % ls)],
+          [g.target('max(%s)' % configAge)],
           's',
           steps=ageSteps,
         ),
@@ -123,8 +131,8 @@ local common = import 'common.libsonnet';
         ),
         g.timeseries(
           'Config age per leaf',
-          'Time since each leaf last loaded its config or had it confirmed by the configserver (a 304 counts).',
-          [g.target('time() - oxcross_leaf_config_last_refresh_success_timestamp_seconds{%s}' % ls, '{{instance}}')],
+          'Time since each leaf last loaded its config or had it confirmed by the configserver (a 304 counts), or since it started when it runs on its cache file.',
+          [g.target(configAge, '{{instance}}')],
           's',
           min=0,
         ),

@@ -123,11 +123,12 @@ done
 [ ${#untested[@]} -eq 0 ] || fail "alerts without tests: ${untested[*]}"
 
 step "every metric the render names is exported"
-# Names referenced by the rendered rules, alerts and dashboards, less the
-# recording rules' own names (they have colons) and histogram suffixes.
+# Names (oxcross_*, and process_* of the process collector) referenced by the
+# rendered rules, alerts and dashboards, less the recording rules' own names
+# (they have colons) and histogram suffixes.
 jq -r '.groups[].rules[].record' "$tmp/rules.json" | sort -u >"$tmp/recorded"
-grep -ohE '[A-Za-z0-9_:]*oxcross_[A-Za-z0-9_:]*' mixin/out/prometheus_*.yaml mixin/out/dashboards/*.json |
-  grep -E '^oxcross_[a-z0-9_]+$' | sed -E 's/_(bucket|count|sum)$//' | sort -u |
+grep -ohE '[A-Za-z0-9_:]*(oxcross|process)_[A-Za-z0-9_:]*' mixin/out/prometheus_*.yaml mixin/out/dashboards/*.json |
+  grep -E '^(oxcross|process)_[a-z0-9_]+$' | sed -E 's/_(bucket|count|sum)$//' | sort -u |
   comm -23 - "$tmp/recorded" >"$tmp/referenced"
 sed 's/#.*//; s/[[:space:]]//g; /^$/d' mixin/tests/pending_metrics.txt | sort -u >"$tmp/pending"
 
@@ -184,14 +185,14 @@ pids+=($leaf)
 wait_http "http://127.0.0.1:$lp/-/ready" "$leaf" leaf
 # A few seconds of probes: until both origins' last probe succeeded and the
 # TLS origin's drift is known.
-for i in $(seq 100); do
+for i in $(seq 300); do
   curl -sf "http://127.0.0.1:$lp/metrics" >"$tmp/leaf.metrics" || true
   if grep -q '^oxcross_leaf_origin_status{origin_id="mixin-origin",source_id="mixin-leaf"} 1' "$tmp/leaf.metrics" &&
     grep -q '^oxcross_leaf_origin_status{origin_id="mixin-configserver",source_id="mixin-leaf"} 1' "$tmp/leaf.metrics" &&
     grep -q '^oxcross_leaf_origin_time_drift{origin_id="mixin-origin"' "$tmp/leaf.metrics"; then
     break
   fi
-  [ "$i" -lt 100 ] || { cat "$tmp/leaf.log" >&2; fail "the leaf did not probe both origins successfully within 10s"; }
+  [ "$i" -lt 300 ] || { cat "$tmp/leaf.log" >&2; fail "the leaf did not probe both origins successfully within 30s"; }
   sleep 0.1
 done
 sleep 1
