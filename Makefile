@@ -53,3 +53,10 @@ image:
 	cp packaging/config/config.yaml dist/image/config.yaml
 	$(CONTAINER_ENGINE) build --platform linux/$(IMAGE_ARCH) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
 		-f packaging/container/Containerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest dist/image
+
+# The monitoring mixin: renders mixin/out (alerts, rules, dashboards) from
+# mixin/*.libsonnet with go-jsonnet; commit the render (mixin/README.md).
+.PHONY: mixin
+
+mixin:
+	bash mixin/build.sh
