@@ -25,8 +25,11 @@ func dialContext(ctx context.Context, m *discovery.Module, address string) (net.
 			first, other = "tcp6", "tcp4"
 		}
 		c, err := d.DialContext(ctx, first, address)
-		if err == nil || m.NoIPFallback || !noAddress(err) {
+		if err == nil || !noAddress(err) {
 			return c, err
+		}
+		if m.NoIPFallback {
+			return nil, noFamilyError(first, address, m.IPFamily, err)
 		}
 		return d.DialContext(ctx, other, address)
 	}
@@ -39,6 +42,22 @@ func noAddress(err error) bool {
 	var dnsErr *net.DNSError
 	var addrErr *net.AddrError
 	return errors.As(err, &dnsErr) || errors.As(err, &addrErr)
+}
+
+// noFamilyError reports, as a DNS error, that the name in address has no
+// address of family. For a name whose addresses (in /etc/hosts, say) are
+// all of the other family, the net package returns a *net.AddrError, which
+// would read as a connect failure, where a name found only in DNS gives a
+// *net.DNSError: for the probe both are a resolution failure.
+func noFamilyError(network, address string, family discovery.IPFamily, err error) error {
+	var addrErr *net.AddrError
+	host, _, splitErr := net.SplitHostPort(address)
+	if !errors.As(err, &addrErr) || splitErr != nil || net.ParseIP(host) != nil {
+		return err
+	}
+	return &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{
+		Err: fmt.Sprintf("no %s address (%s)", family, addrErr.Err), Name: host, IsNotFound: true,
+	}}
 }
 
 // tlsConfig builds a client TLS config from a module's settings, reading
@@ -60,12 +79,22 @@ func tlsConfig(s discovery.TLSSettings) (*tls.Config, error) {
 		}
 		c.RootCAs = pool
 	}
+	var cert *tls.Certificate
 	if s.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+		kp, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("loading tls cert_file and key_file: %w", err)
 		}
-		c.Certificates = []tls.Certificate{cert}
+		cert = &kp
+	}
+	// Choose the client certificate as crypto/tls does with Certificates,
+	// and note in the probe's trace that the server asked for one.
+	c.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		clientCertRequested(cri.Context())
+		if cert != nil && cri.SupportsCertificate(cert) == nil {
+			return cert, nil
+		}
+		return &tls.Certificate{}, nil
 	}
 	return c, nil
 }

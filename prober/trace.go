@@ -23,6 +23,22 @@ type traceTimes struct {
 	tlsStart, tlsDone        time.Time
 	tlsOK                    bool
 	wrote, firstByte         time.Time
+	// certRequested is set when the server asked for a client
+	// certificate during the handshake (see tlsConfig).
+	certRequested bool
+}
+
+// traceKey is the context key of the probe's *traceTimes.
+type traceKey struct{}
+
+// clientCertRequested records, in the traceTimes of ctx if it has one,
+// that the server asked for a client certificate.
+func clientCertRequested(ctx context.Context) {
+	if tt, ok := ctx.Value(traceKey{}).(*traceTimes); ok {
+		tt.mu.Lock()
+		tt.certRequested = true
+		tt.mu.Unlock()
+	}
 }
 
 func (tt *traceTimes) trace() *httptrace.ClientTrace {
@@ -62,7 +78,7 @@ func (tt *traceTimes) trace() *httptrace.ClientTrace {
 // withTrace returns ctx with tt's hooks installed; the net package calls
 // the DNS and connect hooks for dials made with it.
 func (tt *traceTimes) withTrace(ctx context.Context) context.Context {
-	return httptrace.WithClientTrace(ctx, tt.trace())
+	return httptrace.WithClientTrace(context.WithValue(ctx, traceKey{}, tt), tt.trace())
 }
 
 func (tt *traceTimes) times() (wrote, firstByte time.Time) {
@@ -106,6 +122,11 @@ func (tt *traceTimes) classify(err error) Reason {
 		r = ReasonDNS
 	case !tt.tlsStart.IsZero() && !tt.tlsOK:
 		r = ReasonTLS
+	case tt.certRequested && tt.firstByte.IsZero():
+		// With TLS 1.3 the server checks the client certificate after
+		// the client's side of the handshake is done, and refuses with an
+		// alert that HTTP/2 may report only as a closed connection.
+		r = ReasonTLS
 	case !tt.connectStart.IsZero() && !tt.connectOK:
 		r = ReasonConnect
 	}
@@ -131,6 +152,11 @@ func classify(err error) Reason {
 		return ReasonDNS
 	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &alert),
 		errors.As(err, &unknown), errors.As(err, &host), errors.As(err, &invalid):
+		return ReasonTLS
+	case errors.As(err, &opErr) && (opErr.Op == "remote error" || opErr.Op == "local error"):
+		// crypto/tls reports alerts so, for example a server's
+		// "certificate required", which TLS 1.3 sends after the client's
+		// side of the handshake has completed.
 		return ReasonTLS
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return ReasonConnect

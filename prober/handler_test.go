@@ -1,0 +1,360 @@
+package prober
+
+import (
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/origin"
+)
+
+// probeEndpoint serves h at /probe.
+func probeEndpoint(t *testing.T, h *Handler) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("/probe", h)
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	return ts.URL + "/probe"
+}
+
+// probeAnswer is a /probe response.
+type probeAnswer struct {
+	status  int
+	body    string
+	metrics map[string]*dto.MetricFamily
+	elapsed time.Duration
+}
+
+// getProbe asks endpoint to probe target with module; timeoutHeader, when
+// set, is the scraper's timeout header.
+func getProbe(t *testing.T, endpoint, target, module, timeoutHeader string) probeAnswer {
+	t.Helper()
+	q := url.Values{}
+	if target != "" {
+		q.Set("target", target)
+	}
+	if module != "" {
+		q.Set("module", module)
+	}
+	req, err := http.NewRequest(http.MethodGet, endpoint+"?"+q.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if timeoutHeader != "" {
+		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeoutHeader)
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := probeAnswer{status: resp.StatusCode, body: string(body), elapsed: time.Since(start)}
+	if resp.StatusCode == http.StatusOK {
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		if a.metrics, err = p.TextToMetricFamilies(strings.NewReader(a.body)); err != nil {
+			t.Fatalf("parsing /probe answer: %v\n%s", err, a.body)
+		}
+	}
+	return a
+}
+
+// value returns the gauge name with labels lv (name, value pairs).
+func (a probeAnswer) value(name string, lv ...string) (float64, bool) {
+	mf, ok := a.metrics[name]
+	if !ok {
+		return 0, false
+	}
+	for _, m := range mf.GetMetric() {
+		if hasLabels(m, lv...) {
+			if mf.GetType() != dto.MetricType_GAUGE {
+				return math.NaN(), true
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func hasLabels(m *dto.Metric, lv ...string) bool {
+	if len(m.GetLabel()) != len(lv)/2 {
+		return false
+	}
+	for i := 0; i+1 < len(lv); i += 2 {
+		found := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == lv[i] && lp.GetValue() == lv[i+1] {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// mustValue returns the gauge name with labels lv, failing t without it.
+func (a probeAnswer) mustValue(t *testing.T, name string, lv ...string) float64 {
+	t.Helper()
+	v, ok := a.value(name, lv...)
+	if !ok {
+		t.Fatalf("no %s%v in the answer:\n%s", name, lv, a.body)
+	}
+	return v
+}
+
+// wantProbe checks the answer's status, probe_success and reason.
+func (a probeAnswer) wantProbe(t *testing.T, reason Reason) {
+	t.Helper()
+	if a.status != http.StatusOK {
+		t.Fatalf("status %d, want 200: %s", a.status, a.body)
+	}
+	wantSuccess := 0.0
+	if reason == ReasonOK {
+		wantSuccess = 1
+	}
+	if v := a.mustValue(t, "probe_success"); v != wantSuccess {
+		t.Errorf("probe_success %v, want %v (reason %v)", v, wantSuccess, a.metrics["probe_oxcross_reason"])
+	}
+	if v := a.mustValue(t, "probe_oxcross_reason", "reason", string(reason)); v != 1 {
+		t.Errorf("probe_oxcross_reason{reason=%q} = %v, want 1", reason, v)
+	}
+	if n := len(a.metrics["probe_oxcross_reason"].GetMetric()); n != 1 {
+		t.Errorf("%d probe_oxcross_reason series, want 1", n)
+	}
+	if v := a.mustValue(t, "probe_duration_seconds"); v <= 0 || v > a.elapsed.Seconds() {
+		t.Errorf("probe_duration_seconds %v, want in (0, %v]", v, a.elapsed.Seconds())
+	}
+}
+
+// wantBadRequest checks a 400 answer whose message contains each of want.
+func (a probeAnswer) wantBadRequest(t *testing.T, want ...string) {
+	t.Helper()
+	if a.status != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400: %s", a.status, a.body)
+	}
+	for _, w := range want {
+		if !strings.Contains(a.body, w) {
+			t.Errorf("message %q does not mention %q", a.body, w)
+		}
+	}
+}
+
+func newProbeHandler() *Handler {
+	return NewHandler(NewProber(testAgent), slog.New(slog.DiscardHandler))
+}
+
+func TestProbeHandlerModules(t *testing.T) {
+	t.Parallel()
+	endpoint := probeEndpoint(t, newProbeHandler())
+	web := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hello") }))
+	originTS := newOriginServer(t, origin.Options{})
+	l := listenLoopback(t, false)
+	serveConns(t, l, func(c net.Conn) { _ = c.Close() })
+
+	httpPhases := func(t *testing.T, a probeAnswer) {
+		for p := range numPhases {
+			if v := a.mustValue(t, "probe_http_duration_seconds", "phase", p.String()); v < 0 {
+				t.Errorf("phase %s: %v", p, v)
+			}
+		}
+		if v := a.mustValue(t, "probe_http_duration_seconds", "phase", "connect"); v <= 0 {
+			t.Errorf("connect phase %v, want > 0", v)
+		}
+		if v := a.mustValue(t, "probe_http_status_code"); v != 200 {
+			t.Errorf("probe_http_status_code %v, want 200", v)
+		}
+		if v := a.mustValue(t, "probe_http_version"); v != 1.1 {
+			t.Errorf("probe_http_version %v, want 1.1", v)
+		}
+	}
+	for _, tc := range []struct {
+		name, module, target string
+		check                func(t *testing.T, a probeAnswer)
+	}{
+		{
+			name: "simple", module: "simple", target: web.URL + "/",
+			check: func(t *testing.T, a probeAnswer) {
+				httpPhases(t, a)
+				if _, ok := a.value("probe_oxcross_time_drift_seconds"); ok {
+					t.Error("simple probe has a drift")
+				}
+			},
+		},
+		{
+			name: "simple by default", target: web.URL + "/",
+			check: httpPhases,
+		},
+		{
+			name: "simple without scheme", module: "simple", target: strings.TrimPrefix(web.URL, "http://"),
+			check: httpPhases,
+		},
+		{
+			name: "advanced", module: "advanced", target: originTS.URL + origin.Path,
+			check: func(t *testing.T, a probeAnswer) {
+				httpPhases(t, a)
+				if v := a.mustValue(t, "probe_oxcross_time_drift_seconds"); math.Abs(v) > 0.05 {
+					t.Errorf("drift %vs between clocks that agree", v)
+				}
+				if v := a.mustValue(t, "probe_oxcross_time_drift_uncertainty_seconds"); v <= 0 || v > a.elapsed.Seconds() {
+					t.Errorf("drift uncertainty %vs, want in (0, %v]", v, a.elapsed.Seconds())
+				}
+			},
+		},
+		{
+			name: "tcp", module: "tcp", target: l.Addr().String(),
+			check: func(t *testing.T, a probeAnswer) {
+				if v := a.mustValue(t, "probe_tcp_duration_seconds", "phase", "connect"); v <= 0 {
+					t.Errorf("connect phase %v, want > 0", v)
+				}
+				if _, ok := a.value("probe_http_status_code"); ok {
+					t.Error("tcp probe has an HTTP status code")
+				}
+			},
+		},
+		{
+			name: "icmp", module: "icmp", target: "127.0.0.1",
+			check: func(t *testing.T, a probeAnswer) {
+				if v := a.mustValue(t, "probe_icmp_duration_seconds", "phase", "processing"); v <= 0 {
+					t.Errorf("round trip %v, want > 0", v)
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := getProbe(t, endpoint, tc.target, tc.module, "")
+			if tc.module == "icmp" {
+				if v, _ := a.value("probe_oxcross_reason", "reason", string(ReasonICMP)); v == 1 {
+					t.Skip("ICMP sockets are not permitted here")
+				}
+			}
+			a.wantProbe(t, ReasonOK)
+			tc.check(t, a)
+		})
+	}
+}
+
+func TestProbeHandlerFailure(t *testing.T) {
+	t.Parallel()
+	endpoint := probeEndpoint(t, newProbeHandler())
+	addr := closedPort(t)
+	for _, module := range []string{"simple", "advanced", "tcp"} {
+		t.Run(module, func(t *testing.T) {
+			t.Parallel()
+			a := getProbe(t, endpoint, addr, module, "")
+			a.wantProbe(t, ReasonConnect)
+			if module != "tcp" {
+				if v := a.mustValue(t, "probe_http_status_code"); v != 0 {
+					t.Errorf("probe_http_status_code %v without a response, want 0", v)
+				}
+			}
+		})
+	}
+}
+
+func TestProbeHandlerBadRequests(t *testing.T) {
+	t.Parallel()
+	endpoint := probeEndpoint(t, newProbeHandler())
+	web := newServer(t, http.NotFoundHandler())
+	for _, tc := range []struct {
+		name, target, module, header string
+		want                         []string
+	}{
+		{name: "unknown module", target: web.URL, module: "nosuchmodule", want: []string{`"nosuchmodule"`}},
+		{name: "empty target", module: "simple", want: []string{"target"}},
+		{name: "tcp without port", target: "127.0.0.1", module: "tcp", want: []string{"127.0.0.1"}},
+		{name: "malformed URL", target: "http://[::1", module: "simple"},
+		{name: "timeout header not a number", target: web.URL, module: "simple", header: "abc", want: []string{"abc"}},
+		{name: "timeout header zero", target: web.URL, module: "simple", header: "0"},
+		{name: "timeout header negative", target: web.URL, module: "simple", header: "-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			getProbe(t, endpoint, tc.target, tc.module, tc.header).wantBadRequest(t, tc.want...)
+		})
+	}
+}
+
+func TestProbeHandlerScrapeTimeout(t *testing.T) {
+	t.Parallel()
+	endpoint := probeEndpoint(t, newProbeHandler())
+	release := make(chan struct{})
+	slow := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+		_, _ = io.WriteString(w, "too late")
+	}))
+	t.Cleanup(func() { close(release) }) // before slow.Close
+	for _, module := range []string{"simple", "advanced"} {
+		t.Run(module, func(t *testing.T) {
+			t.Parallel()
+			a := getProbe(t, endpoint, slow.URL+"/", module, "1")
+			a.wantProbe(t, ReasonTimeout)
+			if a.elapsed > 1500*time.Millisecond {
+				t.Errorf("answered after %v, want about 1s", a.elapsed)
+			}
+			if v := a.mustValue(t, "probe_duration_seconds"); v < 0.9 {
+				t.Errorf("probe_duration_seconds %v, want about 1s", v)
+			}
+		})
+	}
+}
+
+func TestProbeHandlerConfigModule(t *testing.T) {
+	t.Parallel()
+	cfg, err := discovery.Parse([]byte(`
+modules:
+  strict:
+    kind: http
+    http:
+      valid_status_codes: [204]
+origins:
+  - url: http://origin.example.com:9301
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newProbeHandler()
+	endpoint := probeEndpoint(t, h)
+	noContent := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	web := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hello") }))
+
+	getProbe(t, endpoint, noContent.URL, "strict", "").wantBadRequest(t, `"strict"`)
+	h.SetConfig(cfg)
+
+	a := getProbe(t, endpoint, noContent.URL, "strict", "")
+	a.wantProbe(t, ReasonOK)
+	if v := a.mustValue(t, "probe_http_status_code"); v != 204 {
+		t.Errorf("probe_http_status_code %v, want 204", v)
+	}
+	a = getProbe(t, endpoint, web.URL, "strict", "")
+	a.wantProbe(t, ReasonHTTPStatus)
+	if v := a.mustValue(t, "probe_http_status_code"); v != 200 {
+		t.Errorf("probe_http_status_code %v, want 200", v)
+	}
+	// The built-in modules stay.
+	getProbe(t, endpoint, web.URL, "simple", "").wantProbe(t, ReasonOK)
+	getProbe(t, endpoint, noContent.URL, "simple", "").wantProbe(t, ReasonHTTPStatus)
+}
