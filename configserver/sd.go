@@ -52,7 +52,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // the registry or config changes or a leaf expires.
 func (s *Server) serveSDLeaves(w http.ResponseWriter, _ *http.Request) {
 	l := s.current.Load()
-	now := time.Now()
+	now := s.registry.opts.Now()
 	s.sdMu.Lock()
 	c := s.sdCache
 	s.sdMu.Unlock()
@@ -68,6 +68,27 @@ func (s *Server) serveSDLeaves(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) encodeSDLeaves(l *discovery.Loaded) ([]byte, time.Time) {
+	leaves, nextExpiry := s.leaves(l)
+	body, err := json.Marshal(discovery.LeafGroups(leaves))
+	if err != nil {
+		s.logger.Error("Cannot encode /sd/leaves", "err", err)
+		return []byte("[]"), time.Time{}
+	}
+	until := nextExpiry
+	if until.IsZero() {
+		until = s.registry.opts.Now().Add(time.Hour)
+	}
+	return body, until
+}
+
+// Leaves returns the live leaves: the config's static ones and the
+// registered ones.
+func (s *Server) Leaves() []discovery.Leaf {
+	leaves, _ := s.leaves(s.current.Load())
+	return leaves
+}
+
+func (s *Server) leaves(l *discovery.Loaded) ([]discovery.Leaf, time.Time) {
 	dynamic, _, nextExpiry := s.registry.Live()
 	static := make(map[string]bool, len(l.Config.Leaves))
 	leaves := make([]discovery.Leaf, 0, len(l.Config.Leaves)+len(dynamic))
@@ -80,16 +101,7 @@ func (s *Server) encodeSDLeaves(l *discovery.Loaded) ([]byte, time.Time) {
 			leaves = append(leaves, d)
 		}
 	}
-	body, err := json.Marshal(discovery.LeafGroups(leaves))
-	if err != nil {
-		s.logger.Error("Cannot encode /sd/leaves", "err", err)
-		return []byte("[]"), time.Time{}
-	}
-	until := nextExpiry
-	if until.IsZero() {
-		until = time.Now().Add(time.Hour)
-	}
-	return body, until
+	return leaves, nextExpiry
 }
 
 func (s *Server) serveSDOrigins(w http.ResponseWriter, _ *http.Request) {

@@ -23,6 +23,8 @@ type Scheduler struct {
 	logger  *slog.Logger
 	// sem bounds the probes in flight across all origins.
 	sem chan struct{}
+	// history, when set, keeps results for the status page.
+	history *History
 
 	mu      sync.Mutex
 	runners map[string]*runner
@@ -67,6 +69,14 @@ type runner struct {
 // Apply makes targets, with the built-in modules, the set of probed origins.
 func (s *Scheduler) Apply(targets []discovery.Target) {
 	s.ApplyModules(targets, discovery.BuiltinModules())
+}
+
+// SetHistory makes the scheduler keep every result in h too. Call it
+// before the first Apply.
+func (s *Scheduler) SetHistory(h *History) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.history = h
 }
 
 // ApplyConfig makes cfg's origins the set of probed origins.
@@ -173,9 +183,11 @@ func SlotOffset(key string, interval time.Duration) time.Duration {
 func (s *Scheduler) run(ctx context.Context, r *runner) {
 	t := r.target
 	om := s.metrics.forOrigin(t.ID, s.source)
+	s.history.track(t)
 	defer func() {
 		if r.removed.Load() {
 			om.delete()
+			s.history.forget(t.ID)
 		}
 	}()
 	st := &originState{}
@@ -208,6 +220,7 @@ func (s *Scheduler) run(ctx context.Context, r *runner) {
 				return
 			}
 			om.record(res)
+			s.history.record(t.ID, res)
 			if !res.Success {
 				s.logger.Debug("Probe failed", "origin_id", t.ID, "reason", res.Reason, "err", res.Err)
 			}

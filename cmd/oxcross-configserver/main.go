@@ -2,22 +2,25 @@
 package main
 
 import (
+	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/common/version"
 
 	"github.com/oxcross/oxcross/configserver"
+	"github.com/oxcross/oxcross/discovery"
 	"github.com/oxcross/oxcross/internal/service"
+	"github.com/oxcross/oxcross/internal/statuspage"
 )
 
 const name = "oxcross_configserver"
 
 func main() {
-	app := kingpin.New("oxcross-configserver", "Oxcross configserver: serves the target config to every leaf at /config and reloads it when the file changes.")
+	app := kingpin.New("oxcross-configserver", "Oxcross configserver: serves the target config to every leaf at /config, reloads it when the file changes, keeps the registry of live leaves and serves Prometheus http_sd lists at /sd/leaves and /sd/origins. Shell completion: eval \"$(oxcross-configserver --completion-script-bash)\".")
 	flags := service.AddFlags(app, name, "", "9300")
 	configFile := app.Flag("config.file", "Target config file (YAML or JSON). Reloaded on SIGHUP, POST /-/reload, and when its content changes.").
 		Envar("OXCROSS_CONF").Default("/etc/oxcross/config.yaml").String()
@@ -27,7 +30,12 @@ func main() {
 		Default(strconv.Itoa(configserver.DefaultMaxLeaves)).Int()
 	allowCIDRs := app.Flag("registry.allow-address-cidr", "A network (CIDR) whose addresses leaves may advertise whatever address their registration comes from, e.g. when a reverse proxy fronts the configserver. Repeatable. Outside these, a leaf may only advertise the address its request comes from.").
 		Strings()
+	check := app.Flag("config.check", "Validate this config file offline, print every error with its line (exit 1) or a summary of its origins (exit 0), and exit.").
+		PlaceHolder("FILE").String()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
+	if *check != "" {
+		os.Exit(discovery.CheckCommand(*check, os.Stdout, os.Stderr))
+	}
 	logger := flags.Logger()
 	ropts := configserver.RegistryOptions{MaxLeaves: *maxLeaves}
 	for _, c := range *allowCIDRs {
@@ -45,20 +53,18 @@ func main() {
 		logger.Error("Cannot load the config", "err", err)
 		os.Exit(1)
 	}
-	landing, err := service.LandingPage("Oxcross configserver", "Serves the Oxcross target config to leaves.",
-		web.LandingLinks{Address: "/config", Text: "Config", Description: "The config served to leaves"},
-		web.LandingLinks{Address: "/sd/leaves", Text: "Leaves", Description: "http_sd list of the live leaves, for Prometheus"},
-		web.LandingLinks{Address: "/sd/origins", Text: "Origins", Description: "http_sd list of the origins"},
-		web.LandingLinks{Address: "/metrics", Text: "Metrics", Description: "The configserver's own metrics"})
-	if err != nil {
-		logger.Error("Cannot create the landing page", "err", err)
-		os.Exit(1)
-	}
 	mux := configserver.NewMux(srv)
 	mux.Handle("GET /metrics", service.MetricsHandler(reg))
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
 	mux.HandleFunc("GET /-/ready", service.Ready(func() error { return nil }))
-	mux.Handle("GET /{$}", landing)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		l := srv.Current()
+		page := statuspage.Configserver{Version: version.Info(), File: *configFile, ETag: l.ETag, Leaves: srv.Leaves(), Origins: l.Config.Origins, Now: time.Now(), Refresh: 15}
+		if err := statuspage.RenderConfigserver(w, page); err != nil {
+			logger.Error("Rendering the status page", "err", err)
+		}
+	})
 
 	ctx, stop := service.SignalContext()
 	defer stop()

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/version"
+
+	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/service"
+	"github.com/oxcross/oxcross/internal/statuspage"
+	"github.com/oxcross/oxcross/prober"
+)
+
+// runLeaf wires the leaf together and serves until SIGTERM; it returns the
+// exit status.
+func runLeaf(o *options) int {
+	logger := o.web.Logger()
+	if (o.configURL == "") == (o.configFile == "") {
+		logger.Error("Give exactly one of --config.url (or OXCROSS_CONFIG_API_BASE) and --config.file")
+		return 2
+	}
+	if err := discovery.ValidateLeafID(o.leafID); err != nil {
+		logger.Error("Bad --leaf.id (or OXCROSS_LEAF_ID; the default is the hostname)", "err", err)
+		return 2
+	}
+	service.LogStart(logger, "oxcross-leaf", "leaf_id", o.leafID)
+	reg := service.NewRegistry(name)
+	agent := version.ComponentUserAgent("oxcross-leaf")
+	probes := prober.NewProberWithRegistry(agent, prober.NewRegistry(logger))
+	sched := prober.NewSchedulerWithLimit(probes, prober.NewMetrics(reg), o.leafID, logger, o.maxConcurrency)
+	history := prober.NewHistory()
+	sched.SetHistory(history)
+	probeHandler := prober.NewHandler(probes, logger)
+
+	opts := discovery.FollowerOptions{
+		RefreshInterval: o.refresh.get(),
+		WatchInterval:   max(o.watch.get(), 100*time.Millisecond),
+		Apply: func(c *discovery.Config) {
+			sched.ApplyConfig(c)
+			probeHandler.SetConfig(c)
+		},
+		Logger:     logger,
+		Registerer: reg,
+	}
+	source := o.configFile
+	var registrar *discovery.Registrar
+	if o.configURL != "" {
+		var err error
+		if registrar, err = followConfigserver(o, &opts, agent, logger); err != nil {
+			logger.Error("Cannot follow the configserver", "err", err)
+			return 2
+		}
+		source = opts.Remote.URL()
+	} else {
+		opts.File = discovery.NewFile(o.configFile)
+		logger.Info("Standalone: following the config file", "file", o.configFile)
+	}
+	follower, err := discovery.NewFollower(opts)
+	if err != nil {
+		logger.Error("Cannot follow the config", "err", err)
+		return 2
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", service.MetricsHandler(reg))
+	mux.Handle("GET /probe", probeHandler)
+	mux.HandleFunc("GET /-/healthy", service.Healthy)
+	mux.HandleFunc("GET /-/ready", service.Ready(follower.Ready))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		page := statuspage.Leaf{ID: o.leafID, Version: version.Info(), Source: source, Ready: follower.Ready(), Origins: history.Snapshot(), Now: time.Now(), Refresh: 15}
+		if err := statuspage.RenderLeaf(w, page); err != nil {
+			logger.Error("Rendering the status page", "err", err)
+		}
+	})
+	if o.pprof {
+		service.RegisterPprof(mux)
+	}
+
+	ctx, stop := service.SignalContext()
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		service.OnSIGHUP(ctx, func() {
+			logger.Info("SIGHUP: reloading the config")
+			follower.Reload()
+		})
+	})
+	wg.Go(func() { follower.Run(ctx) })
+
+	serveErr := service.Serve(ctx, mux, o.web.Web, logger)
+	stop()
+	wg.Wait()
+	sched.Stop()
+	if registrar != nil {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := registrar.Deregister(dctx); err != nil {
+			logger.Warn("Could not deregister from the configserver", "err", err)
+		}
+		cancel()
+	}
+	if serveErr != nil {
+		logger.Error("Server failed", "err", serveErr)
+		return 1
+	}
+	logger.Info("Stopped")
+	return 0
+}
+
+// followConfigserver sets opts up to follow the configserver at
+// --config.url and, unless --no-leaf.register, to register with it.
+func followConfigserver(o *options, opts *discovery.FollowerOptions, agent string, logger *slog.Logger) (*discovery.Registrar, error) {
+	client, err := configClient(o.httpClientFile)
+	if err != nil {
+		return nil, fmt.Errorf("--config.http-client-file: %w", err)
+	}
+	remote, err := discovery.NewRemote(o.configURL, client, agent)
+	if err != nil {
+		return nil, err
+	}
+	remote.SetLeafID(o.leafID)
+	opts.Remote, opts.CacheFile = remote, o.cacheFile
+	logger.Info("Following the configserver", "url", remote.URL(), "refresh_interval", o.refresh.get(), "cache_file", o.cacheFile)
+	if !o.register {
+		return nil, nil
+	}
+	reg := discovery.Registration{Address: o.advertise, Labels: map[string]string{}, Version: version.Version, RefreshInterval: o.refresh.get().String()}
+	if reg.Address == "" {
+		reg.Address = advertisedPort((*o.web.Web.WebListenAddresses)[0])
+	}
+	for _, l := range o.labels {
+		k, v, err := discovery.ParseLabelFlag(l)
+		if err != nil {
+			return nil, fmt.Errorf("--leaf.label %q: %w", l, err)
+		}
+		reg.Labels[k] = v
+	}
+	registrar, err := discovery.NewRegistrar(o.configURL, client, agent, o.leafID, reg)
+	if err != nil {
+		return nil, err
+	}
+	opts.Heartbeat = registrar.Heartbeat
+	return registrar, nil
+}
+
+// configClient returns the HTTP client for the configserver, configured by
+// a prometheus/common HTTP client config file when one is given.
+func configClient(file string) (*http.Client, error) {
+	if file == "" {
+		return &http.Client{Timeout: 30 * time.Second}, nil
+	}
+	cfg, _, err := promconfig.LoadHTTPConfigFile(file)
+	if err != nil {
+		return nil, err
+	}
+	c, err := promconfig.NewClientFromConfig(*cfg, "oxcross-leaf")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	c.Timeout = 30 * time.Second
+	return c, nil
+}
+
+// advertisedPort turns a listen address into the address to advertise:
+// its host when it names one, else ":port" for the configserver to fill in
+// with the address the registration comes from.
+func advertisedPort(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return ":" + port
+	}
+	return listen
+}

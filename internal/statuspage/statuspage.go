@@ -1,0 +1,148 @@
+// Package statuspage renders the HTML pages of the leaf and the
+// configserver: what each origin looks like from this leaf, with a latency
+// chart of the last hour drawn as inline SVG; and the configserver's leaves
+// and origins. No JavaScript and nothing loaded from elsewhere.
+package statuspage
+
+import (
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/prober"
+)
+
+//go:embed *.html
+var files embed.FS
+
+var funcs = template.FuncMap{
+	"ms":     func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) },
+	"ago":    ago,
+	"chart":  chart,
+	"phases": phases,
+	"labels": labels,
+}
+
+var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "*.html"))
+
+// Leaf is what the leaf's page shows.
+type Leaf struct {
+	ID      string
+	Version string
+	// Source says where the config comes from (a URL or a file).
+	Source string
+	// Ready is nil when the leaf has a config, else why not.
+	Ready   error
+	Origins []prober.OriginStatus
+	Now     time.Time
+	// Refresh is how often the page reloads itself, in seconds.
+	Refresh int
+}
+
+// RenderLeaf writes the leaf's page.
+func RenderLeaf(w io.Writer, l Leaf) error {
+	return pages.ExecuteTemplate(w, "leaf.html", l)
+}
+
+// Configserver is what the configserver's page shows.
+type Configserver struct {
+	Version string
+	File    string
+	ETag    string
+	Leaves  []discovery.Leaf
+	Origins []discovery.Target
+	Now     time.Time
+	Refresh int
+}
+
+// RenderConfigserver writes the configserver's page.
+func RenderConfigserver(w io.Writer, c Configserver) error {
+	return pages.ExecuteTemplate(w, "configserver.html", c)
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t).Round(time.Second)
+	if d < 0 {
+		d = 0
+	}
+	return d.String() + " ago"
+}
+
+func labels(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// phases lists the phases a result has, in order.
+func phases(r prober.Result) string {
+	var parts []string
+	for _, p := range []prober.Phase{prober.PhaseResolve, prober.PhaseConnect, prober.PhaseTLS, prober.PhaseProcessing, prober.PhaseTransfer} {
+		if d, ok := r.Phases.Get(p); ok {
+			parts = append(parts, fmt.Sprintf("%s %.2f", p, float64(d)/float64(time.Millisecond)))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, " · ") + " ms"
+}
+
+// Chart geometry.
+const (
+	chartW, chartH = 240.0, 48.0
+	pad            = 2.0
+)
+
+// chart draws the last hour's mean latency per minute as an SVG line, the
+// maximum as a light band, and minutes with failures as red ticks.
+func chart(points []prober.Point) template.HTML {
+	peak := 0.001
+	for _, p := range points {
+		peak = math.Max(peak, p.Max)
+	}
+	n := float64(max(len(points)-1, 1))
+	x := func(i int) float64 { return pad + float64(i)*(chartW-2*pad)/n }
+	y := func(v float64) float64 { return chartH - pad - v/peak*(chartH-2*pad) }
+	var line, band, fails strings.Builder
+	open := false
+	for i, p := range points {
+		if p.Successes == 0 {
+			open = false
+		} else {
+			cmd := "L"
+			if !open {
+				cmd = "M"
+			}
+			fmt.Fprintf(&line, "%s%.1f %.1f ", cmd, x(i), y(p.Mean))
+			fmt.Fprintf(&band, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, x(i), y(p.Max), x(i), y(p.Mean))
+			open = true
+		}
+		if p.Failures > 0 {
+			fmt.Fprintf(&fails, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, x(i), chartH-pad, x(i), pad)
+		}
+	}
+	svg := fmt.Sprintf(`<svg class="chart" role="img" aria-label="latency, last hour, peak %.1f ms" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" xmlns="http://www.w3.org/2000/svg">`+
+		`<rect width="100%%" height="100%%" fill="#f6f8fa"/>`+
+		`<g stroke="#d0d7de" stroke-width="2">%s</g>`+
+		`<g stroke="#cf222e" stroke-width="2" opacity="0.6">%s</g>`+
+		`<path d="%s" fill="none" stroke="#0969da" stroke-width="1.5"/>`+
+		`<text x="%.0f" y="10" font-size="9" text-anchor="end" fill="#57606a">%.1f ms</text></svg>`,
+		peak*1000, chartW, chartH, chartW, chartH, band.String(), fails.String(), strings.TrimSpace(line.String()), chartW-pad, peak*1000)
+	return template.HTML(svg) //nolint:gosec // built from numbers only
+}

@@ -1,0 +1,141 @@
+package prober
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/oxcross/oxcross/discovery"
+)
+
+// HistoryMinutes is how far back History keeps each origin's latency.
+const HistoryMinutes = 60
+
+// History keeps, for the leaf's status page, each origin's last result and
+// its latency over the last hour in one-minute buckets (a few hundred bytes
+// per origin whatever the interval). It is safe for concurrent use.
+type History struct {
+	mu      sync.RWMutex
+	origins map[string]*originHistory
+	now     func() time.Time
+}
+
+// NewHistory returns an empty History.
+func NewHistory() *History {
+	return &History{origins: make(map[string]*originHistory), now: time.Now}
+}
+
+type minuteBucket struct {
+	minute    int64 // Unix minute this bucket holds
+	successes uint32
+	failures  uint32
+	sum, max  float32 // seconds, of successful probes
+}
+
+type originHistory struct {
+	target  discovery.Target
+	last    Result
+	lastAt  time.Time
+	probed  bool
+	buckets [HistoryMinutes]minuteBucket
+}
+
+// track starts keeping t's history, or updates its target.
+func (h *History) track(t discovery.Target) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if oh, ok := h.origins[t.ID]; ok {
+		oh.target = t
+		return
+	}
+	h.origins[t.ID] = &originHistory{target: t}
+}
+
+// forget drops origin id.
+func (h *History) forget(id string) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.origins, id)
+}
+
+// record adds one probe's result.
+func (h *History) record(id string, r Result) {
+	if h == nil {
+		return
+	}
+	now := h.now()
+	r.Err = nil // the status page shows reasons, never error text
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	oh, ok := h.origins[id]
+	if !ok {
+		return
+	}
+	oh.last, oh.lastAt, oh.probed = r, now, true
+	m := now.Unix() / 60
+	b := &oh.buckets[m%HistoryMinutes]
+	if b.minute != m {
+		*b = minuteBucket{minute: m}
+	}
+	if !r.Success {
+		b.failures++
+		return
+	}
+	s := float32(r.Duration.Seconds())
+	b.successes++
+	b.sum += s
+	b.max = max(b.max, s)
+}
+
+// Point is one minute of an origin's latency history.
+type Point struct {
+	Minute    time.Time
+	Successes int
+	Failures  int
+	// Mean and Max are of the successful probes, in seconds.
+	Mean, Max float64
+}
+
+// OriginStatus is what the status page shows of one origin.
+type OriginStatus struct {
+	Target discovery.Target
+	// Probed is false until the first probe ends.
+	Probed bool
+	Last   Result
+	LastAt time.Time
+	// Points are the last hour, oldest first, one per minute (empty
+	// minutes included).
+	Points []Point
+}
+
+// Snapshot returns every tracked origin's status, sorted by id.
+func (h *History) Snapshot() []OriginStatus {
+	now := h.now()
+	cur := now.Unix() / 60
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]OriginStatus, 0, len(h.origins))
+	for _, oh := range h.origins {
+		s := OriginStatus{Target: oh.target, Probed: oh.probed, Last: oh.last, LastAt: oh.lastAt, Points: make([]Point, HistoryMinutes)}
+		for i := range HistoryMinutes {
+			m := cur - HistoryMinutes + 1 + int64(i)
+			p := Point{Minute: time.Unix(m*60, 0)}
+			if b := oh.buckets[m%HistoryMinutes]; b.minute == m {
+				p.Successes, p.Failures, p.Max = int(b.successes), int(b.failures), float64(b.max)
+				if b.successes > 0 {
+					p.Mean = float64(b.sum) / float64(b.successes)
+				}
+			}
+			s.Points[i] = p
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Target.ID < out[j].Target.ID })
+	return out
+}

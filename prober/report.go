@@ -1,0 +1,51 @@
+package prober
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/oxcross/oxcross/discovery"
+)
+
+// WriteReport writes one probe's result for a person: outcome, phases,
+// HTTP status and version, TLS certificate expiry and drift, in the spirit
+// of curl -w.
+func WriteReport(w io.Writer, t discovery.Target, module string, r Result, now time.Time) error {
+	target := t.URL
+	if target == "" {
+		target = t.Address
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	outcome := "success"
+	if !r.Success {
+		outcome = "FAILED (" + string(r.Reason) + ")"
+	}
+	fmt.Fprintf(tw, "target\t%s\n", target)
+	fmt.Fprintf(tw, "module\t%s\n", module)
+	fmt.Fprintf(tw, "result\t%s\n", outcome)
+	if r.Err != nil {
+		fmt.Fprintf(tw, "error\t%v\n", r.Err)
+	}
+	fmt.Fprintf(tw, "total\t%s\n", msString(r.Duration))
+	for p := range numPhases {
+		if d, ok := r.Phases.Get(p); ok {
+			fmt.Fprintf(tw, "  %s\t%s\n", p, msString(d))
+		}
+	}
+	if r.StatusCode != 0 {
+		fmt.Fprintf(tw, "http\tstatus %d, HTTP/%g\n", r.StatusCode, r.HTTPVersion)
+	}
+	if !r.TLSExpiry.IsZero() {
+		fmt.Fprintf(tw, "tls cert\texpires %s (in %s)\n", r.TLSExpiry.UTC().Format(time.RFC3339), r.TLSExpiry.Sub(now).Round(time.Hour))
+	}
+	if r.Drift != nil {
+		fmt.Fprintf(tw, "clock drift\t%s ± %s (origin minus this machine)\n", msString(r.Drift.Offset), msString(r.Drift.Uncertainty))
+	}
+	return tw.Flush()
+}
+
+func msString(d time.Duration) string {
+	return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond))
+}
