@@ -86,8 +86,12 @@ func scrapeTimeout(header string) (time.Duration, error) {
 		return 0, fmt.Errorf("X-Prometheus-Scrape-Timeout-Seconds: %q is not a positive number", header)
 	}
 	d := time.Duration(secs * float64(time.Second))
+	// Leave the scraper time to receive the answer: half a second, or half
+	// of a timeout shorter than a second.
 	if d > probeTimeoutOffset*2 {
 		d -= probeTimeoutOffset
+	} else {
+		d /= 2
 	}
 	return min(d, maxProbeTimeout), nil
 }

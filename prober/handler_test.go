@@ -312,11 +312,13 @@ func TestProbeHandlerScrapeTimeout(t *testing.T) {
 			t.Parallel()
 			a := getProbe(t, endpoint, slow.URL+"/", module, "1")
 			a.wantProbe(t, ReasonTimeout)
-			if a.elapsed > 1500*time.Millisecond {
-				t.Errorf("answered after %v, want about 1s", a.elapsed)
+			// A 1s scrape timeout leaves half of it for the answer to
+			// reach Prometheus in time.
+			if a.elapsed > 900*time.Millisecond {
+				t.Errorf("answered after %v, want within the 1s scrape timeout with room to spare", a.elapsed)
 			}
-			if v := a.mustValue(t, "probe_duration_seconds"); v < 0.9 {
-				t.Errorf("probe_duration_seconds %v, want about 1s", v)
+			if v := a.mustValue(t, "probe_duration_seconds"); v < 0.45 || v > 0.8 {
+				t.Errorf("probe_duration_seconds %v, want about 0.5s", v)
 			}
 		})
 	}
