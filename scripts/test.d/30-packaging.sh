@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# Packages and deployment (packaging/, docs/install.md), run from the
+# repository root by scripts/test.sh:
+#   1. make package (amd64 and arm64): file lists, metadata, conffiles,
+#      maintainer scripts and binaries of every deb (dpkg-deb) and rpm (rpm -qp)
+#   2. lintian on the debs: no error and no warning
+#   3. the maintainer scripts' systemctl calls, with and without systemd
+#   4. systemd-analyze verify and security on the units; the exposure scores
+#      must stay under MAX_EXPOSURE and match docs/install.md
+#   5. dpkg -i of the three debs, the installed programs, the oxcross user,
+#      an upgrade that keeps an edited conffile, removal and purge
+#   6. make image: the image's config and files; its configserver runs as
+#      its non-root user from the image's file system
+#   7. the Kubernetes manifests: strict decoding (packaging/kubernetes/test)
+# Steps that need root use sudo when not root, or are skipped with a message.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+step() { printf '\n-- %s\n' "$*"; }
+skip() { printf 'SKIP: %s\n' "$*"; }
+fail() {
+  printf 'FAIL: %s\n' "$*" >&2
+  exit 1
+}
+# same A B WHAT: fails unless A and B are equal.
+same() { [ "$1" = "$2" ] || fail "$3: got
+$1
+want
+$2"; }
+
+# Highest acceptable `systemd-analyze security` exposure per unit (0 = fully
+# locked down, 10 = unprotected). The leaf's is higher because it keeps
+# CAP_NET_RAW for ICMP probes and cannot use PrivateUsers= with it.
+declare -A MAX_EXPOSURE=([oxcross-leaf]=2.0 [oxcross-origin]=1.6 [oxcross-configserver]=1.6)
+
+names=(oxcross-leaf oxcross-origin oxcross-configserver)
+tmp=$(mktemp -d)
+cleanups=()
+cleanup() {
+  local c
+  for c in "${cleanups[@]}"; do eval "$c" || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+root=""
+if [ "$(id -u)" -ne 0 ]; then
+  if sudo -n true 2>/dev/null; then root="sudo"; else root="none"; fi
+fi
+
+# The versions that make package gives the packages and binaries, fixed here
+# so that a commit landing meanwhile cannot make them disagree.
+pkg_version=$(bash packaging/version.sh)
+version=$(git describe --tags --always --dirty | sed 's/^v//')
+revision=$(git rev-parse HEAD)
+
+step "make package (version $pkg_version)"
+start=$SECONDS
+make --no-print-directory package PKG_VERSION="$pkg_version" VERSION="$version" REVISION="$revision"
+echo "built in $((SECONDS - start))s"
+
+debfile() { echo "dist/${1}_${pkg_version}-1_${2}.deb"; }
+rpmfile() { echo "dist/${1}-${pkg_version}-1.${2}.rpm"; }
+
+# What each package holds (files only), and its configuration files.
+deb_files() {
+  printf '%s\n' "/etc/default/$1" "/lib/systemd/system/$1.service" "/usr/bin/$1" \
+    "/usr/share/doc/$1/changelog.Debian.gz" "/usr/share/doc/$1/copyright" "/usr/share/lintian/overrides/$1"
+  [ "$1" != oxcross-configserver ] || echo /etc/oxcross/config.yaml
+}
+deb_conffiles() {
+  echo "/etc/default/$1"
+  [ "$1" != oxcross-configserver ] || echo /etc/oxcross/config.yaml
+}
+rpm_files() {
+  printf '%s\n' "/etc/sysconfig/$1" "/usr/bin/$1" "/usr/lib/systemd/system/$1.service"
+  [ "$1" != oxcross-configserver ] || printf '%s\n' /etc/oxcross /etc/oxcross/config.yaml
+}
+rpm_conffiles() {
+  echo "/etc/sysconfig/$1"
+  [ "$1" != oxcross-configserver ] || echo /etc/oxcross/config.yaml
+}
+
+# check_binary FILE GOARCH: a static Go binary for GOARCH with the version
+# ldflags (-trimpath keeps them out of `go version -m`, so look for the
+# revision string), built with CGO_ENABLED=0 and -trimpath.
+check_binary() {
+  local info
+  info=$(go version -m "$1") || fail "$1: not a Go binary"
+  grep -q $'^\tbuild\tCGO_ENABLED=0$' <<<"$info" || fail "$1: not built with CGO_ENABLED=0"
+  grep -q $'^\tbuild\t-trimpath=true$' <<<"$info" || fail "$1: not built with -trimpath"
+  grep -q $'^\tbuild\tGOARCH='"$2"'$' <<<"$info" || fail "$1: not built for $2"
+  grep -qaF "$revision" "$1" || fail "$1: the revision is not in it (version ldflags)"
+  ! readelf -d "$1" 2>/dev/null | grep -q NEEDED || fail "$1: dynamically linked"
+}
+
+step "deb packages: metadata, files, conffiles, maintainer scripts, binaries"
+for arch in amd64 arm64; do
+  for name in "${names[@]}"; do
+    f=$(debfile "$name" "$arch")
+    [ -f "$f" ] || fail "make package did not build $f"
+    same "$(dpkg-deb -f "$f" Package Version Architecture Section Depends)" \
+      "Package: $name
+Version: $pkg_version-1
+Architecture: $arch
+Section: net
+Depends: passwd" "$f: control fields"
+    [ -n "$(dpkg-deb -f "$f" Maintainer)" ] || fail "$f: no Maintainer"
+    same "$(dpkg-deb -c "$f" | awk '$1 !~ /^d/ {print substr($6, 2)}' | sort)" "$(deb_files "$name" | sort)" "$f: files"
+    dpkg-deb -c "$f" | awk -v b="./usr/bin/$name" '$6 == b && !($1 == "-rwxr-xr-x" && $2 == "root/root") {exit 1}' ||
+      fail "$f: /usr/bin/$name is not root-owned 0755"
+    x="$tmp/deb-$name-$arch"
+    dpkg-deb -R "$f" "$x"
+    same "$(sort "$x/DEBIAN/conffiles")" "$(deb_conffiles "$name" | sort)" "$f: conffiles"
+    for s in preinst postinst prerm postrm; do
+      [ -x "$x/DEBIAN/$s" ] || fail "$f: no executable $s"
+      sh -n "$x/DEBIAN/$s" || fail "$f: $s is not valid sh"
+      ! grep -q @NAME@ "$x/DEBIAN/$s" || fail "$f: $s has an unreplaced @NAME@"
+    done
+    cmp -s "$x/lib/systemd/system/$name.service" "packaging/systemd/$name.service" || fail "$f: unit differs from packaging/systemd"
+    check_binary "$x/usr/bin/$name" "$arch"
+  done
+  echo "$arch: 3 debs ok"
+done
+
+step "rpm packages: metadata, files, config files, scriptlets"
+for arch in amd64 arm64; do
+  rarch=$([ $arch = amd64 ] && echo x86_64 || echo aarch64)
+  for name in "${names[@]}"; do
+    f=$(rpmfile "$name" "$rarch")
+    [ -f "$f" ] || fail "make package did not build $f"
+    same "$(rpm -qp --qf '%{NAME} %{VERSION} %{RELEASE} %{ARCH} %{OS}\n' "$f")" "$name $pkg_version 1 $rarch linux" "$f: header"
+    same "$(rpm -qpl "$f" | sort)" "$(rpm_files "$name" | sort)" "$f: files"
+    same "$(rpm -qpc "$f" | sort)" "$(rpm_conffiles "$name" | sort)" "$f: config files"
+    rpm -qp --requires "$f" | grep -qx shadow-utils || fail "$f: does not require shadow-utils"
+    same "$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILENAMES}\n]' "$f" | grep " /usr/bin/$name$")" \
+      "-rwxr-xr-x root /usr/bin/$name" "$f: binary mode"
+    scripts=$(rpm -qp --scripts "$f")
+    for s in preinstall postinstall preuninstall postuninstall; do
+      grep -q "^$s scriptlet" <<<"$scripts" || fail "$f: no $s scriptlet"
+    done
+    ! grep -q @NAME@ <<<"$scripts" || fail "$f: a scriptlet has an unreplaced @NAME@"
+  done
+  echo "$arch: 3 rpms ok"
+done
+
+step "lintian (no error, no warning; overrides: packaging/deb/lintian-overrides)"
+if ! out=$(lintian --pedantic --fail-on error,warning $(for n in "${names[@]}"; do debfile "$n" amd64; done) 2>&1); then
+  printf '%s\n' "$out"
+  fail "lintian found errors or warnings"
+fi
+printf '%s\n' "$out" | grep -v 'running with root privileges is not recommended' || true
+echo "lintian: clean (pedantic tags are shown, not fatal)"
+
+step "maintainer scripts: systemctl calls with and without systemd (deb and rpm arguments)"
+# Each script runs in a private mount namespace with /run on a tmpfs, with or
+# without /run/systemd/system (where systemd runs), and a systemctl stub that
+# records its arguments.
+if [ "$root" = none ] || ! $root unshare --mount true 2>/dev/null; then
+  skip "unshare --mount needs root (or sudo); the install test below still runs the scripts"
+else
+  mkdir -p "$tmp/stub"
+  printf '#!/bin/sh\necho "$*" >> "%s/calls"\n' "$tmp" >"$tmp/stub/systemctl"
+  chmod +x "$tmp/stub/systemctl"
+  # run_script SYSTEMD(yes|no) SCRIPT ARGS...: prints the systemctl calls and stdout.
+  run_script() {
+    local systemd=$1 script=$2
+    shift 2
+    rm -f "$tmp/calls"
+    $root unshare --mount --propagation private sh -c '
+      mount -t tmpfs tmpfs /run
+      [ "$1" = yes ] && mkdir -p /run/systemd/system
+      shift
+      PATH="$0:$PATH" sh "$@"' "$tmp/stub" "$systemd" "$script" "$@" >"$tmp/out" || fail "$script $* failed"
+    { cat "$tmp/out"; [ ! -f "$tmp/calls" ] || sed 's/^/systemctl /' "$tmp/calls"; } | paste -sd';' -
+  }
+  s=dist/build/scripts/oxcross-leaf
+  hint_deb="oxcross-leaf: settings are in /etc/default/oxcross-leaf; then: systemctl enable --now oxcross-leaf.service"
+  hint_rpm="oxcross-leaf: settings are in /etc/sysconfig/oxcross-leaf; then: systemctl enable --now oxcross-leaf.service"
+  while IFS='|' read -r systemd script args want; do
+    # shellcheck disable=SC2086
+    same "$(run_script "$systemd" "$s/$script.sh" $args)" "${want//@DEB@/$hint_deb}" "$script $args (systemd: $systemd)"
+  done <<EOF
+yes|postinstall|configure|@DEB@;systemctl daemon-reload
+yes|postinstall|configure 0.0.1-1|systemctl daemon-reload;systemctl try-restart oxcross-leaf.service
+no|postinstall|configure|@DEB@
+no|postinstall|configure 0.0.1-1|
+yes|postinstall|abort-upgrade 0.0.1-1|
+yes|preremove|remove|systemctl stop oxcross-leaf.service;systemctl --no-reload disable oxcross-leaf.service
+no|preremove|remove|systemctl --no-reload disable oxcross-leaf.service
+yes|preremove|upgrade 0.0.2-1|
+yes|postremove|remove|systemctl daemon-reload
+no|postremove|remove|
+yes|postremove|upgrade 0.0.2-1|
+yes|preremove|0|systemctl stop oxcross-leaf.service;systemctl --no-reload disable oxcross-leaf.service
+yes|preremove|1|
+yes|postremove|0|systemctl daemon-reload
+yes|postremove|1|
+EOF
+  # rpm's first install and upgrade print the /etc/sysconfig hint, or not.
+  same "$(run_script yes "$s/postinstall.sh" 1)" "$hint_rpm;systemctl daemon-reload" "postinstall 1"
+  same "$(run_script yes "$s/postinstall.sh" 2)" "systemctl daemon-reload;systemctl try-restart oxcross-leaf.service" "postinstall 2"
+  echo "maintainer scripts: 17 cases ok"
+fi
+
+step "systemd-analyze verify"
+# The units as packaged, with ExecStart pointing at the freshly built binaries
+# (verify wants the executables to exist); the installed units are verified
+# again after dpkg -i below.
+mkdir -p "$tmp/units"
+for name in "${names[@]}"; do
+  sed "s|/usr/bin/$name|$PWD/dist/build/amd64/$name|" "packaging/systemd/$name.service" >"$tmp/units/$name.service"
+done
+systemd-analyze verify "$tmp"/units/*.service || fail "systemd-analyze verify"
+echo "verify: 3 units ok"
+
+step "systemd-analyze security (exposure: 0 = locked down, 10 = unprotected)"
+for name in "${names[@]}"; do
+  out=$(systemd-analyze security --offline=true --no-pager "packaging/systemd/$name.service" 2>&1) ||
+    fail "systemd-analyze security $name: $out"
+  score=$(sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p' <<<"$out")
+  [ -n "$score" ] || fail "no exposure score for $name in: $out"
+  printf '%-22s %s (at most %s)\n' "$name" "$score" "${MAX_EXPOSURE[$name]}"
+  awk -v s="$score" -v m="${MAX_EXPOSURE[$name]}" 'BEGIN {exit !(s <= m)}' ||
+    fail "$name.service exposure $score is above ${MAX_EXPOSURE[$name]}: a hardening setting was lost (systemd-analyze security --offline=true packaging/systemd/$name.service)"
+  grep -q "^| \`$name.service\` | $score |" docs/install.md ||
+    fail "docs/install.md does not give $name.service's exposure as $score"
+done
+
+step "install, run, remove and purge the debs"
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${names[@]}" 2>/dev/null | awk '$2 != "un" {print $1}' || true)
+if [ "$root" = none ]; then
+  skip "dpkg -i needs root or password-less sudo"
+elif [ -n "$installed" ]; then
+  skip "already on this machine, not touching them: $installed (dpkg -P them to run this step)"
+elif getent passwd oxcross >/dev/null; then
+  skip "a user oxcross exists without the packages; the test would remove it"
+else
+  cleanups+=("$root dpkg -P ${names[*]} >/dev/null 2>&1")
+  # dpkg waits for no lock; another apt-get may hold it for a while.
+  dpkg_() {
+    local i out
+    for i in $(seq 1 60); do
+      if out=$($root dpkg "$@" 2>&1); then
+        printf '%s\n' "$out"
+        return 0
+      fi
+      grep -q 'lock' <<<"$out" || {
+        printf '%s\n' "$out" >&2
+        return 1
+      }
+      sleep 2
+    done
+    fail "dpkg lock still held after 2 minutes"
+  }
+  leaf=$(debfile oxcross-leaf amd64)
+  out=$(dpkg_ -i "$leaf") || fail "dpkg -i $leaf"
+  grep -q "oxcross-leaf: settings are in /etc/default/oxcross-leaf" <<<"$out" || fail "dpkg -i: no hint where the settings are: $out"
+  ! grep -v 'settings are in' <<<"$out" | grep -qi 'systemctl\|warning\|error' || fail "dpkg -i was not quiet: $out"
+  same "$(dpkg-query -W -f='${Version} ${db:Status-Abbrev}' oxcross-leaf)" "$pkg_version-1 ii " "installed oxcross-leaf"
+  IFS=: read -r _ _ uid gid _ home shell < <(getent passwd oxcross) || fail "no user oxcross"
+  [ "$uid" -lt 1000 ] || fail "oxcross is not a system user (uid $uid)"
+  same "$(getent group oxcross | cut -d: -f3) $home $shell" "$gid /nonexistent /usr/sbin/nologin" "user oxcross"
+  out=$(/usr/bin/oxcross-leaf --version 2>&1)
+  grep -q "version $version " <<<"$out" && grep -q "revision: $revision" <<<"$out" || fail "oxcross-leaf --version: $out"
+  echo "installed: $(head -1 <<<"$out")"
+
+  dpkg_ -i "$(debfile oxcross-origin amd64)" "$(debfile oxcross-configserver amd64)" >/dev/null || fail "dpkg -i origin and configserver"
+  systemd-analyze verify /lib/systemd/system/oxcross-{leaf,origin,configserver}.service || fail "verify the installed units"
+  for name in oxcross-origin oxcross-configserver; do
+    /usr/bin/$name --version 2>&1 | grep -q "revision: $revision" || fail "$name --version"
+  done
+
+  # The installed configserver, as user oxcross, serves the packaged example
+  # config on a free loopback port.
+  $root setpriv --reuid oxcross --regid oxcross --init-groups \
+    /usr/bin/oxcross-configserver --web.listen-address=127.0.0.1:0 >"$tmp/cs.log" 2>&1 &
+  pid=$!
+  cleanups+=("$root kill $pid 2>/dev/null")
+  port=""
+  for _ in $(seq 1 50); do
+    port=$(sed -n 's/.*Listening on.*address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/cs.log" | head -1)
+    [ -z "$port" ] || break
+    sleep 0.1
+  done
+  [ -n "$port" ] || fail "the installed configserver did not start: $(cat "$tmp/cs.log")"
+  curl -fsS "http://127.0.0.1:$port/config" | grep -q '"origins":\[{' || fail "GET /config of the example config"
+  $root kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  echo "installed configserver served /etc/oxcross/config.yaml as user oxcross"
+
+  # An upgrade (the same version again) keeps an edited conffile and runs the
+  # upgrade path (no first-install hint).
+  echo 'OXCROSS_LEAF_ID=test-leaf' | $root tee -a /etc/default/oxcross-leaf >/dev/null
+  out=$(dpkg_ -i "$leaf") || fail "dpkg -i again"
+  ! grep -q 'settings are in' <<<"$out" || fail "the upgrade printed the first-install hint"
+  grep -q '^OXCROSS_LEAF_ID=test-leaf$' /etc/default/oxcross-leaf || fail "the upgrade lost the edit of /etc/default/oxcross-leaf"
+
+  # What running creates (systemd's StateDirectory with the config cache) and
+  # what an operator adds.
+  $root install -d -o oxcross -g oxcross -m 0750 /var/lib/oxcross-leaf
+  echo '{}' | $root tee /var/lib/oxcross-leaf/config.json >/dev/null
+  echo '# operator' | $root tee /etc/oxcross/web-config.yml >/dev/null
+  cleanups+=("$root rm -f /etc/oxcross/web-config.yml; $root rmdir /etc/oxcross 2>/dev/null")
+
+  dpkg_ -r oxcross-leaf >/dev/null || fail "dpkg -r oxcross-leaf"
+  same "$(dpkg-query -W -f='${db:Status-Abbrev}' oxcross-leaf)" "rc " "status after dpkg -r"
+  [ ! -e /usr/bin/oxcross-leaf ] || fail "dpkg -r left /usr/bin/oxcross-leaf"
+  [ -f /etc/default/oxcross-leaf ] || fail "dpkg -r removed the conffile"
+  [ -f /var/lib/oxcross-leaf/config.json ] || fail "dpkg -r removed the state"
+  getent passwd oxcross >/dev/null || fail "dpkg -r removed the user"
+
+  dpkg_ -P oxcross-leaf >/dev/null || fail "dpkg -P oxcross-leaf"
+  [ -z "$(dpkg-query -W -f='${db:Status-Abbrev}' oxcross-leaf 2>/dev/null | tr -d ' un')" ] || fail "oxcross-leaf still known to dpkg"
+  for p in /etc/default/oxcross-leaf /var/lib/oxcross-leaf /lib/systemd/system/oxcross-leaf.service /usr/share/doc/oxcross-leaf; do
+    [ ! -e "$p" ] || fail "purge left $p"
+  done
+  getent passwd oxcross >/dev/null || fail "purging the leaf removed the user that the other two packages still use"
+
+  dpkg_ -P oxcross-origin oxcross-configserver >/dev/null || fail "dpkg -P origin and configserver"
+  ! getent passwd oxcross >/dev/null || fail "purging the last package left the user oxcross"
+  ! getent group oxcross >/dev/null || fail "purging the last package left the group oxcross"
+  for p in /etc/oxcross/config.yaml /etc/default/oxcross-configserver /etc/default/oxcross-origin /usr/bin/oxcross-configserver; do
+    [ ! -e "$p" ] || fail "purge left $p"
+  done
+  [ -f /etc/oxcross/web-config.yml ] || fail "purge removed the operator's /etc/oxcross/web-config.yml"
+  leftovers=$(find /etc /lib/systemd /usr/lib/systemd /usr/bin /usr/sbin /usr/share/doc /usr/share/lintian /var/lib /run \
+    -maxdepth 3 -name '*oxcross*' 2>/dev/null | grep -v -e '^/etc/oxcross$' -e '^/etc/oxcross/web-config.yml$' || true)
+  [ -z "$leftovers" ] || fail "purge left: $leftovers"
+  ! $root grep -l '^oxcross:' /etc/passwd /etc/group /etc/shadow /etc/gshadow 2>/dev/null || fail "purge left oxcross in the files above"
+  echo "install, upgrade, remove, purge: ok; purge leaves only the operator's /etc/oxcross/web-config.yml"
+fi
+
+step "container image (make image)"
+engine=$(command -v podman 2>/dev/null || command -v docker 2>/dev/null || true)
+if [ -z "$engine" ]; then
+  skip "neither podman nor docker is installed"
+elif ! $engine info >/dev/null 2>&1; then
+  skip "$engine cannot reach its engine here ($engine info fails)"
+else
+  image=localhost/oxcross-configserver-test
+  make --no-print-directory image IMAGE="$image" VERSION="$version" REVISION="$revision" >"$tmp/image.log" 2>&1 ||
+    fail "make image: $(cat "$tmp/image.log")"
+  cleanups+=("$engine rmi -f $image:latest $image:$version >/dev/null 2>&1")
+  same "$($engine image inspect "$image:latest" --format '{{.Os}}/{{.Architecture}} {{.Config.User}} {{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}{{json .Config.Entrypoint}} {{index .Config.Labels "org.opencontainers.image.revision"}}')" \
+    "linux/amd64 65532:65532 9300/tcp [\"/bin/oxcross-configserver\"] $revision" "image config"
+  cid=$($engine create "$image:latest")
+  mkdir "$tmp/rootfs"
+  $engine export "$cid" | tar -x -C "$tmp/rootfs"
+  $engine rm "$cid" >/dev/null
+  same "$(cd "$tmp/rootfs" && find . -type f | sort)" "./bin/oxcross-configserver
+./etc/oxcross/config.yaml
+./etc/ssl/certs/ca-certificates.crt" "image files"
+  check_binary "$tmp/rootfs/bin/oxcross-configserver" amd64
+  # Run it as the image would: its own file system, its user.
+  if [ "$root" = none ]; then
+    skip "chroot into the image needs root"
+  else
+    chmod 755 "$tmp/rootfs"
+    $root chroot --userspec=65532:65532 "$tmp/rootfs" /bin/oxcross-configserver --web.listen-address=127.0.0.1:0 >"$tmp/img.log" 2>&1 &
+    pid=$!
+    cleanups+=("$root kill $pid 2>/dev/null")
+    port=""
+    for _ in $(seq 1 50); do
+      port=$(sed -n 's/.*Listening on.*address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/img.log" | head -1)
+      [ -z "$port" ] || break
+      sleep 0.1
+    done
+    [ -n "$port" ] || fail "the image's configserver did not start: $(cat "$tmp/img.log")"
+    for path in /config /-/healthy /-/ready; do
+      curl -fsS -o /dev/null "http://127.0.0.1:$port$path" || fail "image's configserver: GET $path"
+    done
+    $root kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    echo "the image's configserver ran as 65532:65532 from the image's files and answered /config, /-/healthy, /-/ready"
+  fi
+  if out=$($engine run --rm --network=none "$image:latest" --version 2>&1); then
+    grep -q "revision: $revision" <<<"$out" || fail "$engine run --version: $out"
+    echo "$engine run: $(head -1 <<<"$out")"
+  else
+    skip "$engine cannot run containers here: $(tail -1 <<<"$out")"
+  fi
+fi
+
+step "Kubernetes manifests (packaging/kubernetes/test, its own Go module)"
+(cd packaging/kubernetes/test && go test -count=1 ./...)
+
+step "packaging: all checks passed"
