@@ -134,31 +134,45 @@ sed 's/#.*//; s/[[:space:]]//g; /^$/d' mixin/tests/pending_metrics.txt | sort -u
 
 # The three programs on free loopback ports: an origin over TLS (its
 # certificate trusted by the leaf through SSL_CERT_FILE), a configserver
-# whose config has that origin in advanced mode and itself in simple mode,
-# and a leaf following the configserver.
-free_port() {
-  local p
+# whose config has that origin in advanced mode and its /healthz in simple
+# mode, and a leaf following the configserver.
+free_port() { # below the kernel's ephemeral range, and not listened on
+  local p lo
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
   while :; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (lo - 10000)))
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
-wait_http() { # url pid name
-  local i
-  for i in $(seq 100); do
-    curl -skf -o /dev/null "$1" && return 0
-    kill -0 "$2" 2>/dev/null || { cat "$tmp/$3.log" >&2; fail "$3 exited"; }
-    sleep 0.1
+# launch NAME URL CMD...: starts CMD with {port} replaced by a free port and
+# waits until URL (with {port} replaced too) answers; tries another port when
+# the first one was taken meanwhile. Sets $port.
+launch() {
+  local name=$1 url=$2 attempt i pid
+  shift 2
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    "${@//\{port\}/$port}" >"$tmp/$name.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    for i in $(seq 100); do
+      curl -skf -o /dev/null "${url//\{port\}/$port}" && return 0
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    grep -q "address already in use" "$tmp/$name.log" || break
   done
-  cat "$tmp/$3.log" >&2
-  fail "$3 does not answer at $1"
+  cat "$tmp/$name.log" >&2
+  fail "$name does not start (or does not answer at $url)"
 }
 go build -o "$tmp/bin/" ./cmd/...
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
   -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
   -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
 printf 'tls_server_config:\n  cert_file: %s\n  key_file: %s\n' "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/web-tls.yml"
-op=$(free_port) cp=$(free_port) lp=$(free_port)
+launch origin 'https://127.0.0.1:{port}/healthz' \
+  "$tmp/bin/oxcross-origin" --web.listen-address='127.0.0.1:{port}' --web.config.file="$tmp/web-tls.yml"
 cat >"$tmp/config.yaml" <<EOF
 interval: 1s
 timeout: 900ms
@@ -166,29 +180,25 @@ origins:
   - name: mixin-origin
     scheme: https
     hostname: 127.0.0.1
-    port: $op
+    port: $port
     mode: advanced
-  - name: mixin-configserver
-    url: http://127.0.0.1:$cp/healthz
+  - name: mixin-healthz
+    url: https://127.0.0.1:$port/healthz
     mode: simple
 EOF
-"$tmp/bin/oxcross-origin" --web.listen-address="127.0.0.1:$op" --web.config.file="$tmp/web-tls.yml" >"$tmp/origin.log" 2>&1 &
-pids+=($!)
-wait_http "https://127.0.0.1:$op/healthz" "$!" origin
-"$tmp/bin/oxcross-configserver" --web.listen-address="127.0.0.1:$cp" --config.file="$tmp/config.yaml" >"$tmp/configserver.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$cp/healthz" "$!" configserver
-SSL_CERT_FILE="$tmp/cert.pem" "$tmp/bin/oxcross-leaf" --web.listen-address="127.0.0.1:$lp" --leaf.id=mixin-leaf \
-  --config.url="http://127.0.0.1:$cp" --config.cache-file="$tmp/cache.json" >"$tmp/leaf.log" 2>&1 &
-leaf=$!
-pids+=($leaf)
-wait_http "http://127.0.0.1:$lp/-/ready" "$leaf" leaf
+launch configserver 'http://127.0.0.1:{port}/healthz' \
+  "$tmp/bin/oxcross-configserver" --web.listen-address='127.0.0.1:{port}' --config.file="$tmp/config.yaml"
+cp=$port
+launch leaf 'http://127.0.0.1:{port}/-/ready' \
+  env SSL_CERT_FILE="$tmp/cert.pem" "$tmp/bin/oxcross-leaf" --web.listen-address='127.0.0.1:{port}' \
+  --leaf.id=mixin-leaf --config.url="http://127.0.0.1:$cp" --config.cache-file="$tmp/cache.json"
+lp=$port
 # A few seconds of probes: until both origins' last probe succeeded and the
 # TLS origin's drift is known.
 for i in $(seq 300); do
   curl -sf "http://127.0.0.1:$lp/metrics" >"$tmp/leaf.metrics" || true
   if grep -q '^oxcross_leaf_origin_status{origin_id="mixin-origin",source_id="mixin-leaf"} 1' "$tmp/leaf.metrics" &&
-    grep -q '^oxcross_leaf_origin_status{origin_id="mixin-configserver",source_id="mixin-leaf"} 1' "$tmp/leaf.metrics" &&
+    grep -q '^oxcross_leaf_origin_status{origin_id="mixin-healthz",source_id="mixin-leaf"} 1' "$tmp/leaf.metrics" &&
     grep -q '^oxcross_leaf_origin_time_drift{origin_id="mixin-origin"' "$tmp/leaf.metrics"; then
     break
   fi
