@@ -213,11 +213,11 @@ func (s *Server) viewFor(id string) *discovery.Loaded {
 	if id == "" {
 		return l
 	}
-	labels, ok := s.registry.Labels(id)
-	if !ok {
+	labels, known := s.registry.Labels(id)
+	if !known {
 		for _, sl := range l.Config.Leaves {
 			if sl.ID == id {
-				labels = sl.Labels
+				labels, known = sl.Labels, true
 			}
 		}
 	}
@@ -225,9 +225,15 @@ func (s *Server) viewFor(id string) *discovery.Loaded {
 	if view == l.Config {
 		return l
 	}
+	// Every unknown leaf sees the same view: cache it once, so that
+	// requests with made-up ids cannot fill the cache.
+	key := id
+	if !known {
+		key = ""
+	}
 	s.perLeafMu.Lock()
 	defer s.perLeafMu.Unlock()
-	if v, ok := s.perLeaf[id]; ok && v.configETag == l.ETag && maps.Equal(v.labels, labels) {
+	if v, ok := s.perLeaf[key]; ok && v.configETag == l.ETag && maps.Equal(v.labels, labels) {
 		return v.loaded
 	}
 	loaded, err := discovery.NewLoaded(view)
@@ -238,7 +244,7 @@ func (s *Server) viewFor(id string) *discovery.Loaded {
 	if len(s.perLeaf) >= 2*s.registry.opts.MaxLeaves {
 		clear(s.perLeaf)
 	}
-	s.perLeaf[id] = &leafView{configETag: l.ETag, labels: labels, loaded: loaded}
+	s.perLeaf[key] = &leafView{configETag: l.ETag, labels: labels, loaded: loaded}
 	return loaded
 }
 

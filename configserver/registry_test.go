@@ -1,0 +1,642 @@
+package configserver_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oxcross/oxcross/configserver"
+	"github.com/oxcross/oxcross/discovery"
+)
+
+const metricRegistrations = "oxcross_configserver_registrations_total"
+
+// Addresses from the documentation ranges (RFC 5737): registrations name
+// them, nothing ever connects to them.
+var (
+	srcA    = netip.MustParseAddr("198.51.100.7")
+	srcB    = netip.MustParseAddr("198.51.100.8")
+	foreign = netip.MustParseAddr("203.0.113.5")
+	proxied = netip.MustParsePrefix("192.0.2.0/24")
+)
+
+// fakeClock is a registry clock the test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock {
+	return &fakeClock{t: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// regConfig has origins with and without a leaf selector and one static
+// leaf.
+const regConfig = `interval: 30
+origins:
+  - name: everywhere
+    url: http://127.0.0.1:9/
+    mode: simple
+    labels: {tier: edge}
+  - name: eu-only
+    url: http://127.0.0.1:10/
+    leaf_selector: {region: eu}
+  - name: tcp-origin
+    address: 127.0.0.1:11
+    mode: tcp
+leaves:
+  - id: static-1
+    address: 127.0.0.1:9999
+    labels: {region: eu, rack: r1}
+`
+
+// regFixture is a configserver with a leaf registry on a fake clock,
+// served over real HTTP on loopback.
+type regFixture struct {
+	path  string
+	clock *fakeClock
+	reg   *prometheus.Registry
+	s     *configserver.Server
+	srv   *httptest.Server
+}
+
+func newRegFixture(t *testing.T, config string, opts configserver.RegistryOptions) *regFixture {
+	t.Helper()
+	f := &regFixture{path: filepath.Join(t.TempDir(), "config.yaml"), clock: newClock(), reg: prometheus.NewRegistry()}
+	writeFile(t, f.path, config)
+	if opts.Now == nil {
+		opts.Now = f.clock.Now
+	}
+	s, err := configserver.NewWithRegistry(f.path, opts, f.reg, discard)
+	if err != nil {
+		t.Fatalf("NewWithRegistry: %v", err)
+	}
+	f.s = s
+	f.srv = httptest.NewServer(configserver.NewMux(s))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+type reply struct {
+	code   int
+	header http.Header
+	body   string
+}
+
+func (f *regFixture) request(t testing.TB, method, path string, body io.Reader, header ...string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return reply{code: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func (f *regFixture) put(t testing.TB, id, body string) reply {
+	t.Helper()
+	return f.request(t, http.MethodPut, "/api/v1/leaves/"+id, strings.NewReader(body), "Content-Type", "application/json")
+}
+
+func (f *regFixture) del(t testing.TB, id string) reply {
+	t.Helper()
+	return f.request(t, http.MethodDelete, "/api/v1/leaves/"+id, nil)
+}
+
+// sdGroup is one http_sd target group as a test reads it.
+type sdGroup struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels"`
+}
+
+func (f *regFixture) sd(t testing.TB, path string) []sdGroup {
+	t.Helper()
+	r := f.request(t, http.MethodGet, path, nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, r.code, r.body)
+	}
+	var groups []sdGroup
+	if err := json.Unmarshal([]byte(r.body), &groups); err != nil {
+		t.Fatalf("GET %s: %v in %s", path, err, r.body)
+	}
+	return groups
+}
+
+// sdLeaves returns /sd/leaves by leaf id.
+func (f *regFixture) sdLeaves(t testing.TB) map[string]sdGroup {
+	t.Helper()
+	out := map[string]sdGroup{}
+	for _, g := range f.sd(t, "/sd/leaves") {
+		out[g.Labels["leaf_id"]] = g
+	}
+	return out
+}
+
+func liveIDs(r *configserver.Registry) map[string]discovery.Leaf {
+	leaves, _, _ := r.Live()
+	out := map[string]discovery.Leaf{}
+	for _, l := range leaves {
+		out[l.ID] = l
+	}
+	return out
+}
+
+func wantCode(t testing.TB, what string, r reply, code int, reason string) {
+	t.Helper()
+	if r.code != code || !strings.Contains(r.body, reason) {
+		t.Errorf("%s: %d %q, want %d with %q", what, r.code, r.body, code, reason)
+	}
+}
+
+func TestRegisterOK(t *testing.T) {
+	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
+	r := f.put(t, "ams-1", `{"address": ":9299", "labels": {"region": "eu"}, "version": "1.2.3", "refresh_interval": "10s"}`)
+	if r.code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.code, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("PUT Content-Type %q", ct)
+	}
+	var got map[string]string
+	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+		t.Fatalf("PUT answer %q: %v", r.body, err)
+	}
+	// ":port" is filled in with the address the request came from.
+	want := map[string]string{"id": "ams-1", "address": "127.0.0.1:9299", "expires_in": "30s"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("PUT answer %s = %q, want %q (answer %s)", k, got[k], v, r.body)
+		}
+	}
+	leaf, ok := liveIDs(f.s.Registry())["ams-1"]
+	if !ok || leaf.Address != "127.0.0.1:9299" || leaf.Labels["region"] != "eu" || leaf.Version != "1.2.3" || !leaf.LastSeen.Equal(f.clock.Now()) {
+		t.Errorf("Live: %+v (present %v)", leaf, ok)
+	}
+	if n := f.s.Registry().Count(); n != 1 {
+		t.Errorf("Count = %d, want 1", n)
+	}
+	if v := metricValue(t, f.reg, metricRegistrations, "result", "ok"); v != 1 {
+		t.Errorf("registrations ok = %v, want 1", v)
+	}
+	if v := metricValue(t, f.reg, "oxcross_configserver_leaves", "kind", "dynamic"); v != 1 {
+		t.Errorf("leaves{kind=dynamic} = %v, want 1", v)
+	}
+	if v := metricValue(t, f.reg, "oxcross_configserver_leaves", "kind", "static"); v != 1 {
+		t.Errorf("leaves{kind=static} = %v, want 1", v)
+	}
+	// An explicit address that is the source's own is fine too, and
+	// without refresh_interval the default applies.
+	r = f.put(t, "ams-2", `{"address": "127.0.0.1:9300"}`)
+	if r.code != http.StatusOK || !strings.Contains(r.body, `"expires_in":"3m0s"`) {
+		t.Errorf("PUT with the source's own address: %d %s, want 200 expiring in 3m0s", r.code, r.body)
+	}
+	// Refresh intervals outside 1s-24h are clamped, not refused: the
+	// leaf's --config.refresh-interval takes any duration.
+	for interval, ttl := range map[string]string{"300ms": "3s", "48h": "72h0m0s"} {
+		r = f.put(t, "ams-3", `{"address": ":9299", "refresh_interval": "`+interval+`"}`)
+		if r.code != http.StatusOK || !strings.Contains(r.body, `"expires_in":"`+ttl+`"`) {
+			t.Errorf("PUT with refresh_interval %s: %d %s, want 200 expiring in %s", interval, r.code, r.body, ttl)
+		}
+	}
+}
+
+func TestRegisterForeignAddress(t *testing.T) {
+	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
+	r := f.put(t, "evil", `{"address": "192.0.2.1:9299"}`)
+	wantCode(t, "PUT for a foreign address", r, http.StatusForbidden, "not the request's source 127.0.0.1")
+	if len(liveIDs(f.s.Registry())) != 0 {
+		t.Errorf("a refused registration is live")
+	}
+	if _, ok := f.sdLeaves(t)["evil"]; ok {
+		t.Errorf("a refused registration is in /sd/leaves")
+	}
+	if v := metricValue(t, f.reg, metricRegistrations, "result", "forbidden"); v != 1 {
+		t.Errorf("registrations forbidden = %v, want 1", v)
+	}
+}
+
+// TestPutSourceRules calls Registry.Put with source addresses a test
+// server cannot receive requests from.
+func TestPutSourceRules(t *testing.T) {
+	clock := newClock()
+	r := configserver.NewRegistry(configserver.RegistryOptions{Now: clock.Now, AllowedCIDRs: []netip.Prefix{proxied}}, prometheus.NewRegistry())
+	ctx := context.Background()
+	put := func(id, addr string, src netip.Addr) error {
+		_, _, err := r.Put(ctx, id, discovery.Registration{Address: addr, RefreshInterval: "10s"}, src, nil)
+		return err
+	}
+	if err := put("own", "198.51.100.7:9299", srcA); err != nil {
+		t.Errorf("own address: %v", err)
+	}
+	if err := put("port-only", ":9299", srcA); err != nil {
+		t.Errorf(":port: %v", err)
+	}
+	if got := liveIDs(r)["port-only"].Address; got != "198.51.100.7:9299" {
+		t.Errorf(":port registered as %q", got)
+	}
+	// An IPv4-mapped source is the IPv4 address.
+	if err := put("mapped", "198.51.100.7:9300", netip.MustParseAddr("::ffff:198.51.100.7")); err != nil {
+		t.Errorf("IPv4-mapped source: %v", err)
+	}
+	err := put("foreign", "203.0.113.5:9299", srcA)
+	if err == nil || !strings.Contains(err.Error(), "203.0.113.5:9299 is not the request's source 198.51.100.7") {
+		t.Errorf("foreign address: %v, want a refusal naming both", err)
+	}
+	// Behind a reverse proxy: any source may advertise an address in an
+	// allowed network.
+	if err := put("behind-proxy", "192.0.2.44:9299", srcA); err != nil {
+		t.Errorf("address in --registry.allow-address-cidr: %v", err)
+	}
+	// IPv6.
+	v6 := netip.MustParseAddr("2001:db8::7")
+	if err := put("v6", ":9299", v6); err != nil {
+		t.Errorf("IPv6 :port: %v", err)
+	}
+	if got := liveIDs(r)["v6"].Address; got != "[2001:db8::7]:9299" {
+		t.Errorf("IPv6 :port registered as %q", got)
+	}
+	if err := put("v6-foreign", "[2001:db8::8]:9299", v6); err == nil {
+		t.Errorf("foreign IPv6 address accepted")
+	}
+
+	// The same id from another source while it is live is refused...
+	err = put("own", "198.51.100.8:9299", srcB)
+	if err == nil || !strings.Contains(err.Error(), "is registered from 198.51.100.7") {
+		t.Errorf("same id from another source while live: %v", err)
+	}
+	if got := liveIDs(r)["own"].Address; got != "198.51.100.7:9299" {
+		t.Errorf("a refused takeover changed the address to %s", got)
+	}
+	// ...but not from an allowed network (the proxy's own case)...
+	if err := put("own", "192.0.2.45:9299", netip.MustParseAddr("192.0.2.1")); err != nil {
+		t.Errorf("same id from an allowed network: %v", err)
+	}
+	// ...and once it has expired, a new source may take the id.
+	if err := put("taken", "198.51.100.7:9299", srcA); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(30 * time.Second)
+	if err := put("taken", "198.51.100.8:9299", srcB); err != nil {
+		t.Errorf("expired id from a new source: %v", err)
+	}
+
+	// Delete from another source is refused, from the same one removes.
+	if err := put("gone", "198.51.100.7:9299", srcA); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Delete("gone", srcB); err == nil || !strings.Contains(err.Error(), "registered from 198.51.100.7, not 198.51.100.8") {
+		t.Errorf("DELETE from another source: %v", err)
+	}
+	if _, ok := liveIDs(r)["gone"]; !ok {
+		t.Errorf("a refused DELETE removed the leaf")
+	}
+	if err := r.Delete("gone", srcA); err != nil {
+		t.Errorf("DELETE from the same source: %v", err)
+	}
+	if _, ok := liveIDs(r)["gone"]; ok {
+		t.Errorf("deleted leaf still live")
+	}
+	if err := r.Delete("gone", srcA); err == nil || !strings.Contains(err.Error(), "not registered") {
+		t.Errorf("DELETE of an unknown leaf: %v", err)
+	}
+}
+
+// dnsServer answers A queries from a map, AAAA queries with no answer,
+// and everything else (names it does not know) with NXDOMAIN, on a
+// loopback UDP port.
+func dnsServer(t *testing.T, a map[string]netip.Addr) *net.Resolver {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := buf[:n]
+			if len(q) < 12 {
+				continue
+			}
+			// The question: the name's labels, then type and class.
+			var labels []string
+			end := 12
+			for end < len(q) && q[end] != 0 {
+				l := int(q[end])
+				if end+1+l > len(q) {
+					break
+				}
+				labels = append(labels, string(q[end+1:end+1+l]))
+				end += l + 1
+			}
+			end += 5
+			if end > len(q) {
+				continue
+			}
+			qtype := binary.BigEndian.Uint16(q[end-4:])
+			name := strings.ToLower(strings.Join(labels, "."))
+			ip, known := a[name]
+			resp := append([]byte(nil), q[:end]...)
+			resp[2] = 0x84 | resp[2]&0x01 // QR, AA, keep RD
+			resp[3] = 0x80                // RA, NOERROR
+			binary.BigEndian.PutUint16(resp[6:], 0)
+			binary.BigEndian.PutUint16(resp[8:], 0)
+			binary.BigEndian.PutUint16(resp[10:], 0)
+			switch {
+			case !known:
+				resp[3] = 0x80 | 3 // NXDOMAIN
+			case qtype == 1: // A
+				binary.BigEndian.PutUint16(resp[6:], 1)
+				rr := []byte{0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4}
+				resp = append(append(resp, rr...), ip.AsSlice()...)
+			}
+			_, _ = pc.WriteTo(resp, addr)
+		}
+	}()
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+		},
+	}
+}
+
+// TestPutHostName: an advertised host name must resolve to the source.
+func TestPutHostName(t *testing.T) {
+	res := dnsServer(t, map[string]netip.Addr{
+		"leaf.oxcross.test":  srcA,
+		"other.oxcross.test": foreign,
+		"proxy.oxcross.test": netip.MustParseAddr("192.0.2.9"),
+	})
+	r := configserver.NewRegistry(configserver.RegistryOptions{Resolver: res, AllowedCIDRs: []netip.Prefix{proxied}}, prometheus.NewRegistry())
+	put := func(addr string) error {
+		_, _, err := r.Put(context.Background(), "named", discovery.Registration{Address: addr}, srcA, nil)
+		return err
+	}
+	if err := put("leaf.oxcross.test:9299"); err != nil {
+		t.Errorf("a name of the source: %v", err)
+	}
+	if got := liveIDs(r)["named"].Address; got != "leaf.oxcross.test:9299" {
+		t.Errorf("registered as %q, want the name kept", got)
+	}
+	if err := put("other.oxcross.test:9299"); err == nil || !strings.Contains(err.Error(), "not the request's source") {
+		t.Errorf("a name of another address: %v", err)
+	}
+	if err := put("nowhere.oxcross.test:9299"); err == nil || !strings.Contains(err.Error(), "does not resolve") {
+		t.Errorf("a name that does not resolve: %v", err)
+	}
+	if err := put("proxy.oxcross.test:9299"); err != nil {
+		t.Errorf("a name in an allowed network: %v", err)
+	}
+}
+
+// TestRegisterLocalhost: over HTTP, "localhost" resolves to the source
+// 127.0.0.1 with the system resolver.
+func TestRegisterLocalhost(t *testing.T) {
+	ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", "localhost")
+	found := false
+	for _, ip := range ips {
+		found = found || ip.Unmap() == netip.MustParseAddr("127.0.0.1")
+	}
+	if err != nil || !found {
+		t.Skipf("localhost does not resolve to 127.0.0.1 here (%v, %v)", ips, err)
+	}
+	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
+	if r := f.put(t, "local", `{"address": "localhost:9299"}`); r.code != http.StatusOK {
+		t.Errorf("PUT localhost:9299 from 127.0.0.1: %d %s", r.code, r.body)
+	}
+	if g := f.sdLeaves(t)["local"]; len(g.Targets) != 1 || g.Targets[0] != "localhost:9299" {
+		t.Errorf("/sd/leaves target %v, want localhost:9299", g.Targets)
+	}
+}
+
+func TestRegisterInvalid(t *testing.T) {
+	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
+	many := map[string]string{}
+	for i := range discovery.MaxLabels + 1 {
+		many[fmt.Sprintf("l%d", i)] = "v"
+	}
+	manyJSON, _ := json.Marshal(map[string]any{"address": ":9299", "labels": many})
+	for _, c := range []struct {
+		name, id, body, reason string
+	}{
+		{"id with a space", "bad%20id", `{"address": ":9299"}`, "leaf id"},
+		{"id with a slash", "a%2Fb", `{"address": ":9299"}`, "leaf id"},
+		{"id too long", strings.Repeat("x", discovery.MaxLeafIDLength+1), `{"address": ":9299"}`, "leaf id"},
+		{"too many labels", "ok", string(manyJSON), "at most 32"},
+		{"label name with a dash", "ok", `{"address": ":9299", "labels": {"a-b": "x"}}`, `"a-b" is not a valid label name`},
+		{"label name with a digit first", "ok", `{"address": ":9299", "labels": {"1a": "x"}}`, "not a valid label name"},
+		{"label name with __", "ok", `{"address": ":9299", "labels": {"__address__": "x"}}`, "not a valid label name"},
+		{"empty label name", "ok", `{"address": ":9299", "labels": {"": "x"}}`, "not a valid label name"},
+		{"reserved leaf_id", "ok", `{"address": ":9299", "labels": {"leaf_id": "x"}}`, `"leaf_id" is set by Oxcross`},
+		{"reserved origin_id", "ok", `{"address": ":9299", "labels": {"origin_id": "x"}}`, `"origin_id" is set by Oxcross`},
+		{"reserved instance", "ok", `{"address": ":9299", "labels": {"instance": "x"}}`, "set by Oxcross"},
+		{"long label value", "ok", `{"address": ":9299", "labels": {"a": "` + strings.Repeat("v", discovery.MaxLabelValueLength+1) + `"}}`, "value longer than 256"},
+		{"long version", "ok", `{"address": ":9299", "version": "` + strings.Repeat("1", 129) + `"}`, "version longer"},
+		{"bad refresh interval", "ok", `{"address": ":9299", "refresh_interval": "soon"}`, "refresh_interval"},
+		{"negative refresh interval", "ok", `{"address": ":9299", "refresh_interval": "-10s"}`, "refresh_interval"},
+		{"no port", "ok", `{"address": "127.0.0.1"}`, "not host:port"},
+		{"port out of range", "ok", `{"address": ":65536"}`, "outside 1-65535"},
+		{"no address", "ok", `{}`, "address"},
+		{"host with a path", "ok", `{"address": "a/b:80"}`, "not a host name"},
+		{"unknown field", "ok", `{"address": ":9299", "scheme": "https"}`, `unknown field "scheme"`},
+		{"not JSON", "ok", `address: ":9299"`, "registration body"},
+		{"empty body", "ok", ``, "registration body"},
+		{"labels not a map", "ok", `{"address": ":9299", "labels": ["a"]}`, "registration body"},
+	} {
+		r := f.put(t, c.id, c.body)
+		wantCode(t, c.name, r, http.StatusBadRequest, c.reason)
+	}
+	if n := len(liveIDs(f.s.Registry())); n != 0 {
+		t.Errorf("%d invalid registrations are live", n)
+	}
+	if v := metricValue(t, f.reg, metricRegistrations, "result", "invalid"); v < 20 {
+		t.Errorf("registrations invalid = %v", v)
+	}
+	// The limits themselves are fine.
+	ok := map[string]string{}
+	for i := range discovery.MaxLabels {
+		ok[fmt.Sprintf("l%d", i)] = strings.Repeat("v", discovery.MaxLabelValueLength)
+	}
+	okJSON, _ := json.Marshal(map[string]any{"address": ":9299", "labels": ok})
+	if r := f.put(t, strings.Repeat("x", discovery.MaxLeafIDLength), string(okJSON)); r.code != http.StatusOK {
+		t.Errorf("PUT at the limits: %d %s", r.code, r.body)
+	}
+}
+
+func TestRegisterBodyTooLarge(t *testing.T) {
+	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
+	// A JSON value larger than the limit...
+	big := `{"address": ":9299", "version": "` + strings.Repeat("1", configserver.MaxRegistrationBytes) + `"}`
+	wantCode(t, "PUT of a large value", f.put(t, "big", big), http.StatusRequestEntityTooLarge, "larger than 65536 bytes")
+	// ...and a small one followed by more than the limit.
+	padded := `{"address": ":9299"}` + strings.Repeat(" ", configserver.MaxRegistrationBytes)
+	wantCode(t, "PUT with trailing padding", f.put(t, "big", padded), http.StatusRequestEntityTooLarge, "larger than")
+	if _, ok := liveIDs(f.s.Registry())["big"]; ok {
+		t.Errorf("an oversized registration is live")
+	}
+	// Just under the limit is fine.
+	under := `{"address": ":9299"}` + strings.Repeat(" ", configserver.MaxRegistrationBytes-30)
+	if r := f.put(t, "big", under); r.code != http.StatusOK {
+		t.Errorf("PUT just under the limit: %d %s", r.code, r.body)
+	}
+}
+
+func TestRegistryFull(t *testing.T) {
+	f := newRegFixture(t, regConfig, configserver.RegistryOptions{MaxLeaves: 2})
+	body := `{"address": ":9299", "refresh_interval": "10s"}`
+	for _, id := range []string{"a", "b"} {
+		if r := f.put(t, id, body); r.code != http.StatusOK {
+			t.Fatalf("PUT %s: %d %s", id, r.code, r.body)
+		}
+	}
+	wantCode(t, "PUT beyond --registry.max-leaves", f.put(t, "c", body), http.StatusTooManyRequests, "--registry.max-leaves")
+	if v := metricValue(t, f.reg, metricRegistrations, "result", "full"); v != 1 {
+		t.Errorf("registrations full = %v, want 1", v)
+	}
+	// Leaves already registered keep their heartbeat.
+	if r := f.put(t, "a", body); r.code != http.StatusOK {
+		t.Errorf("heartbeat of a registered leaf when full: %d %s", r.code, r.body)
+	}
+	// Once b has expired, it is pruned to make room for c.
+	f.clock.Advance(20 * time.Second)
+	if r := f.put(t, "a", body); r.code != http.StatusOK {
+		t.Fatalf("heartbeat: %d %s", r.code, r.body)
+	}
+	f.clock.Advance(10 * time.Second) // b: 30s, its TTL; a: 10s
+	if r := f.put(t, "c", body); r.code != http.StatusOK {
+		t.Fatalf("PUT c after b expired: %d %s", r.code, r.body)
+	}
+	live := liveIDs(f.s.Registry())
+	if _, ok := live["b"]; ok || len(live) != 2 {
+		t.Errorf("live after pruning: %v, want a and c", live)
+	}
+	// b is gone from the registry, not just hidden: it counts as new.
+	wantCode(t, "PUT b back while a and c are live", f.put(t, "b", body), http.StatusTooManyRequests, "limit")
+}
+
+func TestStaticLeafConflict(t *testing.T) {
+	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
+	r := f.put(t, "static-1", `{"address": ":9298"}`)
+	wantCode(t, "PUT of a static id with another address", r, http.StatusConflict, "listed in the config with address 127.0.0.1:9999")
+	if v := metricValue(t, f.reg, metricRegistrations, "result", "conflict"); v != 1 {
+		t.Errorf("registrations conflict = %v, want 1", v)
+	}
+	// With its own address it may heartbeat (its labels select origins).
+	if r := f.put(t, "static-1", `{"address": ":9999", "labels": {"region": "eu"}}`); r.code != http.StatusOK {
+		t.Errorf("PUT of a static id with its address: %d %s", r.code, r.body)
+	}
+	// It is listed once, as static.
+	leaves := f.sd(t, "/sd/leaves")
+	if len(leaves) != 1 || leaves[0].Labels["leaf_id"] != "static-1" || leaves[0].Labels["__meta_oxcross_leaf_source"] != "static" {
+		t.Errorf("/sd/leaves: %+v", leaves)
+	}
+}
+
+func TestRegistrationTTL(t *testing.T) {
+	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
+	if r := f.put(t, "ttl", `{"address": ":9299", "refresh_interval": "10s"}`); r.code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.code, r.body)
+	}
+	if _, ok := f.sdLeaves(t)["ttl"]; !ok {
+		t.Fatalf("registered leaf not in /sd/leaves")
+	}
+	// Two missed refreshes and a bit: still there.
+	f.clock.Advance(29 * time.Second)
+	if _, ok := f.sdLeaves(t)["ttl"]; !ok {
+		t.Errorf("leaf dropped out after 29s with a 10s refresh interval")
+	}
+	if _, ok := liveIDs(f.s.Registry())["ttl"]; !ok {
+		t.Errorf("leaf not live after 29s")
+	}
+	// Three missed refreshes: gone, from Live and from the cached /sd/leaves.
+	f.clock.Advance(time.Second)
+	if _, ok := liveIDs(f.s.Registry())["ttl"]; ok {
+		t.Errorf("leaf live after three refresh intervals")
+	}
+	if _, ok := f.sdLeaves(t)["ttl"]; ok {
+		t.Errorf("leaf in /sd/leaves after three refresh intervals")
+	}
+	if _, ok := f.sdLeaves(t)["static-1"]; !ok {
+		t.Errorf("static leaf gone with the dynamic one")
+	}
+	// The same registration again brings it back at once.
+	if r := f.put(t, "ttl", `{"address": ":9299", "refresh_interval": "10s"}`); r.code != http.StatusOK {
+		t.Fatalf("PUT again: %d %s", r.code, r.body)
+	}
+	if _, ok := f.sdLeaves(t)["ttl"]; !ok {
+		t.Errorf("re-registered leaf not in /sd/leaves")
+	}
+	// Heartbeats keep it: 5 × 9s.
+	for range 5 {
+		f.clock.Advance(9 * time.Second)
+		if r := f.put(t, "ttl", `{"address": ":9299", "refresh_interval": "10s"}`); r.code != http.StatusOK {
+			t.Fatalf("heartbeat: %d %s", r.code, r.body)
+		}
+	}
+	if _, ok := f.sdLeaves(t)["ttl"]; !ok {
+		t.Errorf("leaf with regular heartbeats dropped out")
+	}
+}
+
+func TestDeleteLeaf(t *testing.T) {
+	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
+	if r := f.put(t, "bye", `{"address": ":9299"}`); r.code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.code, r.body)
+	}
+	if _, ok := f.sdLeaves(t)["bye"]; !ok {
+		t.Fatalf("registered leaf not in /sd/leaves")
+	}
+	if r := f.del(t, "bye"); r.code != http.StatusNoContent {
+		t.Errorf("DELETE: %d %s, want 204", r.code, r.body)
+	}
+	if _, ok := f.sdLeaves(t)["bye"]; ok {
+		t.Errorf("deleted leaf still in /sd/leaves")
+	}
+	wantCode(t, "DELETE again", f.del(t, "bye"), http.StatusNotFound, `"bye" is not registered`)
+	wantCode(t, "DELETE of a static leaf", f.del(t, "static-1"), http.StatusNotFound, "not registered")
+	if r := f.request(t, http.MethodPost, "/api/v1/leaves/bye", strings.NewReader("{}")); r.code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /api/v1/leaves/bye: %d, want 405", r.code)
+	}
+}
