@@ -119,7 +119,7 @@ func chart(points []prober.Point) template.HTML {
 	n := float64(max(len(points)-1, 1))
 	x := func(i int) float64 { return pad + float64(i)*(chartW-2*pad)/n }
 	y := func(v float64) float64 { return chartH - pad - v/peak*(chartH-2*pad) }
-	var line, band, fails strings.Builder
+	var line, band, fails, dots strings.Builder
 	open := false
 	for i, p := range points {
 		if p.Successes == 0 {
@@ -130,6 +130,7 @@ func chart(points []prober.Point) template.HTML {
 				cmd = "M"
 			}
 			fmt.Fprintf(&line, "%s%.1f %.1f ", cmd, x(i), y(p.Mean))
+			fmt.Fprintf(&dots, `<circle cx="%.1f" cy="%.1f" r="1.5"/>`, x(i), y(p.Mean))
 			fmt.Fprintf(&band, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, x(i), y(p.Max), x(i), y(p.Mean))
 			open = true
 		}
@@ -142,7 +143,8 @@ func chart(points []prober.Point) template.HTML {
 		`<g stroke="#d0d7de" stroke-width="2">%s</g>`+
 		`<g stroke="#cf222e" stroke-width="2" opacity="0.6">%s</g>`+
 		`<path d="%s" fill="none" stroke="#0969da" stroke-width="1.5"/>`+
+		`<g fill="#0969da">%s</g>`+
 		`<text x="%.0f" y="10" font-size="9" text-anchor="end" fill="#57606a">%.1f ms</text></svg>`,
-		peak*1000, chartW, chartH, chartW, chartH, band.String(), fails.String(), strings.TrimSpace(line.String()), chartW-pad, peak*1000)
+		peak*1000, chartW, chartH, chartW, chartH, band.String(), fails.String(), strings.TrimSpace(line.String()), dots.String(), chartW-pad, peak*1000)
 	return template.HTML(svg) //nolint:gosec // built from numbers only
 }
