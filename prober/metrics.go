@@ -30,7 +30,13 @@ type Metrics struct {
 	httpVersion *prometheus.GaugeVec
 	tlsExpiry   *prometheus.GaugeVec
 	skipped     *prometheus.CounterVec
+	startLag    prometheus.Histogram
 }
+
+// StartLagBuckets are the buckets of oxcross_leaf_probe_start_lag_seconds:
+// from 100µs (a timer firing on time) to 10 s (a slot's worth of waiting
+// for a free probe slot at long intervals).
+var StartLagBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // NewMetrics creates the probe metrics and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -84,8 +90,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "oxcross_leaf_probe_skipped_total",
 			Help: "Probe slots skipped because the previous probe was still running or no probe slot (--probe.max-concurrency) was free in time.",
 		}, ol),
+		startLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:                            "oxcross_leaf_probe_start_lag_seconds",
+			Help:                            "How late probes start after their scheduled slot, in seconds: timer delay plus the wait for a free probe slot (--probe.max-concurrency). One series for the whole leaf.",
+			Buckets:                         StartLagBuckets,
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: 0,
+		}),
 	}
-	reg.MustRegister(m.timings, m.results, m.status, m.drift, m.uncertainty, m.duration, m.phase, m.statusCode, m.httpVersion, m.tlsExpiry, m.skipped)
+	reg.MustRegister(m.timings, m.results, m.status, m.drift, m.uncertainty, m.duration, m.phase, m.statusCode, m.httpVersion, m.tlsExpiry, m.skipped, m.startLag)
 	return m
 }
 

@@ -211,6 +211,7 @@ func (s *Scheduler) run(ctx context.Context, r *runner) {
 		slot := next
 		next = next.Add(t.Interval)
 		if s.acquire(ctx, timer, next) {
+			s.metrics.startLag.Observe(time.Since(slot).Seconds())
 			pctx, cancel := context.WithTimeout(ctx, t.Timeout)
 			res := s.prober.ProbeModule(pctx, t, &r.module, st)
 			cancel()
