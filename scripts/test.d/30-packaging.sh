@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Packages and deployment (packaging/, docs/install.md), run from the
 # repository root by scripts/test.sh:
+#   0. shellcheck on these scripts and the maintainer scripts
 #   1. make package (amd64 and arm64): file lists, metadata, conffiles,
 #      maintainer scripts and binaries of every deb (dpkg-deb) and rpm (rpm -qp)
+#   1b. the rpms installed into a scratch root, verified (rpm -V), erased
 #   2. lintian on the debs: no error and no warning
 #   3. the maintainer scripts' systemctl calls, with and without systemd
 #   4. systemd-analyze verify and security on the units; the exposure scores
@@ -53,6 +55,11 @@ fi
 pkg_version=$(bash packaging/version.sh)
 version=$(git describe --tags --always --dirty | sed 's/^v//')
 revision=$(git rev-parse HEAD)
+
+step "shellcheck on the packaging scripts"
+shellcheck packaging/version.sh packaging/package.sh scripts/test.d/30-packaging.sh
+shellcheck --shell=sh packaging/scripts/*.sh
+echo "shellcheck: clean"
 
 step "make package (version $pkg_version)"
 start=$SECONDS
@@ -144,8 +151,24 @@ for arch in amd64 arm64; do
   echo "$arch: 3 rpms ok"
 done
 
+step "rpm: install into a scratch root, verify, erase (--nodeps --noscripts: this is no rpm-based system)"
+rroot="$tmp/rpmroot"
+rpm --root "$rroot" --initdb 2>/dev/null
+for name in "${names[@]}"; do
+  f=$(rpmfile "$name" x86_64)
+  rpm --root "$rroot" -i --nodeps --noscripts "$f" 2>/dev/null || fail "rpm -i $f"
+  rpm --root "$rroot" -V --nodeps "$name" || fail "rpm -V $name: the installed files differ from the package"
+  cmp -s "$rroot/usr/lib/systemd/system/$name.service" "packaging/systemd/$name.service" || fail "$f: unit differs"
+done
+rpm --root "$rroot" -e --nodeps --noscripts "${names[@]}" 2>/dev/null || fail "rpm -e"
+left=$(cd "$rroot" && find . -path ./root -prune -o -path ./var -prune -o -type f -print -o -type d -name '*oxcross*' -print)
+[ -z "$left" ] || fail "rpm -e left: $left"
+echo "rpm: 3 packages installed, verified and erased"
+
 step "lintian (no error, no warning; overrides: packaging/deb/lintian-overrides)"
-if ! out=$(lintian --pedantic --fail-on error,warning $(for n in "${names[@]}"; do debfile "$n" amd64; done) 2>&1); then
+debs=()
+for n in "${names[@]}"; do debs+=("$(debfile "$n" amd64)" "$(debfile "$n" arm64)"); done
+if ! out=$(lintian --pedantic --fail-on error,warning "${debs[@]}" 2>&1); then
   printf '%s\n' "$out"
   fail "lintian found errors or warnings"
 fi
@@ -167,6 +190,7 @@ else
     local systemd=$1 script=$2
     shift 2
     rm -f "$tmp/calls"
+    # shellcheck disable=SC2016 # the inner shell expands them
     $root unshare --mount --propagation private sh -c '
       mount -t tmpfs tmpfs /run
       [ "$1" = yes ] && mkdir -p /run/systemd/system
@@ -239,8 +263,8 @@ else
   cleanups+=("$root dpkg -P ${names[*]} >/dev/null 2>&1")
   # dpkg waits for no lock; another apt-get may hold it for a while.
   dpkg_() {
-    local i out
-    for i in $(seq 1 60); do
+    local out
+    for _ in $(seq 1 60); do
       if out=$($root dpkg "$@" 2>&1); then
         printf '%s\n' "$out"
         return 0
@@ -262,7 +286,9 @@ else
   [ "$uid" -lt 1000 ] || fail "oxcross is not a system user (uid $uid)"
   same "$(getent group oxcross | cut -d: -f3) $home $shell" "$gid /nonexistent /usr/sbin/nologin" "user oxcross"
   out=$(/usr/bin/oxcross-leaf --version 2>&1)
-  grep -q "version $version " <<<"$out" && grep -q "revision: $revision" <<<"$out" || fail "oxcross-leaf --version: $out"
+  if ! grep -q "version $version " <<<"$out" || ! grep -q "revision: $revision" <<<"$out"; then
+    fail "oxcross-leaf --version: $out"
+  fi
   echo "installed: $(head -1 <<<"$out")"
 
   dpkg_ -i "$(debfile oxcross-origin amd64)" "$(debfile oxcross-configserver amd64)" >/dev/null || fail "dpkg -i origin and configserver"
@@ -342,6 +368,7 @@ else
   make --no-print-directory image IMAGE="$image" VERSION="$version" REVISION="$revision" >"$tmp/image.log" 2>&1 ||
     fail "make image: $(cat "$tmp/image.log")"
   cleanups+=("$engine rmi -f $image:latest $image:$version >/dev/null 2>&1")
+  # shellcheck disable=SC2016 # a Go template
   same "$($engine image inspect "$image:latest" --format '{{.Os}}/{{.Architecture}} {{.Config.User}} {{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}{{json .Config.Entrypoint}} {{index .Config.Labels "org.opencontainers.image.revision"}}')" \
     "linux/amd64 65532:65532 9300/tcp [\"/bin/oxcross-configserver\"] $revision" "image config"
   cid=$($engine create "$image:latest")
