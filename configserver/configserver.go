@@ -68,10 +68,26 @@ func New(path string, reg prometheus.Registerer, logger *slog.Logger) (*Server, 
 
 // NewWithRegistry is New with a leaf registry configured by ropts.
 func NewWithRegistry(path string, ropts RegistryOptions, reg prometheus.Registerer, logger *slog.Logger) (*Server, error) {
+	return NewWithOptions(path, Options{Registry: ropts}, reg, logger)
+}
+
+// Options configure a Server.
+type Options struct {
+	// Registry configures the leaf registry.
+	Registry RegistryOptions
+	// Limits bound the config file: a file beyond them is refused at start
+	// and at every reload, like any broken one.
+	Limits discovery.Limits
+}
+
+// NewWithOptions is New configured by o.
+func NewWithOptions(path string, o Options, reg prometheus.Registerer, logger *slog.Logger) (*Server, error) {
+	file := discovery.NewFile(path)
+	file.SetLimits(o.Limits)
 	s := &Server{
-		file:     discovery.NewFile(path),
+		file:     file,
 		logger:   logger,
-		registry: NewRegistry(ropts, reg),
+		registry: NewRegistry(o.Registry, reg),
 		perLeaf:  make(map[string]*leafView),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "oxcross_configserver_config_last_reload_successful",

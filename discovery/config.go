@@ -109,21 +109,49 @@ var (
 	leafKeys   = []string{"id", "address", "labels"}
 )
 
+// Limits bound what a config may ask of the programs that load it, so that
+// a config with an absurd number of origins or a millisecond interval is
+// refused with a clear message rather than allowed to exhaust a leaf. The
+// zero value sets no limit; the programs apply DefaultLimits unless their
+// --config.max-origins and --config.min-interval flags say otherwise.
+type Limits struct {
+	// MaxOrigins is the most origins a config may list; 0 means no limit.
+	MaxOrigins int
+	// MinInterval is the shortest probe interval a config may set, at the
+	// top level or for an origin; 0 means no limit.
+	MinInterval time.Duration
+}
+
+// DefaultLimits are the limits of --config.max-origins and
+// --config.min-interval by default.
+var DefaultLimits = Limits{MaxOrigins: 10000, MinInterval: time.Second}
+
 // Parse parses and validates a YAML or JSON target configuration; the
 // original Oxcross JSON loads unchanged. It returns every problem it finds,
 // each naming its line, entry and field. A config with any error is refused
-// whole.
+// whole. It applies no Limits; see Limits.Parse.
 func Parse(data []byte) (*Config, error) {
-	return parse(data, false)
+	return Limits{}.Parse(data)
 }
 
 // ParseServed parses a config served by a configserver to one leaf, which
-// may list no origins at all when none is meant for that leaf.
+// may list no origins at all when none is meant for that leaf. It applies
+// no Limits; see Limits.ParseServed.
 func ParseServed(data []byte) (*Config, error) {
-	return parse(data, true)
+	return Limits{}.ParseServed(data)
 }
 
-func parse(data []byte, allowEmpty bool) (*Config, error) {
+// Parse is the package's Parse, refusing a config beyond lim.
+func (lim Limits) Parse(data []byte) (*Config, error) {
+	return parse(data, false, lim)
+}
+
+// ParseServed is the package's ParseServed, refusing a config beyond lim.
+func (lim Limits) ParseServed(data []byte) (*Config, error) {
+	return parse(data, true, lim)
+}
+
+func parse(data []byte, allowEmpty bool, lim Limits) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("parsing config: %w", err)
@@ -131,7 +159,7 @@ func parse(data []byte, allowEmpty bool) (*Config, error) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, errors.New("config is empty: it needs at least one origin")
 	}
-	p := &parser{allowEmpty: allowEmpty}
+	p := &parser{allowEmpty: allowEmpty, lim: lim}
 	cfg := p.config(doc.Content[0])
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
@@ -142,6 +170,14 @@ func parse(data []byte, allowEmpty bool) (*Config, error) {
 type parser struct {
 	errs       []error
 	allowEmpty bool
+	lim        Limits
+}
+
+// interval checks a probe interval against the minimum interval.
+func (p *parser) interval(n *yaml.Node, where string, d time.Duration) {
+	if p.lim.MinInterval > 0 && d < p.lim.MinInterval {
+		p.errorf(n, "%s: %s is shorter than the minimum interval %s (--config.min-interval)", where, d, p.lim.MinInterval)
+	}
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -188,6 +224,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 	if n := f["interval"]; n != nil {
 		if d, ok := p.duration(n, "interval"); ok {
 			cfg.Interval = d
+			p.interval(n, "interval", d)
 		}
 	}
 	cfg.Timeout = min(DefaultTimeout, cfg.Interval)
@@ -215,6 +252,11 @@ func (p *parser) config(root *yaml.Node) *Config {
 			return cfg
 		}
 		p.errorf(origins, "origins: empty: the config needs at least one origin")
+		return nil
+	}
+	if limit := p.lim.MaxOrigins; limit > 0 && len(origins.Content) > limit {
+		// Refused before any entry is looked at: a huge list costs no more.
+		p.errorf(origins, "origins: %d origins, more than the limit of %d (--config.max-origins)", len(origins.Content), limit)
 		return nil
 	}
 	seen := make(map[string]int)
@@ -270,6 +312,7 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 	if v := f["interval"]; v != nil {
 		if d, ok := p.duration(v, where+": interval"); ok {
 			t.Interval = d
+			p.interval(v, where+": interval", d)
 		}
 	}
 	t.Timeout = min(cfg.Timeout, t.Interval)

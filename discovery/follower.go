@@ -23,6 +23,15 @@ type FollowerOptions struct {
 	RefreshInterval time.Duration
 	// WatchInterval is how often File is checked for changes.
 	WatchInterval time.Duration
+	// FetchTimeout bounds each request to Remote: the heartbeat and the
+	// fetch of the config get it each. 0 means DefaultFetchTimeout; it is
+	// cut to RefreshInterval (but not below a second), so that a
+	// configserver that accepts and never answers cannot hold up more than
+	// one refresh.
+	FetchTimeout time.Duration
+	// Limits bound the configs the follower accepts, from Remote, File or
+	// the cache: a config beyond them is refused like any broken one.
+	Limits Limits
 	// Heartbeat, when set, is called before every fetch from Remote (the
 	// leaf's registration with the configserver); its errors are logged.
 	Heartbeat func(context.Context) error
@@ -43,12 +52,18 @@ type Follower struct {
 	mu      sync.Mutex
 	current *Loaded
 	lastErr error
+	// cacheErr says why the cache could not be used at start.
+	cacheErr error
 
 	refreshSuccess  prometheus.Gauge
 	refreshFailures prometheus.Counter
 	origins         prometheus.Gauge
 	fromCache       prometheus.Gauge
 }
+
+// DefaultFetchTimeout bounds a request to the configserver unless
+// FollowerOptions.FetchTimeout says otherwise.
+const DefaultFetchTimeout = 10 * time.Second
 
 // NewFollower returns a Follower; call Run to start it.
 func NewFollower(o FollowerOptions) (*Follower, error) {
@@ -60,6 +75,16 @@ func NewFollower(o FollowerOptions) (*Follower, error) {
 	}
 	if o.WatchInterval <= 0 {
 		o.WatchInterval = 5 * time.Second
+	}
+	if o.FetchTimeout <= 0 {
+		o.FetchTimeout = DefaultFetchTimeout
+	}
+	o.FetchTimeout = min(o.FetchTimeout, max(o.RefreshInterval, time.Second))
+	if o.Remote != nil {
+		o.Remote.SetLimits(o.Limits)
+	}
+	if o.File != nil {
+		o.File.SetLimits(o.Limits)
 	}
 	f := &Follower{
 		o:      o,
@@ -101,6 +126,9 @@ func (f *Follower) Ready() error {
 	if f.current != nil {
 		return nil
 	}
+	if f.lastErr != nil && f.cacheErr != nil {
+		return fmt.Errorf("no config yet: %w; and the cache is no use: %w", f.lastErr, f.cacheErr)
+	}
 	if f.lastErr != nil {
 		return fmt.Errorf("no config yet: %w", f.lastErr)
 	}
@@ -138,8 +166,13 @@ func (f *Follower) start(ctx context.Context) {
 			return
 		}
 		if attempt == 1 && f.o.Remote != nil && f.o.CacheFile != "" {
-			if l, cerr := ReadCache(f.o.CacheFile); cerr != nil {
+			if l, cerr := f.o.Limits.ReadCache(f.o.CacheFile); cerr != nil {
+				// A missing cache is normal on a first start; a corrupt one
+				// is ignored, and /-/ready says why it was no use.
 				f.o.Logger.Warn("No usable config cache", "file", f.o.CacheFile, "err", cerr)
+				f.mu.Lock()
+				f.cacheErr = cerr
+				f.mu.Unlock()
 			} else {
 				f.o.Logger.Warn("Configserver unreachable at start, probing with the cached config", "file", f.o.CacheFile, "origins", len(l.Config.Origins), "err", err)
 				f.o.Remote.SetETag(l.ETag)
@@ -173,12 +206,14 @@ func (f *Follower) refresh(ctx context.Context, poll bool) error {
 		err error
 	)
 	if f.o.Remote != nil {
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		if f.o.Heartbeat != nil {
-			if herr := f.o.Heartbeat(rctx); herr != nil && ctx.Err() == nil {
+			hctx, cancel := context.WithTimeout(ctx, f.o.FetchTimeout)
+			if herr := f.o.Heartbeat(hctx); herr != nil && ctx.Err() == nil {
 				f.o.Logger.Warn("Heartbeat to the configserver failed", "err", herr)
 			}
+			cancel()
 		}
+		rctx, cancel := context.WithTimeout(ctx, f.o.FetchTimeout)
 		l, err = f.o.Remote.Fetch(rctx)
 		cancel()
 	} else {

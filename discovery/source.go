@@ -43,9 +43,13 @@ func NewLoaded(cfg *Config) (*Loaded, error) {
 // Kubernetes ConfigMap update (which swaps a symlink) is seen like an edit.
 type File struct {
 	path string
+	lim  Limits
 	last [sha256.Size]byte
 	read bool
 }
+
+// SetLimits makes Load refuse a config beyond lim.
+func (f *File) SetLimits(lim Limits) { f.lim = lim }
 
 // NewFile returns a File reading path.
 func NewFile(path string) *File {
@@ -68,7 +72,7 @@ func (f *File) Load(onlyIfChanged bool) (*Loaded, error) {
 		return nil, ErrNotModified
 	}
 	f.last, f.read = sum, true
-	cfg, err := Parse(data)
+	cfg, err := f.lim.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("config file %s: %w", f.path, err)
 	}
@@ -98,7 +102,11 @@ type Remote struct {
 	client *http.Client
 	agent  string
 	etag   string
+	lim    Limits
 }
+
+// SetLimits makes Fetch refuse a config beyond lim.
+func (r *Remote) SetLimits(lim Limits) { r.lim = lim }
 
 // NewRemote returns a Remote for the configserver at base (the original's
 // OXCROSS_CONFIG_API_BASE); it fetches base + "/config".
@@ -162,7 +170,7 @@ func (r *Remote) Fetch(ctx context.Context) (*Loaded, error) {
 	if len(data) > MaxConfigBytes {
 		return nil, fmt.Errorf("config from %s is larger than %d bytes", r.url, MaxConfigBytes)
 	}
-	cfg, err := ParseServed(data)
+	cfg, err := r.lim.ParseServed(data)
 	if err != nil {
 		return nil, fmt.Errorf("config from %s: %w", r.url, err)
 	}
@@ -210,11 +218,17 @@ func WriteCache(path string, body []byte) error {
 
 // ReadCache loads a config cache written by WriteCache.
 func ReadCache(path string) (*Loaded, error) {
+	return Limits{}.ReadCache(path)
+}
+
+// ReadCache is the package's ReadCache, refusing a cached config beyond
+// lim (the limits may have been lowered since it was written).
+func (lim Limits) ReadCache(path string) (*Loaded, error) {
 	data, err := readLimited(path)
 	if err != nil {
 		return nil, fmt.Errorf("config cache: %w", err)
 	}
-	cfg, err := ParseServed(data)
+	cfg, err := lim.ParseServed(data)
 	if err != nil {
 		return nil, fmt.Errorf("config cache %s: %w", path, err)
 	}

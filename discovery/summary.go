@@ -36,9 +36,11 @@ func WriteSummary(w io.Writer, cfg *Config) error {
 }
 
 // CheckFile validates the config file at path, as the configserver and a
-// standalone leaf would load it, and returns the config.
-func CheckFile(path string) (*Config, error) {
-	l, err := NewFile(path).Load(false)
+// standalone leaf would load it with limits lim, and returns the config.
+func CheckFile(path string, lim Limits) (*Config, error) {
+	f := NewFile(path)
+	f.SetLimits(lim)
+	l, err := f.Load(false)
 	if err != nil {
 		return nil, err
 	}
@@ -46,10 +48,10 @@ func CheckFile(path string) (*Config, error) {
 }
 
 // CheckCommand is the programs' --config.check: it validates the config
-// file at path and writes every error with its line to errOut (status 1)
-// or a summary of its origins to out (status 0).
-func CheckCommand(path string, out, errOut io.Writer) int {
-	cfg, err := CheckFile(path)
+// file at path within limits lim and writes every error with its line to
+// errOut (status 1) or a summary of its origins to out (status 0).
+func CheckCommand(path string, lim Limits, out, errOut io.Writer) int {
+	cfg, err := CheckFile(path, lim)
 	if err != nil {
 		fmt.Fprintf(errOut, "FAILED: %v\n", err)
 		return 1

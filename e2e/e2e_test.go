@@ -220,7 +220,7 @@ func startFleet(t *testing.T, extra string) *fleet {
 	// configserver's config file.
 	start(t, "oxcross-origin", []string{fmt.Sprintf("OXCROSS_ORIGIN_PORT=%d", op)})
 	start(t, "oxcross-configserver", []string{"OXCROSS_CONF=" + f.configPath},
-		"--web.listen-address="+f.csAddr, "--config.watch-interval=100ms", "--log.level=debug")
+		"--web.listen-address="+f.csAddr, "--config.watch-interval=100ms", "--config.min-interval=100ms", "--log.level=debug")
 	waitHealthy(t, fmt.Sprintf("localhost:%d", op))
 	waitHealthy(t, f.csAddr)
 	return f
@@ -231,7 +231,7 @@ func (f *fleet) startLeaf(t *testing.T, cache string, args ...string) (*proc, st
 	lp := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", lp)
 	p := start(t, "oxcross-leaf", []string{fmt.Sprintf("OXCROSS_METRICS_PORT=%d", lp), "OXCROSS_LEAF_ID=leaf-e2e", "OXCROSS_CONFIG_API_BASE=http://" + f.csAddr},
-		append([]string{"--config.refresh-interval=300ms", "--config.cache-file=" + cache}, args...)...)
+		append([]string{"--config.refresh-interval=300ms", "--config.min-interval=100ms", "--config.cache-file=" + cache}, args...)...)
 	waitHealthy(t, fmt.Sprintf("localhost:%d", lp))
 	return p, addr
 }

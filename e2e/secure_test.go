@@ -313,10 +313,10 @@ origins:
 `, originAddr))
 
 	start(t, "oxcross-origin", nil, "--web.listen-address="+originAddr)
-	start(t, "oxcross-configserver", nil, "--web.listen-address="+csAddr, "--web.config.file="+csWeb, "--config.file="+cfg)
+	start(t, "oxcross-configserver", nil, "--web.listen-address="+csAddr, "--web.config.file="+csWeb, "--config.file="+cfg, "--config.min-interval=100ms")
 	leaf := start(t, "oxcross-leaf", nil, "--web.listen-address="+leafAddr, "--web.config.file="+leafWeb,
 		"--leaf.id="+leafID, "--config.url=https://"+csAddr, "--config.http-client-file="+leafClient,
-		"--leaf.label", "region=test", "--config.refresh-interval=1s", "--config.cache-file="+filepath.Join(dir, "cache.json"))
+		"--leaf.label", "region=test", "--config.refresh-interval=1s", "--config.min-interval=100ms", "--config.cache-file="+filepath.Join(dir, "cache.json"))
 
 	withCert := p.httpsClient(t, &p.client)
 	noCert := p.httpsClient(t, nil)

@@ -30,11 +30,12 @@ func main() {
 		Default(strconv.Itoa(configserver.DefaultMaxLeaves)).Int()
 	allowCIDRs := app.Flag("registry.allow-address-cidr", "A network (CIDR) whose addresses leaves may advertise whatever address their registration comes from, e.g. when a reverse proxy fronts the configserver. Repeatable. Outside these, a leaf may only advertise the address its request comes from.").
 		Strings()
+	limits := service.AddConfigLimitFlags(app)
 	check := app.Flag("config.check", "Validate this config file offline, print every error with its line (exit 1) or a summary of its origins (exit 0), and exit.").
 		PlaceHolder("FILE").String()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 	if *check != "" {
-		os.Exit(discovery.CheckCommand(*check, os.Stdout, os.Stderr))
+		os.Exit(discovery.CheckCommand(*check, *limits, os.Stdout, os.Stderr))
 	}
 	logger := flags.Logger()
 	ropts := configserver.RegistryOptions{MaxLeaves: *maxLeaves}
@@ -48,7 +49,7 @@ func main() {
 	}
 	service.LogStart(logger, "oxcross-configserver")
 	reg := service.NewRegistry(name)
-	srv, err := configserver.NewWithRegistry(*configFile, ropts, reg, logger)
+	srv, err := configserver.NewWithOptions(*configFile, configserver.Options{Registry: ropts, Limits: *limits}, reg, logger)
 	if err != nil {
 		logger.Error("Cannot load the config", "err", err)
 		os.Exit(1)
@@ -75,7 +76,7 @@ func main() {
 	})
 	go srv.Watch(ctx, max(*watchInterval, 100*time.Millisecond))
 
-	if err := service.Serve(ctx, mux, flags.Web, logger); err != nil {
+	if err := flags.Serve(ctx, mux, logger); err != nil {
 		logger.Error("Server failed", "err", err)
 		os.Exit(1)
 	}

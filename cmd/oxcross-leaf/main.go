@@ -35,6 +35,8 @@ type options struct {
 	probeModule    string
 	probeTarget    string
 	probeTimeout   durationFlag
+	fetchTimeout   durationFlag
+	limits         *discovery.Limits
 }
 
 func main() {
@@ -50,6 +52,9 @@ func main() {
 		PlaceHolder("FILE").StringVar(&o.check)
 	app.Flag("config.refresh-interval", "How often to ask the configserver for a new config (conditional requests: an unchanged config costs a 304) and to renew this leaf's registration.").
 		Default("60s").SetValue(&o.refresh)
+	app.Flag("config.fetch-timeout", "How long each request to the configserver (the heartbeat, then the config) may take; at most --config.refresh-interval (or 1s, when that is shorter), so that a configserver that accepts and never answers holds up no more than one refresh.").
+		Default(discovery.DefaultFetchTimeout.String()).SetValue(&o.fetchTimeout)
+	o.limits = service.AddConfigLimitFlags(app)
 	app.Flag("config.watch-interval", "How often to check --config.file for changes.").Default("5s").SetValue(&o.watch)
 	app.Flag("config.cache-file", "Where the last good config from the configserver is kept, to start from when the configserver cannot be reached. Empty disables the cache.").
 		Default("/var/lib/oxcross-leaf/config.json").StringVar(&o.cacheFile)
@@ -77,7 +82,7 @@ func main() {
 
 	cmd := kingpin.MustParse(app.Parse(os.Args[1:]))
 	if o.check != "" {
-		os.Exit(discovery.CheckCommand(o.check, os.Stdout, os.Stderr))
+		os.Exit(discovery.CheckCommand(o.check, *o.limits, os.Stdout, os.Stderr))
 	}
 	switch cmd {
 	case probe.FullCommand():

@@ -17,7 +17,7 @@ import (
 func probeOnce(o *options) int {
 	modules := discovery.BuiltinModules()
 	if o.configFile != "" {
-		cfg, err := discovery.CheckFile(o.configFile)
+		cfg, err := discovery.CheckFile(o.configFile, *o.limits)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%v\n", err)
 			return 2

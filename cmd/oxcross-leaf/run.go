@@ -42,6 +42,8 @@ func runLeaf(o *options) int {
 	opts := discovery.FollowerOptions{
 		RefreshInterval: o.refresh.get(),
 		WatchInterval:   max(o.watch.get(), 100*time.Millisecond),
+		FetchTimeout:    o.fetchTimeout.get(),
+		Limits:          *o.limits,
 		Apply: func(c *discovery.Config) {
 			sched.ApplyConfig(c)
 			probeHandler.SetConfig(c)
@@ -95,7 +97,7 @@ func runLeaf(o *options) int {
 	})
 	wg.Go(func() { follower.Run(ctx) })
 
-	serveErr := service.Serve(ctx, mux, o.web.Web, logger)
+	serveErr := o.web.Serve(ctx, mux, logger)
 	stop()
 	wg.Wait()
 	sched.Stop()
@@ -117,7 +119,8 @@ func runLeaf(o *options) int {
 // followConfigserver sets opts up to follow the configserver at
 // --config.url and, unless --no-leaf.register, to register with it.
 func followConfigserver(o *options, opts *discovery.FollowerOptions, agent string, logger *slog.Logger) (*discovery.Registrar, error) {
-	client, err := configClient(o.httpClientFile)
+	// The client's own timeout backs up the follower's per-request one.
+	client, err := configClient(o.httpClientFile, max(o.refresh.get(), time.Second, o.fetchTimeout.get()))
 	if err != nil {
 		return nil, fmt.Errorf("--config.http-client-file: %w", err)
 	}
@@ -152,9 +155,9 @@ func followConfigserver(o *options, opts *discovery.FollowerOptions, agent strin
 
 // configClient returns the HTTP client for the configserver, configured by
 // a prometheus/common HTTP client config file when one is given.
-func configClient(file string) (*http.Client, error) {
+func configClient(file string, timeout time.Duration) (*http.Client, error) {
 	if file == "" {
-		return &http.Client{Timeout: 30 * time.Second}, nil
+		return &http.Client{Timeout: timeout}, nil
 	}
 	cfg, _, err := promconfig.LoadHTTPConfigFile(file)
 	if err != nil {
@@ -164,7 +167,7 @@ func configClient(file string) (*http.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	c.Timeout = 30 * time.Second
+	c.Timeout = timeout
 	return c, nil
 }
 

@@ -59,7 +59,7 @@ func run(flags *service.Flags, logger *slog.Logger) error {
 
 	ctx, stop := service.SignalContext()
 	defer stop()
-	if err := service.Serve(ctx, mux, flags.Web, logger); err != nil {
+	if err := flags.Serve(ctx, mux, logger); err != nil {
 		return err
 	}
 	logger.Info("Stopped oxcross-origin")

@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -26,16 +27,24 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/oxcross/oxcross/discovery"
 )
 
 // ShutdownTimeout bounds how long a server waits for in-flight requests
 // after SIGTERM before it closes their connections.
 const ShutdownTimeout = 10 * time.Second
 
+// DefaultReadHeaderTimeout is how long a client may take to send a
+// request's headers unless --web.read-header-timeout says otherwise.
+const DefaultReadHeaderTimeout = 10 * time.Second
+
 // Flags are the command-line flags every Oxcross binary has.
 type Flags struct {
 	Web *web.FlagConfig
 	Log *promslog.Config
+	// ReadHeaderTimeout is --web.read-header-timeout.
+	ReadHeaderTimeout time.Duration
 }
 
 // AddFlags registers --web.listen-address, --web.config.file, --log.level,
@@ -53,6 +62,8 @@ func AddFlags(app *kingpin.Application, name, portEnv, defaultPort string) *Flag
 	f := &Flags{Log: &promslog.Config{}}
 	f.Web = kingpinflag.AddFlags(app, ":"+port)
 	promslogflag.AddFlags(app, f.Log)
+	app.Flag("web.read-header-timeout", "How long a client may take to send a request's headers; slower clients (a slowloris trickling its headers) are disconnected.").
+		Default(DefaultReadHeaderTimeout.String()).DurationVar(&f.ReadHeaderTimeout)
 	app.Version(version.Print(name))
 	app.HelpFlag.Short('h')
 	return f
@@ -143,14 +154,39 @@ func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
+// AddConfigLimitFlags registers --config.max-origins and
+// --config.min-interval, the limits a target config must keep, on app.
+func AddConfigLimitFlags(app *kingpin.Application) *discovery.Limits {
+	lim := &discovery.Limits{}
+	app.Flag("config.max-origins", "Most origins a config may list; a config with more is refused (0: no limit).").
+		Default(strconv.Itoa(discovery.DefaultLimits.MaxOrigins)).IntVar(&lim.MaxOrigins)
+	app.Flag("config.min-interval", "Shortest probe interval a config may set; a config with a shorter one is refused (0s: no limit).").
+		Default(discovery.DefaultLimits.MinInterval.String()).DurationVar(&lim.MinInterval)
+	return lim
+}
+
+// Serve serves h as the package's Serve does, with the flags' web config
+// and --web.read-header-timeout.
+func (f *Flags) Serve(ctx context.Context, h http.Handler, logger *slog.Logger) error {
+	return serve(ctx, h, f.Web, f.ReadHeaderTimeout, logger)
+}
+
 // Serve serves h on the listeners and with the TLS and authentication that
 // flags configure, until ctx ends; then it stops accepting, waits up to
 // ShutdownTimeout for in-flight requests and returns nil. A listener or web
-// config error is returned at once.
+// config error is returned at once. Clients get DefaultReadHeaderTimeout
+// to send their headers.
 func Serve(ctx context.Context, h http.Handler, flags *web.FlagConfig, logger *slog.Logger) error {
+	return serve(ctx, h, flags, DefaultReadHeaderTimeout, logger)
+}
+
+func serve(ctx context.Context, h http.Handler, flags *web.FlagConfig, readHeaderTimeout time.Duration, logger *slog.Logger) error {
+	if readHeaderTimeout <= 0 {
+		readHeaderTimeout = DefaultReadHeaderTimeout
+	}
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
