@@ -50,7 +50,7 @@ func checkHTTPSD(t *testing.T, data []byte) []promGroup {
 			}
 		}
 		for name, value := range g.Labels {
-			if !name.IsValidLegacy() {
+			if !model.LegacyValidation.IsValidLabelName(string(name)) {
 				t.Errorf("group %d: label name %q is not valid for Prometheus", i, name)
 			}
 			if !utf8.ValidString(string(value)) {
