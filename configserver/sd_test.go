@@ -73,7 +73,6 @@ func TestSDLeaves(t *testing.T) {
 		"__meta_oxcross_leaf_version":        "1.2.3",
 		"__meta_oxcross_leaf_label_region":   "eu",
 		"__meta_oxcross_leaf_label_provider": "hetzner",
-		"__meta_oxcross_leaf_last_seen":      f.clock.Now().Format(time.RFC3339),
 	}
 	if g := leaves["ams-1"]; len(g.Targets) != 1 || g.Targets[0] != "127.0.0.1:9299" || !equalMaps(g.Labels, want) {
 		t.Errorf("registered leaf group %+v, want target 127.0.0.1:9299 and labels %v", g, want)

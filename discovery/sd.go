@@ -49,9 +49,6 @@ func LeafGroups(leaves []Leaf) []TargetGroup {
 		if l.Version != "" {
 			labels[metaPrefix+"leaf_version"] = l.Version
 		}
-		if !l.LastSeen.IsZero() {
-			labels[metaPrefix+"leaf_last_seen"] = l.LastSeen.UTC().Format(time.RFC3339)
-		}
 		out = append(out, TargetGroup{Targets: []string{l.Address}, Labels: labels})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Labels["leaf_id"] < out[j].Labels["leaf_id"] })

@@ -96,7 +96,6 @@ func TestLeafGroups(t *testing.T) {
 		"leaf_id": "zrh-1", "region": "eu",
 		"__meta_oxcross_leaf_id": "zrh-1", "__meta_oxcross_leaf_source": "dynamic",
 		"__meta_oxcross_leaf_label_region": "eu", "__meta_oxcross_leaf_version": "0.3.0",
-		"__meta_oxcross_leaf_last_seen": "2031-01-02T02:04:05Z",
 	}
 	for _, c := range []struct {
 		got, want map[string]string
