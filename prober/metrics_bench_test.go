@@ -1,0 +1,194 @@
+package prober
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/oxcross/oxcross/discovery"
+)
+
+// The per-probe path of a leaf without the network: metric updates,
+// the scheduler's slot bookkeeping, and the exposition of many origins'
+// series. bench/run.sh measures the real processes; docs/performance.md
+// has the numbers.
+
+// benchResult is a successful advanced probe with every phase, a status
+// code and a drift: what record does the most work for.
+func benchResult() Result {
+	r := Result{
+		Success: true, Reason: ReasonOK, Duration: 23 * time.Millisecond,
+		StatusCode: 200, HTTPVersion: 1.1,
+		Drift: &Drift{Offset: 2 * time.Second, Uncertainty: 10 * time.Millisecond},
+	}
+	for p := range numPhases {
+		r.Phases.Set(p, time.Duration(p+1)*time.Millisecond)
+	}
+	return r
+}
+
+// BenchmarkRecordPhases is BenchmarkRecord with phases, status code and
+// HTTP version set, as every HTTP probe has them.
+func BenchmarkRecordPhases(b *testing.B) {
+	m := NewMetrics(prometheus.NewRegistry())
+	om := m.forOrigin("origin-9301-http", "leaf")
+	r := benchResult()
+	om.record(r) // the first result creates the gauges
+	b.ReportAllocs()
+	for b.Loop() {
+		om.record(r)
+	}
+}
+
+// BenchmarkRecordFailure records a failed probe (a timeout after connect).
+func BenchmarkRecordFailure(b *testing.B) {
+	m := NewMetrics(prometheus.NewRegistry())
+	om := m.forOrigin("origin-9301-http", "leaf")
+	r := Result{Reason: ReasonTimeout, Duration: 5 * time.Second}
+	r.Phases.Set(PhaseResolve, 0)
+	r.Phases.Set(PhaseConnect, time.Millisecond)
+	om.record(r)
+	b.ReportAllocs()
+	for b.Loop() {
+		om.record(r)
+	}
+}
+
+// BenchmarkForOrigin creates one origin's series and deletes them again:
+// what a config change costs per added and removed origin.
+func BenchmarkForOrigin(b *testing.B) {
+	m := NewMetrics(prometheus.NewRegistry())
+	r := benchResult()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		om := m.forOrigin(fmt.Sprintf("origin-%d", i), "leaf")
+		om.record(r)
+		om.delete()
+		i++
+	}
+}
+
+// benchKind is a probe kind that returns at once with a full result.
+type benchKind struct{ r Result }
+
+func (k benchKind) Probe(_ context.Context, _ *Params, r *Result) { *r = k.r }
+
+// BenchmarkSchedulerSlot is the scheduler's work for one slot of one
+// origin without the network: take a probe slot, note the start lag, run
+// the probe with its timeout (a kind that returns at once), give the slot
+// back, record the result in the metrics and the status page's history.
+// It follows Scheduler.run's loop body.
+func BenchmarkSchedulerSlot(b *testing.B) {
+	r := benchResult()
+	r.Drift = nil
+	p := NewProberWithRegistry("bench", Registry{discovery.KindHTTP: benchKind{r}})
+	s := NewSchedulerWithLimit(p, NewMetrics(prometheus.NewRegistry()), "leaf", discard, DefaultMaxConcurrency)
+	defer s.Stop()
+	h := NewHistory()
+	s.SetHistory(h)
+	t := discovery.Target{ID: "origin-80-http", URL: "http://origin.example/", Mode: discovery.ModeSimple, Interval: 10 * time.Second, Timeout: 5 * time.Second}
+	mod := discovery.BuiltinModules()[string(t.Mode)]
+	om := s.metrics.forOrigin(t.ID, s.source)
+	s.history.track(t)
+	st := &originState{}
+	ctx := context.Background()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	b.ReportAllocs()
+	for b.Loop() {
+		slot := time.Now()
+		if !s.acquire(ctx, timer, slot.Add(t.Interval)) {
+			b.Fatal("no probe slot")
+		}
+		s.metrics.startLag.Observe(time.Since(slot).Seconds())
+		pctx, cancel := context.WithTimeout(ctx, t.Timeout)
+		res := s.prober.ProbeModule(pctx, t, &mod, st)
+		cancel()
+		<-s.sem
+		om.record(res)
+		s.history.record(t.ID, res)
+	}
+}
+
+// benchLeafRegistry returns a registry with n origins' series, each after
+// one successful advanced probe, as a leaf's /metrics has them.
+func benchLeafRegistry(n int) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	r := benchResult()
+	r.TLSExpiry = time.Unix(1_900_000_000, 0)
+	for i := range n {
+		om := m.forOrigin(fmt.Sprintf("bench-%05d", i), "leaf-ams-1")
+		om.record(r)
+		m.startLag.Observe(0.0004)
+	}
+	return reg
+}
+
+// BenchmarkExposition10k serves /metrics of a leaf with 10,000 origins'
+// series through promhttp (gather, sort, encode), in the formats a
+// Prometheus server negotiates: the text format, OpenMetrics, and
+// protobuf (which Prometheus asks for when it scrapes native histograms).
+func BenchmarkExposition10k(b *testing.B) {
+	reg := benchLeafRegistry(10_000)
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})
+	for _, f := range []struct{ name, accept string }{
+		{"text", "text/plain;version=0.0.4"},
+		{"openmetrics", "application/openmetrics-text;version=1.0.0"},
+		{"protobuf", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"},
+	} {
+		b.Run(f.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			req.Header.Set("Accept", f.accept)
+			b.ReportAllocs()
+			var size int64
+			for b.Loop() {
+				w := &benchWriter{h: make(http.Header)}
+				h.ServeHTTP(w, req)
+				size = w.n
+			}
+			b.ReportMetric(float64(size), "bytes/scrape")
+		})
+	}
+}
+
+// benchWriter is a ResponseWriter that counts the body.
+type benchWriter struct {
+	h http.Header
+	n int64
+}
+
+func (w *benchWriter) Header() http.Header { return w.h }
+func (w *benchWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}
+func (w *benchWriter) WriteHeader(int) {}
+
+var _ io.Writer = (*benchWriter)(nil)
+
+// BenchmarkOriginHeap reports the heap one origin's series keep, after one
+// successful advanced probe: what a leaf's memory grows by per origin
+// (without the status page's history and the probe loop's goroutine).
+func BenchmarkOriginHeap(b *testing.B) {
+	const n = 1000
+	var before, after runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		reg := benchLeafRegistry(n)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(reg)
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/origin")
+}
