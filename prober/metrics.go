@@ -1,7 +1,16 @@
 package prober
 
 import (
+	"cmp"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Metric label names.
@@ -17,26 +26,95 @@ const (
 // seconds: from 5 ms to 10 s, which spans internet round trips.
 var TimingBuckets = []float64{.005, .01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 1.5, 2, 3, 5, 10}
 
-// Metrics are the leaf's probe metrics. One Metrics serves every origin.
-type Metrics struct {
-	timings     *prometheus.HistogramVec
-	results     *prometheus.CounterVec
-	status      *prometheus.GaugeVec
-	drift       *prometheus.GaugeVec
-	uncertainty *prometheus.GaugeVec
-	duration    *prometheus.GaugeVec
-	phase       *prometheus.GaugeVec
-	statusCode  *prometheus.GaugeVec
-	httpVersion *prometheus.GaugeVec
-	tlsExpiry   *prometheus.GaugeVec
-	skipped     *prometheus.CounterVec
-	startLag    prometheus.Histogram
-}
-
 // StartLagBuckets are the buckets of oxcross_leaf_probe_start_lag_seconds:
 // from 100µs (a timer firing on time) to 10 s (a slot's worth of waiting
 // for a free probe slot at long intervals).
 var StartLagBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// The per-origin counter and gauge families. Their series live in each
+// origin's originMetrics as plain numbers rather than as client_golang
+// metrics: a leaf with 10,000 origins has about 250,000 of them, and
+// client_golang's own series cost several hundred bytes each plus a sort
+// of the whole family at every scrape. The collector below writes them
+// out in label order, which is also the order the registry sorts them in.
+type family int
+
+const (
+	famResults family = iota
+	famSkipped
+	famStatus
+	famDrift
+	famUncertainty
+	famDuration
+	famPhase
+	famStatusCode
+	famHTTPVersion
+	famTLSExpiry
+	numFamilies
+)
+
+// numReasons is how many reasons there are, ok included: the results
+// series of one origin. reasonsByLabel checks it against failureReasons.
+const numReasons = 12
+
+// gauge indexes in originMetrics.gauges (phases follow gPhase0).
+const (
+	gStatus = iota
+	gDrift
+	gUncertainty
+	gDuration
+	gStatusCode
+	gHTTPVersion
+	gTLSExpiry
+	gPhase0
+	numGauges = gPhase0 + int(numPhases)
+)
+
+var gaugeFamily = [numGauges]family{famStatus, famDrift, famUncertainty, famDuration, famStatusCode, famHTTPVersion, famTLSExpiry, famPhase, famPhase, famPhase, famPhase, famPhase}
+
+// reasonsByLabel lists every reason (ok included) in the order of its
+// label value, which is the order of a scrape.
+var reasonsByLabel = func() []Reason {
+	r := append([]Reason{ReasonOK}, failureReasons...)
+	if len(r) != numReasons {
+		panic("prober: numReasons is not len(failureReasons)+1")
+	}
+	slices.Sort(r)
+	return r
+}()
+
+// phasesByLabel lists the phases in the order of their label value.
+var phasesByLabel = func() []Phase {
+	p := make([]Phase, numPhases)
+	for i := range p {
+		p[i] = Phase(i)
+	}
+	slices.SortFunc(p, func(a, b Phase) int { return cmp.Compare(a.String(), b.String()) })
+	return p
+}()
+
+// Metrics are the leaf's probe metrics. One Metrics serves every origin.
+type Metrics struct {
+	timings  *prometheus.HistogramVec
+	startLag prometheus.Histogram
+	descs    [numFamilies]*prometheus.Desc
+	// results and skipped read single series back, for tests.
+	results seriesReader
+	skipped seriesReader
+
+	// The fixed label pairs: result="true"/"false", reason, phase.
+	resultPairs [2]*dto.LabelPair
+	reasonPairs map[Reason]*dto.LabelPair
+	phasePairs  [numPhases]*dto.LabelPair
+
+	mu      sync.Mutex
+	origins map[originKey]*originMetrics
+	sources map[string]*dto.LabelPair
+	// sorted is origins in label order; nil after a change.
+	sorted []*originMetrics
+}
+
+type originKey struct{ id, source string }
 
 // NewMetrics creates the probe metrics and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -50,46 +128,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			NativeHistogramMaxBucketNumber:  100,
 			NativeHistogramMinResetDuration: 0,
 		}, ol),
-		results: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "oxcross_leaf_probe_results",
-			Help: "Probes by result (\"true\" or \"false\") and reason (\"ok\" or a failure reason from a fixed set).",
-		}, []string{labelOrigin, labelSource, labelResult, labelReason}),
-		status: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "oxcross_leaf_origin_status",
-			Help: "1 if the last probe of the origin succeeded, 0 otherwise.",
-		}, ol),
-		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "oxcross_leaf_origin_time_drift",
-			Help: "Estimated clock offset of the origin minus the leaf, in seconds, from the last successful advanced-mode probe.",
-		}, ol),
-		uncertainty: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "oxcross_leaf_origin_time_drift_uncertainty_seconds",
-			Help: "Bound on the error of oxcross_leaf_origin_time_drift: half the round trip the origin did not spend, in seconds.",
-		}, ol),
-		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "oxcross_leaf_probe_duration_seconds",
-			Help: "Duration of the last probe of the origin, successful or not, in seconds.",
-		}, ol),
-		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "oxcross_leaf_probe_phase_seconds",
-			Help: "Duration of each phase of the last probe of the origin, in seconds: resolve, connect, tls, processing (request written to first byte), transfer (first byte to end of body).",
-		}, []string{labelOrigin, labelSource, labelPhase}),
-		statusCode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "oxcross_leaf_probe_http_status_code",
-			Help: "HTTP status code of the last probe's response, 0 if there was none.",
-		}, ol),
-		httpVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "oxcross_leaf_probe_http_version",
-			Help: "HTTP version of the last probe's response (1.1, 2), 0 if there was none.",
-		}, ol),
-		tlsExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds",
-			Help: "Earliest expiry of the certificates the origin sent in the last TLS handshake, as a Unix timestamp.",
-		}, ol),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "oxcross_leaf_probe_skipped_total",
-			Help: "Probe slots skipped because the previous probe was still running or no probe slot (--probe.max-concurrency) was free in time.",
-		}, ol),
 		startLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:                            "oxcross_leaf_probe_start_lag_seconds",
 			Help:                            "How late probes start after their scheduled slot, in seconds: timer delay plus the wait for a free probe slot (--probe.max-concurrency). One series for the whole leaf.",
@@ -98,113 +136,336 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			NativeHistogramMaxBucketNumber:  100,
 			NativeHistogramMinResetDuration: 0,
 		}),
+		reasonPairs: make(map[Reason]*dto.LabelPair, len(reasonsByLabel)),
+		origins:     make(map[originKey]*originMetrics),
+		sources:     make(map[string]*dto.LabelPair),
 	}
-	reg.MustRegister(m.timings, m.results, m.status, m.drift, m.uncertainty, m.duration, m.phase, m.statusCode, m.httpVersion, m.tlsExpiry, m.skipped, m.startLag)
+	m.descs = [numFamilies]*prometheus.Desc{
+		famResults: prometheus.NewDesc("oxcross_leaf_probe_results",
+			"Probes by result (\"true\" or \"false\") and reason (\"ok\" or a failure reason from a fixed set).",
+			[]string{labelOrigin, labelSource, labelResult, labelReason}, nil),
+		famSkipped: prometheus.NewDesc("oxcross_leaf_probe_skipped_total",
+			"Probe slots skipped because the previous probe was still running or no probe slot (--probe.max-concurrency) was free in time.", ol, nil),
+		famStatus: prometheus.NewDesc("oxcross_leaf_origin_status",
+			"1 if the last probe of the origin succeeded, 0 otherwise.", ol, nil),
+		famDrift: prometheus.NewDesc("oxcross_leaf_origin_time_drift",
+			"Estimated clock offset of the origin minus the leaf, in seconds, from the last successful advanced-mode probe.", ol, nil),
+		famUncertainty: prometheus.NewDesc("oxcross_leaf_origin_time_drift_uncertainty_seconds",
+			"Bound on the error of oxcross_leaf_origin_time_drift: half the round trip the origin did not spend, in seconds.", ol, nil),
+		famDuration: prometheus.NewDesc("oxcross_leaf_probe_duration_seconds",
+			"Duration of the last probe of the origin, successful or not, in seconds.", ol, nil),
+		famPhase: prometheus.NewDesc("oxcross_leaf_probe_phase_seconds",
+			"Duration of each phase of the last probe of the origin, in seconds: resolve, connect, tls, processing (request written to first byte), transfer (first byte to end of body).",
+			[]string{labelOrigin, labelSource, labelPhase}, nil),
+		famStatusCode: prometheus.NewDesc("oxcross_leaf_probe_http_status_code",
+			"HTTP status code of the last probe's response, 0 if there was none.", ol, nil),
+		famHTTPVersion: prometheus.NewDesc("oxcross_leaf_probe_http_version",
+			"HTTP version of the last probe's response (1.1, 2), 0 if there was none.", ol, nil),
+		famTLSExpiry: prometheus.NewDesc("oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds",
+			"Earliest expiry of the certificates the origin sent in the last TLS handshake, as a Unix timestamp.", ol, nil),
+	}
+	m.results = seriesReader{m, famResults}
+	m.skipped = seriesReader{m, famSkipped}
+	m.resultPairs = [2]*dto.LabelPair{labelPair(labelResult, "false"), labelPair(labelResult, "true")}
+	for _, r := range reasonsByLabel {
+		m.reasonPairs[r] = labelPair(labelReason, string(r))
+	}
+	for p := range numPhases {
+		m.phasePairs[p] = labelPair(labelPhase, p.String())
+	}
+	reg.MustRegister(m.timings, m.startLag, (*originCollector)(m))
 	return m
 }
 
-// originMetrics holds one origin's series, looked up once so that recording
-// a probe does no label lookups.
-type originMetrics struct {
-	parent       *Metrics
-	id, source   string
-	timings      prometheus.Observer
-	status       prometheus.Gauge
-	drift        prometheus.Gauge
-	uncertainty  prometheus.Gauge
-	duration     prometheus.Gauge
-	phases       [numPhases]prometheus.Gauge
-	statusCode   prometheus.Gauge
-	httpVersion  prometheus.Gauge
-	tlsExpiry    prometheus.Gauge
-	skipped      prometheus.Counter
-	success      prometheus.Counter
-	failures     map[Reason]prometheus.Counter
-	driftCreated bool
+func labelPair(name, value string) *dto.LabelPair {
+	return &dto.LabelPair{Name: &name, Value: &value}
 }
 
+// originMetrics holds one origin's series. Its numbers are written by the
+// origin's probe loop and read by scrapes, so they are atomic.
+type originMetrics struct {
+	parent     *Metrics
+	id, source string
+	timings    prometheus.Observer
+	created    *timestamppb.Timestamp
+
+	// results counts probes by reason, in reasonsByLabel order.
+	results [numReasons]atomic.Uint64
+	skipped counterValue
+	// gauges holds float64 bits; present has bit i set once gauge i
+	// exists (the gauges appear with the first result that has them).
+	gauges  [numGauges]atomic.Uint64
+	present atomic.Uint32
+
+	// labels backs the series' label pairs, sorted by name as the
+	// exposition wants them: origin_id, then reason, result or phase,
+	// then source_id.
+	ol          []*dto.LabelPair
+	resultLabel [numReasons][]*dto.LabelPair
+	phaseLabel  [numPhases][]*dto.LabelPair
+	// series are what Collect sends, one per possible series.
+	series [numReasons + 1 + numGauges]originSeries
+}
+
+// counterValue is a counter of whole numbers.
+type counterValue struct{ n atomic.Uint64 }
+
+// Inc adds one.
+func (c *counterValue) Inc() { c.n.Add(1) }
+
+// Add adds v, which is a whole number.
+func (c *counterValue) Add(v float64) { c.n.Add(uint64(v)) }
+
 func (m *Metrics) forOrigin(id, source string) *originMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := originKey{id, source}
+	if om, ok := m.origins[k]; ok {
+		// A changed origin's new loop keeps its series.
+		return om
+	}
+	sp, ok := m.sources[source]
+	if !ok {
+		sp = labelPair(labelSource, source)
+		m.sources[source] = sp
+	}
 	om := &originMetrics{
-		parent:   m,
-		id:       id,
-		source:   source,
-		timings:  m.timings.WithLabelValues(id, source),
-		skipped:  m.skipped.WithLabelValues(id, source),
-		success:  m.results.WithLabelValues(id, source, "true", string(ReasonOK)),
-		failures: make(map[Reason]prometheus.Counter, len(failureReasons)),
+		parent:  m,
+		id:      id,
+		source:  source,
+		timings: m.timings.WithLabelValues(id, source),
+		created: timestamppb.New(time.Now()),
 	}
-	for _, r := range failureReasons {
-		// Created lazily on first use would hide a reason until it happens;
-		// creating them all at zero lets rate() see the first failure.
-		om.failures[r] = m.results.WithLabelValues(id, source, "false", string(r))
+	op := labelPair(labelOrigin, id)
+	// One backing array for every label slice of the origin.
+	n := 2 + 4*len(om.resultLabel) + 3*int(numPhases)
+	backing := make([]*dto.LabelPair, 0, n)
+	take := func(pairs ...*dto.LabelPair) []*dto.LabelPair {
+		start := len(backing)
+		backing = append(backing, pairs...)
+		return backing[start:len(backing):len(backing)]
 	}
+	om.ol = take(op, sp)
+	for i, r := range reasonsByLabel {
+		result := m.resultPairs[0]
+		if r == ReasonOK {
+			result = m.resultPairs[1]
+		}
+		om.resultLabel[i] = take(op, m.reasonPairs[r], result, sp)
+	}
+	for p := range numPhases {
+		om.phaseLabel[p] = take(op, m.phasePairs[p], sp)
+	}
+	i := 0
+	for r := range om.results {
+		om.series[i] = originSeries{om: om, fam: famResults, idx: uint8(r)}
+		i++
+	}
+	om.series[i] = originSeries{om: om, fam: famSkipped}
+	i++
+	for g := range gPhase0 {
+		om.series[i] = originSeries{om: om, fam: gaugeFamily[g], idx: uint8(g)}
+		i++
+	}
+	for _, p := range phasesByLabel {
+		om.series[i] = originSeries{om: om, fam: famPhase, idx: uint8(gPhase0 + int(p))}
+		i++
+	}
+	m.origins[k] = om
+	m.sorted = nil
 	return om
+}
+
+// reasonIndex is the index of each reason in reasonsByLabel.
+var reasonIndex = func() map[Reason]int {
+	idx := make(map[Reason]int, len(reasonsByLabel))
+	for i, r := range reasonsByLabel {
+		idx[r] = i
+	}
+	return idx
+}()
+
+// reasonSlot returns r's index in originMetrics.results; a reason outside
+// the fixed set counts as error.
+func reasonSlot(r Reason) int {
+	if i, ok := reasonIndex[r]; ok {
+		return i
+	}
+	return reasonIndex[ReasonError]
+}
+
+var okSlot = reasonSlot(ReasonOK)
+
+func (om *originMetrics) set(g int, v float64) {
+	om.gauges[g].Store(math.Float64bits(v))
+	if bit := uint32(1) << g; om.present.Load()&bit == 0 {
+		om.present.Or(bit)
+	}
 }
 
 // record updates the origin's series with one probe's result. The gauges
 // are created at the first result, so that an origin not yet probed has no
 // status rather than a status of 0.
 func (om *originMetrics) record(r Result) {
-	if om.status == nil {
-		om.status = om.parent.status.WithLabelValues(om.id, om.source)
-		om.duration = om.parent.duration.WithLabelValues(om.id, om.source)
-	}
-	om.duration.Set(r.Duration.Seconds())
+	om.set(gDuration, r.Duration.Seconds())
 	for p := range numPhases {
-		d, ok := r.Phases.Get(p)
-		if !ok {
-			continue
+		if d, ok := r.Phases.Get(p); ok {
+			om.set(gPhase0+int(p), d.Seconds())
 		}
-		if om.phases[p] == nil {
-			om.phases[p] = om.parent.phase.WithLabelValues(om.id, om.source, p.String())
-		}
-		om.phases[p].Set(d.Seconds())
 	}
-	if r.StatusCode != 0 || om.statusCode != nil {
-		if om.statusCode == nil {
-			om.statusCode = om.parent.statusCode.WithLabelValues(om.id, om.source)
-			om.httpVersion = om.parent.httpVersion.WithLabelValues(om.id, om.source)
-		}
-		om.statusCode.Set(float64(r.StatusCode))
-		om.httpVersion.Set(r.HTTPVersion)
+	if r.StatusCode != 0 || om.present.Load()&(1<<gStatusCode) != 0 {
+		om.set(gStatusCode, float64(r.StatusCode))
+		om.set(gHTTPVersion, r.HTTPVersion)
 	}
 	if !r.TLSExpiry.IsZero() {
-		if om.tlsExpiry == nil {
-			om.tlsExpiry = om.parent.tlsExpiry.WithLabelValues(om.id, om.source)
-		}
-		om.tlsExpiry.Set(float64(r.TLSExpiry.Unix()))
+		om.set(gTLSExpiry, float64(r.TLSExpiry.Unix()))
 	}
 	if !r.Success {
-		om.status.Set(0)
-		om.failures[r.Reason].Inc()
+		om.set(gStatus, 0)
+		om.results[reasonSlot(r.Reason)].Add(1)
 		return
 	}
-	om.status.Set(1)
-	om.success.Inc()
+	om.set(gStatus, 1)
+	om.results[okSlot].Add(1)
 	om.timings.Observe(r.Duration.Seconds())
 	if r.Drift != nil {
-		if !om.driftCreated {
-			om.drift = om.parent.drift.WithLabelValues(om.id, om.source)
-			om.uncertainty = om.parent.uncertainty.WithLabelValues(om.id, om.source)
-			om.driftCreated = true
-		}
-		om.drift.Set(r.Drift.Offset.Seconds())
-		om.uncertainty.Set(r.Drift.Uncertainty.Seconds())
+		om.set(gDrift, r.Drift.Offset.Seconds())
+		om.set(gUncertainty, r.Drift.Uncertainty.Seconds())
 	}
 }
 
 // delete removes every series of the origin.
 func (om *originMetrics) delete() {
-	l := prometheus.Labels{labelOrigin: om.id, labelSource: om.source}
-	om.parent.timings.DeletePartialMatch(l)
-	om.parent.results.DeletePartialMatch(l)
-	om.parent.status.DeletePartialMatch(l)
-	om.parent.drift.DeletePartialMatch(l)
-	om.parent.uncertainty.DeletePartialMatch(l)
-	om.parent.duration.DeletePartialMatch(l)
-	om.parent.phase.DeletePartialMatch(l)
-	om.parent.statusCode.DeletePartialMatch(l)
-	om.parent.httpVersion.DeletePartialMatch(l)
-	om.parent.tlsExpiry.DeletePartialMatch(l)
-	om.parent.skipped.DeletePartialMatch(l)
+	m := om.parent
+	m.mu.Lock()
+	if m.origins[originKey{om.id, om.source}] == om {
+		delete(m.origins, originKey{om.id, om.source})
+		m.sorted = nil
+	}
+	m.mu.Unlock()
+	m.timings.DeleteLabelValues(om.id, om.source)
+}
+
+// originCollector collects every origin's counters and gauges.
+type originCollector Metrics
+
+func (c *originCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *originCollector) Collect(ch chan<- prometheus.Metric) {
+	m := (*Metrics)(c)
+	for _, om := range m.sortedOrigins() {
+		for i := range om.series {
+			s := &om.series[i]
+			if s.fam != famResults && s.fam != famSkipped && om.present.Load()&(1<<s.idx) == 0 {
+				continue
+			}
+			ch <- s
+		}
+	}
+}
+
+// sortedOrigins returns the origins in label order (origin_id, then
+// source_id), so that each family's series come out as the registry sorts
+// them.
+func (m *Metrics) sortedOrigins() []*originMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sorted == nil {
+		m.sorted = make([]*originMetrics, 0, len(m.origins))
+		for _, om := range m.origins {
+			m.sorted = append(m.sorted, om)
+		}
+		slices.SortFunc(m.sorted, func(a, b *originMetrics) int {
+			return cmp.Or(cmp.Compare(a.id, b.id), cmp.Compare(a.source, b.source))
+		})
+	}
+	return m.sorted
+}
+
+// series is one series of an origin, as a prometheus.Metric: the family,
+// and the index of the reason or gauge.
+type originSeries struct {
+	om  *originMetrics
+	fam family
+	idx uint8
+}
+
+func (s *originSeries) Desc() *prometheus.Desc { return s.om.parent.descs[s.fam] }
+
+func (s *originSeries) Write(out *dto.Metric) error {
+	om := s.om
+	switch s.fam {
+	case famResults:
+		out.Label = om.resultLabel[s.idx]
+		out.Counter = &dto.Counter{Value: new(float64(om.results[s.idx].Load())), CreatedTimestamp: om.created}
+	case famSkipped:
+		out.Label = om.ol
+		out.Counter = &dto.Counter{Value: new(float64(om.skipped.n.Load())), CreatedTimestamp: om.created}
+	default:
+		out.Label = om.ol
+		if int(s.idx) >= gPhase0 {
+			out.Label = om.phaseLabel[int(s.idx)-gPhase0]
+		}
+		out.Gauge = &dto.Gauge{Value: new(math.Float64frombits(om.gauges[s.idx].Load()))}
+	}
+	return nil
+}
+
+// seriesReader reads one series of a family back as a Collector, for
+// tests: WithLabelValues takes the label values in the order of the
+// family's labels (origin_id, source_id[, result, reason]).
+type seriesReader struct {
+	m   *Metrics
+	fam family
+}
+
+// WithLabelValues returns a Collector of the series with these label
+// values; it collects nothing while the series does not exist.
+func (r seriesReader) WithLabelValues(lvs ...string) prometheus.Collector {
+	return seriesCollector{r, lvs}
+}
+
+type seriesCollector struct {
+	r   seriesReader
+	lvs []string
+}
+
+func (c seriesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.r.m.descs[c.r.fam] }
+
+func (c seriesCollector) Collect(ch chan<- prometheus.Metric) {
+	if s := c.find(); s != nil {
+		ch <- s
+		return
+	}
+	// As a Vec would create it: the series at zero.
+	ch <- prometheus.MustNewConstMetric(c.r.m.descs[c.r.fam], prometheus.CounterValue, 0, c.lvs...)
+}
+
+func (c seriesCollector) find() *originSeries {
+	if len(c.lvs) < 2 {
+		return nil
+	}
+	c.r.m.mu.Lock()
+	om := c.r.m.origins[originKey{c.lvs[0], c.lvs[1]}]
+	c.r.m.mu.Unlock()
+	if om == nil {
+		return nil
+	}
+	switch c.r.fam {
+	case famSkipped:
+		return &om.series[len(om.results)]
+	case famResults:
+		if len(c.lvs) != 4 {
+			return nil
+		}
+		i, ok := reasonIndex[Reason(c.lvs[3])]
+		if ok && (c.lvs[2] == "true") == (Reason(c.lvs[3]) == ReasonOK) {
+			return &om.series[i]
+		}
+	}
+	return nil
 }
