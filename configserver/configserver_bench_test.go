@@ -101,3 +101,12 @@ func BenchmarkSDLeaves(b *testing.B) {
 	_, h := benchServer(b, 10, 1000)
 	serveBench(b, h, httptest.NewRequest(http.MethodGet, "/sd/leaves", nil), http.StatusOK)
 }
+
+// BenchmarkSDLeavesGzip is BenchmarkSDLeaves for a client that accepts
+// gzip.
+func BenchmarkSDLeavesGzip(b *testing.B) {
+	_, h := benchServer(b, 10, 1000)
+	req := httptest.NewRequest(http.MethodGet, "/sd/leaves", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	serveBench(b, h, req, http.StatusOK)
+}

@@ -1,9 +1,13 @@
 package configserver
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,21 +54,65 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // serveSDLeaves answers the http_sd list of live leaves: the config's
 // static leaves and the registered ones. The encoded list is cached until
 // the registry or config changes or a leaf expires.
-func (s *Server) serveSDLeaves(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) serveSDLeaves(w http.ResponseWriter, r *http.Request) {
 	l := s.current.Load()
 	now := s.registry.opts.Now()
 	s.sdMu.Lock()
 	c := s.sdCache
 	s.sdMu.Unlock()
-	_, version, _ := s.registry.Live()
+	version := s.registry.currentVersion()
 	if c.body == nil || c.configETag != l.ETag || c.version != version || !now.Before(c.until) {
 		body, until := s.encodeSDLeaves(l)
-		c = sdLeavesCache{configETag: l.ETag, version: version, until: until, body: body}
+		c = sdLeavesCache{configETag: l.ETag, version: version, until: until, body: body, gzipped: gzipBytes(body)}
 		s.sdMu.Lock()
 		s.sdCache = c
 		s.sdMu.Unlock()
 	}
+	w.Header().Add("Vary", "Accept-Encoding")
+	if c.gzipped != nil && acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		w.Header().Set("Content-Encoding", "gzip")
+		writeJSON(w, c.gzipped)
+		return
+	}
 	writeJSON(w, c.body)
+}
+
+// currentVersion returns the registry's version, which changes with its
+// content, without listing the leaves.
+func (r *Registry) currentVersion() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.version
+}
+
+// gzipBytes returns b gzipped, or nil if that fails.
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		return nil
+	}
+	if err := zw.Close(); err != nil {
+		return nil
+	}
+	return buf.Bytes()
+}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip.
+// Prometheus' http_sd client sends none; curl --compressed, browsers and
+// Go's default HTTP client do.
+func acceptsGzip(header string) bool {
+	for header != "" {
+		var part string
+		part, header, _ = strings.Cut(header, ",")
+		coding, params, _ := strings.Cut(part, ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
 }
 
 func (s *Server) encodeSDLeaves(l *discovery.Loaded) ([]byte, time.Time) {
@@ -115,6 +163,7 @@ func (s *Server) serveSDOrigins(w http.ResponseWriter, _ *http.Request) {
 
 func writeJSON(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)
 }
 
