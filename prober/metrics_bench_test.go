@@ -84,22 +84,23 @@ func (k benchKind) Probe(_ context.Context, _ *Params, r *Result) { *r = k.r }
 
 // BenchmarkSchedulerSlot is the scheduler's work for one slot of one
 // origin without the network: take a probe slot, note the start lag, run
-// the probe with its timeout (a kind that returns at once), give the slot
+// the probe with its timeout on its own goroutine (a kind that returns at
+// once), give the slot
 // back, record the result in the metrics and the status page's history.
 // It follows Scheduler.run's loop body.
 func BenchmarkSchedulerSlot(b *testing.B) {
-	r := benchResult()
-	r.Drift = nil
-	p := NewProberWithRegistry("bench", Registry{discovery.KindHTTP: benchKind{r}})
+	res := benchResult()
+	res.Drift = nil
+	p := NewProberWithRegistry("bench", Registry{discovery.KindHTTP: benchKind{res}})
 	s := NewSchedulerWithLimit(p, NewMetrics(prometheus.NewRegistry()), "leaf", discard, DefaultMaxConcurrency)
 	defer s.Stop()
 	h := NewHistory()
 	s.SetHistory(h)
 	t := discovery.Target{ID: "origin-80-http", URL: "http://origin.example/", Mode: discovery.ModeSimple, Interval: 10 * time.Second, Timeout: 5 * time.Second}
-	mod := discovery.BuiltinModules()[string(t.Mode)]
+	r := &runner{target: t, module: discovery.BuiltinModules()[string(t.Mode)]}
 	om := s.metrics.forOrigin(t.ID, s.source)
 	s.history.track(t)
-	st := &originState{}
+	var st *originState // as for every kind but oxcross
 	ctx := context.Background()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -110,9 +111,7 @@ func BenchmarkSchedulerSlot(b *testing.B) {
 			b.Fatal("no probe slot")
 		}
 		s.metrics.startLag.Observe(time.Since(slot).Seconds())
-		pctx, cancel := context.WithTimeout(ctx, t.Timeout)
-		res := s.prober.ProbeModule(pctx, t, &mod, st)
-		cancel()
+		res := s.probe(ctx, r, st)
 		<-s.sem
 		om.record(res)
 		s.history.record(t.ID, res)

@@ -190,7 +190,13 @@ func (s *Scheduler) run(ctx context.Context, r *runner) {
 			s.history.forget(t.ID)
 		}
 	}()
-	st := &originState{}
+	// Only the oxcross kind remembers anything between probes (the
+	// tokens it saw, 1 KiB and more per origin); other kinds get nil, as
+	// one-off probes do.
+	var st *originState
+	if r.module.Kind == discovery.KindOxcross {
+		st = &originState{}
+	}
 	// The first slot: this origin's offset in the interval, counted from
 	// the interval's wall-clock boundary. The offset hashes the leaf's id
 	// too, so that the leaves of a fleet do not all hit an origin at once.
@@ -212,9 +218,7 @@ func (s *Scheduler) run(ctx context.Context, r *runner) {
 		next = next.Add(t.Interval)
 		if s.acquire(ctx, timer, next) {
 			s.metrics.startLag.Observe(time.Since(slot).Seconds())
-			pctx, cancel := context.WithTimeout(ctx, t.Timeout)
-			res := s.prober.ProbeModule(pctx, t, &r.module, st)
-			cancel()
+			res := s.probe(ctx, r, st)
 			<-s.sem
 			if ctx.Err() != nil {
 				// Stopped or replaced mid-probe: the result measures nothing.
@@ -240,6 +244,20 @@ func (s *Scheduler) run(ctx context.Context, r *runner) {
 		}
 		timer.Reset(next.Sub(now))
 	}
+}
+
+// probe runs one probe of r's origin with its timeout, on a goroutine of
+// its own: the origin's loop then keeps a small stack between probes. An
+// HTTP probe grows its goroutine's stack to 8 KiB and more, which for a
+// leaf with thousands of origins was most of its memory.
+func (s *Scheduler) probe(ctx context.Context, r *runner, st *originState) Result {
+	done := make(chan Result, 1)
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, r.target.Timeout)
+		defer cancel()
+		done <- s.prober.ProbeModule(pctx, r.target, &r.module, st)
+	}()
+	return <-done
 }
 
 // acquire takes a probe slot, waiting until deadline at most. It uses
