@@ -85,9 +85,23 @@ func (k *httpKind) clientFor(m *discovery.Module) *httpClient {
 	if !m.HTTP.FollowRedirects {
 		// A probe measures the URL it was given: a 3xx is its answer.
 		c.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	} else {
+		// A redirect loop ends after maxRedirects, as with Go's default
+		// policy, but with the last 3xx as the answer (http_status)
+		// rather than an error.
+		c.client.CheckRedirect = func(_ *http.Request, via []*http.Request) error {
+			if len(via) > maxRedirects {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}
 	}
 	return c
 }
+
+// maxRedirects is how many redirects a probe that follows them follows;
+// the answer after the last one is the probe's answer.
+const maxRedirects = 10
 
 func (k *httpKind) Probe(ctx context.Context, p *Params, r *Result) {
 	m := p.Module

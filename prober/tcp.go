@@ -40,7 +40,7 @@ func (tcpKind) Probe(ctx context.Context, p *Params, r *Result) {
 		if err != nil {
 			r.Duration = time.Since(start)
 			reason := classify(err)
-			if reason == ReasonError {
+			if reason == ReasonError || (reason == ReasonConnect && closedConn(err)) {
 				reason = ReasonTLS
 			}
 			r.fail(reason, fmt.Errorf("TLS handshake: %w", err))

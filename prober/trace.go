@@ -5,10 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/http/httptrace"
 	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -114,10 +117,13 @@ func (tt *traceTimes) phases(ph *Phases, start, end time.Time, http bool) {
 // had reached when the error type alone does not tell.
 func (tt *traceTimes) classify(err error) Reason {
 	r := classify(err)
+	// A closed or reset connection is a connect failure unless the phase
+	// it happened in says more (a TLS handshake, say).
+	byPhase := r == ReasonError || (r == ReasonConnect && closedConn(err))
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	switch {
-	case r != ReasonError:
+	case !byPhase:
 	case !tt.dnsStart.IsZero() && !tt.dnsOK:
 		r = ReasonDNS
 	case !tt.tlsStart.IsZero() && !tt.tlsOK:
@@ -160,12 +166,39 @@ func classify(err error) Reason {
 		return ReasonTLS
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return ReasonConnect
+	case closedConn(err):
+		// The origin reset or closed the connection before its answer
+		// was complete.
+		return ReasonConnect
+	case isMalformedHTTP(err):
+		return ReasonInvalidResponse
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return ReasonTimeout
 	}
 	return ReasonError
+}
+
+// closedConn reports whether err says the peer reset or closed the
+// connection.
+func closedConn(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// isMalformedHTTP reports whether err is net/http's complaint about an
+// answer that is not HTTP, or whose headers exceed the transport's
+// MaxResponseHeaderBytes. net/http has no error types for these, so its
+// messages are matched; TestHostileOrigins notices when they change.
+func isMalformedHTTP(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"server response headers exceeded", "malformed HTTP", "bogus greeting", "malformed MIME header"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // earliestExpiry returns the earliest NotAfter of certs.
