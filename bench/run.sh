@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# make bench: builds the three programs, runs them on loopback next to
+# Debian's prometheus-blackbox-exporter, drives them (wrk, bench/oxbench),
+# reads CPU and memory from /proc, and prints one table with every target
+# of docs/performance.md. About 6 minutes; BENCH_QUICK=1 shortens every
+# window (about 2 minutes, noisier). BENCH_KEEP=1 keeps the work directory
+# (logs, configs, scrapes). Installs wrk and prometheus-blackbox-exporter
+# with apt when they are missing (sudo when not root).
+#
+# Everything shares this machine's cores: the programs measured, the
+# origins they probe, and the load generators. Only loopback addresses
+# (127.0.0.0/8) are used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  WARMUP=5 WINDOW=20 BIG_WINDOW=25 ACC_WINDOW=8 WRK_TIME=5s SMALL_WINDOW=10
+else
+  WARMUP=10 WINDOW=60 BIG_WINDOW=60 ACC_WINDOW=20 WRK_TIME=15s SMALL_WINDOW=30
+fi
+WRK_CONNS=${BENCH_WRK_CONNECTIONS:-16}
+
+step() { printf '\n== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# --- tools -----------------------------------------------------------------
+root=""
+[ "$(id -u)" = 0 ] || root=sudo
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+[ -x /usr/bin/prometheus-blackbox-exporter ] || missing+=(prometheus-blackbox-exporter)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]} (apt)"
+  $root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+BLACKBOX=/usr/bin/prometheus-blackbox-exporter
+bb_version=$($BLACKBOX --version 2>&1 | sed -n 's/.*version \([^ ]*\).*/\1/p' | head -1)
+
+work=$(mktemp -d /tmp/oxcross-bench.XXXXXX)
+bin=$work/bin
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    echo "bench: kept $work" >&2
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+
+step "building (CGO_ENABLED=0 -trimpath)"
+CGO_ENABLED=0 go build -trimpath -o "$bin/" ./cmd/oxcross-leaf ./cmd/oxcross-origin ./cmd/oxcross-configserver ./bench/oxbench
+ox="$bin/oxbench"
+
+# start NAME CMD...: runs CMD in the background with its log in
+# $work/NAME.log, waits for it to listen, and sets $pid and $port.
+start() {
+  local name=$1
+  shift
+  "$@" >"$work/$name.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  port=""
+  for _ in $(seq 1 100); do
+    port=$(sed -n 's/.*Listening on.*address=[0-9.]*:\([0-9]*\).*/\1/p' "$work/$name.log" | head -1)
+    [ -n "$port" ] && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "$name did not start: $(tail -5 "$work/$name.log")"
+}
+
+# stop PID: ends one of our processes.
+stop() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# cpu PID: CPU seconds (utime+stime) so far; hwm PID: peak RSS in KiB.
+cpu() { "$ox" cpu -pid "$1" | sed -n 's/^cpu_seconds=//p'; }
+hwm() { "$ox" cpu -pid "$1" | sed -n 's/^hwm_kib=//p'; }
+
+scrape() { curl -fsS -o "$2" "http://127.0.0.1:$1/metrics"; }
+
+# scrape_every PORT SECONDS UNTIL: scrapes the leaf's /metrics like a
+# Prometheus server would, until the epoch second UNTIL.
+scrape_every() {
+  while [ "$(date +%s)" -lt "$3" ]; do
+    curl -fsS -o /dev/null "http://127.0.0.1:$1/metrics" || true
+    sleep "$2"
+  done
+}
+
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+
+leaf() {
+  start "$1" "$bin/oxcross-leaf" --config.file="$2" --leaf.id="bench-$1" --config.cache-file= \
+    --web.listen-address=127.0.0.1:0 --web.enable-pprof "${@:3}"
+}
+
+# --- the probed origins -----------------------------------------------------
+step "origins"
+origin_ports=()
+for i in 1 2 3 4; do
+  start "origin$i" "$bin/oxcross-origin" --web.listen-address="127.0.0.$i:0"
+  origin_ports+=("$port")
+done
+target="http://127.0.0.1:${origin_ports[0]}"
+all_targets="http://127.0.0.1:${origin_ports[0]},http://127.0.0.2:${origin_ports[1]},http://127.0.0.3:${origin_ports[2]},http://127.0.0.4:${origin_ports[3]}"
+
+# --- (a), (b): CPU per probe against blackbox_exporter, peak RSS -------------
+step "(a) leaf and blackbox_exporter $bb_version at 100 probes/s each for ${WINDOW}s; (b) the leaf's peak RSS with 1,000 origins"
+"$ox" gen -n 1000 -interval 10s -timeout 5s -mode simple -targets "$target" -path /healthz >"$work/leaf1k.yaml"
+leaf leaf1k "$work/leaf1k.yaml"
+leaf_pid=$pid leaf_port=$port
+cat >"$work/blackbox.yml" <<EOF
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+EOF
+start blackbox "$BLACKBOX" --config.file="$work/blackbox.yml" --web.listen-address=127.0.0.1:0
+bb_pid=$pid bb_port=$port
+# blackbox_exporter probes when asked through /probe: drive it at the
+# leaf's rate (1,000 origins every 10 s) for warm-up, window and margins.
+"$ox" drive -url "http://127.0.0.1:$bb_port/probe?module=http_2xx&target=$target/healthz" -rate 100 \
+  -duration "$((WARMUP + WINDOW + 4))s" -expect "probe_success 1" >"$work/drive.out" &
+drive_pid=$!
+pids+=("$drive_pid")
+sleep "$WARMUP"
+# The window runs from one scrape's start to the next's: the counters are
+# read when a scrape starts, and each window has one scrape's cost.
+l0=$(cpu "$leaf_pid") b0=$(cpu "$bb_pid") t0=$(date +%s.%N)
+scrape "$leaf_port" "$work/leaf1k.before"
+scrape_every "$leaf_port" 15 "$(($(date +%s) + WINDOW - 1))" &
+scraper=$!
+sleep "$WINDOW"
+stop "$scraper"
+l1=$(cpu "$leaf_pid") b1=$(cpu "$bb_pid") t1=$(date +%s.%N)
+scrape "$leaf_port" "$work/leaf1k.after"
+wait "$drive_pid" || true
+cat "$work/drive.out" >&2
+eval "$("$ox" window -before "$work/leaf1k.before" -after "$work/leaf1k.after")"
+secs=$(calc %.3f "$t1 - $t0")
+leaf_probes=$((probes_ok + probes_failed))
+[ "$probes_failed" = 0 ] || echo "warning: $probes_failed leaf probes failed ($failed_reasons)" >&2
+grep -q "failed=0 dropped=0" "$work/drive.out" || echo "warning: blackbox_exporter probes failed or were dropped: $(cat "$work/drive.out")" >&2
+bb_probes=$(calc %.0f "100 * $secs")
+leaf_us=$(calc %.1f "($l1 - $l0) / $leaf_probes * 1e6")
+bb_us=$(calc %.1f "($b1 - $b0) / $bb_probes * 1e6")
+ratio_a=$(calc %.2f "$leaf_us / $bb_us")
+leaf1k_cpu_pct=$(calc %.1f "($l1 - $l0) / $secs * 100")
+bb_cpu_pct=$(calc %.1f "($b1 - $b0) / $secs * 100")
+leaf1k_hwm=$(hwm "$leaf_pid")
+bb_hwm=$(hwm "$bb_pid")
+leaf1k_rate=$(calc %.1f "$leaf_probes / $secs")
+echo "leaf: $leaf_probes probes, $(calc %.2f "$l1 - $l0") CPU s; blackbox: ~$bb_probes probes, $(calc %.2f "$b1 - $b0") CPU s, in ${secs}s" >&2
+stop "$leaf_pid"
+stop "$bb_pid"
+
+# --- scaling: 100 origins ----------------------------------------------------
+step "scaling: 100 origins at 10 s for ${SMALL_WINDOW}s"
+"$ox" gen -n 100 -interval 10s -timeout 5s -mode simple -targets "$target" -path /healthz >"$work/leaf100.yaml"
+leaf leaf100 "$work/leaf100.yaml"
+sleep "$WARMUP"
+c0=$(cpu "$pid") t0=$(date +%s.%N)
+scrape_every "$port" 15 "$(($(date +%s) + SMALL_WINDOW - 1))" &
+scraper=$!
+sleep "$SMALL_WINDOW"
+c1=$(cpu "$pid") t1=$(date +%s.%N)
+stop "$scraper"
+leaf100_cpu_pct=$(calc %.2f "($c1 - $c0) / ($t1 - $t0) * 100")
+leaf100_hwm=$(hwm "$pid")
+stop "$pid"
+
+# --- (c): 10,000 origins at 10 s ---------------------------------------------
+step "(c) 10,000 origins at 10 s (1,000 probes/s over 4 origin processes) for ${BIG_WINDOW}s, scraped every 15 s"
+"$ox" gen -n 10000 -interval 10s -timeout 5s -mode simple -targets "$all_targets" -path /healthz >"$work/leaf10k.yaml"
+leaf leaf10k "$work/leaf10k.yaml"
+big_pid=$pid big_port=$port
+sleep "$((WARMUP + 5))"
+c0=$(cpu "$big_pid") t0=$(date +%s.%N)
+scrape "$big_port" "$work/leaf10k.before"
+scrape_every "$big_port" 15 "$(($(date +%s) + BIG_WINDOW - 1))" &
+scraper=$!
+sleep "$BIG_WINDOW"
+stop "$scraper"
+c1=$(cpu "$big_pid") t1=$(date +%s.%N)
+scrape "$big_port" "$work/leaf10k.after"
+big_hwm=$(hwm "$big_pid")
+stop "$big_pid"
+eval "$("$ox" window -before "$work/leaf10k.before" -after "$work/leaf10k.after")"
+secs=$(calc %.3f "$t1 - $t0")
+big_rate=$(calc %.1f "($probes_ok + $probes_failed) / $secs")
+big_cpu_pct=$(calc %.1f "($c1 - $c0) / $secs * 100")
+big_skipped=$skipped big_failed=$probes_failed big_reasons=$failed_reasons
+[ "${lag_count:-0}" != 0 ] || die "the 10,000-origin leaf exports no oxcross_leaf_probe_start_lag_seconds"
+big_lag_p99=$lag_p99
+big_p50=$(calc %.2f "$lag_p50 * 1000") big_p99=$(calc %.2f "$lag_p99 * 1000")
+echo "10k: ${big_rate} probes/s, lag p50 ${big_p50} ms p99 ${big_p99} ms, skipped $big_skipped, failed $big_failed ($big_reasons), CPU ${big_cpu_pct}%" >&2
+
+# --- (d): accuracy through a delaying proxy ----------------------------------
+step "(d) accuracy: 20 advanced origins every 1 s, each through a proxy listener adding 10 ms each way, ${ACC_WINDOW}s"
+"$ox" proxy -n 20 -upstream "127.0.0.1:${origin_ports[0]}" -up 10ms -down 10ms >"$work/proxy.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 1 50); do
+  grep -q '^stats ' "$work/proxy.log" && break
+  sleep 0.1
+done
+stats_addr=$(sed -n 's/^stats //p' "$work/proxy.log")
+[ -n "$stats_addr" ] || die "the proxy did not start: $(cat "$work/proxy.log")"
+proxy_targets=$(sed -n 's/^listening /http:\/\//p' "$work/proxy.log" | paste -sd,)
+"$ox" gen -n 20 -interval 1s -timeout 900ms -mode advanced -targets "$proxy_targets" >"$work/acc.yaml"
+leaf acc "$work/acc.yaml"
+sleep 3
+eval "$("$ox" accuracy -metrics "http://127.0.0.1:$port/metrics" -stats "http://$stats_addr/" -delay 20ms -duration "${ACC_WINDOW}s")"
+stop "$pid"
+ms() { calc %.3f "$1 * 1000"; }
+acc_rtt=$(ms "$rtt_err_p50") acc_rtt90=$(ms "$rtt_err_p90")
+acc_conn=$(ms "$conn_err_p50") acc_delay=$(ms "$delay_err_p50")
+acc_drift=$(ms "$drift_err_p50") acc_drift90=$(ms "$drift_err_p90")
+acc_samples=$samples
+
+# --- (e), (f): servers under wrk ---------------------------------------------
+# wrk_run NAME ARGS...: runs wrk, sets $rps, $p99 (ms) and $errors.
+wrk_run() {
+  local name=$1
+  shift
+  wrk -t2 -c"$WRK_CONNS" -d"$WRK_TIME" --latency "$@" >"$work/wrk-$name.out" 2>&1 || die "wrk $name: $(cat "$work/wrk-$name.out")"
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/wrk-$name.out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}' "$work/wrk-$name.out")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {n+=$NF} /Socket errors:/ {gsub(/,/,""); n+=$4+$6+$8+$10} END {print n+0}' "$work/wrk-$name.out")
+}
+
+step "(e) configserver /config (304) and /sd/leaves (1,000 leaves) under wrk, ${WRK_TIME} each, ${WRK_CONNS} connections"
+"$ox" gen -n 1000 -interval 10s -timeout 5s -mode advanced -targets "$all_targets" >"$work/cs.yaml"
+start configserver "$bin/oxcross-configserver" --config.file="$work/cs.yaml" --web.listen-address=127.0.0.1:0
+cs_pid=$pid cs_port=$port
+"$ox" register -url "http://127.0.0.1:$cs_port" -n 1000 -port 20000 >&2
+etag=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:$cs_port/config" | tr -d '\r' | sed -n 's/^[Ee][Tt]ag: //p')
+[ -n "$etag" ] || die "no ETag from /config"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "http://127.0.0.1:$cs_port/config")" = 304 ] || die "/config did not answer 304 to its ETag"
+sd_bytes=$(curl -fsS "http://127.0.0.1:$cs_port/sd/leaves" | wc -c)
+cat >"$work/inm.lua" <<EOF
+wrk.headers["If-None-Match"] = '$etag'
+EOF
+wrk_run config -s "$work/inm.lua" "http://127.0.0.1:$cs_port/config"
+config_rps=$rps config_p99=$p99 config_err=$errors
+wrk_run sd "http://127.0.0.1:$cs_port/sd/leaves"
+sd_rps=$rps sd_p99=$p99 sd_err=$errors
+sd_gz_bytes=$(curl -fsS -H 'Accept-Encoding: gzip' "http://127.0.0.1:$cs_port/sd/leaves" | wc -c)
+echo 'wrk.headers["Accept-Encoding"] = "gzip"' >"$work/gzip.lua"
+wrk_run sdgz -s "$work/gzip.lua" "http://127.0.0.1:$cs_port/sd/leaves"
+sdgz_rps=$rps sdgz_p99=$p99 sdgz_err=$errors
+stop "$cs_pid"
+
+step "(f) origin /oxcross under wrk, ${WRK_TIME}, ${WRK_CONNS} connections"
+wrk_run origin "http://127.0.0.1:${origin_ports[0]}/oxcross?nonce=0123456789abcdef0123456789abcdef"
+origin_rps=$rps origin_p99=$p99 origin_err=$errors
+
+# --- the table ---------------------------------------------------------------
+mib() { calc %.1f "$1 / 1024"; }
+yes_no() { if awk "BEGIN { exit !($1) }"; then echo yes; else echo NO; fi; }
+fmt_rps() { LC_ALL=C printf "%'.0f" "$1" 2>/dev/null || printf "%.0f" "$1"; }
+
+met_a=$(yes_no "$ratio_a <= 0.5")
+met_b=$(yes_no "$leaf1k_hwm < 40 * 1024")
+met_c=$(yes_no "$big_lag_p99 < 0.1 && $big_skipped == 0")
+met_d=$(yes_no "$acc_rtt < 0.5")
+met_d2=$(yes_no "$acc_drift < 0.5")
+met_e1=$(yes_no "$config_rps > 20000 && $config_p99 < 10 && $config_err == 0")
+met_e2=$(yes_no "$sd_rps > 20000 && $sd_p99 < 10 && $sd_err == 0")
+met_e3=$(yes_no "$sdgz_rps > 20000 && $sdgz_p99 < 10 && $sdgz_err == 0")
+met_f=$(yes_no "$origin_rps > 30000 && $origin_p99 < 5 && $origin_err == 0")
+
+mode="full"
+[ "$QUICK" = 1 ] && mode="quick (BENCH_QUICK=1)"
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+cat <<EOF
+
+Oxcross benchmark, $(date -u +%Y-%m-%d) ($mode), $(nproc) cores ($cpu_model), $(go env GOVERSION), blackbox_exporter $bb_version; $(git describe --always --dirty 2>/dev/null || echo unknown)
+
+| measure | measured | target | peer: blackbox_exporter | ratio | met |
+|---|---|---|---|---|---|
+| (a) leaf CPU per HTTP probe (fresh connection, simple), 100 probes/s each, same target, same ${WINDOW} s | ${leaf_us} µs (${leaf1k_cpu_pct}% of a core) | at most half of blackbox_exporter's | ${bb_us} µs (${bb_cpu_pct}% of a core) | ${ratio_a} | ${met_a} |
+| (b) leaf peak RSS (VmHWM), 1,000 origins at 10 s, scraped every 15 s | $(mib "$leaf1k_hwm") MiB | < 40 MiB | $(mib "$bb_hwm") MiB | $(calc %.2f "$leaf1k_hwm / $bb_hwm") | ${met_b} |
+| (c) 10,000 origins at 10 s on $(nproc) cores: ${big_rate} probes/s, ${big_cpu_pct}% of a core, peak RSS $(mib "$big_hwm") MiB | start lag p99 ${big_p99} ms (p50 ${big_p50}), ${big_skipped} skipped, ${big_failed} failed | p99 < 100 ms, 0 skipped | | | ${met_c} |
+| (d) reported round trip (processing phase) minus the true one (at the proxy: request in to answer out; 20 ms injected), median of ${acc_samples} probes | ${acc_rtt} ms (p90 ${acc_rtt90}) | < 0.5 ms | | | ${met_d} |
+| (d) reported duration minus the proxy's connection time (accept to last byte), median; minus the injected 20 ms | ${acc_conn} ms; ${acc_delay} ms | | | | |
+| (d) reported drift error (origin and leaf share a clock), median | ${acc_drift} ms (p90 ${acc_drift90}) | < 0.5 ms | | | ${met_d2} |
+| (e) configserver /config, If-None-Match → 304 | $(fmt_rps "$config_rps") req/s, p99 ${config_p99} ms, ${config_err} errors | > 20,000 req/s, p99 < 10 ms | | | ${met_e1} |
+| (e) configserver /sd/leaves, 1,000 registered leaves ($(calc %.0f "$sd_bytes / 1024") KiB, as Prometheus fetches it) | $(fmt_rps "$sd_rps") req/s, p99 ${sd_p99} ms, ${sd_err} errors | > 20,000 req/s, p99 < 10 ms | | | ${met_e2} |
+| (e) the same with Accept-Encoding: gzip ($(calc %.0f "$sd_gz_bytes / 1024") KiB) | $(fmt_rps "$sdgz_rps") req/s, p99 ${sdgz_p99} ms, ${sdgz_err} errors | > 20,000 req/s, p99 < 10 ms | | | ${met_e3} |
+| (f) origin /oxcross | $(fmt_rps "$origin_rps") req/s, p99 ${origin_p99} ms, ${origin_err} errors | > 30,000 req/s, p99 < 5 ms | | | ${met_f} |
+
+wrk: 2 threads, ${WRK_CONNS} connections, ${WRK_TIME}, on the same cores as the server.
+
+| origins at 10 s | probes/s | leaf CPU (% of one core) | leaf peak RSS |
+|---|---|---|---|
+| 100 | 10 | ${leaf100_cpu_pct}% | $(mib "$leaf100_hwm") MiB |
+| 1,000 | ${leaf1k_rate} | ${leaf1k_cpu_pct}% | $(mib "$leaf1k_hwm") MiB |
+| 10,000 | ${big_rate} | ${big_cpu_pct}% | $(mib "$big_hwm") MiB |
+EOF
