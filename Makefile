@@ -60,3 +60,10 @@ image:
 
 mixin:
 	bash mixin/build.sh
+
+# Every fuzz target for 5 minutes each (scripts/test.sh runs them briefly).
+.PHONY: fuzz-long
+
+fuzz-long:
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=5m ./discovery
+	FUZZTIME_EACH=5m bash scripts/test.d/50-fuzz.sh

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxLeafIDLength bounds a leaf id, which becomes the source_id label.
@@ -14,9 +15,11 @@ const MaxLeafIDLength = 128
 
 var leafIDRE = regexp.MustCompile(`^[A-Za-z0-9._\-]+$`)
 
-// ValidateLeafID checks a leaf id: 1-128 letters, digits, '.', '_', '-'.
+// ValidateLeafID checks a leaf id: 1-128 letters, digits, '.', '_', '-',
+// and not "." or "..".
 func ValidateLeafID(id string) error {
-	if id == "" || len(id) > MaxLeafIDLength || !leafIDRE.MatchString(id) {
+	// "." and ".." would be path segments of /api/v1/leaves/{id}.
+	if id == "" || id == "." || id == ".." || len(id) > MaxLeafIDLength || !leafIDRE.MatchString(id) {
 		return fmt.Errorf("leaf id %q must be 1-%d letters, digits, '.', '_' or '-'", truncate(id, 64), MaxLeafIDLength)
 	}
 	return nil
@@ -32,7 +35,7 @@ func ValidateAddress(addr string) error {
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fmt.Errorf("port %q is outside 1-65535", truncate(port, 16))
 	}
-	if host == "" || len(host) > 253 || strings.ContainsAny(host, "/?#@ \t") || !validHost(host) {
+	if host == "" || len(host) > 253 || !printableASCII(host) || strings.ContainsAny(host, "/?#@ \t") || !validHost(host) {
 		return fmt.Errorf("host %q is not a host name or IP address", truncate(host, 64))
 	}
 	return nil
@@ -53,6 +56,8 @@ func ValidateLabels(labels map[string]string) error {
 			return fmt.Errorf("label %q is set by Oxcross", k)
 		case len(v) > MaxLabelValueLength:
 			return fmt.Errorf("label %s: value longer than %d characters", k, MaxLabelValueLength)
+		case !utf8.ValidString(v):
+			return fmt.Errorf("label %s: value is not UTF-8", k)
 		}
 	}
 	return nil
@@ -68,6 +73,18 @@ func ParseLabelFlag(s string) (string, string, error) {
 		return "", "", err
 	}
 	return k, v, nil
+}
+
+// printableASCII reports whether s is all printable ASCII: scrape
+// addresses are host names (international ones in their xn-- form) or IP
+// addresses.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func truncate(s string, n int) string {

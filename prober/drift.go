@@ -1,6 +1,9 @@
 package prober
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Drift is an estimate of the origin's clock minus the leaf's clock.
 type Drift struct {
@@ -22,8 +25,10 @@ type Drift struct {
 // of the wall-clock difference so that a leaf clock step during the probe
 // does not skew the uncertainty.
 func EstimateDrift(t1, t2, t3, t4 time.Time, rtt time.Duration) Drift {
-	offset := (t2.Sub(t1) + t3.Sub(t4)) / 2
-	unc := (rtt - t3.Sub(t2)) / 2
+	// Halved before they are added, so that an origin claiming a time
+	// centuries away cannot overflow the sum (FuzzCheckOxcross).
+	offset := t2.Sub(t1)/2 + t3.Sub(t4)/2
+	unc := rtt/2 - t3.Sub(t2)/2
 	if unc < 0 {
 		// The origin claims it spent longer than the whole round trip: its
 		// clock is not monotonic or it lies; the estimate is no better than
@@ -42,7 +47,9 @@ func EstimateDriftLegacy(t1, serverTime, t4 time.Time, rtt time.Duration) Drift 
 	mid := t1.Add(rtt / 2)
 	d := Drift{Offset: serverTime.Sub(mid), Uncertainty: rtt / 2}
 	if serverTime.Nanosecond() == 0 {
-		d.Offset += time.Second / 2
+		if d.Offset < math.MaxInt64-time.Second/2 { // saturated already otherwise
+			d.Offset += time.Second / 2
+		}
 		d.Uncertainty += time.Second / 2
 	}
 	return d
