@@ -29,7 +29,17 @@ type httpKind struct {
 	mu      sync.Mutex
 	// clients caches a client per module's settings, so that TLS files
 	// are read once per config rather than once per probe.
-	clients map[string]*httpClient
+	clients map[clientKey]*httpClient
+}
+
+// clientKey is what a client depends on in a module's settings. It is
+// comparable, so looking a client up costs no formatting.
+type clientKey struct {
+	family          discovery.IPFamily
+	noFallback      bool
+	tls             discovery.TLSSettings
+	followRedirects bool
+	bodyRegexp      string
 }
 
 type httpClient struct {
@@ -39,7 +49,7 @@ type httpClient struct {
 }
 
 func newHTTPKind(oxcross bool) *httpKind {
-	return &httpKind{oxcross: oxcross, clients: make(map[string]*httpClient)}
+	return &httpKind{oxcross: oxcross, clients: make(map[clientKey]*httpClient)}
 }
 
 // maxCachedClients bounds the client cache; it is emptied when full, which
@@ -47,7 +57,7 @@ func newHTTPKind(oxcross bool) *httpKind {
 const maxCachedClients = 256
 
 func (k *httpKind) clientFor(m *discovery.Module) *httpClient {
-	key := fmt.Sprintf("%s|%t|%+v|%t|%s", m.IPFamily, m.NoIPFallback, m.HTTP.TLS, m.HTTP.FollowRedirects, m.HTTP.BodyRegexp)
+	key := clientKey{m.IPFamily, m.NoIPFallback, m.HTTP.TLS, m.HTTP.FollowRedirects, m.HTTP.BodyRegexp}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if c, ok := k.clients[key]; ok {
