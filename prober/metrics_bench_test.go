@@ -97,7 +97,7 @@ func BenchmarkSchedulerSlot(b *testing.B) {
 	h := NewHistory()
 	s.SetHistory(h)
 	t := discovery.Target{ID: "origin-80-http", URL: "http://origin.example/", Mode: discovery.ModeSimple, Interval: 10 * time.Second, Timeout: 5 * time.Second}
-	r := &runner{target: t, module: discovery.BuiltinModules()[string(t.Mode)]}
+	r := &runner{target: t, module: discovery.BuiltinModules()[string(t.Mode)], result: make(chan Result, 1)}
 	om := s.metrics.forOrigin(t.ID, s.source)
 	s.history.track(t)
 	var st *originState // as for every kind but oxcross

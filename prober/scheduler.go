@@ -23,6 +23,8 @@ type Scheduler struct {
 	logger  *slog.Logger
 	// sem bounds the probes in flight across all origins.
 	sem chan struct{}
+	// jobs hands probes to idle probe workers.
+	jobs chan probeJob
 	// history, when set, keeps results for the status page.
 	history *History
 
@@ -53,14 +55,17 @@ func NewSchedulerWithLimit(p *Prober, m *Metrics, source string, logger *slog.Lo
 	return &Scheduler{
 		prober: p, metrics: m, source: source, logger: logger,
 		sem:     make(chan struct{}, max(maxConcurrency, 1)),
+		jobs:    make(chan probeJob),
 		runners: make(map[string]*runner), stopping: make(map[string]*runner),
 		ctx: ctx, cancel: cancel,
 	}
 }
 
 type runner struct {
-	target  discovery.Target
-	module  discovery.Module
+	target discovery.Target
+	module discovery.Module
+	// result carries its probes' results back from the workers.
+	result  chan Result
 	cancel  context.CancelFunc
 	done    chan struct{}
 	removed atomic.Bool
@@ -151,7 +156,7 @@ func (s *Scheduler) Len() int {
 // origin's previous loop to end first.
 func (s *Scheduler) start(t discovery.Target, m discovery.Module, prev <-chan struct{}) *runner {
 	ctx, cancel := context.WithCancel(s.ctx)
-	r := &runner{target: t, module: m, cancel: cancel, done: make(chan struct{})}
+	r := &runner{target: t, module: m, cancel: cancel, done: make(chan struct{}), result: make(chan Result, 1)}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -246,18 +251,51 @@ func (s *Scheduler) run(ctx context.Context, r *runner) {
 	}
 }
 
-// probe runs one probe of r's origin with its timeout, on a goroutine of
-// its own: the origin's loop then keeps a small stack between probes. An
-// HTTP probe grows its goroutine's stack to 8 KiB and more, which for a
-// leaf with thousands of origins was most of its memory.
+// probe runs one probe of r's origin with its timeout on a probe worker,
+// not on the origin's loop: the loop then keeps a small stack between
+// probes. An HTTP probe grows its goroutine's stack to 8 KiB and more,
+// which for a leaf with thousands of origins was most of its memory.
+// Workers outlive their probe so that their grown stacks serve the next
+// ones; there are never more than probes in flight, and an idle one ends.
 func (s *Scheduler) probe(ctx context.Context, r *runner, st *originState) Result {
-	done := make(chan Result, 1)
-	go func() {
-		pctx, cancel := context.WithTimeout(ctx, r.target.Timeout)
-		defer cancel()
-		done <- s.prober.ProbeModule(pctx, r.target, &r.module, st)
-	}()
-	return <-done
+	j := probeJob{ctx: ctx, r: r, st: st, done: r.result}
+	select {
+	case s.jobs <- j:
+	default:
+		s.wg.Add(1)
+		go s.worker(j)
+	}
+	return <-r.result
+}
+
+// probeJob is one probe for a worker.
+type probeJob struct {
+	ctx  context.Context
+	r    *runner
+	st   *originState
+	done chan<- Result
+}
+
+// workerIdle is how long a probe worker waits for another probe.
+const workerIdle = 10 * time.Second
+
+func (s *Scheduler) worker(j probeJob) {
+	defer s.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(j.ctx, j.r.target.Timeout)
+		j.done <- s.prober.ProbeModule(pctx, j.r.target, &j.r.module, j.st)
+		cancel()
+		idle.Reset(workerIdle)
+		select {
+		case j = <-s.jobs:
+		case <-idle.C:
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
 }
 
 // acquire takes a probe slot, waiting until deadline at most. It uses
