@@ -67,3 +67,12 @@ mixin:
 fuzz-long:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=5m ./discovery
 	FUZZTIME_EACH=5m bash scripts/test.d/50-fuzz.sh
+
+# The benchmark of docs/performance.md: real processes on loopback against
+# blackbox_exporter, wrk on the servers; one table. About 6 minutes;
+# BENCH_QUICK=1 for about 2. Installs wrk and prometheus-blackbox-exporter
+# with apt when missing.
+.PHONY: bench
+
+bench:
+	bash bench/run.sh
