@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // MaxConfigBytes bounds a config file or response.
@@ -190,6 +191,7 @@ func (r *Remote) Fetch(ctx context.Context) (*Loaded, error) {
 // the old cache or the new one.
 func WriteCache(path string, body []byte) error {
 	dir := filepath.Dir(path)
+	removeStaleTemps(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("writing config cache: %w", err)
@@ -214,6 +216,27 @@ func WriteCache(path string, body []byte) error {
 		d.Close()
 	}
 	return nil
+}
+
+// staleTempAge is how old a temporary cache file must be before
+// WriteCache takes it for the leftover of a crash.
+const staleTempAge = time.Minute
+
+// removeStaleTemps removes the temporary files of WriteCache that a crash
+// (SIGKILL, power loss) left next to path, so that repeated crashes do not
+// pile them up.
+func removeStaleTemps(path string) {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+escapeGlob(filepath.Base(path))+".*"))
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTempAge {
+			_ = os.Remove(m)
+		}
+	}
+}
+
+func escapeGlob(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`)
+	return r.Replace(s)
 }
 
 // ReadCache loads a config cache written by WriteCache.

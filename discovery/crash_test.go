@@ -1,0 +1,118 @@
+package discovery_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oxcross/oxcross/discovery"
+)
+
+// cacheWriterEnv makes TestCacheWriterProcess, run as a child process,
+// write the cache file it names in a loop until it is killed.
+const cacheWriterEnv = "OXCROSS_TEST_CACHE_WRITER"
+
+// bigConfig is a config of n origins, a few MiB for n in the ten
+// thousands: long enough to write that a kill lands mid-write. It is built
+// as text, cheaply: the child process builds it before every run.
+func bigConfig(n int, tag string) []byte {
+	var b strings.Builder
+	b.WriteString(`{"interval": "30s", "origins": [`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"name": "%s-%d", "url": "http://127.0.0.1:9/%s/%d", "mode": "simple"}`, tag, i, strings.Repeat("p", 64), i)
+	}
+	b.WriteString("]}")
+	return []byte(b.String())
+}
+
+// TestCacheWriterProcess is the child of TestCacheCrashSafe: it writes two
+// configs to the cache in turn, forever.
+func TestCacheWriterProcess(t *testing.T) {
+	path := os.Getenv(cacheWriterEnv)
+	if path == "" {
+		t.Skip("runs as TestCacheCrashSafe's child")
+	}
+	bodies := [][]byte{bigConfig(20000, "a"), bigConfig(20000, "b")}
+	fmt.Println("writing")
+	for i := 0; ; i++ {
+		if err := discovery.WriteCache(path, bodies[i%2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCacheCrashSafe kills (SIGKILL) a process while it rewrites the
+// cache, again and again: every time, the cache reads back whole as one
+// of the two configs, never half of one. Temporary files a kill leaves
+// behind are removed by a later write once they are stale.
+func TestCacheCrashSafe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	want := map[string]bool{string(bigConfig(20000, "a")): true, string(bigConfig(20000, "b")): true}
+	const kills = 15
+	leftovers := map[string]bool{}
+	for i := range kills {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCacheWriterProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), cacheWriterEnv+"="+path)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 8)
+		_, _ = out.Read(buf) // "writing": the configs are built
+		time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+
+		temps, _ := filepath.Glob(filepath.Join(dir, ".config.json.*"))
+		for _, tmp := range temps {
+			leftovers[tmp] = true
+		}
+		data, err := os.ReadFile(path)
+		if os.IsNotExist(err) && i == 0 {
+			continue // killed before its first rename
+		}
+		if err != nil {
+			t.Fatalf("kill %d: %v", i, err)
+		}
+		if !want[string(data)] {
+			t.Fatalf("kill %d: the cache holds %d bytes that are neither config", i, len(data))
+		}
+	}
+	if l, err := discovery.ReadCache(path); err != nil || len(l.Config.Origins) != 20000 {
+		t.Fatalf("ReadCache after the kills: %v", err)
+	}
+	t.Logf("%d kills while rewriting a %d KiB cache: whole each time; %d kills left a temporary file behind", kills, len(bigConfig(20000, "a"))>>10, len(leftovers))
+
+	// Temporary files from crashes: a write removes the stale ones.
+	temps, _ := filepath.Glob(filepath.Join(dir, ".config.json.*"))
+	fresh := filepath.Join(dir, ".config.json.fresh")
+	if err := os.WriteFile(fresh, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Minute)
+	for _, tmp := range temps {
+		_ = os.Chtimes(tmp, old, old)
+	}
+	if err := discovery.WriteCache(path, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".config.json.*"))
+	if len(left) != 1 || left[0] != fresh {
+		t.Errorf("after a write, temporary files %v are left, want only the fresh %s", left, fresh)
+	}
+}
