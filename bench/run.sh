@@ -15,11 +15,14 @@ cd "$(dirname "$0")/.."
 
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  WARMUP=5 WINDOW=20 BIG_WINDOW=25 ACC_WINDOW=8 WRK_TIME=5s SMALL_WINDOW=10
+  WARMUP=5 WINDOW=20 BIG_WINDOW=25 ACC_WINDOW=8 WRK_TIME=3s SMALL_WINDOW=10
 else
-  WARMUP=10 WINDOW=60 BIG_WINDOW=60 ACC_WINDOW=20 WRK_TIME=15s SMALL_WINDOW=30
+  WARMUP=10 WINDOW=60 BIG_WINDOW=60 ACC_WINDOW=20 WRK_TIME=8s SMALL_WINDOW=30
 fi
-WRK_CONNS=${BENCH_WRK_CONNECTIONS:-16}
+# wrk is a closed loop: more connections, more throughput and a longer
+# tail. Each server runs at every count here; the table gives the best
+# throughput whose p99 is within the target, and the run at 16.
+WRK_SWEEP=${BENCH_WRK_CONNECTIONS:-4 8 16 32}
 
 step() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -229,17 +232,66 @@ acc_drift=$(ms "$drift_err_p50") acc_drift90=$(ms "$drift_err_p90")
 acc_samples=$samples
 
 # --- (e), (f): servers under wrk ---------------------------------------------
-# wrk_run NAME ARGS...: runs wrk, sets $rps, $p99 (ms) and $errors.
+# wrk_run NAME CONNS ARGS...: runs wrk, sets $rps, $p99 (ms) and $errors.
 wrk_run() {
-  local name=$1
-  shift
-  wrk -t2 -c"$WRK_CONNS" -d"$WRK_TIME" --latency "$@" >"$work/wrk-$name.out" 2>&1 || die "wrk $name: $(cat "$work/wrk-$name.out")"
-  rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/wrk-$name.out")
-  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}' "$work/wrk-$name.out")
-  errors=$(awk '/Non-2xx or 3xx responses:/ {n+=$NF} /Socket errors:/ {gsub(/,/,""); n+=$4+$6+$8+$10} END {print n+0}' "$work/wrk-$name.out")
+  local name=$1 conns=$2
+  shift 2
+  wrk -t2 -c"$conns" -d"$WRK_TIME" --latency "$@" >"$work/wrk-$name-$conns.out" 2>&1 || die "wrk $name: $(cat "$work/wrk-$name-$conns.out")"
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/wrk-$name-$conns.out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}' "$work/wrk-$name-$conns.out")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {n+=$NF} /Socket errors:/ {gsub(/,/,""); n+=$4+$6+$8+$10} END {print n+0}' "$work/wrk-$name-$conns.out")
 }
 
-step "(e) configserver /config (304) and /sd/leaves (1,000 leaves) under wrk, ${WRK_TIME} each, ${WRK_CONNS} connections"
+# wrk_sweep NAME P99_TARGET_MS ARGS...: wrk_run at every count of
+# $WRK_SWEEP; sets $best (the highest req/s with p99 within the target and
+# no errors, else the lowest p99) as "rps p99 errors conns", $at16 the
+# same for 16 connections, and $all a summary of every run.
+wrk_sweep() {
+  local name=$1 target=$2 c line
+  shift 2
+  best="" at16="" all=""
+  for c in $WRK_SWEEP; do
+    wrk_run "$name" "$c" "$@"
+    line="$rps $p99 $errors $c"
+    all+="${all:+; }$c: $(fmt_rps "$rps")/s p99 ${p99} ms"
+    [ "$c" = 16 ] && at16=$line
+    if [ -z "$best" ]; then
+      best=$line
+    else
+      # shellcheck disable=SC2086
+      best=$(pick "$target" "$best" "$line")
+    fi
+  done
+  echo "$name: $all" >&2
+}
+
+# pick TARGET A B: of two "rps p99 errors conns" runs, the better one.
+pick() {
+  awk -v t="$1" -v a="$2" -v b="$3" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    okx = (x[2] < t && x[3] == 0); oky = (y[2] < t && y[3] == 0)
+    if (okx && oky) { print (y[1] > x[1] ? b : a); exit }
+    if (okx) { print a; exit }
+    if (oky) { print b; exit }
+    print (y[2] < x[2] ? b : a)
+  }'
+}
+
+fmt_rps() { LC_ALL=C printf "%'.0f" "$1" 2>/dev/null || printf "%.0f" "$1"; }
+
+# server_row RPS_TARGET P99_TARGET: the table cells of the last sweep.
+server_row() {
+  local r p e c met
+  read -r r p e c <<<"$best"
+  met=$(yes_no "$r > $1 && $p < $2 && $e == 0")
+  local r16 p16
+  read -r r16 p16 _ _ <<<"$at16"
+  echo "$(fmt_rps "$r") req/s, p99 ${p} ms, at ${c} connections, ${e} errors (at 16: $(fmt_rps "${r16:-0}") req/s, p99 ${p16:-?} ms) | > $(fmt_rps "$1") req/s, p99 < $2 ms | | | $met"
+}
+
+yes_no() { if awk "BEGIN { exit !($1) }"; then echo yes; else echo NO; fi; }
+
+step "(e) configserver /config (304) and /sd/leaves (1,000 leaves) under wrk, ${WRK_TIME} at each of $WRK_SWEEP connections"
 "$ox" gen -n 1000 -interval 10s -timeout 5s -mode advanced -targets "$all_targets" >"$work/cs.yaml"
 start configserver "$bin/oxcross-configserver" --config.file="$work/cs.yaml" --web.listen-address=127.0.0.1:0
 cs_pid=$pid cs_port=$port
@@ -251,34 +303,28 @@ sd_bytes=$(curl -fsS "http://127.0.0.1:$cs_port/sd/leaves" | wc -c)
 cat >"$work/inm.lua" <<EOF
 wrk.headers["If-None-Match"] = '$etag'
 EOF
-wrk_run config -s "$work/inm.lua" "http://127.0.0.1:$cs_port/config"
-config_rps=$rps config_p99=$p99 config_err=$errors
-wrk_run sd "http://127.0.0.1:$cs_port/sd/leaves"
-sd_rps=$rps sd_p99=$p99 sd_err=$errors
+wrk_sweep config 10 -s "$work/inm.lua" "http://127.0.0.1:$cs_port/config"
+row_config=$(server_row 20000 10)
+wrk_sweep sd 10 "http://127.0.0.1:$cs_port/sd/leaves"
+row_sd=$(server_row 20000 10)
 sd_gz_bytes=$(curl -fsS -H 'Accept-Encoding: gzip' "http://127.0.0.1:$cs_port/sd/leaves" | wc -c)
 echo 'wrk.headers["Accept-Encoding"] = "gzip"' >"$work/gzip.lua"
-wrk_run sdgz -s "$work/gzip.lua" "http://127.0.0.1:$cs_port/sd/leaves"
-sdgz_rps=$rps sdgz_p99=$p99 sdgz_err=$errors
+wrk_sweep sdgz 10 -s "$work/gzip.lua" "http://127.0.0.1:$cs_port/sd/leaves"
+row_sdgz=$(server_row 20000 10)
 stop "$cs_pid"
 
-step "(f) origin /oxcross under wrk, ${WRK_TIME}, ${WRK_CONNS} connections"
-wrk_run origin "http://127.0.0.1:${origin_ports[0]}/oxcross?nonce=0123456789abcdef0123456789abcdef"
-origin_rps=$rps origin_p99=$p99 origin_err=$errors
+step "(f) origin /oxcross under wrk, ${WRK_TIME} at each of $WRK_SWEEP connections"
+wrk_sweep origin 5 "http://127.0.0.1:${origin_ports[0]}/oxcross?nonce=0123456789abcdef0123456789abcdef"
+row_origin=$(server_row 30000 5)
 
 # --- the table ---------------------------------------------------------------
 mib() { calc %.1f "$1 / 1024"; }
-yes_no() { if awk "BEGIN { exit !($1) }"; then echo yes; else echo NO; fi; }
-fmt_rps() { LC_ALL=C printf "%'.0f" "$1" 2>/dev/null || printf "%.0f" "$1"; }
 
 met_a=$(yes_no "$ratio_a <= 0.5")
 met_b=$(yes_no "$leaf1k_hwm < 40 * 1024")
 met_c=$(yes_no "$big_lag_p99 < 0.1 && $big_skipped == 0")
 met_d=$(yes_no "$acc_rtt < 0.5")
 met_d2=$(yes_no "$acc_drift < 0.5")
-met_e1=$(yes_no "$config_rps > 20000 && $config_p99 < 10 && $config_err == 0")
-met_e2=$(yes_no "$sd_rps > 20000 && $sd_p99 < 10 && $sd_err == 0")
-met_e3=$(yes_no "$sdgz_rps > 20000 && $sdgz_p99 < 10 && $sdgz_err == 0")
-met_f=$(yes_no "$origin_rps > 30000 && $origin_p99 < 5 && $origin_err == 0")
 
 mode="full"
 [ "$QUICK" = 1 ] && mode="quick (BENCH_QUICK=1)"
@@ -295,12 +341,12 @@ Oxcross benchmark, $(date -u +%Y-%m-%d) ($mode), $(nproc) cores ($cpu_model), $(
 | (d) reported round trip (processing phase) minus the true one (at the proxy: request in to answer out; 20 ms injected), median of ${acc_samples} probes | ${acc_rtt} ms (p90 ${acc_rtt90}) | < 0.5 ms | | | ${met_d} |
 | (d) reported duration minus the proxy's connection time (accept to last byte), median; minus the injected 20 ms | ${acc_conn} ms; ${acc_delay} ms | | | | |
 | (d) reported drift error (origin and leaf share a clock), median | ${acc_drift} ms (p90 ${acc_drift90}) | < 0.5 ms | | | ${met_d2} |
-| (e) configserver /config, If-None-Match → 304 | $(fmt_rps "$config_rps") req/s, p99 ${config_p99} ms, ${config_err} errors | > 20,000 req/s, p99 < 10 ms | | | ${met_e1} |
-| (e) configserver /sd/leaves, 1,000 registered leaves ($(calc %.0f "$sd_bytes / 1024") KiB, as Prometheus fetches it) | $(fmt_rps "$sd_rps") req/s, p99 ${sd_p99} ms, ${sd_err} errors | > 20,000 req/s, p99 < 10 ms | | | ${met_e2} |
-| (e) the same with Accept-Encoding: gzip ($(calc %.0f "$sd_gz_bytes / 1024") KiB) | $(fmt_rps "$sdgz_rps") req/s, p99 ${sdgz_p99} ms, ${sdgz_err} errors | > 20,000 req/s, p99 < 10 ms | | | ${met_e3} |
-| (f) origin /oxcross | $(fmt_rps "$origin_rps") req/s, p99 ${origin_p99} ms, ${origin_err} errors | > 30,000 req/s, p99 < 5 ms | | | ${met_f} |
+| (e) configserver /config, If-None-Match → 304 | ${row_config} |
+| (e) configserver /sd/leaves, 1,000 registered leaves ($(calc %.0f "$sd_bytes / 1024") KiB, as Prometheus fetches it) | ${row_sd} |
+| (e) the same with Accept-Encoding: gzip ($(calc %.0f "$sd_gz_bytes / 1024") KiB) | ${row_sdgz} |
+| (f) origin /oxcross | ${row_origin} |
 
-wrk: 2 threads, ${WRK_CONNS} connections, ${WRK_TIME}, on the same cores as the server.
+wrk: 2 threads, ${WRK_TIME} at each of $WRK_SWEEP connections, on the same $(nproc) cores as the server; the best throughput with p99 within the target is shown.
 
 | origins at 10 s | probes/s | leaf CPU (% of one core) | leaf peak RSS |
 |---|---|---|---|
