@@ -212,7 +212,8 @@ echo "10k: ${big_rate} probes/s, lag p50 ${big_p50} ms p99 ${big_p99} ms, skippe
 # --- (d): accuracy through a delaying proxy ----------------------------------
 step "(d) accuracy: 20 advanced origins every 1 s, each through a proxy listener adding 10 ms each way, ${ACC_WINDOW}s"
 "$ox" proxy -n 20 -upstream "127.0.0.1:${origin_ports[0]}" -up 10ms -down 10ms >"$work/proxy.log" 2>&1 &
-pids+=("$!")
+proxy_pid=$!
+pids+=("$proxy_pid")
 for _ in $(seq 1 50); do
   grep -q '^stats ' "$work/proxy.log" && break
   sleep 0.1
@@ -225,6 +226,7 @@ leaf acc "$work/acc.yaml"
 sleep 3
 eval "$("$ox" accuracy -metrics "http://127.0.0.1:$port/metrics" -stats "http://$stats_addr/" -delay 20ms -duration "${ACC_WINDOW}s")"
 stop "$pid"
+stop "$proxy_pid"
 ms() { calc %.3f "$1 * 1000"; }
 acc_rtt=$(ms "$rtt_err_p50") acc_rtt90=$(ms "$rtt_err_p90")
 acc_conn=$(ms "$conn_err_p50") acc_delay=$(ms "$delay_err_p50")
