@@ -55,6 +55,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 step "building (CGO_ENABLED=0 -trimpath)"
 CGO_ENABLED=0 go build -trimpath -o "$bin/" ./cmd/oxcross-leaf ./cmd/oxcross-origin ./cmd/oxcross-configserver ./bench/oxbench
