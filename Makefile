@@ -69,8 +69,8 @@ fuzz-long:
 	FUZZTIME_EACH=5m bash scripts/test.d/50-fuzz.sh
 
 # The benchmark of docs/performance.md: real processes on loopback against
-# blackbox_exporter, wrk on the servers; one table. About 6 minutes;
-# BENCH_QUICK=1 for about 2. Installs wrk and prometheus-blackbox-exporter
+# blackbox_exporter, wrk on the servers; one table. About 7 minutes;
+# BENCH_QUICK=1 for about 2.5. Installs wrk and prometheus-blackbox-exporter
 # with apt when missing.
 .PHONY: bench
 

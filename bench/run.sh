@@ -2,8 +2,8 @@
 # make bench: builds the three programs, runs them on loopback next to
 # Debian's prometheus-blackbox-exporter, drives them (wrk, bench/oxbench),
 # reads CPU and memory from /proc, and prints one table with every target
-# of docs/performance.md. About 6 minutes; BENCH_QUICK=1 shortens every
-# window (about 2 minutes, noisier). BENCH_KEEP=1 keeps the work directory
+# of docs/performance.md. About 7 minutes; BENCH_QUICK=1 shortens every
+# window (about 2.5 minutes, noisier). BENCH_KEEP=1 keeps the work directory
 # (logs, configs, scrapes). Installs wrk and prometheus-blackbox-exporter
 # with apt when they are missing (sudo when not root).
 #
