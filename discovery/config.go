@@ -100,7 +100,7 @@ var (
 	nameRE  = regexp.MustCompile(`^[A-Za-z0-9._:\-]+$`)
 	labelRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	// reservedLabels are the labels Oxcross sets itself.
-	reservedLabels = map[string]bool{"origin_id": true, "source_id": true, "result": true, "reason": true, "phase": true, "mode": true, "instance": true, "job": true}
+	reservedLabels = map[string]bool{"origin_id": true, "source_id": true, "leaf_id": true, "result": true, "reason": true, "phase": true, "mode": true, "instance": true, "job": true}
 )
 
 var (
@@ -562,12 +562,8 @@ func (p *parser) labelsAt(n *yaml.Node, where string, reserved bool) map[string]
 	out := make(map[string]string, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		switch {
-		case !labelRE.MatchString(k.Value) || strings.HasPrefix(k.Value, "__"):
-			p.errorf(k, "%s: %q is not a valid label name", where, k.Value)
-			continue
-		case reserved && reservedLabels[k.Value]:
-			p.errorf(k, "%s: %q is set by Oxcross and cannot be configured", where, k.Value)
+		if problem := labelNameProblem(k.Value, reserved); problem != "" {
+			p.errorf(k, "%s: %s", where, problem)
 			continue
 		}
 		if _, dup := out[k.Value]; dup {
@@ -575,8 +571,8 @@ func (p *parser) labelsAt(n *yaml.Node, where string, reserved bool) map[string]
 			continue
 		}
 		val := p.str(v, where+": "+k.Value)
-		if len(val) > MaxLabelValueLength {
-			p.errorf(v, "%s: %s: value longer than %d characters", where, k.Value, MaxLabelValueLength)
+		if problem := labelValueProblem(k.Value, val); problem != "" {
+			p.errorf(v, "%s: %s", where, problem)
 			continue
 		}
 		out[k.Value] = val

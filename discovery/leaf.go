@@ -49,15 +49,11 @@ func ValidateLabels(labels map[string]string) error {
 		return fmt.Errorf("%d labels, at most %d are allowed", len(labels), MaxLabels)
 	}
 	for k, v := range labels {
-		switch {
-		case !labelRE.MatchString(k) || strings.HasPrefix(k, "__") || len(k) > 128:
-			return fmt.Errorf("label %q is not a valid label name", truncate(k, 64))
-		case reservedLabels[k] || k == "leaf_id":
-			return fmt.Errorf("label %q is set by Oxcross", k)
-		case len(v) > MaxLabelValueLength:
-			return fmt.Errorf("label %s: value longer than %d characters", k, MaxLabelValueLength)
-		case !utf8.ValidString(v):
-			return fmt.Errorf("label %s: value is not UTF-8", k)
+		if problem := labelNameProblem(k, true); problem != "" {
+			return fmt.Errorf("label %s", problem)
+		}
+		if problem := labelValueProblem(k, v); problem != "" {
+			return fmt.Errorf("label %s", problem)
 		}
 	}
 	return nil
@@ -92,4 +88,31 @@ func truncate(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// maxLabelNameLength bounds a label name.
+const maxLabelNameLength = 128
+
+// labelNameProblem says what is wrong with a label name, by the rules that
+// config labels and leaf labels share, or "" when nothing is; with
+// reserved, the names Oxcross sets itself are refused.
+func labelNameProblem(name string, reserved bool) string {
+	switch {
+	case !labelRE.MatchString(name) || strings.HasPrefix(name, "__") || len(name) > maxLabelNameLength:
+		return fmt.Sprintf("%q is not a valid label name", truncate(name, 64))
+	case reserved && reservedLabels[name]:
+		return fmt.Sprintf("%q is set by Oxcross and cannot be configured", name)
+	}
+	return ""
+}
+
+// labelValueProblem says what is wrong with the value of label name, or "".
+func labelValueProblem(name, value string) string {
+	switch {
+	case len(value) > MaxLabelValueLength:
+		return fmt.Sprintf("%s: value longer than %d characters", name, MaxLabelValueLength)
+	case !utf8.ValidString(value):
+		return fmt.Sprintf("%s: value is not UTF-8", name)
+	}
+	return ""
 }
