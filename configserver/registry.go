@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -173,15 +174,7 @@ func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registratio
 }
 
 func sameLeaf(a, b discovery.Leaf) bool {
-	if a.Address != b.Address || a.Version != b.Version || len(a.Labels) != len(b.Labels) {
-		return false
-	}
-	for k, v := range a.Labels {
-		if b.Labels[k] != v {
-			return false
-		}
-	}
-	return true
+	return a.Address == b.Address && a.Version == b.Version && maps.Equal(a.Labels, b.Labels)
 }
 
 // checkAddress refuses an advertised address that is not the request's
@@ -280,8 +273,24 @@ func (r *Registry) Live() (leaves []discovery.Leaf, version uint64, nextExpiry t
 
 // Count returns the number of live registered leaves.
 func (r *Registry) Count() int {
-	leaves, _, _ := r.Live()
-	return len(leaves)
+	now := r.opts.Now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for _, e := range r.leaves {
+		if e.expires.After(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// currentVersion returns the registry's version, which changes with its
+// content, without listing the leaves.
+func (r *Registry) currentVersion() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.version
 }
 
 // Labels returns the labels of a live registered leaf.

@@ -77,14 +77,6 @@ func (s *Server) serveSDLeaves(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, c.body)
 }
 
-// currentVersion returns the registry's version, which changes with its
-// content, without listing the leaves.
-func (r *Registry) currentVersion() uint64 {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.version
-}
-
 // gzipBytes returns b gzipped, or nil if that fails.
 func gzipBytes(b []byte) []byte {
 	var buf bytes.Buffer

@@ -77,21 +77,6 @@ func (f Families) Value(name string, want map[string]string) (float64, bool) {
 	return 0, false
 }
 
-// Sum adds the values of every series of name whose labels include want.
-func (f Families) Sum(name string, want map[string]string) float64 {
-	var sum float64
-	mf := f[name]
-	if mf == nil {
-		return 0
-	}
-	for _, m := range mf.GetMetric() {
-		if hasLabels(m, want) {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
-}
-
 func hasLabels(m *dto.Metric, want map[string]string) bool {
 	n := 0
 	for _, lp := range m.GetLabel() {
