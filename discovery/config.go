@@ -705,16 +705,7 @@ type jsonOrigin struct {
 // back to an equal Config.
 func (c *Config) MarshalJSON() ([]byte, error) {
 	jc := jsonConfig{Interval: c.Interval.String(), Timeout: c.Timeout.String(), Leaves: c.Leaves, Origins: make([]jsonOrigin, 0, len(c.Origins))}
-	builtin := BuiltinModules()
-	for name, m := range c.Modules {
-		if _, ok := builtin[name]; ok {
-			continue
-		}
-		if jc.Modules == nil {
-			jc.Modules = make(map[string]Module)
-		}
-		jc.Modules[name] = m
-	}
+	jc.Modules = ownModules(c.Modules)
 	for _, t := range c.Origins {
 		jc.Origins = append(jc.Origins, jsonOrigin{Name: t.ID, URL: t.URL, Address: t.Address, Mode: t.Mode, Interval: t.Interval.String(), Timeout: t.Timeout.String(), Labels: t.Labels, Selector: t.LeafSelector})
 	}

@@ -121,7 +121,7 @@ func (p *parser) modules(n *yaml.Node) map[string]Module {
 			p.errorf(k, "modules: %q is not a valid module name (letters, digits, '_' and '-', at most 64)", name)
 			continue
 		}
-		if _, builtin := BuiltinModules()[name]; builtin {
+		if isBuiltin(name) {
 			p.errorf(k, "%s: %q is a built-in module and cannot be redefined", where, name)
 			continue
 		}
@@ -280,14 +280,7 @@ func ProbeTarget(raw, module string, modules map[string]Module, timeout time.Dur
 		o.Address = raw
 	}
 	jc := jsonConfig{Interval: o.Interval, Timeout: o.Timeout, Origins: []jsonOrigin{o}}
-	for name, mod := range modules {
-		if _, builtin := BuiltinModules()[name]; !builtin {
-			if jc.Modules == nil {
-				jc.Modules = map[string]Module{}
-			}
-			jc.Modules[name] = mod
-		}
-	}
+	jc.Modules = ownModules(modules)
 	body, err := json.Marshal(jc)
 	if err != nil {
 		return Target{}, Module{}, fmt.Errorf("target %q: %w", raw, err)
@@ -298,4 +291,26 @@ func ProbeTarget(raw, module string, modules map[string]Module, timeout time.Dur
 		return Target{}, Module{}, fmt.Errorf("target %q for module %s: %s", raw, module, msg)
 	}
 	return cfg.Origins[0], m, nil
+}
+
+// isBuiltin reports whether name is a built-in module's.
+func isBuiltin(name string) bool {
+	_, ok := BuiltinModules()[name]
+	return ok
+}
+
+// ownModules returns the modules a config defines itself (nil if none):
+// what its normalized JSON lists, the built-in ones being implied.
+func ownModules(modules map[string]Module) map[string]Module {
+	var out map[string]Module
+	for name, m := range modules {
+		if isBuiltin(name) {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]Module)
+		}
+		out[name] = m
+	}
+	return out
 }
