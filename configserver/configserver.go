@@ -1,6 +1,8 @@
 // Package configserver serves the target config to leaves: it loads and
 // validates the config file, reloads it on demand and when the file
-// changes, and answers GET /config with conditional requests.
+// changes, and answers GET /config with conditional requests. It keeps the
+// registry of live leaves with its HTTP handlers, and serves the http_sd
+// lists /sd/leaves and /sd/origins.
 package configserver
 
 import (
@@ -17,15 +19,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/oxcross/oxcross/discovery"
-	"github.com/oxcross/oxcross/internal/service"
+	"github.com/oxcross/oxcross/config"
 )
 
 // Server holds the config being served.
 type Server struct {
-	file    *discovery.File
+	file    *config.File
 	logger  *slog.Logger
-	current atomic.Pointer[discovery.Loaded]
+	current atomic.Pointer[config.Snapshot]
 	// mu serialises reloads: the File remembers the last content it read.
 	mu sync.Mutex
 
@@ -47,7 +48,7 @@ type Server struct {
 type leafView struct {
 	configETag string
 	labels     map[string]string
-	loaded     *discovery.Loaded
+	loaded     *config.Snapshot
 }
 
 type sdLeavesCache struct {
@@ -63,32 +64,22 @@ type sdLeavesCache struct {
 // Registry returns the server's leaf registry.
 func (s *Server) Registry() *Registry { return s.registry }
 
-// New loads the config file at path and returns a Server for it. A config
-// that does not load at start is an error: there is no good config to keep.
-func New(path string, reg prometheus.Registerer, logger *slog.Logger) (*Server, error) {
-	return NewWithRegistry(path, RegistryOptions{}, reg, logger)
-}
-
-// NewWithRegistry is New with a leaf registry configured by ropts.
-func NewWithRegistry(path string, ropts RegistryOptions, reg prometheus.Registerer, logger *slog.Logger) (*Server, error) {
-	return NewWithOptions(path, Options{Registry: ropts}, reg, logger)
-}
-
 // Options configure a Server.
 type Options struct {
+	// Parser reads the config file, at start and at every reload: it knows
+	// the probe kinds, and its limits refuse a file beyond them like any
+	// broken one. Required.
+	Parser config.Parser
 	// Registry configures the leaf registry.
 	Registry RegistryOptions
-	// Limits bound the config file: a file beyond them is refused at start
-	// and at every reload, like any broken one.
-	Limits discovery.Limits
 }
 
-// NewWithOptions is New configured by o.
-func NewWithOptions(path string, o Options, reg prometheus.Registerer, logger *slog.Logger) (*Server, error) {
-	file := discovery.NewFile(path)
-	file.SetLimits(o.Limits)
+// New loads the config file at path and returns a Server for it, its
+// metrics registered on reg. A config that does not load at start is an
+// error: there is no good config to keep.
+func New(path string, o Options, reg prometheus.Registerer, logger *slog.Logger) (*Server, error) {
 	s := &Server{
-		file:     file,
+		file:     config.NewFile(path, o.Parser),
 		logger:   logger,
 		registry: NewRegistry(o.Registry, reg),
 		perLeaf:  make(map[string]*leafView),
@@ -132,7 +123,7 @@ func (s *Server) Reload() error {
 }
 
 // Current returns the config being served.
-func (s *Server) Current() *discovery.Loaded {
+func (s *Server) Current() *config.Snapshot {
 	return s.current.Load()
 }
 
@@ -140,7 +131,7 @@ func (s *Server) load(onlyIfChanged bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, err := s.file.Load(onlyIfChanged)
-	if errors.Is(err, discovery.ErrNotModified) {
+	if errors.Is(err, config.ErrNotModified) {
 		return nil
 	}
 	if err != nil {
@@ -227,7 +218,7 @@ func (s *Server) ServeReload(w http.ResponseWriter, _ *http.Request) {
 // viewFor returns the config as leaf id sees it: the origins whose leaf
 // selector matches the leaf's labels (from its registration or its static
 // entry). An unknown leaf sees the origins without a selector.
-func (s *Server) viewFor(id string) *discovery.Loaded {
+func (s *Server) viewFor(id string) *config.Snapshot {
 	l := s.current.Load()
 	if id == "" {
 		return l
@@ -255,7 +246,7 @@ func (s *Server) viewFor(id string) *discovery.Loaded {
 	if v, ok := s.perLeaf[key]; ok && v.configETag == l.ETag && maps.Equal(v.labels, labels) {
 		return v.loaded
 	}
-	loaded, err := discovery.NewLoaded(view)
+	loaded, err := config.NewSnapshot(view)
 	if err != nil {
 		s.logger.Error("Cannot encode a leaf's view of the config", "leaf_id", id, "err", err)
 		return l
@@ -267,13 +258,13 @@ func (s *Server) viewFor(id string) *discovery.Loaded {
 	return loaded
 }
 
-// NewMux returns the configserver's API routes: /config, /healthz,
-// /-/reload, the leaf registry's /api/v1/leaves/{id} and the http_sd lists
-// /sd/leaves and /sd/origins. The caller adds /metrics, the landing page and /-/healthy.
+// NewMux returns the configserver's API routes: /config, /-/reload, the
+// leaf registry's /api/v1/leaves/{id} and the http_sd lists /sd/leaves and
+// /sd/origins. The caller adds /metrics, health, readiness and the landing
+// page.
 func NewMux(s *Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /config", s.ServeConfig)
-	mux.HandleFunc("GET /healthz", service.Healthy)
 	mux.HandleFunc("POST /-/reload", s.ServeReload)
 	mux.HandleFunc("PUT /api/v1/leaves/{id}", s.servePut)
 	mux.HandleFunc("DELETE /api/v1/leaves/{id}", s.serveDelete)

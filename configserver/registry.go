@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/discovery"
 )
 
@@ -104,11 +105,11 @@ func refuse(code int, result string, format string, args ...any) error {
 // Put records a heartbeat of leaf id, sent from source. static are the
 // config's leaves: a registration may not take over one of their ids with
 // another address.
-func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registration, source netip.Addr, static []discovery.StaticLeaf) (discovery.Leaf, time.Duration, error) {
-	if err := discovery.ValidateLeafID(id); err != nil {
+func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registration, source netip.Addr, static []config.StaticLeaf) (discovery.Leaf, time.Duration, error) {
+	if err := config.ValidateLeafID(id); err != nil {
 		return discovery.Leaf{}, 0, refuse(http.StatusBadRequest, "invalid", "%v", err)
 	}
-	if err := discovery.ValidateLabels(reg.Labels); err != nil {
+	if err := config.ValidateLabels(reg.Labels); err != nil {
 		return discovery.Leaf{}, 0, refuse(http.StatusBadRequest, "invalid", "labels: %v", err)
 	}
 	if len(reg.Version) > 128 {
@@ -128,7 +129,7 @@ func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registratio
 	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" && source.IsValid() {
 		addr = net.JoinHostPort(source.Unmap().String(), port)
 	}
-	if err := discovery.ValidateAddress(addr); err != nil {
+	if err := config.ValidateAddress(addr); err != nil {
 		return discovery.Leaf{}, 0, refuse(http.StatusBadRequest, "invalid", "address: %v", err)
 	}
 	listed := false
@@ -332,4 +333,42 @@ func decodeRegistration(w http.ResponseWriter, r *http.Request) (discovery.Regis
 		return reg, refuse(http.StatusRequestEntityTooLarge, "invalid", "registration body larger than %d bytes", MaxRegistrationBytes)
 	}
 	return reg, nil
+}
+
+// The registry's HTTP handlers, PUT and DELETE /api/v1/leaves/{id}.
+
+func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	reg, err := decodeRegistration(w, r)
+	if err == nil {
+		var leaf discovery.Leaf
+		var ttl time.Duration
+		leaf, ttl, err = s.registry.Put(r.Context(), id, reg, sourceAddr(r), s.current.Load().Config.Leaves)
+		if err == nil {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]string{"id": leaf.ID, "address": leaf.Address, "expires_in": ttl.String()})
+			return
+		}
+	}
+	s.refuse(w, r, err)
+}
+
+func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
+	if err := s.registry.Delete(r.PathValue("id"), sourceAddr(r)); err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// refuse answers a refused registry request with its status and reason.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	code, result := http.StatusInternalServerError, "invalid"
+	var he *httpError
+	if errors.As(err, &he) {
+		code, result = he.code, he.result
+	}
+	s.registry.registrations.WithLabelValues(result).Inc()
+	s.logger.Debug("Refused a leaf registry request", "method", r.Method, "path", r.URL.Path, "source", r.RemoteAddr, "status", code, "err", err)
+	http.Error(w, err.Error(), code)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,44 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/discovery"
 )
-
-func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	reg, err := decodeRegistration(w, r)
-	if err == nil {
-		var leaf discovery.Leaf
-		var ttl time.Duration
-		leaf, ttl, err = s.registry.Put(r.Context(), id, reg, sourceAddr(r), s.current.Load().Config.Leaves)
-		if err == nil {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]string{"id": leaf.ID, "address": leaf.Address, "expires_in": ttl.String()})
-			return
-		}
-	}
-	s.refuse(w, r, err)
-}
-
-func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
-	if err := s.registry.Delete(r.PathValue("id"), sourceAddr(r)); err != nil {
-		s.refuse(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// refuse answers a refused registry request with its status and reason.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	code, result := http.StatusInternalServerError, "invalid"
-	var he *httpError
-	if errors.As(err, &he) {
-		code, result = he.code, he.result
-	}
-	s.registry.registrations.WithLabelValues(result).Inc()
-	s.logger.Debug("Refused a leaf registry request", "method", r.Method, "path", r.URL.Path, "source", r.RemoteAddr, "status", code, "err", err)
-	http.Error(w, err.Error(), code)
-}
 
 // serveSDLeaves answers the http_sd list of live leaves: the config's
 // static leaves and the registered ones. The encoded list is cached until
@@ -107,7 +71,7 @@ func acceptsGzip(header string) bool {
 	return false
 }
 
-func (s *Server) encodeSDLeaves(l *discovery.Loaded) ([]byte, time.Time) {
+func (s *Server) encodeSDLeaves(l *config.Snapshot) ([]byte, time.Time) {
 	leaves, nextExpiry := s.leaves(l)
 	body, err := json.Marshal(discovery.LeafGroups(leaves))
 	if err != nil {
@@ -128,7 +92,7 @@ func (s *Server) Leaves() []discovery.Leaf {
 	return leaves
 }
 
-func (s *Server) leaves(l *discovery.Loaded) ([]discovery.Leaf, time.Time) {
+func (s *Server) leaves(l *config.Snapshot) ([]discovery.Leaf, time.Time) {
 	dynamic, _, nextExpiry := s.registry.Live()
 	static := make(map[string]bool, len(l.Config.Leaves))
 	leaves := make([]discovery.Leaf, 0, len(l.Config.Leaves)+len(dynamic))

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oxcross/oxcross/config"
 )
 
 // FollowerOptions configure a Follower. Exactly one of Remote and File is set.
@@ -16,8 +19,9 @@ type FollowerOptions struct {
 	// Remote is the configserver to follow.
 	Remote *Remote
 	// File is the local config file of a standalone leaf.
-	File *File
-	// CacheFile keeps the last good config from Remote; empty disables it.
+	File *config.File
+	// CacheFile keeps the last good config from Remote, read back with
+	// Remote's parser; empty disables it.
 	CacheFile string
 	// RefreshInterval is how often Remote is asked for a new config.
 	RefreshInterval time.Duration
@@ -29,14 +33,12 @@ type FollowerOptions struct {
 	// configserver that accepts and never answers cannot hold up more than
 	// one refresh.
 	FetchTimeout time.Duration
-	// Limits bound the configs the follower accepts, from Remote, File or
-	// the cache: a config beyond them is refused like any broken one.
-	Limits Limits
 	// Heartbeat, when set, is called before every fetch from Remote (the
 	// leaf's registration with the configserver); its errors are logged.
 	Heartbeat func(context.Context) error
-	// Apply receives every new good config. It is called from Run's goroutine.
-	Apply func(*Config)
+	// Apply receives every new good config, after Config returns it. It
+	// is called from Run's goroutine.
+	Apply func(*config.Config)
 	// Logger and Registerer are required.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -45,12 +47,12 @@ type FollowerOptions struct {
 // Follower keeps the leaf's config current: it loads it at start (from the
 // configserver, else from the cache, else retrying with backoff), then
 // refreshes it on schedule and on demand, keeping the last good config
-// whenever a refresh fails.
+// whenever a refresh fails. It holds the leaf's one copy of its config.
 type Follower struct {
 	o       FollowerOptions
 	reload  chan struct{}
+	current atomic.Pointer[config.Snapshot]
 	mu      sync.Mutex
-	current *Loaded
 	lastErr error
 	// cacheErr says why the cache could not be used at start.
 	cacheErr error
@@ -80,12 +82,6 @@ func NewFollower(o FollowerOptions) (*Follower, error) {
 		o.FetchTimeout = DefaultFetchTimeout
 	}
 	o.FetchTimeout = min(o.FetchTimeout, max(o.RefreshInterval, time.Second))
-	if o.Remote != nil {
-		o.Remote.SetLimits(o.Limits)
-	}
-	if o.File != nil {
-		o.File.SetLimits(o.Limits)
-	}
 	f := &Follower{
 		o:      o,
 		reload: make(chan struct{}, 1),
@@ -118,14 +114,23 @@ func (f *Follower) Reload() {
 	}
 }
 
+// Config returns the config the leaf probes with, nil until the first
+// one is loaded. It is safe for concurrent use.
+func (f *Follower) Config() *config.Config {
+	if s := f.current.Load(); s != nil {
+		return s.Config
+	}
+	return nil
+}
+
 // Ready reports nil once the leaf has a config to probe with, and why not
 // otherwise.
 func (f *Follower) Ready() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.current != nil {
+	if f.current.Load() != nil {
 		return nil
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.lastErr != nil && f.cacheErr != nil {
 		return fmt.Errorf("no config yet: %w; and the cache is no use: %w", f.lastErr, f.cacheErr)
 	}
@@ -166,7 +171,7 @@ func (f *Follower) start(ctx context.Context) {
 			return
 		}
 		if attempt == 1 && f.o.Remote != nil && f.o.CacheFile != "" {
-			if l, cerr := f.o.Limits.ReadCache(f.o.CacheFile); cerr != nil {
+			if l, cerr := ReadCache(f.o.CacheFile, f.o.Remote.parser); cerr != nil {
 				// A missing cache is normal on a first start; a corrupt one
 				// is ignored, and /-/ready says why it was no use.
 				f.o.Logger.Warn("No usable config cache", "file", f.o.CacheFile, "err", cerr)
@@ -193,16 +198,14 @@ func (f *Follower) start(ctx context.Context) {
 }
 
 func (f *Follower) hasConfig() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.current != nil
+	return f.current.Load() != nil
 }
 
 // refresh loads the config once. With poll set, an unchanged local file is
 // not reported again.
 func (f *Follower) refresh(ctx context.Context, poll bool) error {
 	var (
-		l   *Loaded
+		l   *config.Snapshot
 		err error
 	)
 	if f.o.Remote != nil {
@@ -220,7 +223,7 @@ func (f *Follower) refresh(ctx context.Context, poll bool) error {
 		l, err = f.o.File.Load(poll)
 	}
 	switch {
-	case errors.Is(err, ErrNotModified):
+	case errors.Is(err, config.ErrNotModified):
 		if f.o.Remote != nil {
 			f.refreshSuccess.SetToCurrentTime()
 			f.fromCache.Set(0)
@@ -233,8 +236,8 @@ func (f *Follower) refresh(ctx context.Context, poll bool) error {
 		f.refreshFailures.Inc()
 		f.mu.Lock()
 		f.lastErr = err
-		had := f.current != nil
 		f.mu.Unlock()
+		had := f.hasConfig()
 		if had {
 			f.o.Logger.Error("Config refresh failed, keeping the last good config", "err", err)
 		}
@@ -251,12 +254,12 @@ func (f *Follower) refresh(ctx context.Context, poll bool) error {
 	return nil
 }
 
-func (f *Follower) use(l *Loaded) {
+func (f *Follower) use(l *config.Snapshot) {
 	f.mu.Lock()
-	same := f.current != nil && f.current.ETag == l.ETag
-	f.current, f.lastErr = l, nil
+	f.lastErr = nil
 	f.mu.Unlock()
-	if same {
+	prev := f.current.Swap(l)
+	if prev != nil && prev.ETag == l.ETag {
 		return
 	}
 	f.origins.Set(float64(len(l.Config.Origins)))

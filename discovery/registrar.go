@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/oxcross/oxcross/config"
 )
 
 // Registration is the body of the configserver's PUT /api/v1/leaves/{id}:
@@ -36,10 +38,10 @@ type Registrar struct {
 
 // NewRegistrar returns a Registrar for leaf id at the configserver base.
 func NewRegistrar(base string, client *http.Client, userAgent, id string, reg Registration) (*Registrar, error) {
-	if err := ValidateLeafID(id); err != nil {
+	if err := config.ValidateLeafID(id); err != nil {
 		return nil, err
 	}
-	if err := ValidateLabels(reg.Labels); err != nil {
+	if err := config.ValidateLabels(reg.Labels); err != nil {
 		return nil, fmt.Errorf("leaf labels: %w", err)
 	}
 	u, err := url.Parse(base)

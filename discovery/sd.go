@@ -4,8 +4,9 @@ import (
 	"net"
 	"net/url"
 	"sort"
-	"strconv"
 	"time"
+
+	"github.com/oxcross/oxcross/config"
 )
 
 // TargetGroup is one entry of Prometheus' http_sd format.
@@ -59,7 +60,7 @@ func LeafGroups(leaves []Leaf) []TargetGroup {
 // origin's host:port as target, origin_id, mode and the config's labels,
 // and __meta_oxcross_origin_* labels (the full URL or address among them,
 // for driving /probe through relabelling).
-func OriginGroups(cfg *Config) []TargetGroup {
+func OriginGroups(cfg *config.Config) []TargetGroup {
 	out := make([]TargetGroup, 0, len(cfg.Origins))
 	for _, t := range cfg.Origins {
 		labels := make(map[string]string, 2*len(t.Labels)+8)
@@ -68,10 +69,10 @@ func OriginGroups(cfg *Config) []TargetGroup {
 			labels[metaPrefix+"origin_label_"+k] = v
 		}
 		labels["origin_id"] = t.ID
-		labels["mode"] = string(t.Mode)
+		labels["mode"] = t.Module
 		labels[metaPrefix+"origin_id"] = t.ID
-		labels[metaPrefix+"origin_mode"] = string(t.Mode)
-		labels[metaPrefix+"origin_kind"] = string(cfg.Modules[string(t.Mode)].Kind)
+		labels[metaPrefix+"origin_mode"] = t.Module
+		labels[metaPrefix+"origin_kind"] = cfg.Modules[t.Module].Kind
 		target := t.Address
 		if t.URL != "" {
 			labels[metaPrefix+"origin_url"] = t.URL
@@ -93,7 +94,10 @@ func hostPort(raw string) string {
 	}
 	port := u.Port()
 	if port == "" {
-		port = strconv.Itoa(defaultPort(u.Scheme))
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
 	}
 	return net.JoinHostPort(u.Hostname(), port)
 }

@@ -9,19 +9,19 @@ import (
 	"net"
 	"os"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 )
 
 // dialContext dials address over TCP with the module's IP family
 // preference: ip4 or ip6 first, the other family only when the preferred
 // one has no address and fallback is allowed. Without a preference, Go's
 // dialer tries every address (Happy Eyeballs).
-func dialContext(ctx context.Context, m *discovery.Module, address string) (net.Conn, error) {
+func dialContext(ctx context.Context, m *config.Module, address string) (net.Conn, error) {
 	d := &net.Dialer{KeepAlive: -1}
 	switch m.IPFamily {
-	case discovery.IP4, discovery.IP6:
+	case config.IP4, config.IP6:
 		first, other := "tcp4", "tcp6"
-		if m.IPFamily == discovery.IP6 {
+		if m.IPFamily == config.IP6 {
 			first, other = "tcp6", "tcp4"
 		}
 		c, err := d.DialContext(ctx, first, address)
@@ -49,7 +49,7 @@ func noAddress(err error) bool {
 // all of the other family, the net package returns a *net.AddrError, which
 // would read as a connect failure, where a name found only in DNS gives a
 // *net.DNSError: for the probe both are a resolution failure.
-func noFamilyError(network, address string, family discovery.IPFamily, err error) error {
+func noFamilyError(network, address string, family config.IPFamily, err error) error {
 	var addrErr *net.AddrError
 	host, _, splitErr := net.SplitHostPort(address)
 	if !errors.As(err, &addrErr) || splitErr != nil || net.ParseIP(host) != nil {
@@ -60,9 +60,26 @@ func noFamilyError(network, address string, family discovery.IPFamily, err error
 	}}
 }
 
+// TLSSettings are a probe's TLS client settings (the http kind's `tls`,
+// the tcp kind's `tls_config`). Files are read by the leaf that probes.
+type TLSSettings struct {
+	CAFile             string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
+	ServerName         string `yaml:"server_name,omitempty" json:"server_name,omitempty"`
+	CertFile           string `yaml:"cert_file,omitempty" json:"cert_file,omitempty"`
+	KeyFile            string `yaml:"key_file,omitempty" json:"key_file,omitempty"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify,omitempty" json:"insecure_skip_verify,omitempty"`
+}
+
+func (s TLSSettings) validate() error {
+	if (s.CertFile == "") != (s.KeyFile == "") {
+		return errors.New("cert_file and key_file go together")
+	}
+	return nil
+}
+
 // tlsConfig builds a client TLS config from a module's settings, reading
 // its files.
-func tlsConfig(s discovery.TLSSettings) (*tls.Config, error) {
+func tlsConfig(s TLSSettings) (*tls.Config, error) {
 	c := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         s.ServerName,

@@ -6,13 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 )
 
 // Timeouts of /probe.
@@ -25,49 +24,49 @@ const (
 	maxProbeTimeout    = 2 * time.Minute
 )
 
+// DefaultProbeModule is /probe's module when the request names none.
+const DefaultProbeModule = "simple"
+
 // Handler answers GET /probe?target=…&module=… in the style of
 // blackbox_exporter: it probes the target once, now, and answers with that
 // probe's metrics. Modules are the built-in ones and the config's.
 type Handler struct {
 	prober  *Prober
 	logger  *slog.Logger
-	modules atomic.Pointer[map[string]discovery.Module]
+	current func() *config.Config
+	base    *config.Config
 }
 
-// NewHandler returns a /probe handler that knows the built-in modules
-// until SetConfig gives it the config's.
-func NewHandler(p *Prober, logger *slog.Logger) *Handler {
-	h := &Handler{prober: p, logger: logger}
-	b := discovery.BuiltinModules()
-	h.modules.Store(&b)
-	return h
-}
-
-// SetConfig makes cfg's modules available to /probe.
-func (h *Handler) SetConfig(cfg *discovery.Config) {
-	m := cfg.Modules
-	h.modules.Store(&m)
+// NewHandler returns a /probe handler that resolves targets with the
+// modules of the config current returns (the leaf's one copy of its
+// config), or with the built-in modules while current returns nil.
+func NewHandler(p *Prober, current func() *config.Config, logger *slog.Logger) *Handler {
+	return &Handler{prober: p, logger: logger, current: current, base: p.kinds.Base()}
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	module := q.Get("module")
 	if module == "" {
-		module = string(discovery.ModeSimple)
+		module = DefaultProbeModule
 	}
 	timeout, err := scrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	t, m, err := discovery.ProbeTarget(q.Get("target"), module, *h.modules.Load(), timeout)
+	cfg := h.current()
+	if cfg == nil {
+		cfg = h.base
+	}
+	t, m, err := cfg.ProbeTarget(q.Get("target"), module, timeout)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	res := h.prober.ProbeModule(ctx, t, &m, nil)
+	res := h.prober.Probe(ctx, &t, &m, nil)
 	if !res.Success {
 		h.logger.Debug("Probe failed", "target", q.Get("target"), "module", module, "reason", res.Reason, "err", res.Err)
 	}
@@ -104,7 +103,7 @@ func setGauge(reg *prometheus.Registry, name, help string, v float64) {
 
 // probeMetrics registers one probe's result on reg, with blackbox_exporter's
 // names where it has them.
-func probeMetrics(reg *prometheus.Registry, kind discovery.Kind, r Result) {
+func probeMetrics(reg *prometheus.Registry, kind string, r Result) {
 	success := 0.0
 	if r.Success {
 		success = 1
@@ -115,9 +114,10 @@ func probeMetrics(reg *prometheus.Registry, kind discovery.Kind, r Result) {
 	reason.WithLabelValues(string(r.Reason)).Set(1)
 	reg.MustRegister(reason)
 
-	prefix := string(kind)
-	if kind == discovery.KindOxcross {
-		prefix = string(discovery.KindHTTP)
+	// Kinds that speak HTTP report blackbox_exporter's http prober's names.
+	prefix := kind
+	if r.HTTP {
+		prefix = "http"
 	}
 	phases := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "probe_" + prefix + "_duration_seconds",
@@ -129,7 +129,7 @@ func probeMetrics(reg *prometheus.Registry, kind discovery.Kind, r Result) {
 		}
 	}
 	reg.MustRegister(phases)
-	if kind == discovery.KindHTTP || kind == discovery.KindOxcross {
+	if r.HTTP {
 		setGauge(reg, "probe_http_status_code", "Response HTTP status code, 0 without a response.", float64(r.StatusCode))
 		setGauge(reg, "probe_http_version", "Response HTTP version, 0 without a response.", r.HTTPVersion)
 	}

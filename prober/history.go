@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 )
 
 // HistoryMinutes is how far back History keeps each origin's latency.
@@ -33,25 +33,22 @@ type minuteBucket struct {
 }
 
 type originHistory struct {
-	target  discovery.Target
 	last    Result
 	lastAt  time.Time
 	probed  bool
 	buckets [HistoryMinutes]minuteBucket
 }
 
-// track starts keeping t's history, or updates its target.
-func (h *History) track(t discovery.Target) {
+// track starts keeping origin id's history, unless it is kept already.
+func (h *History) track(id string) {
 	if h == nil {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if oh, ok := h.origins[t.ID]; ok {
-		oh.target = t
-		return
+	if _, ok := h.origins[id]; !ok {
+		h.origins[id] = &originHistory{}
 	}
-	h.origins[t.ID] = &originHistory{target: t}
 }
 
 // forget drops origin id.
@@ -104,7 +101,7 @@ type Point struct {
 
 // OriginStatus is what the status page shows of one origin.
 type OriginStatus struct {
-	Target discovery.Target
+	Target *config.Target
 	// Probed is false until the first probe ends.
 	Probed bool
 	Last   Result
@@ -114,15 +111,25 @@ type OriginStatus struct {
 	Points []Point
 }
 
-// Snapshot returns every tracked origin's status, sorted by id.
-func (h *History) Snapshot() []OriginStatus {
+// Statuses returns the status of every origin of cfg (the leaf's config;
+// nil for none), sorted by id.
+func (h *History) Statuses(cfg *config.Config) []OriginStatus {
+	if cfg == nil {
+		return nil
+	}
 	now := h.now()
 	cur := now.Unix() / 60
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	out := make([]OriginStatus, 0, len(h.origins))
-	for _, oh := range h.origins {
-		s := OriginStatus{Target: oh.target, Probed: oh.probed, Last: oh.last, LastAt: oh.lastAt, Points: make([]Point, HistoryMinutes)}
+	out := make([]OriginStatus, 0, len(cfg.Origins))
+	for i := range cfg.Origins {
+		t := &cfg.Origins[i]
+		s := OriginStatus{Target: t, Points: make([]Point, HistoryMinutes)}
+		oh, ok := h.origins[t.ID]
+		if !ok {
+			oh = &originHistory{}
+		}
+		s.Probed, s.Last, s.LastAt = oh.probed, oh.last, oh.lastAt
 		for i := range HistoryMinutes {
 			m := cur - HistoryMinutes + 1 + int64(i)
 			p := Point{Minute: time.Unix(m*60, 0)}

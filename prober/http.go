@@ -1,32 +1,84 @@
 package prober
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/oxcross/oxcross/discovery"
-	"github.com/oxcross/oxcross/origin"
+	"github.com/oxcross/oxcross/config"
 )
 
-// httpKind implements the http kind (simple mode) and, with oxcross set,
-// the oxcross kind (advanced mode): the same request, plus a nonce, the
-// token and drift checks on the /oxcross answer.
+// HTTPSettings configure the http and oxcross kinds: a module's `http:`.
+type HTTPSettings struct {
+	// Method defaults to GET.
+	Method  string            `yaml:"method,omitempty" json:"method,omitempty"`
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// ValidStatusCodes default to 200.
+	ValidStatusCodes []int `yaml:"valid_status_codes,omitempty" json:"valid_status_codes,omitempty"`
+	// BodyRegexp, when set, must match the body.
+	BodyRegexp      string      `yaml:"body_regexp,omitempty" json:"body_regexp,omitempty"`
+	FollowRedirects bool        `yaml:"follow_redirects,omitempty" json:"follow_redirects,omitempty"`
+	TLS             TLSSettings `yaml:"tls,omitempty" json:"tls,omitzero"`
+}
+
+// Validate reports every problem of the settings.
+func (h *HTTPSettings) Validate() error {
+	var errs []error
+	if h.Method != "" && !validMethod(h.Method) {
+		errs = append(errs, fmt.Errorf("method: %q is not an HTTP method", h.Method))
+	}
+	for k, v := range h.Headers {
+		if k == "" || strings.ContainsAny(k, " :\r\n") {
+			errs = append(errs, fmt.Errorf("headers: %q is not a header name", k))
+		} else if strings.ContainsAny(v, "\r\n") {
+			errs = append(errs, fmt.Errorf("headers: %s: value contains a line break", k))
+		}
+	}
+	for _, c := range h.ValidStatusCodes {
+		if c < 100 || c > 599 {
+			errs = append(errs, fmt.Errorf("valid_status_codes: %d is not an HTTP status code", c))
+		}
+	}
+	if h.BodyRegexp != "" {
+		if _, err := regexp.Compile(h.BodyRegexp); err != nil {
+			errs = append(errs, fmt.Errorf("body_regexp: %w", err))
+		}
+	}
+	if err := h.TLS.validate(); err != nil {
+		errs = append(errs, fmt.Errorf("tls: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func validMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// httpSettings returns m's HTTP settings, the defaults if it has none.
+func httpSettings(m *config.Module) *HTTPSettings {
+	if s, ok := m.Settings.(*HTTPSettings); ok && s != nil {
+		return s
+	}
+	return &HTTPSettings{}
+}
+
+// httpKind is the http kind (the original's simple mode): it requests a
+// URL and checks the status code and, optionally, the body. The oxcross
+// kind makes the same request through it.
 type httpKind struct {
-	oxcross bool
-	mu      sync.Mutex
+	mu sync.Mutex
 	// clients caches a client per module's settings, so that TLS files
 	// are read once per config rather than once per probe.
 	clients map[clientKey]*httpClient
@@ -35,9 +87,9 @@ type httpKind struct {
 // clientKey is what a client depends on in a module's settings. It is
 // comparable, so looking a client up costs no formatting.
 type clientKey struct {
-	family          discovery.IPFamily
+	family          config.IPFamily
 	noFallback      bool
-	tls             discovery.TLSSettings
+	tls             TLSSettings
 	followRedirects bool
 	bodyRegexp      string
 }
@@ -48,16 +100,25 @@ type httpClient struct {
 	err    error
 }
 
-func newHTTPKind(oxcross bool) *httpKind {
-	return &httpKind{oxcross: oxcross, clients: make(map[clientKey]*httpClient)}
+func newHTTPKind() *httpKind {
+	return &httpKind{clients: make(map[clientKey]*httpClient)}
+}
+
+// Spec: kind http, the built-in module simple, URL targets, settings
+// under `http:`.
+func (k *httpKind) Spec() config.Kind {
+	return config.Kind{
+		Name: "http", Builtin: "simple", Target: config.TargetURL,
+		SettingsKey: "http", NewSettings: func() config.Settings { return &HTTPSettings{} },
+	}
 }
 
 // maxCachedClients bounds the client cache; it is emptied when full, which
 // only happens after many config changes.
 const maxCachedClients = 256
 
-func (k *httpKind) clientFor(m *discovery.Module) *httpClient {
-	key := clientKey{m.IPFamily, m.NoIPFallback, m.HTTP.TLS, m.HTTP.FollowRedirects, m.HTTP.BodyRegexp}
+func (k *httpKind) clientFor(m *config.Module, hs *HTTPSettings) *httpClient {
+	key := clientKey{m.IPFamily, m.NoIPFallback, hs.TLS, hs.FollowRedirects, hs.BodyRegexp}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if c, ok := k.clients[key]; ok {
@@ -68,13 +129,13 @@ func (k *httpKind) clientFor(m *discovery.Module) *httpClient {
 	}
 	c := &httpClient{}
 	k.clients[key] = c
-	tc, err := tlsConfig(m.HTTP.TLS)
+	tc, err := tlsConfig(hs.TLS)
 	if err != nil {
 		c.err = err
 		return c
 	}
-	if m.HTTP.BodyRegexp != "" {
-		if c.re, err = regexp.Compile(m.HTTP.BodyRegexp); err != nil {
+	if hs.BodyRegexp != "" {
+		if c.re, err = regexp.Compile(hs.BodyRegexp); err != nil {
 			c.err = fmt.Errorf("body_regexp: %w", err)
 			return c
 		}
@@ -92,7 +153,7 @@ func (k *httpKind) clientFor(m *discovery.Module) *httpClient {
 		ForceAttemptHTTP2:      true,
 	}
 	c.client = &http.Client{Transport: tr}
-	if !m.HTTP.FollowRedirects {
+	if !hs.FollowRedirects {
 		// A probe measures the URL it was given: a 3xx is its answer.
 		c.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	} else {
@@ -114,21 +175,24 @@ func (k *httpKind) clientFor(m *discovery.Module) *httpClient {
 const maxRedirects = 10
 
 func (k *httpKind) Probe(ctx context.Context, p *Params, r *Result) {
+	if _, ok := k.request(ctx, p, p.Target.URL, r); ok {
+		r.Success = true
+	}
+}
+
+// request requests target with p's module and checks the answer's status
+// and body. It fills r's measurements and, on failure, its reason, and
+// returns the body with the request-written and first-byte times.
+func (k *httpKind) request(ctx context.Context, p *Params, target string, r *Result) (answer, bool) {
 	m := p.Module
-	hc := k.clientFor(m)
+	hs := httpSettings(m)
+	r.HTTP = true
+	hc := k.clientFor(m, hs)
 	if hc.err != nil {
 		r.fail(ReasonError, hc.err)
-		return
+		return answer{}, false
 	}
-	target := p.Target.URL
-	var nonce string
-	if k.oxcross {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		nonce = hex.EncodeToString(b[:])
-		target = addNonce(target, nonce)
-	}
-	method := m.HTTP.Method
+	method := hs.Method
 	if method == "" {
 		method = http.MethodGet
 	}
@@ -137,11 +201,11 @@ func (k *httpKind) Probe(ctx context.Context, p *Params, r *Result) {
 	req, err := http.NewRequestWithContext(tt.withTrace(ctx), method, target, nil)
 	if err != nil {
 		r.fail(ReasonError, fmt.Errorf("building request: %w", err))
-		return
+		return answer{}, false
 	}
 	req.Header.Set("User-Agent", p.UserAgent)
 	req.Header.Set("Cache-Control", "no-cache")
-	for name, v := range m.HTTP.Headers {
+	for name, v := range hs.Headers {
 		if http.CanonicalHeaderKey(name) == "Host" {
 			req.Host = v
 			continue
@@ -153,7 +217,7 @@ func (k *httpKind) Probe(ctx context.Context, p *Params, r *Result) {
 		r.Duration = time.Since(start)
 		tt.phases(&r.Phases, start, time.Time{}, true)
 		r.fail(tt.classify(err), err)
-		return
+		return answer{}, false
 	}
 	defer resp.Body.Close()
 	r.StatusCode = resp.StatusCode
@@ -174,52 +238,26 @@ func (k *httpKind) Probe(ctx context.Context, p *Params, r *Result) {
 	switch {
 	case err != nil:
 		r.fail(classify(err), fmt.Errorf("reading body: %w", err))
-		return
+		return answer{}, false
 	case int64(len(body)) > maxBody:
 		r.fail(ReasonBodyTooLarge, fmt.Errorf("body longer than %d bytes", maxBody))
-		return
-	case !validStatus(m.HTTP.ValidStatusCodes, resp.StatusCode):
+		return answer{}, false
+	case !validStatus(hs.ValidStatusCodes, resp.StatusCode):
 		r.fail(ReasonHTTPStatus, fmt.Errorf("status %d", resp.StatusCode))
-		return
+		return answer{}, false
 	case hc.re != nil && !hc.re.Match(body):
-		r.fail(ReasonBodyMismatch, fmt.Errorf("body does not match %q", m.HTTP.BodyRegexp))
-		return
+		r.fail(ReasonBodyMismatch, fmt.Errorf("body does not match %q", hs.BodyRegexp))
+		return answer{}, false
 	}
-	if !k.oxcross {
-		r.Success = true
-		return
-	}
-	wrote, firstByte := tt.times()
-	d, reason, err := checkOxcross(body, nonce, p.State, wrote, firstByte)
-	if err != nil {
-		r.fail(reason, err)
-		return
-	}
-	r.Drift = &d
-	r.Success = true
+	a := answer{body: body}
+	a.wrote, a.firstByte = tt.times()
+	return a, true
 }
 
-// checkOxcross validates an /oxcross answer and estimates the drift.
-func checkOxcross(body []byte, nonce string, st *originState, wrote, firstByte time.Time) (Drift, Reason, error) {
-	var or origin.Response
-	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&or); err != nil {
-		return Drift{}, ReasonInvalidResponse, fmt.Errorf("decoding /oxcross response: %w", err)
-	}
-	serverTime, err := time.Parse(time.RFC3339Nano, or.ServerTime)
-	if err != nil || or.Token == "" {
-		return Drift{}, ReasonInvalidResponse, fmt.Errorf("response lacks a server_time or token: %q %q", or.ServerTime, or.Token)
-	}
-	if (or.Nonce != "" && or.Nonce != nonce) || (st != nil && st.seen(or.Token)) {
-		return Drift{}, ReasonCached, errors.New("response repeats a token or another request's nonce: served from a cache")
-	}
-	if wrote.IsZero() || firstByte.IsZero() {
-		return Drift{}, ReasonError, errors.New("no request-written or first-byte timestamp")
-	}
-	rtt := firstByte.Sub(wrote)
-	if or.ReceivedUnixNano != 0 && or.SentUnixNano != 0 && or.Nonce == nonce {
-		return EstimateDrift(wrote, time.Unix(0, or.ReceivedUnixNano), time.Unix(0, or.SentUnixNano), firstByte, rtt), ReasonOK, nil
-	}
-	return EstimateDriftLegacy(wrote, serverTime, firstByte, rtt), ReasonOK, nil
+// answer is what request returns of a good answer.
+type answer struct {
+	body             []byte
+	wrote, firstByte time.Time
 }
 
 func validStatus(valid []int, code int) bool {
@@ -227,15 +265,4 @@ func validStatus(valid []int, code int) bool {
 		return code == http.StatusOK
 	}
 	return slices.Contains(valid, code)
-}
-
-func addNonce(raw, nonce string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	q := u.Query()
-	q.Set(origin.NonceParam, nonce)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

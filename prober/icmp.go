@@ -17,7 +17,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 )
 
 // icmpKind sends one ICMP echo request and waits for its reply. It uses
@@ -32,6 +32,11 @@ type icmpKind struct {
 
 func newICMPKind(logger *slog.Logger) *icmpKind {
 	return &icmpKind{logger: logger}
+}
+
+// Spec: kind icmp, the built-in module icmp, host targets, no settings.
+func (k *icmpKind) Spec() config.Kind {
+	return config.Kind{Name: "icmp", Builtin: "icmp", Target: config.TargetHost}
 }
 
 func (k *icmpKind) Probe(ctx context.Context, p *Params, r *Result) {
@@ -141,7 +146,7 @@ func sameIP(a net.Addr, ip net.IP) bool {
 }
 
 // resolveIP resolves host to one address of the module's preferred family.
-func resolveIP(ctx context.Context, m *discovery.Module, host string) (net.IP, error) {
+func resolveIP(ctx context.Context, m *config.Module, host string) (net.IP, error) {
 	if ip := net.ParseIP(host); ip != nil {
 		return ip, nil
 	}
@@ -149,9 +154,9 @@ func resolveIP(ctx context.Context, m *discovery.Module, host string) (net.IP, e
 	if err != nil {
 		return nil, err
 	}
-	want4 := m.IPFamily != discovery.IP6
+	want4 := m.IPFamily != config.IP6
 	for _, a := range addrs {
-		if (a.IP.To4() != nil) == want4 || m.IPFamily == discovery.IPAny {
+		if (a.IP.To4() != nil) == want4 || m.IPFamily == config.IPAny {
 			return a.IP, nil
 		}
 	}

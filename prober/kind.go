@@ -2,44 +2,92 @@ package prober
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 )
 
-// A Kind is a probe plugin: one way of probing a target. Adding a kind
-// takes one new file implementing Kind and one line in NewRegistry (plus
-// its settings, if it has any, in discovery.Module).
+// A Kind is a probe plugin: one way of probing a target. A kind is
+// self-contained in one file: its settings type (validation and defaults),
+// its target shape, described by Spec, and Probe. Adding one takes that
+// file and one line in DefaultKinds; nothing else names a kind.
 type Kind interface {
+	// Spec describes the kind to the config: its name, built-in module,
+	// target shape and settings.
+	Spec() config.Kind
 	// Probe probes p.Target once with the settings of p.Module and fills
-	// r. ctx carries the probe's deadline; Probe must return by then.
+	// r. ctx carries the probe's deadline; Probe must return by then. A
+	// failure ends with a reason from the fixed set.
 	Probe(ctx context.Context, p *Params, r *Result)
+}
+
+// StatefulKind is a Kind that remembers something of each origin between
+// the scheduler's probes of it (the oxcross kind: the tokens it saw).
+type StatefulKind interface {
+	Kind
+	// NewState returns the state of a newly scheduled origin; Params.State
+	// carries it to every probe of that origin.
+	NewState() any
 }
 
 // Params is what a Kind is given for one probe.
 type Params struct {
-	Target discovery.Target
-	Module *discovery.Module
-	// State is what the prober remembers of this origin between probes;
-	// nil for one-off probes.
-	State *originState
+	Target *config.Target
+	Module *config.Module
+	// State is the kind's state of this origin (see StatefulKind); nil for
+	// one-off probes and kinds without state.
+	State any
 	// UserAgent is the leaf's User-Agent header.
 	UserAgent string
 }
 
-// Registry maps kind names to plugins.
-type Registry map[discovery.Kind]Kind
-
-// NewRegistry returns the kinds Oxcross ships.
-func NewRegistry(logger *slog.Logger) Registry {
-	return Registry{
-		discovery.KindHTTP:    newHTTPKind(false),
-		discovery.KindOxcross: newHTTPKind(true),
-		discovery.KindTCP:     tcpKind{},
-		discovery.KindICMP:    newICMPKind(logger),
+// DefaultKinds returns the kinds Oxcross ships, one line each.
+func DefaultKinds(logger *slog.Logger) *Kinds {
+	ks, err := NewKinds(
+		newHTTPKind(),
+		newOxcrossKind(),
+		tcpKind{},
+		newICMPKind(logger),
+	)
+	if err != nil {
+		panic(fmt.Sprintf("the shipped probe kinds conflict: %v", err)) // TestDefaultKinds proves they do not
 	}
+	return ks
 }
+
+// Kinds is a set of probe kinds, for probing and, through Parser, for
+// reading configs.
+type Kinds struct {
+	byName map[string]Kind
+	config *config.Kinds
+}
+
+// NewKinds returns the set of kinds; their names and built-in module names
+// must be unique.
+func NewKinds(kinds ...Kind) (*Kinds, error) {
+	specs := make([]config.Kind, len(kinds))
+	byName := make(map[string]Kind, len(kinds))
+	for i, k := range kinds {
+		specs[i] = k.Spec()
+		byName[specs[i].Name] = k
+	}
+	ck, err := config.NewKinds(specs...)
+	if err != nil {
+		return nil, err
+	}
+	return &Kinds{byName: byName, config: ck}, nil
+}
+
+// Parser returns a config parser that knows these kinds, within lim.
+func (ks *Kinds) Parser(lim config.Limits) config.Parser {
+	return config.Parser{Kinds: ks.config, Limits: lim}
+}
+
+// Base returns the config a leaf has before it loads one: no origins and
+// the built-in modules.
+func (ks *Kinds) Base() *config.Config { return ks.config.Base() }
 
 // Phase is a part of a probe's duration.
 type Phase int

@@ -16,7 +16,7 @@ import (
 // Metric label names.
 const (
 	labelOrigin = "origin_id"
-	labelSource = "source_id"
+	labelLeafID = "source_id"
 	labelResult = "result"
 	labelReason = "reason"
 	labelPhase  = "phase"
@@ -98,9 +98,6 @@ type Metrics struct {
 	timings  *prometheus.HistogramVec
 	startLag prometheus.Histogram
 	descs    [numFamilies]*prometheus.Desc
-	// results and skipped read single series back, for tests.
-	results seriesReader
-	skipped seriesReader
 
 	// The fixed label pairs: result="true"/"false", reason, phase.
 	resultPairs [2]*dto.LabelPair
@@ -109,16 +106,16 @@ type Metrics struct {
 
 	mu      sync.Mutex
 	origins map[originKey]*originMetrics
-	sources map[string]*dto.LabelPair
+	leafIDs map[string]*dto.LabelPair
 	// sorted is origins in label order; nil after a change.
 	sorted []*originMetrics
 }
 
-type originKey struct{ id, source string }
+type originKey struct{ id, leafID string }
 
 // NewMetrics creates the probe metrics and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	ol := []string{labelOrigin, labelSource}
+	ol := []string{labelOrigin, labelLeafID}
 	m := &Metrics{
 		timings: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                            "oxcross_leaf_probe_timings",
@@ -138,12 +135,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		reasonPairs: make(map[Reason]*dto.LabelPair, len(reasonsByLabel)),
 		origins:     make(map[originKey]*originMetrics),
-		sources:     make(map[string]*dto.LabelPair),
+		leafIDs:     make(map[string]*dto.LabelPair),
 	}
 	m.descs = [numFamilies]*prometheus.Desc{
 		famResults: prometheus.NewDesc("oxcross_leaf_probe_results",
 			"Probes by result (\"true\" or \"false\") and reason (\"ok\" or a failure reason from a fixed set).",
-			[]string{labelOrigin, labelSource, labelResult, labelReason}, nil),
+			[]string{labelOrigin, labelLeafID, labelResult, labelReason}, nil),
 		famSkipped: prometheus.NewDesc("oxcross_leaf_probe_skipped_total",
 			"Probe slots skipped because the previous probe was still running or no probe slot (--probe.max-concurrency) was free in time.", ol, nil),
 		famStatus: prometheus.NewDesc("oxcross_leaf_origin_status",
@@ -156,7 +153,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Duration of the last probe of the origin, successful or not, in seconds.", ol, nil),
 		famPhase: prometheus.NewDesc("oxcross_leaf_probe_phase_seconds",
 			"Duration of each phase of the last probe of the origin, in seconds: resolve, connect, tls, processing (request written to first byte), transfer (first byte to end of body).",
-			[]string{labelOrigin, labelSource, labelPhase}, nil),
+			[]string{labelOrigin, labelLeafID, labelPhase}, nil),
 		famStatusCode: prometheus.NewDesc("oxcross_leaf_probe_http_status_code",
 			"HTTP status code of the last probe's response, 0 if there was none.", ol, nil),
 		famHTTPVersion: prometheus.NewDesc("oxcross_leaf_probe_http_version",
@@ -164,8 +161,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		famTLSExpiry: prometheus.NewDesc("oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds",
 			"Earliest expiry of the certificates the origin sent in the last TLS handshake, as a Unix timestamp.", ol, nil),
 	}
-	m.results = seriesReader{m, famResults}
-	m.skipped = seriesReader{m, famSkipped}
 	m.resultPairs = [2]*dto.LabelPair{labelPair(labelResult, "false"), labelPair(labelResult, "true")}
 	for _, r := range reasonsByLabel {
 		m.reasonPairs[r] = labelPair(labelReason, string(r))
@@ -185,7 +180,7 @@ func labelPair(name, value string) *dto.LabelPair {
 // origin's probe loop and read by scrapes, so they are atomic.
 type originMetrics struct {
 	parent     *Metrics
-	id, source string
+	id, leafID string
 	timings    prometheus.Observer
 	created    *timestamppb.Timestamp
 
@@ -216,24 +211,24 @@ func (c *counterValue) Inc() { c.n.Add(1) }
 // Add adds v, which is a whole number.
 func (c *counterValue) Add(v float64) { c.n.Add(uint64(v)) }
 
-func (m *Metrics) forOrigin(id, source string) *originMetrics {
+func (m *Metrics) forOrigin(id, leafID string) *originMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := originKey{id, source}
+	k := originKey{id, leafID}
 	if om, ok := m.origins[k]; ok {
 		// A changed origin's new loop keeps its series.
 		return om
 	}
-	sp, ok := m.sources[source]
+	sp, ok := m.leafIDs[leafID]
 	if !ok {
-		sp = labelPair(labelSource, source)
-		m.sources[source] = sp
+		sp = labelPair(labelLeafID, leafID)
+		m.leafIDs[leafID] = sp
 	}
 	om := &originMetrics{
 		parent:  m,
 		id:      id,
-		source:  source,
-		timings: m.timings.WithLabelValues(id, source),
+		leafID:  leafID,
+		timings: m.timings.WithLabelValues(id, leafID),
 		created: timestamppb.New(time.Now()),
 	}
 	op := labelPair(labelOrigin, id)
@@ -338,12 +333,12 @@ func (om *originMetrics) record(r Result) {
 func (om *originMetrics) delete() {
 	m := om.parent
 	m.mu.Lock()
-	if m.origins[originKey{om.id, om.source}] == om {
-		delete(m.origins, originKey{om.id, om.source})
+	if m.origins[originKey{om.id, om.leafID}] == om {
+		delete(m.origins, originKey{om.id, om.leafID})
 		m.sorted = nil
 	}
 	m.mu.Unlock()
-	m.timings.DeleteLabelValues(om.id, om.source)
+	m.timings.DeleteLabelValues(om.id, om.leafID)
 }
 
 // originCollector collects every origin's counters and gauges.
@@ -380,7 +375,7 @@ func (m *Metrics) sortedOrigins() []*originMetrics {
 			m.sorted = append(m.sorted, om)
 		}
 		slices.SortFunc(m.sorted, func(a, b *originMetrics) int {
-			return cmp.Or(cmp.Compare(a.id, b.id), cmp.Compare(a.source, b.source))
+			return cmp.Or(cmp.Compare(a.id, b.id), cmp.Compare(a.leafID, b.leafID))
 		})
 	}
 	return m.sorted
@@ -411,61 +406,6 @@ func (s *originSeries) Write(out *dto.Metric) error {
 			out.Label = om.phaseLabel[int(s.idx)-gPhase0]
 		}
 		out.Gauge = &dto.Gauge{Value: new(math.Float64frombits(om.gauges[s.idx].Load()))}
-	}
-	return nil
-}
-
-// seriesReader reads one series of a family back as a Collector, for
-// tests: WithLabelValues takes the label values in the order of the
-// family's labels (origin_id, source_id[, result, reason]).
-type seriesReader struct {
-	m   *Metrics
-	fam family
-}
-
-// WithLabelValues returns a Collector of the series with these label
-// values; it collects nothing while the series does not exist.
-func (r seriesReader) WithLabelValues(lvs ...string) prometheus.Collector {
-	return seriesCollector{r, lvs}
-}
-
-type seriesCollector struct {
-	r   seriesReader
-	lvs []string
-}
-
-func (c seriesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.r.m.descs[c.r.fam] }
-
-func (c seriesCollector) Collect(ch chan<- prometheus.Metric) {
-	if s := c.find(); s != nil {
-		ch <- s
-		return
-	}
-	// As a Vec would create it: the series at zero.
-	ch <- prometheus.MustNewConstMetric(c.r.m.descs[c.r.fam], prometheus.CounterValue, 0, c.lvs...)
-}
-
-func (c seriesCollector) find() *originSeries {
-	if len(c.lvs) < 2 {
-		return nil
-	}
-	c.r.m.mu.Lock()
-	om := c.r.m.origins[originKey{c.lvs[0], c.lvs[1]}]
-	c.r.m.mu.Unlock()
-	if om == nil {
-		return nil
-	}
-	switch c.r.fam {
-	case famSkipped:
-		return &om.series[len(om.results)]
-	case famResults:
-		if len(c.lvs) != 4 {
-			return nil
-		}
-		i, ok := reasonIndex[Reason(c.lvs[3])]
-		if ok && (c.lvs[2] == "true") == (Reason(c.lvs[3]) == ReasonOK) {
-			return &om.series[i]
-		}
 	}
 	return nil
 }

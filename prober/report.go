@@ -6,13 +6,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 )
 
 // WriteReport writes one probe's result for a person: outcome, phases,
 // HTTP status and version, TLS certificate expiry and drift, in the spirit
 // of curl -w.
-func WriteReport(w io.Writer, t discovery.Target, module string, r Result, now time.Time) error {
+func WriteReport(w io.Writer, t *config.Target, r Result, now time.Time) error {
 	target := t.URL
 	if target == "" {
 		target = t.Address
@@ -23,7 +23,7 @@ func WriteReport(w io.Writer, t discovery.Target, module string, r Result, now t
 		outcome = "FAILED (" + string(r.Reason) + ")"
 	}
 	fmt.Fprintf(tw, "target\t%s\n", target)
-	fmt.Fprintf(tw, "module\t%s\n", module)
+	fmt.Fprintf(tw, "module\t%s\n", t.Module)
 	fmt.Fprintf(tw, "result\t%s\n", outcome)
 	if r.Err != nil {
 		fmt.Fprintf(tw, "error\t%v\n", r.Err)

@@ -33,8 +33,9 @@ type Result struct {
 	// end of the body).
 	Duration time.Duration
 	Phases   Phases
-	// StatusCode and HTTPVersion (1.1, 2) are set by HTTP probes that got
-	// an answer.
+	// HTTP is set by kinds that speak HTTP: StatusCode and HTTPVersion
+	// (1.1, 2) apply, and are 0 without an answer.
+	HTTP        bool
 	StatusCode  int
 	HTTPVersion float64
 	// TLSExpiry is the earliest NotAfter of the certificates the peer sent,
@@ -49,23 +50,4 @@ type Result struct {
 // fail marks r failed with reason and err.
 func (r *Result) fail(reason Reason, err error) {
 	r.Success, r.Reason, r.Err = false, reason, err
-}
-
-// originState is what a prober remembers of an origin between probes.
-type originState struct {
-	// tokens holds the last tokens the origin sent, to recognise a cached
-	// response that repeats one.
-	tokens [64]string
-	next   int
-}
-
-func (s *originState) seen(token string) bool {
-	for _, t := range s.tokens {
-		if t == token {
-			return true
-		}
-	}
-	s.tokens[s.next] = token
-	s.next = (s.next + 1) % len(s.tokens)
-	return false
 }

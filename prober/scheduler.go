@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 )
 
 // Scheduler probes every origin of the current config once per interval,
@@ -19,7 +19,7 @@ import (
 type Scheduler struct {
 	prober  *Prober
 	metrics *Metrics
-	source  string
+	leafID  string
 	logger  *slog.Logger
 	// sem bounds the probes in flight across all origins.
 	sem chan struct{}
@@ -41,29 +41,42 @@ type Scheduler struct {
 // DefaultMaxConcurrency is the default bound on probes in flight.
 const DefaultMaxConcurrency = 256
 
-// NewScheduler returns a scheduler that records results for the leaf
-// source (the source_id label), with at most DefaultMaxConcurrency probes
-// in flight.
-func NewScheduler(p *Prober, m *Metrics, source string, logger *slog.Logger) *Scheduler {
-	return NewSchedulerWithLimit(p, m, source, logger, DefaultMaxConcurrency)
+// SchedulerOptions configure a Scheduler.
+type SchedulerOptions struct {
+	// Prober probes; Metrics records. Required.
+	Prober  *Prober
+	Metrics *Metrics
+	// LeafID is the leaf's id, the source_id label of its metrics.
+	LeafID string
+	// MaxConcurrency bounds the probes in flight across all origins; 0
+	// means DefaultMaxConcurrency.
+	MaxConcurrency int
+	// History, when set, keeps every result for the status page too.
+	History *History
+	Logger  *slog.Logger
 }
 
-// NewSchedulerWithLimit is NewScheduler with at most maxConcurrency probes
-// in flight across all origins.
-func NewSchedulerWithLimit(p *Prober, m *Metrics, source string, logger *slog.Logger, maxConcurrency int) *Scheduler {
+// NewScheduler returns a scheduler with nothing to probe until Apply.
+func NewScheduler(o SchedulerOptions) *Scheduler {
+	if o.MaxConcurrency <= 0 {
+		o.MaxConcurrency = DefaultMaxConcurrency
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Scheduler{
-		prober: p, metrics: m, source: source, logger: logger,
-		sem:     make(chan struct{}, max(maxConcurrency, 1)),
+		prober: o.Prober, metrics: o.Metrics, leafID: o.LeafID, logger: o.Logger, history: o.History,
+		sem:     make(chan struct{}, o.MaxConcurrency),
 		jobs:    make(chan probeJob),
 		runners: make(map[string]*runner), stopping: make(map[string]*runner),
 		ctx: ctx, cancel: cancel,
 	}
 }
 
+// runner is one origin's probe loop. target points into the config in
+// use (Apply moves it to each new one, so that old configs are not kept
+// alive); the loop probes the copy it took at its start.
 type runner struct {
-	target discovery.Target
-	module discovery.Module
+	target *config.Target
+	module config.Module
 	// result carries its probes' results back from the workers.
 	result  chan Result
 	cancel  context.CancelFunc
@@ -71,29 +84,11 @@ type runner struct {
 	removed atomic.Bool
 }
 
-// Apply makes targets, with the built-in modules, the set of probed origins.
-func (s *Scheduler) Apply(targets []discovery.Target) {
-	s.ApplyModules(targets, discovery.BuiltinModules())
-}
-
-// SetHistory makes the scheduler keep every result in h too. Call it
-// before the first Apply.
-func (s *Scheduler) SetHistory(h *History) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.history = h
-}
-
-// ApplyConfig makes cfg's origins the set of probed origins.
-func (s *Scheduler) ApplyConfig(cfg *discovery.Config) {
-	s.ApplyModules(cfg.Origins, cfg.Modules)
-}
-
-// ApplyModules makes targets the set of probed origins, each probed with
-// its module from modules: new origins start, removed ones stop and lose
-// their series, changed ones (target or module settings) restart with their
-// series kept. Unchanged origins keep their schedule.
-func (s *Scheduler) ApplyModules(targets []discovery.Target, modules map[string]discovery.Module) {
+// Apply makes cfg's origins the set of probed origins, each probed with
+// its module: new origins start, removed ones stop and lose their series,
+// changed ones (target or module settings) restart with their series kept.
+// Unchanged origins keep their schedule.
+func (s *Scheduler) Apply(cfg *config.Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ctx.Err() != nil {
@@ -106,35 +101,40 @@ func (s *Scheduler) ApplyModules(targets []discovery.Target, modules map[string]
 		default:
 		}
 	}
-	want := make(map[string]discovery.Target, len(targets))
-	for _, t := range targets {
-		want[t.ID] = t
+	want := make(map[string]*config.Target, len(cfg.Origins))
+	for i := range cfg.Origins {
+		want[cfg.Origins[i].ID] = &cfg.Origins[i]
 	}
 	for id, r := range s.runners {
-		if t, ok := want[id]; !ok {
+		t, ok := want[id]
+		switch {
+		case !ok:
 			r.removed.Store(true)
 			r.cancel()
 			delete(s.runners, id)
 			s.stopping[id] = r
-		} else if m := modules[string(t.Mode)]; !sameTarget(t, r.target) || !reflect.DeepEqual(m, r.module) {
+		case !sameTarget(t, r.target) || !reflect.DeepEqual(cfg.Modules[t.Module], r.module):
 			r.cancel()
-			s.runners[id] = s.start(t, m, r.done)
+			s.runners[id] = s.start(t, cfg.Modules[t.Module], r.done)
+		default:
+			r.target = t // the same, from the config now in use
 		}
 	}
-	for _, t := range targets {
+	for i := range cfg.Origins {
+		t := &cfg.Origins[i]
 		if _, ok := s.runners[t.ID]; !ok {
 			var prev <-chan struct{}
 			if r, ok := s.stopping[t.ID]; ok {
 				prev = r.done
 				delete(s.stopping, t.ID)
 			}
-			s.runners[t.ID] = s.start(t, modules[string(t.Mode)], prev)
+			s.runners[t.ID] = s.start(t, cfg.Modules[t.Module], prev)
 		}
 	}
 }
 
-func sameTarget(a, b discovery.Target) bool {
-	return a.URL == b.URL && a.Address == b.Address && a.Mode == b.Mode && a.Interval == b.Interval && a.Timeout == b.Timeout
+func sameTarget(a, b *config.Target) bool {
+	return a.URL == b.URL && a.Address == b.Address && a.Module == b.Module && a.Interval == b.Interval && a.Timeout == b.Timeout
 }
 
 // Stop stops every probe and waits until in-flight probes have ended.
@@ -154,9 +154,10 @@ func (s *Scheduler) Len() int {
 
 // start runs t's probe loop; when prev is set, the loop waits for the
 // origin's previous loop to end first.
-func (s *Scheduler) start(t discovery.Target, m discovery.Module, prev <-chan struct{}) *runner {
+func (s *Scheduler) start(t *config.Target, m config.Module, prev <-chan struct{}) *runner {
 	ctx, cancel := context.WithCancel(s.ctx)
 	r := &runner{target: t, module: m, cancel: cancel, done: make(chan struct{}), result: make(chan Result, 1)}
+	probed := *t
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -167,7 +168,7 @@ func (s *Scheduler) start(t discovery.Target, m discovery.Module, prev <-chan st
 			// that the last loop to end decides whether the series stay.
 			<-prev
 		}
-		s.run(ctx, r)
+		s.run(ctx, r, probed)
 	}()
 	return r
 }
@@ -185,28 +186,21 @@ func SlotOffset(key string, interval time.Duration) time.Duration {
 // start before its next slot (all probe slots busy) or that still runs at
 // its next slot costs the slots it overlaps: they are skipped and counted,
 // never queued.
-func (s *Scheduler) run(ctx context.Context, r *runner) {
-	t := r.target
-	om := s.metrics.forOrigin(t.ID, s.source)
-	s.history.track(t)
+func (s *Scheduler) run(ctx context.Context, r *runner, t config.Target) {
+	om := s.metrics.forOrigin(t.ID, s.leafID)
+	s.history.track(t.ID)
 	defer func() {
 		if r.removed.Load() {
 			om.delete()
 			s.history.forget(t.ID)
 		}
 	}()
-	// Only the oxcross kind remembers anything between probes (the
-	// tokens it saw, 1 KiB and more per origin); other kinds get nil, as
-	// one-off probes do.
-	var st *originState
-	if r.module.Kind == discovery.KindOxcross {
-		st = &originState{}
-	}
+	st := s.prober.newState(&r.module)
 	// The first slot: this origin's offset in the interval, counted from
 	// the interval's wall-clock boundary. The offset hashes the leaf's id
 	// too, so that the leaves of a fleet do not all hit an origin at once.
 	now := time.Now()
-	wait := SlotOffset(s.source+"/"+t.ID, t.Interval) - time.Duration(now.UnixNano()%int64(t.Interval))
+	wait := SlotOffset(s.leafID+"/"+t.ID, t.Interval) - time.Duration(now.UnixNano()%int64(t.Interval))
 	if wait < 0 {
 		wait += t.Interval
 	}
@@ -223,7 +217,7 @@ func (s *Scheduler) run(ctx context.Context, r *runner) {
 		next = next.Add(t.Interval)
 		if s.acquire(ctx, timer, next) {
 			s.metrics.startLag.Observe(time.Since(slot).Seconds())
-			res := s.probe(ctx, r, st)
+			res := s.probe(ctx, r, &t, st)
 			<-s.sem
 			if ctx.Err() != nil {
 				// Stopped or replaced mid-probe: the result measures nothing.
@@ -257,8 +251,8 @@ func (s *Scheduler) run(ctx context.Context, r *runner) {
 // which for a leaf with thousands of origins was most of its memory.
 // Workers outlive their probe so that their grown stacks serve the next
 // ones; there are never more than probes in flight, and an idle one ends.
-func (s *Scheduler) probe(ctx context.Context, r *runner, st *originState) Result {
-	j := probeJob{ctx: ctx, r: r, st: st, done: r.result}
+func (s *Scheduler) probe(ctx context.Context, r *runner, t *config.Target, st any) Result {
+	j := probeJob{ctx: ctx, t: t, m: &r.module, st: st, done: r.result}
 	select {
 	case s.jobs <- j:
 	default:
@@ -271,8 +265,9 @@ func (s *Scheduler) probe(ctx context.Context, r *runner, st *originState) Resul
 // probeJob is one probe for a worker.
 type probeJob struct {
 	ctx  context.Context
-	r    *runner
-	st   *originState
+	t    *config.Target
+	m    *config.Module
+	st   any
 	done chan<- Result
 }
 
@@ -284,8 +279,8 @@ func (s *Scheduler) worker(j probeJob) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		pctx, cancel := context.WithTimeout(j.ctx, j.r.target.Timeout)
-		j.done <- s.prober.ProbeModule(pctx, j.r.target, &j.r.module, j.st)
+		pctx, cancel := context.WithTimeout(j.ctx, j.t.Timeout)
+		j.done <- s.prober.Probe(pctx, j.t, j.m, j.st)
 		cancel()
 		idle.Reset(workerIdle)
 		select {

@@ -6,11 +6,37 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/oxcross/oxcross/config"
 )
+
+// TCPSettings configure the tcp kind: a module's `tcp:`.
+type TCPSettings struct {
+	// TLS makes the probe do a TLS handshake after connecting.
+	TLS       bool        `yaml:"tls,omitempty" json:"tls,omitempty"`
+	TLSConfig TLSSettings `yaml:"tls_config,omitempty" json:"tls_config,omitzero"`
+}
+
+// Validate reports every problem of the settings.
+func (s *TCPSettings) Validate() error {
+	if err := s.TLSConfig.validate(); err != nil {
+		return fmt.Errorf("tls_config: %w", err)
+	}
+	return nil
+}
 
 // tcpKind connects to host:port and, when the module asks, does a TLS
 // handshake: it measures reachability of any TCP service.
 type tcpKind struct{}
+
+// Spec: kind tcp, the built-in module tcp, host:port targets, settings
+// under `tcp:`.
+func (tcpKind) Spec() config.Kind {
+	return config.Kind{
+		Name: "tcp", Builtin: "tcp", Target: config.TargetHostPort,
+		SettingsKey: "tcp", NewSettings: func() config.Settings { return &TCPSettings{} },
+	}
+}
 
 func (tcpKind) Probe(ctx context.Context, p *Params, r *Result) {
 	start := time.Now()
@@ -24,7 +50,7 @@ func (tcpKind) Probe(ctx context.Context, p *Params, r *Result) {
 	}
 	defer conn.Close()
 	tt.phases(&r.Phases, start, time.Time{}, false)
-	if s := p.Module.TCP; s.TLS {
+	if s, _ := p.Module.Settings.(*TCPSettings); s != nil && s.TLS {
 		tc, err := tlsConfig(s.TLSConfig)
 		if err != nil {
 			r.fail(ReasonError, err)

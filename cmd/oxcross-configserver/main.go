@@ -11,10 +11,11 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/version"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/configserver"
-	"github.com/oxcross/oxcross/discovery"
 	"github.com/oxcross/oxcross/internal/service"
 	"github.com/oxcross/oxcross/internal/statuspage"
+	"github.com/oxcross/oxcross/prober"
 )
 
 const name = "oxcross_configserver"
@@ -34,10 +35,13 @@ func main() {
 	check := app.Flag("config.check", "Validate this config file offline, print every error with its line (exit 1) or a summary of its origins (exit 0), and exit.").
 		PlaceHolder("FILE").String()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
-	if *check != "" {
-		os.Exit(discovery.CheckCommand(*check, *limits, os.Stdout, os.Stderr))
-	}
 	logger := flags.Logger()
+	// The configserver never probes; it knows the kinds to validate their
+	// modules.
+	parser := prober.DefaultKinds(logger).Parser(*limits)
+	if *check != "" {
+		os.Exit(config.Check(*check, parser, os.Stdout, os.Stderr))
+	}
 	ropts := configserver.RegistryOptions{MaxLeaves: *maxLeaves}
 	for _, c := range *allowCIDRs {
 		p, err := netip.ParsePrefix(c)
@@ -49,7 +53,7 @@ func main() {
 	}
 	service.LogStart(logger, "oxcross-configserver")
 	reg := service.NewRegistry(name)
-	srv, err := configserver.NewWithOptions(*configFile, configserver.Options{Registry: ropts, Limits: *limits}, reg, logger)
+	srv, err := configserver.New(*configFile, configserver.Options{Parser: parser, Registry: ropts}, reg, logger)
 	if err != nil {
 		logger.Error("Cannot load the config", "err", err)
 		os.Exit(1)
@@ -57,6 +61,7 @@ func main() {
 	mux := configserver.NewMux(srv)
 	mux.Handle("GET /metrics", service.MetricsHandler(reg))
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
+	mux.HandleFunc("GET /healthz", service.Healthy)
 	mux.HandleFunc("GET /-/ready", service.Ready(func() error { return nil }))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/discovery"
 	"github.com/oxcross/oxcross/internal/service"
 	"github.com/oxcross/oxcross/prober"
@@ -36,7 +37,7 @@ type options struct {
 	probeTarget    string
 	probeTimeout   durationFlag
 	fetchTimeout   durationFlag
-	limits         *discovery.Limits
+	limits         *config.Limits
 }
 
 func main() {
@@ -82,7 +83,8 @@ func main() {
 
 	cmd := kingpin.MustParse(app.Parse(os.Args[1:]))
 	if o.check != "" {
-		os.Exit(discovery.CheckCommand(o.check, *o.limits, os.Stdout, os.Stderr))
+		parser := prober.DefaultKinds(o.web.Logger()).Parser(*o.limits)
+		os.Exit(config.Check(o.check, parser, os.Stdout, os.Stderr))
 	}
 	switch cmd {
 	case probe.FullCommand():

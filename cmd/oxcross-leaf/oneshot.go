@@ -6,36 +6,35 @@ import (
 	"os"
 	"time"
 
-	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/prober"
 )
 
 // probeOnce is the probe command.
 func probeOnce(o *options) int {
-	modules := discovery.BuiltinModules()
+	kinds := prober.DefaultKinds(o.web.Logger())
+	cfg := kinds.Base()
 	if o.configFile != "" {
-		cfg, err := discovery.CheckFile(o.configFile, *o.limits)
+		l, err := config.NewFile(o.configFile, kinds.Parser(*o.limits)).Load(false)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%v\n", err)
 			return 2
 		}
-		modules = cfg.Modules
+		cfg = l.Config
 	}
 	timeout := o.probeTimeout.get()
-	t, m, err := discovery.ProbeTarget(o.probeTarget, o.probeModule, modules, timeout)
+	t, m, err := cfg.ProbeTarget(o.probeTarget, o.probeModule, timeout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%v\n", err)
 		return 2
 	}
-	logger := promslog.New(o.web.Log)
-	p := prober.NewProberWithRegistry(version.ComponentUserAgent("oxcross-leaf"), prober.NewRegistry(logger))
+	p := prober.NewProber(version.ComponentUserAgent("oxcross-leaf"), kinds)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	r := p.ProbeModule(ctx, t, &m, nil)
-	if err := prober.WriteReport(os.Stdout, t, o.probeModule, r, time.Now()); err != nil {
+	r := p.Probe(ctx, &t, &m, nil)
+	if err := prober.WriteReport(os.Stdout, &t, r, time.Now()); err != nil {
 		return 2
 	}
 	if !r.Success {

@@ -12,6 +12,7 @@ import (
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/discovery"
 	"github.com/oxcross/oxcross/internal/service"
 	"github.com/oxcross/oxcross/internal/statuspage"
@@ -26,42 +27,43 @@ func runLeaf(o *options) int {
 		logger.Error("Give exactly one of --config.url (or OXCROSS_CONFIG_API_BASE) and --config.file")
 		return 2
 	}
-	if err := discovery.ValidateLeafID(o.leafID); err != nil {
+	if err := config.ValidateLeafID(o.leafID); err != nil {
 		logger.Error("Bad --leaf.id (or OXCROSS_LEAF_ID; the default is the hostname)", "err", err)
 		return 2
 	}
 	service.LogStart(logger, "oxcross-leaf", "leaf_id", o.leafID)
 	reg := service.NewRegistry(name)
 	agent := version.ComponentUserAgent("oxcross-leaf")
-	probes := prober.NewProberWithRegistry(agent, prober.NewRegistry(logger))
-	sched := prober.NewSchedulerWithLimit(probes, prober.NewMetrics(reg), o.leafID, logger, o.maxConcurrency)
+	kinds := prober.DefaultKinds(logger)
+	parser := kinds.Parser(*o.limits)
+	probes := prober.NewProber(agent, kinds)
 	history := prober.NewHistory()
-	sched.SetHistory(history)
-	probeHandler := prober.NewHandler(probes, logger)
+	sched := prober.NewScheduler(prober.SchedulerOptions{
+		Prober: probes, Metrics: prober.NewMetrics(reg), LeafID: o.leafID,
+		MaxConcurrency: o.maxConcurrency, History: history, Logger: logger,
+	})
 
+	// The follower holds the leaf's one copy of its config: the scheduler
+	// is given each new one, /probe and the status page read it.
 	opts := discovery.FollowerOptions{
 		RefreshInterval: o.refresh.get(),
 		WatchInterval:   max(o.watch.get(), 100*time.Millisecond),
 		FetchTimeout:    o.fetchTimeout.get(),
-		Limits:          *o.limits,
-		Apply: func(c *discovery.Config) {
-			sched.ApplyConfig(c)
-			probeHandler.SetConfig(c)
-		},
-		Logger:     logger,
-		Registerer: reg,
+		Apply:           sched.Apply,
+		Logger:          logger,
+		Registerer:      reg,
 	}
-	source := o.configFile
+	configSource := o.configFile
 	var registrar *discovery.Registrar
 	if o.configURL != "" {
 		var err error
-		if registrar, err = followConfigserver(o, &opts, agent, logger); err != nil {
+		if registrar, err = followConfigserver(o, &opts, agent, parser, logger); err != nil {
 			logger.Error("Cannot follow the configserver", "err", err)
 			return 2
 		}
-		source = opts.Remote.URL()
+		configSource = opts.Remote.URL()
 	} else {
-		opts.File = discovery.NewFile(o.configFile)
+		opts.File = config.NewFile(o.configFile, parser)
 		logger.Info("Standalone: following the config file", "file", o.configFile)
 	}
 	follower, err := discovery.NewFollower(opts)
@@ -69,6 +71,7 @@ func runLeaf(o *options) int {
 		logger.Error("Cannot follow the config", "err", err)
 		return 2
 	}
+	probeHandler := prober.NewHandler(probes, follower.Config, logger)
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", service.MetricsHandler(reg))
@@ -77,7 +80,7 @@ func runLeaf(o *options) int {
 	mux.HandleFunc("GET /-/ready", service.Ready(follower.Ready))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		page := statuspage.Leaf{ID: o.leafID, Version: version.Info(), Source: source, Ready: follower.Ready(), Origins: history.Snapshot(), Now: time.Now(), Refresh: 15}
+		page := statuspage.Leaf{ID: o.leafID, Version: version.Info(), ConfigSource: configSource, Ready: follower.Ready(), Origins: history.Statuses(follower.Config()), Now: time.Now(), Refresh: 15}
 		if err := statuspage.RenderLeaf(w, page); err != nil {
 			logger.Error("Rendering the status page", "err", err)
 		}
@@ -118,17 +121,16 @@ func runLeaf(o *options) int {
 
 // followConfigserver sets opts up to follow the configserver at
 // --config.url and, unless --no-leaf.register, to register with it.
-func followConfigserver(o *options, opts *discovery.FollowerOptions, agent string, logger *slog.Logger) (*discovery.Registrar, error) {
+func followConfigserver(o *options, opts *discovery.FollowerOptions, agent string, parser config.Parser, logger *slog.Logger) (*discovery.Registrar, error) {
 	// The client's own timeout backs up the follower's per-request one.
 	client, err := configClient(o.httpClientFile, max(o.refresh.get(), time.Second, o.fetchTimeout.get()))
 	if err != nil {
 		return nil, fmt.Errorf("--config.http-client-file: %w", err)
 	}
-	remote, err := discovery.NewRemote(o.configURL, client, agent)
+	remote, err := discovery.NewRemote(o.configURL, o.leafID, client, agent, parser)
 	if err != nil {
 		return nil, err
 	}
-	remote.SetLeafID(o.leafID)
 	opts.Remote, opts.CacheFile = remote, o.cacheFile
 	logger.Info("Following the configserver", "url", remote.URL(), "refresh_interval", o.refresh.get(), "cache_file", o.cacheFile)
 	if !o.register {
@@ -139,7 +141,7 @@ func followConfigserver(o *options, opts *discovery.FollowerOptions, agent strin
 		reg.Address = advertisedPort((*o.web.Web.WebListenAddresses)[0])
 	}
 	for _, l := range o.labels {
-		k, v, err := discovery.ParseLabelFlag(l)
+		k, v, err := config.ParseLabelFlag(l)
 		if err != nil {
 			return nil, fmt.Errorf("--leaf.label %q: %w", l, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,8 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/internal/leafview"
+	"github.com/oxcross/oxcross/prober"
 )
 
 func main() {
@@ -106,7 +108,7 @@ func run() error {
 	modes := map[string]string{}
 	if cfg, err := fetchConfig(ctx, client); err == nil {
 		for _, o := range cfg.Origins {
-			modes[o.ID] = string(o.Mode)
+			modes[o.ID] = o.Module
 		}
 	}
 	tick := time.NewTicker(*every)
@@ -153,7 +155,7 @@ func waitHealthy(ctx context.Context, addr string) error {
 	return errors.New("no answer on /-/healthy within 10s")
 }
 
-func fetchConfig(ctx context.Context, client *http.Client) (*discovery.Config, error) {
+func fetchConfig(ctx context.Context, client *http.Client) (*config.Config, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:19300/config", nil)
 	if err != nil {
 		return nil, err
@@ -167,5 +169,5 @@ func fetchConfig(ctx context.Context, client *http.Client) (*discovery.Config, e
 	if err != nil {
 		return nil, err
 	}
-	return discovery.Parse(body)
+	return prober.DefaultKinds(slog.New(slog.DiscardHandler)).Parser(config.Limits{}).ParseView(body)
 }

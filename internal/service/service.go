@@ -28,7 +28,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 )
 
 // ShutdownTimeout bounds how long a server waits for in-flight requests
@@ -156,31 +156,23 @@ func SignalContext() (context.Context, context.CancelFunc) {
 
 // AddConfigLimitFlags registers --config.max-origins and
 // --config.min-interval, the limits a target config must keep, on app.
-func AddConfigLimitFlags(app *kingpin.Application) *discovery.Limits {
-	lim := &discovery.Limits{}
+func AddConfigLimitFlags(app *kingpin.Application) *config.Limits {
+	lim := &config.Limits{}
 	app.Flag("config.max-origins", "Most origins a config may list; a config with more is refused (0: no limit).").
-		Default(strconv.Itoa(discovery.DefaultLimits.MaxOrigins)).IntVar(&lim.MaxOrigins)
+		Default(strconv.Itoa(config.DefaultLimits.MaxOrigins)).IntVar(&lim.MaxOrigins)
 	app.Flag("config.min-interval", "Shortest probe interval a config may set; a config with a shorter one is refused (0s: no limit).").
-		Default(discovery.DefaultLimits.MinInterval.String()).DurationVar(&lim.MinInterval)
+		Default(config.DefaultLimits.MinInterval.String()).DurationVar(&lim.MinInterval)
 	return lim
 }
 
-// Serve serves h as the package's Serve does, with the flags' web config
-// and --web.read-header-timeout.
+// Serve serves h on the listeners and with the TLS and authentication of
+// the flags' web config, until ctx ends; then it stops accepting, waits up
+// to ShutdownTimeout for in-flight requests and returns nil. A listener or
+// web config error is returned at once. Clients get
+// --web.read-header-timeout (DefaultReadHeaderTimeout if not positive) to
+// send their headers.
 func (f *Flags) Serve(ctx context.Context, h http.Handler, logger *slog.Logger) error {
-	return serve(ctx, h, f.Web, f.ReadHeaderTimeout, logger)
-}
-
-// Serve serves h on the listeners and with the TLS and authentication that
-// flags configure, until ctx ends; then it stops accepting, waits up to
-// ShutdownTimeout for in-flight requests and returns nil. A listener or web
-// config error is returned at once. Clients get DefaultReadHeaderTimeout
-// to send their headers.
-func Serve(ctx context.Context, h http.Handler, flags *web.FlagConfig, logger *slog.Logger) error {
-	return serve(ctx, h, flags, DefaultReadHeaderTimeout, logger)
-}
-
-func serve(ctx context.Context, h http.Handler, flags *web.FlagConfig, readHeaderTimeout time.Duration, logger *slog.Logger) error {
+	readHeaderTimeout := f.ReadHeaderTimeout
 	if readHeaderTimeout <= 0 {
 		readHeaderTimeout = DefaultReadHeaderTimeout
 	}
@@ -194,7 +186,7 @@ func serve(ctx context.Context, h http.Handler, flags *web.FlagConfig, readHeade
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- web.ListenAndServe(srv, flags, logger) }()
+	go func() { errc <- web.ListenAndServe(srv, f.Web, logger) }()
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/discovery"
 	"github.com/oxcross/oxcross/prober"
 )
@@ -35,8 +36,8 @@ var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "*.html")
 type Leaf struct {
 	ID      string
 	Version string
-	// Source says where the config comes from (a URL or a file).
-	Source string
+	// ConfigSource says where the config comes from (a URL or a file).
+	ConfigSource string
 	// Ready is nil when the leaf has a config, else why not.
 	Ready   error
 	Origins []prober.OriginStatus
@@ -56,7 +57,7 @@ type Configserver struct {
 	File    string
 	ETag    string
 	Leaves  []discovery.Leaf
-	Origins []discovery.Target
+	Origins []config.Target
 	Now     time.Time
 	Refresh int
 }

@@ -1,4 +1,4 @@
-package discovery
+package config
 
 import (
 	"errors"
@@ -8,12 +8,99 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // MaxLeafIDLength bounds a leaf id, which becomes the source_id label.
 const MaxLeafIDLength = 128
 
-var leafIDRE = regexp.MustCompile(`^[A-Za-z0-9._\-]+$`)
+var (
+	leafIDRE = regexp.MustCompile(`^[A-Za-z0-9._\-]+$`)
+	labelRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	// reservedLabels are the labels Oxcross sets itself.
+	reservedLabels = map[string]bool{"origin_id": true, "source_id": true, "leaf_id": true, "result": true, "reason": true, "phase": true, "mode": true, "instance": true, "job": true}
+	leafKeys       = []string{"id", "address", "labels"}
+)
+
+// maxLabelNameLength bounds a label name.
+const maxLabelNameLength = 128
+
+// leaves parses the config's static leaves.
+func (p *parser) leaves(n *yaml.Node) []StaticLeaf {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "leaves: want a list, got %s", kindName(n))
+		return nil
+	}
+	var out []StaticLeaf
+	seen := map[string]int{}
+	for i, ln := range n.Content {
+		where := fmt.Sprintf("leaves[%d]", i)
+		f := p.fields(ln, where, leafKeys)
+		if f == nil {
+			continue
+		}
+		var l StaticLeaf
+		if v := f["id"]; v != nil {
+			l.ID = p.str(v, where+": id")
+		}
+		if err := ValidateLeafID(l.ID); err != nil {
+			p.errorf(ln, "%s: id: %v", where, err)
+		} else if j, dup := seen[l.ID]; dup {
+			p.errorf(ln, "%s: id %q is already used by leaves[%d]", where, l.ID, j)
+		}
+		seen[l.ID] = i
+		if v := f["address"]; v != nil {
+			l.Address = p.str(v, where+": address")
+		}
+		if err := ValidateAddress(l.Address); err != nil {
+			p.errorf(ln, "%s: address: %v", where, err)
+		}
+		if v := f["labels"]; v != nil {
+			l.Labels = p.labels(v, where+": labels", true)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// labels parses a mapping of label names to values; with reserved, the
+// names Oxcross sets itself are refused.
+func (p *parser) labels(n *yaml.Node, where string, reserved bool) map[string]string {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s: want a mapping, got %s", where, kindName(n))
+		return nil
+	}
+	if len(n.Content)/2 > MaxLabels {
+		p.errorf(n, "%s: %d labels, at most %d are allowed", where, len(n.Content)/2, MaxLabels)
+		return nil
+	}
+	out := make(map[string]string, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if problem := labelNameProblem(k.Value, reserved); problem != "" {
+			p.errorf(k, "%s: %s", where, problem)
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			p.errorf(k, "%s: %q given twice", where, k.Value)
+			continue
+		}
+		val := p.str(v, where+": "+k.Value)
+		if problem := labelValueProblem(k.Value, val); problem != "" {
+			p.errorf(v, "%s: %s", where, problem)
+			continue
+		}
+		out[k.Value] = val
+	}
+	if len(out) == 0 {
+		return nil // as without labels, so that the config round-trips
+	}
+	return out
+}
 
 // ValidateLeafID checks a leaf id: 1-128 letters, digits, '.', '_', '-',
 // and not "." or "..".
@@ -89,9 +176,6 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
-
-// maxLabelNameLength bounds a label name.
-const maxLabelNameLength = 128
 
 // labelNameProblem says what is wrong with a label name, by the rules that
 // config labels and leaf labels share, or "" when nothing is; with

@@ -1,0 +1,145 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+var moduleNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_\-]{0,63}$`)
+
+// maxBodyBytesLimit bounds a module's max_body_bytes.
+const maxBodyBytesLimit = 64 << 20
+
+// modules parses the config's modules: a mapping of names to settings.
+func (p *parser) modules(n *yaml.Node) map[string]Module {
+	out := p.kinds.BuiltinModules()
+	if n == nil {
+		return out
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "modules: want a mapping of names to modules, got %s", kindName(n))
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		name := k.Value
+		where := fmt.Sprintf("modules.%s", name)
+		if !moduleNameRE.MatchString(name) {
+			p.errorf(k, "modules: %q is not a valid module name (letters, digits, '_' and '-', at most 64)", name)
+			continue
+		}
+		if p.kinds.IsBuiltin(name) {
+			p.errorf(k, "%s: %q is a built-in module and cannot be redefined", where, name)
+			continue
+		}
+		if _, dup := out[name]; dup {
+			p.errorf(k, "%s: defined twice", where)
+			continue
+		}
+		if m, ok := p.module(v, where); ok {
+			out[name] = m
+		}
+	}
+	return out
+}
+
+func (p *parser) module(n *yaml.Node, where string) (Module, bool) {
+	before := len(p.errs)
+	f := p.fields(n, where, p.kinds.moduleKeys())
+	if f == nil {
+		return Module{}, false
+	}
+	var m Module
+	kn := f["kind"]
+	if kn == nil {
+		p.errorf(n, "%s: kind: missing (one of %s)", where, strings.Join(p.kinds.Names(), ", "))
+		return Module{}, false
+	}
+	m.Kind = p.str(kn, where+": kind")
+	kind, ok := p.kinds.Lookup(m.Kind)
+	if !ok {
+		if m.Kind != "" {
+			p.errorf(kn, "%s: kind: %q is not one of %s", where, m.Kind, strings.Join(p.kinds.Names(), ", "))
+		}
+		return Module{}, false
+	}
+	if v := f["ip_family"]; v != nil {
+		m.IPFamily = IPFamily(p.str(v, where+": ip_family"))
+		switch m.IPFamily {
+		case IPAny, IP4, IP6:
+		default:
+			p.errorf(v, "%s: ip_family: %q is not ip4 or ip6", where, m.IPFamily)
+		}
+	}
+	if v := f["no_ip_fallback"]; v != nil {
+		m.NoIPFallback = p.boolean(v, where+": no_ip_fallback")
+	}
+	if v := f["max_body_bytes"]; v != nil {
+		m.MaxBodyBytes = int64(p.integer(v, where+": max_body_bytes"))
+		if m.MaxBodyBytes < 0 || m.MaxBodyBytes > maxBodyBytesLimit {
+			p.errorf(v, "%s: max_body_bytes: %d is not between 0 and 64 MiB", where, m.MaxBodyBytes)
+		}
+	}
+	if kind.NewSettings != nil {
+		m.Settings = kind.NewSettings()
+	}
+	for key, v := range f {
+		if reservedModuleKeys[key] {
+			continue
+		}
+		if key != kind.SettingsKey {
+			p.errorf(v, "%s: %s: only for %s", where, key, p.kinds.kindsWithKey(key))
+			continue
+		}
+		p.settings(v, where+": "+key, m.Settings)
+	}
+	return m, len(p.errs) == before
+}
+
+// settings decodes a kind's settings strictly into s and validates them.
+func (p *parser) settings(n *yaml.Node, where string, s Settings) {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s: want a mapping, got %s", where, kindName(n))
+		return
+	}
+	// Decode strictly: re-encode the node and decode it with unknown
+	// fields refused, reporting lines of the original file.
+	var buf bytes.Buffer
+	if err := yaml.NewEncoder(&buf).Encode(n); err != nil {
+		p.errorf(n, "%s: %v", where, err)
+		return
+	}
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	if err := dec.Decode(s); err != nil {
+		line, msg := relineYAMLError(err, n.Line)
+		p.errs = append(p.errs, fmt.Errorf("line %d: %s: %s", line, where, msg))
+		return
+	}
+	err := s.Validate()
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		p.errorf(n, "%s: %v", where, e)
+	}
+}
+
+// moduleNames lists the module names for messages.
+func moduleNames(mods map[string]Module) string {
+	names := make([]string, 0, len(mods))
+	for n := range mods {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,338 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+var (
+	nameRE     = regexp.MustCompile(`^[A-Za-z0-9._:\-]+$`)
+	originKeys = []string{"name", "scheme", "hostname", "port", "path", "url", "address", "mode", "module", "interval", "timeout", "labels", "leaf_selector"}
+)
+
+func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
+	before := len(p.errs)
+	where := fmt.Sprintf("origins[%d]", i)
+	f := p.fields(n, where, originKeys)
+	if f == nil {
+		return Target{}, false
+	}
+	name := ""
+	if v := f["name"]; v != nil {
+		name = p.str(v, where+": name")
+	}
+	if name != "" {
+		where = fmt.Sprintf("origins[%d] (%q)", i, name)
+	}
+	t := Target{Module: DefaultModule, Interval: cfg.Interval}
+	moduleKey, mv := "mode", f["mode"]
+	if mod := f["module"]; mod != nil {
+		if mv != nil {
+			p.errorf(mod, "%s: module: not allowed together with mode (they are the same)", where)
+		}
+		moduleKey, mv = "module", mod
+	}
+	if mv != nil {
+		m := p.str(mv, where+": "+moduleKey)
+		if _, ok := cfg.Modules[m]; ok {
+			t.Module = m
+		} else if m != "" {
+			p.errorf(mv, "%s: %s: %q is not a module (known: %s)", where, moduleKey, m, moduleNames(cfg.Modules))
+		}
+	}
+	kind, ok := p.kinds.Lookup(cfg.Modules[t.Module].Kind)
+	if !ok {
+		p.errorf(n, "%s: mode: missing, and there is no default module %q (known: %s)", where, DefaultModule, moduleNames(cfg.Modules))
+		return Target{}, false
+	}
+	if v := f["interval"]; v != nil {
+		if d, ok := p.duration(v, where+": interval"); ok {
+			t.Interval = d
+			p.interval(v, where+": interval", d)
+		}
+	}
+	t.Timeout = min(cfg.Timeout, t.Interval)
+	if v := f["timeout"]; v != nil {
+		if d, ok := p.duration(v, where+": timeout"); ok {
+			t.Timeout = d
+			if d > t.Interval {
+				p.errorf(v, "%s: timeout: %s is longer than the interval %s", where, d, t.Interval)
+			}
+		}
+	}
+
+	var scheme, host string
+	var port int
+	if kind.Target == TargetURL {
+		scheme, host, port = p.urlOrigin(kind, t.Module, f, where, n, &t)
+	} else {
+		host, port = p.addressOrigin(kind, t.Module, f, where, n, &t)
+		scheme = kind.Name
+	}
+	if name == "" && host != "" {
+		if kind.Target == TargetHost {
+			name = host + "-" + kind.Name
+		} else {
+			name = fmt.Sprintf("%s-%d-%s", host, port, scheme)
+		}
+	}
+	t.ID = name
+	if len(name) > MaxNameLength || (name != "" && !nameRE.MatchString(name)) {
+		p.errorf(n, "%s: name: origin_id %q must be 1-%d characters of letters, digits, '.', '_', ':' and '-'", where, name, MaxNameLength)
+	}
+	if v := f["labels"]; v != nil {
+		t.Labels = p.labels(v, where+": labels", true)
+	}
+	if v := f["leaf_selector"]; v != nil {
+		t.LeafSelector = p.labels(v, where+": leaf_selector", false)
+	}
+	return t, len(p.errs) == before
+}
+
+// urlOrigin reads the target of a URL kind: `url`, or `scheme`,
+// `hostname`, `port` and `path`. It returns the scheme, host and port.
+func (p *parser) urlOrigin(k *Kind, module string, f map[string]*yaml.Node, where string, n *yaml.Node, t *Target) (string, string, int) {
+	if v := f["address"]; v != nil {
+		p.errorf(v, "%s: address: not for module %s (kind %s); give a url or scheme, hostname and port", where, module, k.Name)
+		return "", "", 0
+	}
+	if v := f["url"]; v != nil {
+		for _, key := range []string{"scheme", "hostname", "port", "path"} {
+			if f[key] != nil {
+				p.errorf(f[key], "%s: %s: not allowed together with url", where, key)
+			}
+		}
+		u, err := urlTarget(p.str(v, where+": url"), k)
+		if err != nil {
+			p.errorf(v, "%s: url: %v", where, err)
+			return "", "", 0
+		}
+		t.URL = u.String()
+		return u.Scheme, u.Hostname(), portOf(u)
+	}
+	var scheme, host string
+	if v := f["scheme"]; v == nil {
+		p.errorf(n, "%s: scheme: missing (http or https), or give a url", where)
+	} else if scheme = p.str(v, where+": scheme"); scheme != "http" && scheme != "https" {
+		p.errorf(v, "%s: scheme: %q is not http or https", where, scheme)
+	}
+	if v := f["hostname"]; v != nil {
+		host = p.str(v, where+": hostname")
+	}
+	if host == "" {
+		p.errorf(n, "%s: hostname: missing, or give a url", where)
+	} else if strings.ContainsAny(host, "/?#@ \t") || strings.Contains(strings.Trim(host, "[]"), "[") || !validHost(strings.Trim(host, "[]")) {
+		p.errorf(f["hostname"], "%s: hostname: %q is not a host name or IP address", where, host)
+	}
+	host = strings.Trim(host, "[]")
+	port := defaultPort(scheme)
+	if v := f["port"]; v != nil {
+		port = p.integer(v, where+": port")
+		if port < 1 || port > 65535 {
+			p.errorf(v, "%s: port: %d is outside 1-65535", where, port)
+		}
+	}
+	path := k.DefaultPath
+	if v := f["path"]; v != nil {
+		ps := p.str(v, where+": path")
+		switch {
+		case k.FixedPath:
+			p.errorf(v, "%s: path: not for module %s (kind %s), which always probes %s", where, module, k.Name, k.DefaultPath)
+		case !strings.HasPrefix(ps, "/"):
+			p.errorf(v, "%s: path: %q does not start with /", where, ps)
+		case strings.Contains(ps, " "):
+			p.errorf(v, "%s: path: %q contains a space; write it as %%20", where, ps)
+		case strings.Contains(ps, "#"):
+			p.errorf(v, "%s: path: %q has a fragment", where, ps)
+		default:
+			path = ps
+		}
+	}
+	pathURL, err := url.ParseRequestURI(path)
+	if err != nil {
+		p.errorf(n, "%s: path: %v", where, err)
+		return scheme, host, port
+	}
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: pathURL.Path, RawPath: pathURL.RawPath, RawQuery: pathURL.RawQuery}
+	t.URL = u.String()
+	return scheme, host, port
+}
+
+// addressOrigin reads the target of a host:port or host kind: `address`,
+// or `hostname` and (host:port only) `port`. It returns the host and port.
+func (p *parser) addressOrigin(k *Kind, module string, f map[string]*yaml.Node, where string, n *yaml.Node, t *Target) (string, int) {
+	for _, key := range []string{"url", "scheme", "path"} {
+		if f[key] != nil {
+			p.errorf(f[key], "%s: %s: not for module %s (kind %s); give address or hostname", where, key, module, k.Name)
+		}
+	}
+	if v := f["address"]; v != nil {
+		for _, key := range []string{"hostname", "port"} {
+			if f[key] != nil {
+				p.errorf(f[key], "%s: %s: not allowed together with address", where, key)
+			}
+		}
+		addr, host, port, err := addressTarget(p.str(v, where+": address"), k)
+		if err != nil {
+			p.errorf(v, "%s: address: %v", where, err)
+			return "", 0
+		}
+		t.Address = addr
+		return host, port
+	}
+	if f["hostname"] == nil {
+		p.errorf(n, "%s: hostname: missing, or give an address", where)
+		return "", 0
+	}
+	host := strings.Trim(p.str(f["hostname"], where+": hostname"), "[]")
+	port := 0
+	if k.Target == TargetHostPort {
+		if f["port"] == nil {
+			p.errorf(n, "%s: port: missing; the %s kind needs one", where, k.Name)
+		} else {
+			port = p.integer(f["port"], where+": port")
+			if port < 1 || port > 65535 {
+				p.errorf(f["port"], "%s: port: %d is outside 1-65535", where, port)
+			}
+		}
+	} else if f["port"] != nil {
+		p.errorf(f["port"], "%s: port: not for the %s kind", where, k.Name)
+	}
+	if err := checkHost(host); err != nil {
+		p.errorf(f["hostname"], "%s: hostname: %v", where, err)
+		return "", 0
+	}
+	t.Address = joinAddress(k, host, port)
+	return host, port
+}
+
+// urlTarget checks a URL target of kind k and completes its path.
+func urlTarget(raw string, k *Kind) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, err
+	case strings.Contains(raw, " "):
+		return nil, fmt.Errorf("%q contains a space; write it as %%20", raw)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("scheme %q is not http or https", u.Scheme)
+	case u.Hostname() == "":
+		return nil, fmt.Errorf("%q has no host", raw)
+	case u.Fragment != "":
+		return nil, fmt.Errorf("%q has a fragment", raw)
+	}
+	if ps := u.Port(); ps != "" {
+		if port, _ := strconv.Atoi(ps); port < 1 || port > 65535 {
+			return nil, fmt.Errorf("port %s is outside 1-65535", ps)
+		}
+	}
+	if u.Path == "" || (k.FixedPath && u.Path == "/") {
+		u.Path = k.DefaultPath
+	}
+	return u, nil
+}
+
+// portOf returns a checked URL's port, the scheme's default if it has none.
+func portOf(u *url.URL) int {
+	if ps := u.Port(); ps != "" {
+		port, _ := strconv.Atoi(ps)
+		return port
+	}
+	return defaultPort(u.Scheme)
+}
+
+// addressTarget checks an address target of kind k: host:port, or a host.
+// It returns the address as probed, its host and its port (0 for a host).
+func addressTarget(raw string, k *Kind) (string, string, int, error) {
+	host, port := strings.Trim(raw, "[]"), 0
+	if k.Target == TargetHostPort {
+		h, ps, err := net.SplitHostPort(raw)
+		if err != nil {
+			return "", "", 0, fmt.Errorf("%q is not host:port", raw)
+		}
+		host = h
+		var perr error
+		if port, perr = strconv.Atoi(ps); perr != nil || port < 1 || port > 65535 {
+			return "", "", 0, fmt.Errorf("port %q is outside 1-65535", ps)
+		}
+	}
+	if err := checkHost(host); err != nil {
+		return "", "", 0, err
+	}
+	return joinAddress(k, host, port), host, port, nil
+}
+
+func joinAddress(k *Kind, host string, port int) string {
+	if k.Target == TargetHostPort {
+		return net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	return host
+}
+
+func checkHost(host string) error {
+	if host == "" || strings.ContainsAny(host, "/?#@ \t") || !validHost(host) {
+		return fmt.Errorf("%q is not a host name or IP address", host)
+	}
+	return nil
+}
+
+// validHost reports whether h makes a URL that reads back to the same host:
+// a name with a colon must be an IPv6 address, and no control characters.
+func validHost(h string) bool {
+	u, err := url.Parse((&url.URL{Scheme: "http", Host: net.JoinHostPort(h, "80")}).String())
+	return err == nil && u.Hostname() == h
+}
+
+func defaultPort(scheme string) int {
+	if scheme == "https" {
+		return 443
+	}
+	return 80
+}
+
+// ProbeTarget resolves a one-off probe's target (a URL, host:port or a
+// host, as the module's kind wants) with the config's modules and the same
+// rules as an origin of the config. A URL without a scheme gets http://.
+func (c *Config) ProbeTarget(raw, module string, timeout time.Duration) (Target, Module, error) {
+	m, ok := c.Modules[module]
+	if !ok {
+		return Target{}, Module{}, fmt.Errorf("unknown module %q (known: %s)", module, moduleNames(c.Modules))
+	}
+	if raw == "" {
+		return Target{}, Module{}, errors.New("target is empty")
+	}
+	var k *Kind
+	if c.kinds != nil {
+		k, ok = c.kinds.Lookup(m.Kind)
+	}
+	if !ok {
+		return Target{}, Module{}, fmt.Errorf("module %s: unknown probe kind %q", module, m.Kind)
+	}
+	t := Target{ID: "probe", Module: module, Interval: timeout, Timeout: timeout}
+	if k.Target == TargetURL {
+		in := raw
+		if !strings.Contains(in, "://") {
+			in = "http://" + in
+		}
+		u, err := urlTarget(in, k)
+		if err != nil {
+			return Target{}, Module{}, fmt.Errorf("target %q for module %s: url: %w", raw, module, err)
+		}
+		t.URL = u.String()
+		return t, m, nil
+	}
+	addr, _, _, err := addressTarget(raw, k)
+	if err != nil {
+		return Target{}, Module{}, fmt.Errorf("target %q for module %s: address: %w", raw, module, err)
+	}
+	t.Address = addr
+	return t, m, nil
+}
