@@ -1,4 +1,6 @@
-# Oxcross. `make demo` and `make test` are the README's two commands.
+# Oxcross. `make demo` and `make test` are the README's two commands;
+# `make test-busy` runs every Go test while four busy loops keep the cores
+# busy (scripts/test-busy.sh): the tests must hold on a loaded machine.
 GO ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//')
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
@@ -7,7 +9,7 @@ VPKG     := github.com/prometheus/common/version
 LDFLAGS  := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH) \
             -X $(VPKG).BuildUser=$(shell id -un)@$(shell hostname) -X $(VPKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: all build demo test lint fuzz clean
+.PHONY: all build demo test test-busy lint fuzz clean
 
 all: build
 
@@ -19,6 +21,9 @@ demo:
 
 test:
 	bash scripts/test.sh
+
+test-busy:
+	bash scripts/test-busy.sh
 
 lint:
 	gofmt -l .

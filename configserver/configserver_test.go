@@ -605,11 +605,17 @@ func TestConcurrentReloadAndServe(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Run until each has happened many times over, however long that
+	// takes on a busy machine, or until a worker has failed.
+	const wantGets, wantReloads = 200, 50
+	deadline := time.Now().Add(time.Minute)
+	for (gets.Load() < wantGets || reloads.Load() < wantReloads) && !t.Failed() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polling the counts
+	}
 	stop.Store(true)
 	wg.Wait()
-	if gets.Load() == 0 || reloads.Load() == 0 {
-		t.Errorf("gets = %d, reloads = %d: want some of each", gets.Load(), reloads.Load())
+	if gets.Load() < wantGets || reloads.Load() < wantReloads {
+		t.Errorf("gets = %d, reloads = %d: want at least %d and %d", gets.Load(), reloads.Load(), wantGets, wantReloads)
 	}
 	if got := metricValue(t, f.reg, metricReloadOK); got != 1 {
 		t.Errorf("%s = %v, want 1", metricReloadOK, got)

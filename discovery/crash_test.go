@@ -1,6 +1,7 @@
 package discovery_test
 
 import (
+	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -34,18 +35,18 @@ func bigConfig(n int, tag string) []byte {
 }
 
 // TestCacheWriterProcess is the child of TestCacheCrashSafe: it writes two
-// configs to the cache in turn, forever.
+// configs to the cache in turn, forever, printing a line after each write.
 func TestCacheWriterProcess(t *testing.T) {
 	path := os.Getenv(cacheWriterEnv)
 	if path == "" {
 		t.Skip("runs as TestCacheCrashSafe's child")
 	}
 	bodies := [][]byte{bigConfig(20000, "a"), bigConfig(20000, "b")}
-	fmt.Println("writing")
 	for i := 0; ; i++ {
 		if err := discovery.WriteCache(path, bodies[i%2]); err != nil {
 			t.Fatal(err)
 		}
+		fmt.Println("wrote")
 	}
 }
 
@@ -65,6 +66,8 @@ func TestCacheCrashSafe(t *testing.T) {
 	for i := range kills {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCacheWriterProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), cacheWriterEnv+"="+path)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -72,9 +75,24 @@ func TestCacheCrashSafe(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, 8)
-		_, _ = out.Read(buf) // "writing": the configs are built
-		time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
+		// Wait until the child has written the cache twice: the cache
+		// exists, so every kill must leave a whole one behind, and the
+		// time between the two writes is how long one takes on this
+		// machine now (much longer when it is busy).
+		lines := bufio.NewScanner(out)
+		var wrote []time.Time
+		for len(wrote) < 2 && lines.Scan() {
+			wrote = append(wrote, time.Now())
+		}
+		if len(wrote) < 2 {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("kill %d: the child stopped before writing the cache twice: %v\n%s", i, lines.Err(), stderr.String())
+		}
+		// The child is now rewriting the cache: kill it at a random
+		// point of that write. This sleep picks the point; it waits for
+		// nothing.
+		time.Sleep(rand.N(max(wrote[1].Sub(wrote[0]), time.Millisecond)))
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 
@@ -83,9 +101,6 @@ func TestCacheCrashSafe(t *testing.T) {
 			leftovers[tmp] = true
 		}
 		data, err := os.ReadFile(path)
-		if os.IsNotExist(err) && i == 0 {
-			continue // killed before its first rename
-		}
 		if err != nil {
 			t.Fatalf("kill %d: %v", i, err)
 		}
@@ -97,6 +112,9 @@ func TestCacheCrashSafe(t *testing.T) {
 		t.Fatalf("ReadCache after the kills: %v", err)
 	}
 	t.Logf("%d kills while rewriting a %d KiB cache: whole each time; %d kills left a temporary file behind", kills, len(bigConfig(20000, "a"))>>10, len(leftovers))
+	if len(leftovers) == 0 {
+		t.Errorf("no kill left a temporary file behind: none landed mid-write, so none tested crash safety")
+	}
 
 	// Temporary files from crashes: a write removes the stale ones.
 	temps, _ := filepath.Glob(filepath.Join(dir, ".config.json.*"))

@@ -197,7 +197,10 @@ var (
 			return
 		}
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 1000))
-		time.Sleep(50 * time.Millisecond) // the leaf reads what came before the RST
+		// Give the leaf a moment to read what came before the RST. Not a
+		// wait for a condition the test checks (the server cannot see the
+		// leaf read): a reset before the answer ends with the same reason.
+		time.Sleep(50 * time.Millisecond)
 		reset(c)
 	}
 	// resetBeforeAnswer reads the request and resets the connection.
@@ -394,6 +397,9 @@ func TestHostileOriginsScheduled(t *testing.T) {
 		targets = append(targets, discovery.Target{ID: id, URL: tc.scheme + "://" + h.addr() + path, Mode: mode, Interval: time.Second, Timeout: 900 * time.Millisecond})
 	}
 	s.Apply(targets)
+	// The assertions are about what the scheduler does in a given time
+	// (the healthy origin's rate and gaps): the window is the measurement,
+	// not a wait for a condition.
 	const window = 3 * time.Second
 	time.Sleep(window)
 	s.Stop()

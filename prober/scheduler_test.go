@@ -318,7 +318,7 @@ func TestSchedulerOneProbeInFlight(t *testing.T) {
 	// Applying the same config again, as a config poll does, must not
 	// start a second loop for any origin.
 	for range 5 {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // spreads the re-applies over probes in flight; not a wait
 		s.Apply(targets)
 	}
 	eventually(t, 5*time.Second, "every origin probed 4 times", func() bool {
@@ -459,6 +459,8 @@ func TestSchedulerStop(t *testing.T) {
 	// After Stop, nothing probes, and Apply starts nothing.
 	s.Apply([]discovery.Target{target("b", fast.URL+origin.Path, 50*time.Millisecond)})
 	n := requests.Load()
+	// The assertion is that nothing happens: there is no condition to
+	// wait for, only a window (four of b's intervals) in which to see none.
 	time.Sleep(200 * time.Millisecond)
 	if m := requests.Load(); m != n {
 		t.Errorf("%d probes after Stop", m-n)
