@@ -1,0 +1,2 @@
+// Package testutil holds helpers shared by Oxcross's tests.
+package testutil
