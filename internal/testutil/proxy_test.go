@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,7 +74,7 @@ func TestDelayProxyRecordsTruth(t *testing.T) {
 	r := bufio.NewReader(c)
 	type sample struct{ trueUp, trueDown, estimate time.Duration }
 	var samples []sample
-	for range 5 {
+	for range 7 {
 		t1 := time.Now()
 		if _, err := io.WriteString(c, "ping\n"); err != nil {
 			t.Fatal(err)
@@ -98,26 +99,36 @@ func TestDelayProxyRecordsTruth(t *testing.T) {
 	if len(exs) != len(samples) {
 		t.Fatalf("%d exchanges, want %d", len(exs), len(samples))
 	}
+	// Each delay is at least the nominal one. What the peers saw also
+	// holds their own scheduling, which a busy machine stretches now and
+	// then: most exchanges, not all, must agree with the record.
+	var upDiffs, downDiffs, offsetDiffs []time.Duration
 	for i, ex := range exs {
 		s := samples[i]
 		t.Logf("exchange %d: up %v (peers saw %v), down %v (%v), offset error %v (estimate %v), RTT %v",
 			i, ex.UpDelay(), s.trueUp, ex.DownDelay(), s.trueDown, ex.OffsetError(), s.estimate, ex.RTT())
-		if ex.UpDelay() < up || ex.DownDelay() < down {
-			t.Errorf("exchange %d: delays %v up, %v down; want at least %v, %v", i, ex.UpDelay(), ex.DownDelay(), up, down)
+		if ex.UpDelay() < up || ex.DownDelay() < down || ex.RTT() < up+down {
+			t.Errorf("exchange %d: delays %v up, %v down, RTT %v; want at least %v, %v, %v",
+				i, ex.UpDelay(), ex.DownDelay(), ex.RTT(), up, down, up+down)
 		}
-		if d := (s.trueUp - ex.UpDelay()).Abs(); d > slack {
-			t.Errorf("exchange %d: up delay %v recorded, %v seen", i, ex.UpDelay(), s.trueUp)
-		}
-		if d := (s.trueDown - ex.DownDelay()).Abs(); d > slack {
-			t.Errorf("exchange %d: down delay %v recorded, %v seen", i, ex.DownDelay(), s.trueDown)
-		}
-		if d := (s.estimate - ex.OffsetError()).Abs(); d > slack {
-			t.Errorf("exchange %d: offset error %v predicted, the estimate's is %v", i, ex.OffsetError(), s.estimate)
-		}
-		if ex.RTT() < up+down {
-			t.Errorf("exchange %d: RTT %v, want at least %v", i, ex.RTT(), up+down)
+		upDiffs = append(upDiffs, (s.trueUp - ex.UpDelay()).Abs())
+		downDiffs = append(downDiffs, (s.trueDown - ex.DownDelay()).Abs())
+		offsetDiffs = append(offsetDiffs, (s.estimate - ex.OffsetError()).Abs())
+	}
+	for _, d := range []struct {
+		what  string
+		diffs []time.Duration
+	}{{"up delay", upDiffs}, {"down delay", downDiffs}, {"offset error", offsetDiffs}} {
+		if m := median(d.diffs); m > slack {
+			t.Errorf("%s: recorded and seen differ by %v (median), want at most %v", d.what, m, slack)
 		}
 	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // TestDelayProxyKeepsChunkTiming writes two chunks 40ms apart: both
@@ -164,13 +175,21 @@ func TestDelayProxyKeepsChunkTiming(t *testing.T) {
 	if d := at[0].Sub(sent); d < up {
 		t.Errorf("first chunk after %v, want at least %v", d, up)
 	}
-	if d := at[1].Sub(at[0]); d < gap-slack || d > gap+up/2 {
-		t.Errorf("chunks %v apart, want about %v", d, gap)
-	}
 	Eventually(t, 5*time.Second, "the connection finished", func() bool { return p.Finished() == 1 })
 	rec := p.Conns()[0]
 	if len(rec.Up) != 2 || rec.Up[0].Delay() < up || rec.Up[1].Delay() < up || rec.Err != nil {
-		t.Errorf("recorded %+v", rec)
+		t.Fatalf("recorded %+v", rec)
+	}
+	// The gap is the one the proxy read (the client's sleep may have
+	// overslept), neither squeezed out (as by a proxy that buffers) nor
+	// stretched by the delay (as by one that sleeps between writes). The
+	// tolerance leaves room for a busy machine's scheduling.
+	const tolerance = gap / 2
+	read := rec.Up[1].Read.Sub(rec.Up[0].Read)
+	written := rec.Up[1].Written.Sub(rec.Up[0].Written)
+	arrivedApart := at[1].Sub(at[0])
+	if read < gap-tolerance || (written-read).Abs() > tolerance || (arrivedApart-read).Abs() > tolerance {
+		t.Errorf("chunks read %v apart, written %v, arrived %v; want about %v each", read, written, arrivedApart, gap)
 	}
 }
 
