@@ -1,0 +1,38 @@
+// Package testutil holds the helpers Oxcross's tests share, so that each
+// package's tests and bench/oxbench need not write them again. Everything
+// listens on loopback addresses only.
+//
+// Networks:
+//   - DNSServer (NewDNSServer): a fake authoritative DNS server over UDP
+//     and TCP answering A and AAAA queries from a table that may change
+//     while it runs, counting queries, with a Resolver that asks only it.
+//   - DelayProxy (NewDelayProxy, NewDelayProxyWithOptions,
+//     StartDelayProxy): a TCP proxy delaying each direction by a fixed
+//     time, chunk by chunk, that records when each chunk was read and
+//     written on, so that a test compares its results with the delays that
+//     actually occurred (ConnRecord, Exchange, Exchange.OffsetError). It
+//     needs no test, for bench/oxbench.
+//   - FreePort, ClosedAddr, ClosedURL: ports to listen on and addresses
+//     where nothing listens.
+//
+// TLS: CA (NewCA) is a certificate authority issuing server and client
+// certificates (CA.Server, CA.Client, CA.Issue with CertOptions for names,
+// validity, usage and chain) as a Cert: in memory, as PEM files and with a
+// pool of the CA.
+//
+// Waiting: Eventually and EventuallyReason poll a condition with a short
+// backoff until it holds or a timeout passes, and say what was last seen.
+//
+// Files: WriteFile, WriteAtomic (ReplaceFile without a test) and
+// ConfigMap (NewConfigMap, ConfigMap.Swap), a directory laid out and
+// updated as the kubelet does a ConfigMap volume.
+//
+// HTTP and metrics: Do and TryDo send a request and read the whole
+// response; MetricValue, LookupMetric, MetricSum and MetricSeries read
+// series from a prometheus.Gatherer.
+//
+// Helpers taking a testing.TB call its Helper method and register their
+// clean-up with its Cleanup method. Those that fail with Fatal must be
+// called from the test's goroutine; WriteAtomic and ConfigMap.Swap report
+// with Error, and may be called from any goroutine.
+package testutil
