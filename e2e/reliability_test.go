@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/internal/leafview"
 )
 
@@ -121,7 +121,7 @@ func (f *fakeConfigserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "interval: 10ms\norigins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n")
 	case r.URL.Path == "/config":
 		body := f.body.Load().(string)
-		etag := discovery.ETag([]byte(body))
+		etag := config.ETag([]byte(body))
 		w.Header().Set("ETag", etag)
 		if r.Header.Get("If-None-Match") == etag {
 			w.WriteHeader(http.StatusNotModified)
@@ -363,7 +363,7 @@ func checkLabels(t *testing.T, m leafview.Families, leafID string, origins ...st
 			series++
 			for _, lp := range s.GetLabel() {
 				v := lp.GetValue()
-				ok := len(v) <= discovery.MaxNameLength
+				ok := len(v) <= config.MaxNameLength
 				switch lp.GetName() {
 				case "origin_id":
 					ok = ok && known[v]
