@@ -4,7 +4,7 @@
 // a benchmark tool, not part of Oxcross.
 //
 //	oxbench gen -n 1000 -interval 10s -mode simple -targets URL[,URL...]
-//	oxbench proxy -listen ADDR -upstream HOST:PORT -up 10ms -down 10ms
+//	oxbench proxy -n 20 -upstream HOST:PORT -up 10ms -down 10ms
 //	oxbench drive -url URL -rate 100 -duration 30s [-expect TEXT]
 //	oxbench register -url CONFIGSERVER -n 1000 -port 20000
 //	oxbench window -before FILE -after FILE
@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -38,6 +37,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 func main() {
@@ -90,11 +91,12 @@ func gen(args []string) error {
 
 // proxy forwards TCP connections to upstream on n listeners, holding
 // every chunk back by up on the way there and by down on the way back: a
-// path with a known one-way delay each way. For each listener it records
-// the round trip it saw, from the request's first byte arriving to the
-// response's first byte leaving, which is what the leaf should report as
-// its processing phase, and serves these records as JSON on -stats. It
-// runs until SIGINT or SIGTERM.
+// path with a known one-way delay each way (internal/testutil's
+// DelayProxy, which the drift tests use too). For each listener it
+// serves, as JSON on -stats, the round trip of its last connection, from
+// the request's first byte arriving to the response's first byte leaving,
+// which is what the leaf should report as its processing phase. It runs
+// until SIGINT or SIGTERM.
 func proxy(args []string) error {
 	fs := flag.NewFlagSet("proxy", flag.ExitOnError)
 	n := fs.Int("n", 1, "listeners, each on a port of its own")
@@ -104,25 +106,15 @@ func proxy(args []string) error {
 	_ = fs.Parse(args)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	stats := make([]*listenerStats, *n)
-	for i := range stats {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	proxies := make([]*testutil.DelayProxy, *n)
+	for i := range proxies {
+		p, err := testutil.NewDelayProxyWithOptions(*upstream, testutil.DelayProxyOptions{Up: *up, Down: *down, Keep: 1})
 		if err != nil {
 			return err
 		}
-		st := &listenerStats{proxyStat: proxyStat{Addr: l.Addr().String()}}
-		stats[i] = st
-		fmt.Printf("listening %s\n", l.Addr())
-		go func() { <-ctx.Done(); _ = l.Close() }()
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go st.forward(c, *upstream, *up, *down)
-			}
-		}()
+		defer p.Close()
+		proxies[i] = p
+		fmt.Printf("listening %s\n", p.Addr())
 	}
 	sl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -130,11 +122,9 @@ func proxy(args []string) error {
 	}
 	fmt.Printf("stats %s\n", sl.Addr())
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		out := make([]proxyStat, len(stats))
-		for i, st := range stats {
-			st.mu.Lock()
-			out[i] = st.proxyStat
-			st.mu.Unlock()
+		out := make([]proxyStat, len(proxies))
+		for i, p := range proxies {
+			out[i] = statOf(p)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(out)
@@ -146,16 +136,11 @@ func proxy(args []string) error {
 	return nil
 }
 
-// listenerStats is what one listener saw of its last connection.
-type listenerStats struct {
-	mu sync.Mutex
-	proxyStat
-}
-
-// proxyStat is listenerStats as the stats endpoint serves it.
+// proxyStat is what one listener saw of its last answered connection, as
+// the stats endpoint serves it.
 type proxyStat struct {
 	Addr string `json:"addr"`
-	// Count is how many connections have answered.
+	// Count is how many connections have finished.
 	Count int `json:"count"`
 	// RTT runs from the request's first byte in to the response's first
 	// byte out; Conn from the accept to the response's last byte out.
@@ -163,108 +148,20 @@ type proxyStat struct {
 	Conn time.Duration `json:"conn_ns"`
 }
 
-type chunk struct {
-	b  []byte
-	at time.Time
-}
-
-// reader reads src into chunks stamped with their arrival, until src ends.
-func reader(src net.Conn) <-chan chunk {
-	ch := make(chan chunk, 64)
-	go func() {
-		defer close(ch)
-		for {
-			buf := make([]byte, 32<<10)
-			n, err := src.Read(buf)
-			if n > 0 {
-				ch <- chunk{buf[:n], time.Now()}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return ch
-}
-
-// forward proxies c to upstream. It reads the request from the moment it
-// accepts, dialing upstream meanwhile, so that the dial adds nothing to
-// the delay.
-func (st *listenerStats) forward(c net.Conn, upstream string, up, down time.Duration) {
-	accepted := time.Now()
-	fromLeaf := reader(c)
-	u, err := net.Dial("tcp", upstream)
-	if err != nil {
-		_ = c.Close()
-		for range fromLeaf {
-		}
-		return
-	}
-	fromOrigin := reader(u)
-	var firstIn time.Time
-	upDone := make(chan struct{})
-	go func() {
-		defer close(upDone)
-		_ = delayWrite(u, fromLeaf, up, func(c chunk, _ time.Time) {
-			if firstIn.IsZero() {
-				firstIn = c.at
-			}
-		})
-		_ = u.(*net.TCPConn).CloseWrite()
-	}()
-	var firstOut, lastOut time.Time
-	err = delayWrite(c, fromOrigin, down, func(_ chunk, at time.Time) {
-		if firstOut.IsZero() {
-			firstOut = at
-		}
-		lastOut = at
-	})
-	if err == nil {
-		_ = c.(*net.TCPConn).CloseWrite()
-	}
-	// The leaf closes when it has the whole answer; then the request side
-	// ends too.
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	<-upDone
-	_ = c.Close()
-	_ = u.Close()
-	for range fromOrigin {
-	}
-	if err == nil && !firstIn.IsZero() && !firstOut.IsZero() {
-		st.mu.Lock()
-		st.Count++
-		st.RTT, st.Conn = firstOut.Sub(firstIn), lastOut.Sub(accepted)
-		st.mu.Unlock()
-	}
-}
-
-// delayWrite writes each chunk of ch to dst delay after it arrived, and
-// calls wrote with the chunk and when it was written. Go's timers wake up
-// to a millisecond late on an idle Linux machine (epoll waits in whole
-// milliseconds), so it sleeps all but the last 2 ms and spins the rest:
-// the delay it adds is the one asked for. After a failed write it drops
-// the rest.
-func delayWrite(dst net.Conn, ch <-chan chunk, delay time.Duration, wrote func(chunk, time.Time)) error {
-	var failed error
-	for c := range ch {
-		if failed != nil {
+// statOf returns p's stats: its last finished connection that was
+// answered.
+func statOf(p *testutil.DelayProxy) proxyStat {
+	st := proxyStat{Addr: p.Addr(), Count: p.Finished()}
+	for _, c := range slices.Backward(p.Conns()) {
+		if c.Closed.IsZero() || c.Err != nil {
 			continue
 		}
-		due := c.at.Add(delay)
-		if d := time.Until(due) - 2*time.Millisecond; d > 0 {
-			time.Sleep(d)
+		if ex := c.Exchanges(); len(ex) > 0 && ex[0].RTT() > 0 {
+			st.RTT, st.Conn = ex[0].RTT(), c.Span()
+			break
 		}
-		for time.Now().Before(due) {
-			runtime.Gosched()
-		}
-		if _, err := dst.Write(c.b); err != nil {
-			failed = err
-			_ = dst.Close()
-			continue
-		}
-		wrote(c, time.Now())
 	}
-	return failed
+	return st
 }
 
 // drive GETs url at a fixed rate over keep-alive connections, for the
