@@ -39,7 +39,7 @@ type RegistryOptions struct {
 	// AllowedCIDRs are networks whose addresses leaves may advertise
 	// whatever address their request comes from (a reverse proxy in front
 	// of the configserver, NAT). Outside them, the advertised host must be
-	// the request's source address.
+	// the request's address.
 	AllowedCIDRs []netip.Prefix
 	// Resolver resolves advertised host names; nil means net.DefaultResolver.
 	Resolver *net.Resolver
@@ -50,7 +50,8 @@ type RegistryOptions struct {
 type entry struct {
 	leaf    discovery.Leaf
 	expires time.Time
-	source  netip.Addr
+	// from is the address the registration came from.
+	from netip.Addr
 }
 
 // Registry keeps the leaves that registered by heartbeat.
@@ -102,10 +103,10 @@ func refuse(code int, result string, format string, args ...any) error {
 	return &httpError{code: code, result: result, err: fmt.Errorf(format, args...)}
 }
 
-// Put records a heartbeat of leaf id, sent from source. static are the
+// Put records a heartbeat of leaf id, sent from the address from. static are the
 // config's leaves: a registration may not take over one of their ids with
 // another address.
-func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registration, source netip.Addr, static []config.StaticLeaf) (discovery.Leaf, time.Duration, error) {
+func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registration, from netip.Addr, static []config.StaticLeaf) (discovery.Leaf, time.Duration, error) {
 	if err := config.ValidateLeafID(id); err != nil {
 		return discovery.Leaf{}, 0, refuse(http.StatusBadRequest, "invalid", "%v", err)
 	}
@@ -126,8 +127,8 @@ func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registratio
 		interval = min(max(d, time.Second), 24*time.Hour)
 	}
 	addr := reg.Address
-	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" && source.IsValid() {
-		addr = net.JoinHostPort(source.Unmap().String(), port)
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" && from.IsValid() {
+		addr = net.JoinHostPort(from.Unmap().String(), port)
 	}
 	if err := config.ValidateAddress(addr); err != nil {
 		return discovery.Leaf{}, 0, refuse(http.StatusBadRequest, "invalid", "address: %v", err)
@@ -142,9 +143,9 @@ func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registratio
 		}
 	}
 	// The config vouches for a static leaf's address (behind NAT, its
-	// requests come from elsewhere); any other must be the source's own.
+	// requests come from elsewhere); any other must be the sender's own.
 	if !listed {
-		if err := r.checkAddress(ctx, addr, source); err != nil {
+		if err := r.checkAddress(ctx, addr, from); err != nil {
 			return discovery.Leaf{}, 0, err
 		}
 	}
@@ -161,15 +162,15 @@ func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registratio
 			return discovery.Leaf{}, 0, refuse(http.StatusTooManyRequests, "full", "the registry holds %d leaves, its limit (--registry.max-leaves)", r.opts.MaxLeaves)
 		}
 	}
-	if exists && old.source != source && !r.allowed(source) && old.expires.After(now) {
-		return discovery.Leaf{}, 0, refuse(http.StatusForbidden, "forbidden", "leaf id %q is registered from %s, not %s", id, old.source, source)
+	if exists && old.from != from && !r.allowed(from) && old.expires.After(now) {
+		return discovery.Leaf{}, 0, refuse(http.StatusForbidden, "forbidden", "leaf id %q is registered from %s, not %s", id, old.from, from)
 	}
 	// An expired entry coming back changes what Live lists, even when it
 	// is the same as before.
 	if !exists || !old.expires.After(now) || !sameLeaf(old.leaf, leaf) {
 		r.version++
 	}
-	r.leaves[id] = &entry{leaf: leaf, expires: now.Add(ttl), source: source}
+	r.leaves[id] = &entry{leaf: leaf, expires: now.Add(ttl), from: from}
 	r.registrations.WithLabelValues("ok").Inc()
 	return leaf, ttl, nil
 }
@@ -178,9 +179,9 @@ func sameLeaf(a, b discovery.Leaf) bool {
 	return a.Address == b.Address && a.Version == b.Version && maps.Equal(a.Labels, b.Labels)
 }
 
-// checkAddress refuses an advertised address that is not the request's
-// source, unless it lies in an allowed network.
-func (r *Registry) checkAddress(ctx context.Context, addr string, source netip.Addr) error {
+// checkAddress refuses an advertised address that is not the address
+// the request came from, unless it lies in an allowed network.
+func (r *Registry) checkAddress(ctx context.Context, addr string, from netip.Addr) error {
 	host, _, _ := net.SplitHostPort(addr)
 	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
@@ -197,14 +198,14 @@ func (r *Registry) checkAddress(ctx context.Context, addr string, source netip.A
 		}
 	}
 	for _, ip := range ips {
-		if ip == source.Unmap() {
+		if ip == from.Unmap() {
 			return nil
 		}
 	}
 	if len(ips) > 0 && r.allowedAll(ips) {
 		return nil
 	}
-	return refuse(http.StatusForbidden, "forbidden", "advertised address %s is not the request's source %s; a leaf may only register its own address (or one in --registry.allow-address-cidr)", addr, source)
+	return refuse(http.StatusForbidden, "forbidden", "advertised address %s is not the request's source address %s; a leaf may only register its own address (or one in --registry.allow-address-cidr)", addr, from)
 }
 
 func (r *Registry) allowed(ip netip.Addr) bool {
@@ -225,17 +226,17 @@ func (r *Registry) allowedAll(ips []netip.Addr) bool {
 	return true
 }
 
-// Delete removes leaf id at once, if source may: the address it registered
+// Delete removes leaf id at once, if from may: the address it registered
 // from, or an allowed network.
-func (r *Registry) Delete(id string, source netip.Addr) error {
+func (r *Registry) Delete(id string, from netip.Addr) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.leaves[id]
 	if !ok {
 		return refuse(http.StatusNotFound, "invalid", "leaf %q is not registered", id)
 	}
-	if e.source != source && !r.allowed(source) {
-		return refuse(http.StatusForbidden, "forbidden", "leaf %q was registered from %s, not %s", id, e.source, source)
+	if e.from != from && !r.allowed(from) {
+		return refuse(http.StatusForbidden, "forbidden", "leaf %q was registered from %s, not %s", id, e.from, from)
 	}
 	delete(r.leaves, id)
 	r.version++
@@ -306,8 +307,8 @@ func (r *Registry) Labels(id string) (map[string]string, bool) {
 	return e.leaf.Labels, true
 }
 
-// sourceAddr returns the address a request came from.
-func sourceAddr(r *http.Request) netip.Addr {
+// requestAddr returns the address a request came from.
+func requestAddr(r *http.Request) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}
@@ -343,7 +344,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var leaf discovery.Leaf
 		var ttl time.Duration
-		leaf, ttl, err = s.registry.Put(r.Context(), id, reg, sourceAddr(r), s.current.Load().Config.Leaves)
+		leaf, ttl, err = s.registry.Put(r.Context(), id, reg, requestAddr(r), s.current.Load().Config.Leaves)
 		if err == nil {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(map[string]string{"id": leaf.ID, "address": leaf.Address, "expires_in": ttl.String()})
@@ -354,7 +355,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
-	if err := s.registry.Delete(r.PathValue("id"), sourceAddr(r)); err != nil {
+	if err := s.registry.Delete(r.PathValue("id"), requestAddr(r)); err != nil {
 		s.refuse(w, r, err)
 		return
 	}
@@ -369,6 +370,6 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		code, result = he.code, he.result
 	}
 	s.registry.registrations.WithLabelValues(result).Inc()
-	s.logger.Debug("Refused a leaf registry request", "method", r.Method, "path", r.URL.Path, "source", r.RemoteAddr, "status", code, "err", err)
+	s.logger.Debug("Refused a leaf registry request", "method", r.Method, "path", r.URL.Path, "remote_addr", r.RemoteAddr, "status", code, "err", err)
 	http.Error(w, err.Error(), code)
 }

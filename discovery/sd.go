@@ -42,11 +42,11 @@ func LeafGroups(leaves []Leaf) []TargetGroup {
 		}
 		labels["leaf_id"] = l.ID
 		labels[metaPrefix+"leaf_id"] = l.ID
-		source := "dynamic"
+		listing := "dynamic"
 		if l.Static {
-			source = "static"
+			listing = "static"
 		}
-		labels[metaPrefix+"leaf_source"] = source
+		labels[metaPrefix+"leaf_source"] = listing
 		if l.Version != "" {
 			labels[metaPrefix+"leaf_version"] = l.Version
 		}
