@@ -3,11 +3,9 @@ package configserver_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/oxcross/oxcross/configserver"
 	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 // benchServer returns a configserver's routes for a config of origins
@@ -28,10 +27,8 @@ func benchServer(b *testing.B, origins, leaves int) (*configserver.Server, http.
 		fmt.Fprintf(&cfg, "  - name: edge-%d\n    url: https://edge%d.example.com/\n    mode: simple\n", i, i)
 	}
 	path := filepath.Join(b.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	s, err := configserver.New(path, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	testutil.WriteFile(b, path, cfg.String())
+	s, err := configserver.New(path, configserver.Options{Parser: parser}, prometheus.NewRegistry(), discard)
 	if err != nil {
 		b.Fatal(err)
 	}

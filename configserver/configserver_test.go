@@ -1,16 +1,15 @@
 package configserver_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,10 +17,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/configserver"
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/testutil"
+	"github.com/oxcross/oxcross/prober"
 )
 
 const (
@@ -32,158 +33,117 @@ const (
 	metricRequests   = "oxcross_configserver_config_requests_total"
 )
 
-var discard = slog.New(slog.DiscardHandler)
+var (
+	discard = slog.New(slog.DiscardHandler)
+	// kinds are the probe kinds the configserver validates modules with,
+	// as its main does.
+	kinds = prober.DefaultKinds(discard)
+	// parser reads config files without limits.
+	parser = kinds.Parser(config.Limits{})
+)
 
 // configYAML is a valid config with one origin at host:port.
 func configYAML(host string, port int) string {
 	return fmt.Sprintf("interval: 30\ntimeout: 10\norigins:\n  - scheme: http\n    hostname: %s\n    port: %d\n    mode: advanced\n", host, port)
 }
 
-// loadedOf is what the configserver should serve for a config text.
-func loadedOf(t testing.TB, text string) *discovery.Loaded {
+// snapshotOf is what the configserver should serve for a config text.
+func snapshotOf(t testing.TB, text string) *config.Snapshot {
 	t.Helper()
-	cfg, err := discovery.Parse([]byte(text))
+	cfg, err := parser.Parse([]byte(text))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	l, err := discovery.NewLoaded(cfg)
+	l, err := config.NewSnapshot(cfg)
 	if err != nil {
-		t.Fatalf("NewLoaded: %v", err)
+		t.Fatalf("NewSnapshot: %v", err)
 	}
 	return l
 }
 
-func writeFile(t testing.TB, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+// fakeClock is a registry clock the test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
 }
 
-// writeAtomic replaces path by renaming a complete file over it.
-func writeAtomic(t testing.TB, path, text string) {
-	t.Helper()
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	if _, err := tmp.WriteString(text); err != nil {
-		t.Error(err)
-	}
-	if err := tmp.Close(); err != nil {
-		t.Error(err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		t.Error(err)
-	}
+func newClock() *fakeClock {
+	return &fakeClock{t: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)}
 }
 
-// metricValue returns the value of the single series of a gauge or counter
-// (with the given label pairs), failing when there is none.
-func metricValue(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatalf("Gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if got[labels[i]] != labels[i+1] {
-					continue metrics
-				}
-			}
-			switch {
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("metric %s%v not found", name, labels)
-	return 0
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
+// fixture is a configserver for a config file, its routes (NewMux) served
+// over real HTTP on loopback.
 type fixture struct {
 	path string
-	reg  *prometheus.Registry
-	s    *configserver.Server
-	srv  *httptest.Server
+	// clock is the registry's clock, nil for the real one.
+	clock *fakeClock
+	reg   *prometheus.Registry
+	s     *configserver.Server
+	srv   *httptest.Server
 }
 
+// newFixture serves the config file at path, writing text to it first
+// unless text is "", with a registry on the real clock.
 func newFixture(t *testing.T, path, text string) *fixture {
 	t.Helper()
+	return startFixture(t, path, text, nil, configserver.RegistryOptions{})
+}
+
+// newRegFixture serves text from a new file, with a registry configured by
+// opts whose clock, unless opts has one, is a fake one (f.clock).
+func newRegFixture(t *testing.T, text string, opts configserver.RegistryOptions) *fixture {
+	t.Helper()
+	var clock *fakeClock
+	if opts.Now == nil {
+		clock = newClock()
+		opts.Now = clock.Now
+	}
+	return startFixture(t, filepath.Join(t.TempDir(), "config.yaml"), text, clock, opts)
+}
+
+func startFixture(t *testing.T, path, text string, clock *fakeClock, opts configserver.RegistryOptions) *fixture {
+	t.Helper()
 	if text != "" {
-		writeFile(t, path, text)
+		testutil.WriteFile(t, path, text)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := configserver.New(path, reg, discard)
+	s, err := configserver.New(path, configserver.Options{Parser: parser, Registry: opts}, reg, discard)
 	if err != nil {
 		t.Fatalf("New(%s): %v", path, err)
 	}
 	srv := httptest.NewServer(configserver.NewMux(s))
 	t.Cleanup(srv.Close)
-	return &fixture{path: path, reg: reg, s: s, srv: srv}
+	return &fixture{path: path, clock: clock, reg: reg, s: s, srv: srv}
 }
 
-type response struct {
-	code   int
-	header http.Header
-	body   []byte
-}
-
-func (f *fixture) do(t testing.TB, method, path string, header ...string) response {
+// do sends a request with body (none when "") and header, name, value
+// pairs, to the fixture's path.
+func (f *fixture) do(t testing.TB, method, path, body string, header ...string) testutil.Response {
 	t.Helper()
-	req, err := http.NewRequest(method, f.srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, path, err)
-	}
-	return response{code: resp.StatusCode, header: resp.Header, body: body}
+	return testutil.Do(t, f.srv.Client(), method, f.srv.URL+path, body, header...)
 }
 
 // served GETs /config and checks that the response is a consistent 200.
-func (f *fixture) served(t testing.TB) response {
+func (f *fixture) served(t testing.TB) testutil.Response {
 	t.Helper()
-	r := f.do(t, http.MethodGet, "/config")
-	if r.code != http.StatusOK {
-		t.Fatalf("GET /config: status %d, body %q", r.code, r.body)
+	r := f.do(t, http.MethodGet, "/config", "")
+	if r.Code != http.StatusOK {
+		t.Fatalf("GET /config: status %d, body %q", r.Code, r.Body)
 	}
-	if et := r.header.Get("ETag"); et != discovery.ETag(r.body) {
-		t.Fatalf("GET /config: ETag %s, want discovery.ETag(body) = %s", et, discovery.ETag(r.body))
+	if et := r.Header.Get("ETag"); et != config.ETag([]byte(r.Body)) {
+		t.Fatalf("GET /config: ETag %s, want config.ETag(body) = %s", et, config.ETag([]byte(r.Body)))
 	}
 	return r
 }
@@ -210,13 +170,13 @@ func runWatch(t *testing.T, s *configserver.Server, interval time.Duration) {
 func TestServeConfig(t *testing.T) {
 	text := configYAML("example.com", 9301)
 	f := newFixture(t, filepath.Join(t.TempDir(), "config.yaml"), text)
-	want := loadedOf(t, text)
+	want := snapshotOf(t, text)
 
 	r := f.served(t)
-	if !bytes.Equal(r.body, want.Body) {
-		t.Errorf("body = %s, want %s", r.body, want.Body)
+	if r.Body != string(want.Body) {
+		t.Errorf("body = %s, want %s", r.Body, want.Body)
 	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
 	var doc struct {
@@ -225,13 +185,13 @@ func TestServeConfig(t *testing.T) {
 			URL  string `json:"url"`
 		} `json:"origins"`
 	}
-	if err := json.Unmarshal(r.body, &doc); err != nil {
-		t.Fatalf("body is not JSON: %v: %s", err, r.body)
+	if err := json.Unmarshal([]byte(r.Body), &doc); err != nil {
+		t.Fatalf("body is not JSON: %v: %s", err, r.Body)
 	}
 	if len(doc.Origins) != 1 || doc.Origins[0].Name != "example.com-9301-http" || doc.Origins[0].URL != "http://example.com:9301/oxcross" {
 		t.Errorf("origins = %+v", doc.Origins)
 	}
-	etag := r.header.Get("ETag")
+	etag := r.Header.Get("ETag")
 	if etag != want.ETag || etag != f.s.Current().ETag {
 		t.Errorf("ETag = %s, want %s", etag, want.ETag)
 	}
@@ -250,35 +210,37 @@ func TestServeConfig(t *testing.T) {
 		{"list without it", `"x", W/"y"`, http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := f.do(t, http.MethodGet, "/config", "If-None-Match", tc.inm)
-			if r.code != tc.code {
-				t.Fatalf("If-None-Match %s: status %d, want %d", tc.inm, r.code, tc.code)
+			r := f.do(t, http.MethodGet, "/config", "", "If-None-Match", tc.inm)
+			if r.Code != tc.code {
+				t.Fatalf("If-None-Match %s: status %d, want %d", tc.inm, r.Code, tc.code)
 			}
-			if r.header.Get("ETag") != etag {
-				t.Errorf("ETag = %q, want %s", r.header.Get("ETag"), etag)
+			if r.Header.Get("ETag") != etag {
+				t.Errorf("ETag = %q, want %s", r.Header.Get("ETag"), etag)
 			}
-			if tc.code == http.StatusNotModified && len(r.body) != 0 {
-				t.Errorf("304 with a body: %q", r.body)
+			if tc.code == http.StatusNotModified && len(r.Body) != 0 {
+				t.Errorf("304 with a body: %q", r.Body)
 			}
-			if tc.code == http.StatusOK && !bytes.Equal(r.body, want.Body) {
-				t.Errorf("body = %s, want %s", r.body, want.Body)
+			if tc.code == http.StatusOK && r.Body != string(want.Body) {
+				t.Errorf("body = %s, want %s", r.Body, want.Body)
 			}
 		})
 	}
 
-	if r := f.do(t, http.MethodHead, "/config"); r.code != http.StatusOK || len(r.body) != 0 || r.header.Get("ETag") != etag {
-		t.Errorf("HEAD /config: status %d, body %q, ETag %q", r.code, r.body, r.header.Get("ETag"))
+	if r := f.do(t, http.MethodHead, "/config", ""); r.Code != http.StatusOK || len(r.Body) != 0 || r.Header.Get("ETag") != etag {
+		t.Errorf("HEAD /config: status %d, body %q, ETag %q", r.Code, r.Body, r.Header.Get("ETag"))
 	}
-	if r := f.do(t, http.MethodPost, "/config"); r.code != http.StatusMethodNotAllowed {
-		t.Errorf("POST /config: status %d, want 405", r.code)
+	if r := f.do(t, http.MethodPost, "/config", ""); r.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /config: status %d, want 405", r.Code)
 	}
-	if r := f.do(t, http.MethodGet, "/healthz"); r.code != http.StatusOK {
-		t.Errorf("GET /healthz: status %d", r.code)
+	// /healthz is the caller's now (cmd/oxcross-configserver adds it to
+	// these routes): NewMux must not serve it, or that would panic.
+	if r := f.do(t, http.MethodGet, "/healthz", ""); r.Code != http.StatusNotFound {
+		t.Errorf("GET /healthz from NewMux: status %d, want 404 (main adds it)", r.Code)
 	}
-	if got := metricValue(t, f.reg, metricRequests, "code", "304"); got < 4 {
+	if got := testutil.MetricValue(t, f.reg, metricRequests, "code", "304"); got < 4 {
 		t.Errorf("%s{code=304} = %v, want >= 4", metricRequests, got)
 	}
-	if got := metricValue(t, f.reg, metricOrigins); got != 1 {
+	if got := testutil.MetricValue(t, f.reg, metricOrigins); got != 1 {
 		t.Errorf("%s = %v, want 1", metricOrigins, got)
 	}
 }
@@ -292,8 +254,8 @@ func TestNewBrokenFile(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, name+".yaml")
-			writeFile(t, path, text)
-			s, err := configserver.New(path, prometheus.NewRegistry(), discard)
+			testutil.WriteFile(t, path, text)
+			s, err := configserver.New(path, configserver.Options{Parser: parser}, prometheus.NewRegistry(), discard)
 			if err == nil {
 				t.Fatalf("New on a broken file: no error, serving %s", s.Current().Body)
 			}
@@ -304,7 +266,7 @@ func TestNewBrokenFile(t *testing.T) {
 	}
 	t.Run("missing", func(t *testing.T) {
 		path := filepath.Join(dir, "missing.yaml")
-		if _, err := configserver.New(path, prometheus.NewRegistry(), discard); err == nil || !strings.Contains(err.Error(), path) {
+		if _, err := configserver.New(path, configserver.Options{Parser: parser}, prometheus.NewRegistry(), discard); err == nil || !strings.Contains(err.Error(), path) {
 			t.Fatalf("New on a missing file: err = %v, want one naming %s", err, path)
 		}
 	})
@@ -313,37 +275,37 @@ func TestNewBrokenFile(t *testing.T) {
 func TestReload(t *testing.T) {
 	f := newFixture(t, filepath.Join(t.TempDir(), "config.yaml"), configYAML("a.example.com", 9301))
 	first := f.served(t)
-	if got := metricValue(t, f.reg, metricReloadOK); got != 1 {
+	if got := testutil.MetricValue(t, f.reg, metricReloadOK); got != 1 {
 		t.Errorf("%s after New = %v, want 1", metricReloadOK, got)
 	}
 
 	// A good edit: new body, new ETag.
-	writeFile(t, f.path, configYAML("b.example.com", 9301))
+	testutil.WriteFile(t, f.path, configYAML("b.example.com", 9301))
 	before := time.Now().Unix()
 	if err := f.s.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	second := f.served(t)
-	if want := loadedOf(t, configYAML("b.example.com", 9301)); !bytes.Equal(second.body, want.Body) {
-		t.Fatalf("after Reload: body %s, want %s", second.body, want.Body)
+	if want := snapshotOf(t, configYAML("b.example.com", 9301)); second.Body != string(want.Body) {
+		t.Fatalf("after Reload: body %s, want %s", second.Body, want.Body)
 	}
-	if second.header.Get("ETag") == first.header.Get("ETag") {
-		t.Errorf("ETag did not change with the config: %s", second.header.Get("ETag"))
+	if second.Header.Get("ETag") == first.Header.Get("ETag") {
+		t.Errorf("ETag did not change with the config: %s", second.Header.Get("ETag"))
 	}
-	if r := f.do(t, http.MethodGet, "/config", "If-None-Match", first.header.Get("ETag")); r.code != http.StatusOK {
-		t.Errorf("old ETag after a change: status %d, want 200", r.code)
+	if r := f.do(t, http.MethodGet, "/config", "", "If-None-Match", first.Header.Get("ETag")); r.Code != http.StatusOK {
+		t.Errorf("old ETag after a change: status %d, want 200", r.Code)
 	}
-	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(`
+	if err := promtestutil.GatherAndCompare(f.reg, strings.NewReader(`
 # HELP oxcross_configserver_config_last_reload_successful 1 if the last config reload succeeded, 0 if it failed and the previous config is still served.
 # TYPE oxcross_configserver_config_last_reload_successful gauge
 oxcross_configserver_config_last_reload_successful 1
 `), metricReloadOK); err != nil {
 		t.Error(err)
 	}
-	if ts := metricValue(t, f.reg, metricReloadTime); ts < float64(before) || ts > float64(time.Now().Unix()+1) {
+	if ts := testutil.MetricValue(t, f.reg, metricReloadTime); ts < float64(before) || ts > float64(time.Now().Unix()+1) {
 		t.Errorf("%s = %v, want about %d", metricReloadTime, ts, before)
 	}
-	successes := metricValue(t, f.reg, metricReloads, "result", "success")
+	successes := testutil.MetricValue(t, f.reg, metricReloads, "result", "success")
 
 	// Broken edits: an error naming the file, the old config still served.
 	for name, text := range map[string]string{
@@ -351,8 +313,8 @@ oxcross_configserver_config_last_reload_successful 1
 		"port": configYAML("c.example.com", 70000),
 	} {
 		t.Run(name, func(t *testing.T) {
-			writeFile(t, f.path, text)
-			failures := metricValue(t, f.reg, metricReloads, "result", "failure")
+			testutil.WriteFile(t, f.path, text)
+			failures := testutil.MetricValue(t, f.reg, metricReloads, "result", "failure")
 			err := f.s.Reload()
 			if err == nil {
 				t.Fatal("Reload of a broken file: no error")
@@ -364,27 +326,27 @@ oxcross_configserver_config_last_reload_successful 1
 				t.Errorf("error %q does not name the field", err)
 			}
 			r := f.served(t)
-			if !bytes.Equal(r.body, second.body) || r.header.Get("ETag") != second.header.Get("ETag") {
-				t.Errorf("after a failed reload: body %s, want the previous %s", r.body, second.body)
+			if r.Body != second.Body || r.Header.Get("ETag") != second.Header.Get("ETag") {
+				t.Errorf("after a failed reload: body %s, want the previous %s", r.Body, second.Body)
 			}
-			if got := metricValue(t, f.reg, metricReloadOK); got != 0 {
+			if got := testutil.MetricValue(t, f.reg, metricReloadOK); got != 0 {
 				t.Errorf("%s = %v, want 0", metricReloadOK, got)
 			}
-			if got := metricValue(t, f.reg, metricReloads, "result", "failure"); got != failures+1 {
+			if got := testutil.MetricValue(t, f.reg, metricReloads, "result", "failure"); got != failures+1 {
 				t.Errorf("%s{result=failure} = %v, want %v", metricReloads, got, failures+1)
 			}
 
 			// Fixing it reloads again.
-			writeFile(t, f.path, configYAML("b.example.com", 9301))
+			testutil.WriteFile(t, f.path, configYAML("b.example.com", 9301))
 			if err := f.s.Reload(); err != nil {
 				t.Fatalf("Reload after the fix: %v", err)
 			}
-			if got := metricValue(t, f.reg, metricReloadOK); got != 1 {
+			if got := testutil.MetricValue(t, f.reg, metricReloadOK); got != 1 {
 				t.Errorf("%s after the fix = %v, want 1", metricReloadOK, got)
 			}
 		})
 	}
-	if got := metricValue(t, f.reg, metricReloads, "result", "success"); got != successes+2 {
+	if got := testutil.MetricValue(t, f.reg, metricReloads, "result", "success"); got != successes+2 {
 		t.Errorf("%s{result=success} = %v, want %v", metricReloads, got, successes+2)
 	}
 
@@ -395,49 +357,49 @@ oxcross_configserver_config_last_reload_successful 1
 	if err := f.s.Reload(); err == nil || !strings.Contains(err.Error(), f.path) {
 		t.Errorf("Reload of a missing file: err = %v, want one naming %s", err, f.path)
 	}
-	if r := f.served(t); !bytes.Equal(r.body, second.body) {
-		t.Errorf("after the file vanished: body %s, want %s", r.body, second.body)
+	if r := f.served(t); r.Body != second.Body {
+		t.Errorf("after the file vanished: body %s, want %s", r.Body, second.Body)
 	}
 }
 
 func TestReloadEndpoint(t *testing.T) {
 	f := newFixture(t, filepath.Join(t.TempDir(), "config.yaml"), configYAML("a.example.com", 9301))
 
-	writeFile(t, f.path, configYAML("b.example.com", 9301)+"  - url: https://c.example.com/\n    mode: simple\n")
-	r := f.do(t, http.MethodPost, "/-/reload")
-	if r.code != http.StatusOK {
-		t.Fatalf("POST /-/reload on a good file: status %d, body %q", r.code, r.body)
+	testutil.WriteFile(t, f.path, configYAML("b.example.com", 9301)+"  - url: https://c.example.com/\n    mode: simple\n")
+	r := f.do(t, http.MethodPost, "/-/reload", "")
+	if r.Code != http.StatusOK {
+		t.Fatalf("POST /-/reload on a good file: status %d, body %q", r.Code, r.Body)
 	}
-	if !strings.Contains(string(r.body), "2 origins") {
-		t.Errorf("POST /-/reload body %q does not say how many origins", r.body)
+	if !strings.Contains(r.Body, "2 origins") {
+		t.Errorf("POST /-/reload body %q does not say how many origins", r.Body)
 	}
 	good := f.served(t)
-	if !strings.Contains(string(good.body), "b.example.com") {
-		t.Errorf("after POST /-/reload: body %s", good.body)
+	if !strings.Contains(good.Body, "b.example.com") {
+		t.Errorf("after POST /-/reload: body %s", good.Body)
 	}
-	if got := metricValue(t, f.reg, metricOrigins); got != 2 {
+	if got := testutil.MetricValue(t, f.reg, metricOrigins); got != 2 {
 		t.Errorf("%s = %v, want 2", metricOrigins, got)
 	}
 
-	writeFile(t, f.path, configYAML("d.example.com", 0))
-	r = f.do(t, http.MethodPost, "/-/reload")
-	if r.code != http.StatusInternalServerError {
-		t.Fatalf("POST /-/reload on a broken file: status %d, body %q", r.code, r.body)
+	testutil.WriteFile(t, f.path, configYAML("d.example.com", 0))
+	r = f.do(t, http.MethodPost, "/-/reload", "")
+	if r.Code != http.StatusInternalServerError {
+		t.Fatalf("POST /-/reload on a broken file: status %d, body %q", r.Code, r.Body)
 	}
-	if !strings.Contains(string(r.body), f.path) || !strings.Contains(string(r.body), "port") {
-		t.Errorf("POST /-/reload failure body %q does not give the reason", r.body)
+	if !strings.Contains(r.Body, f.path) || !strings.Contains(r.Body, "port") {
+		t.Errorf("POST /-/reload failure body %q does not give the reason", r.Body)
 	}
-	if now := f.served(t); !bytes.Equal(now.body, good.body) {
-		t.Errorf("after a failed POST /-/reload: body %s, want %s", now.body, good.body)
+	if now := f.served(t); now.Body != good.Body {
+		t.Errorf("after a failed POST /-/reload: body %s, want %s", now.Body, good.Body)
 	}
-	if got := metricValue(t, f.reg, metricReloadOK); got != 0 {
+	if got := testutil.MetricValue(t, f.reg, metricReloadOK); got != 0 {
 		t.Errorf("%s = %v, want 0", metricReloadOK, got)
 	}
 
-	if r := f.do(t, http.MethodGet, "/-/reload"); r.code != http.StatusMethodNotAllowed {
-		t.Errorf("GET /-/reload: status %d, want 405", r.code)
+	if r := f.do(t, http.MethodGet, "/-/reload", ""); r.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload: status %d, want 405", r.Code)
 	}
-	if f.s.Current().ETag != good.header.Get("ETag") {
+	if f.s.Current().ETag != good.Header.Get("ETag") {
 		t.Error("GET /-/reload changed the config")
 	}
 }
@@ -447,98 +409,62 @@ func TestWatchEditInPlace(t *testing.T) {
 	old := f.served(t)
 	runWatch(t, f.s, 20*time.Millisecond)
 
-	writeFile(t, f.path, configYAML("b.example.com", 9301))
-	want := loadedOf(t, configYAML("b.example.com", 9301))
-	waitFor(t, 2*time.Second, "the edited config to be served", func() bool {
-		return bytes.Equal(f.served(t).body, want.Body)
+	testutil.WriteFile(t, f.path, configYAML("b.example.com", 9301))
+	want := snapshotOf(t, configYAML("b.example.com", 9301))
+	testutil.Eventually(t, 2*time.Second, "the edited config to be served", func() bool {
+		return f.served(t).Body == string(want.Body)
 	})
-	if f.served(t).header.Get("ETag") == old.header.Get("ETag") {
+	if f.served(t).Header.Get("ETag") == old.Header.Get("ETag") {
 		t.Error("ETag did not change")
 	}
-	waitFor(t, 2*time.Second, metricReloadOK+" = 1", func() bool {
-		return metricValue(t, f.reg, metricReloadOK) == 1
+	testutil.Eventually(t, 2*time.Second, metricReloadOK+" = 1", func() bool {
+		return testutil.MetricValue(t, f.reg, metricReloadOK) == 1
 	})
 
 	// A broken edit is reported and the last good config stays.
-	writeFile(t, f.path, "origins: {\n")
-	waitFor(t, 2*time.Second, metricReloadOK+" = 0", func() bool {
-		return metricValue(t, f.reg, metricReloadOK) == 0
+	testutil.WriteFile(t, f.path, "origins: {\n")
+	testutil.Eventually(t, 2*time.Second, metricReloadOK+" = 0", func() bool {
+		return testutil.MetricValue(t, f.reg, metricReloadOK) == 0
 	})
-	if got := f.served(t); !bytes.Equal(got.body, want.Body) {
-		t.Errorf("after a broken edit: body %s, want %s", got.body, want.Body)
-	}
-}
-
-// configMap lays out dir like a Kubernetes ConfigMap volume and returns the
-// path of config.yaml in it.
-func configMap(t *testing.T, dir, text string) string {
-	t.Helper()
-	version := filepath.Join(dir, "..2026_01_01_v1")
-	if err := os.Mkdir(version, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(version, "config.yaml"), text)
-	if err := os.Symlink("..2026_01_01_v1", filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.Symlink(filepath.Join("..data", "config.yaml"), path); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// swapConfigMap updates a ConfigMap volume the way the kubelet does: a new
-// timestamped directory, a new ..data_tmp symlink to it, renamed over ..data.
-func swapConfigMap(t *testing.T, dir, version, text string) {
-	t.Helper()
-	if err := os.Mkdir(filepath.Join(dir, version), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, version, "config.yaml"), text)
-	tmp := filepath.Join(dir, "..data_tmp")
-	if err := os.Symlink(version, tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
+	if got := f.served(t); got.Body != string(want.Body) {
+		t.Errorf("after a broken edit: body %s, want %s", got.Body, want.Body)
 	}
 }
 
 func TestWatchConfigMap(t *testing.T) {
-	dir := t.TempDir()
-	path := configMap(t, dir, configYAML("a.example.com", 9301))
-	f := newFixture(t, path, "")
-	if want := loadedOf(t, configYAML("a.example.com", 9301)); !bytes.Equal(f.served(t).body, want.Body) {
-		t.Fatalf("initial body %s, want %s", f.served(t).body, want.Body)
+	files := func(text string) map[string]string { return map[string]string{"config.yaml": text} }
+	cm := testutil.NewConfigMap(t, t.TempDir(), files(configYAML("a.example.com", 9301)))
+	f := newFixture(t, cm.Path("config.yaml"), "")
+	if want := snapshotOf(t, configYAML("a.example.com", 9301)); f.served(t).Body != string(want.Body) {
+		t.Fatalf("initial body %s, want %s", f.served(t).Body, want.Body)
 	}
 	runWatch(t, f.s, 20*time.Millisecond)
 
-	swapConfigMap(t, dir, "..2026_01_01_v2", configYAML("b.example.com", 9301))
-	want := loadedOf(t, configYAML("b.example.com", 9301))
-	waitFor(t, 2*time.Second, "the swapped ConfigMap to be served", func() bool {
-		return bytes.Equal(f.served(t).body, want.Body)
+	cm.Swap(t, files(configYAML("b.example.com", 9301)))
+	want := snapshotOf(t, configYAML("b.example.com", 9301))
+	testutil.Eventually(t, 2*time.Second, "the swapped ConfigMap to be served", func() bool {
+		return f.served(t).Body == string(want.Body)
 	})
-	if got := metricValue(t, f.reg, metricReloadOK); got != 1 {
+	if got := testutil.MetricValue(t, f.reg, metricReloadOK); got != 1 {
 		t.Errorf("%s = %v, want 1", metricReloadOK, got)
 	}
 
 	// A swap to a broken config keeps the last good one.
-	swapConfigMap(t, dir, "..2026_01_01_v3", configYAML("c.example.com", 70000))
-	waitFor(t, 2*time.Second, metricReloadOK+" = 0", func() bool {
-		return metricValue(t, f.reg, metricReloadOK) == 0
+	cm.Swap(t, files(configYAML("c.example.com", 70000)))
+	testutil.Eventually(t, 2*time.Second, metricReloadOK+" = 0", func() bool {
+		return testutil.MetricValue(t, f.reg, metricReloadOK) == 0
 	})
-	if got := f.served(t); !bytes.Equal(got.body, want.Body) {
-		t.Errorf("after a broken swap: body %s, want %s", got.body, want.Body)
+	if got := f.served(t); got.Body != string(want.Body) {
+		t.Errorf("after a broken swap: body %s, want %s", got.Body, want.Body)
 	}
 
 	// And the next good swap is picked up.
-	swapConfigMap(t, dir, "..2026_01_01_v4", configYAML("d.example.com", 9301))
-	want = loadedOf(t, configYAML("d.example.com", 9301))
-	waitFor(t, 2*time.Second, "the fixed ConfigMap to be served", func() bool {
-		return bytes.Equal(f.served(t).body, want.Body)
+	cm.Swap(t, files(configYAML("d.example.com", 9301)))
+	want = snapshotOf(t, configYAML("d.example.com", 9301))
+	testutil.Eventually(t, 2*time.Second, "the fixed ConfigMap to be served", func() bool {
+		return f.served(t).Body == string(want.Body)
 	})
-	if got := metricValue(t, f.reg, metricReloadOK); got != 1 {
+	if got := testutil.MetricValue(t, f.reg, metricReloadOK); got != 1 {
 		t.Errorf("%s = %v, want 1", metricReloadOK, got)
 	}
 }
@@ -546,7 +472,7 @@ func TestWatchConfigMap(t *testing.T) {
 func TestConcurrentReloadAndServe(t *testing.T) {
 	textA, textB := configYAML("a.example.com", 9301), configYAML("b.example.com", 9302)
 	f := newFixture(t, filepath.Join(t.TempDir(), "config.yaml"), textA)
-	bodies := map[string]bool{string(loadedOf(t, textA).Body): true, string(loadedOf(t, textB).Body): true}
+	bodies := map[string]bool{string(snapshotOf(t, textA).Body): true, string(snapshotOf(t, textB).Body): true}
 	runWatch(t, f.s, time.Millisecond)
 
 	var (
@@ -567,7 +493,7 @@ func TestConcurrentReloadAndServe(t *testing.T) {
 					if n%2 == 1 {
 						text = textB
 					}
-					writeAtomic(t, f.path, text)
+					testutil.WriteAtomic(t, f.path, text)
 				case 1: // reload
 					if err := f.s.Reload(); err != nil {
 						failures.Add(1)
@@ -576,24 +502,21 @@ func TestConcurrentReloadAndServe(t *testing.T) {
 					}
 					reloads.Add(1)
 				default: // serve
-					req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/config", nil)
-					resp, err := f.srv.Client().Do(req)
+					r, err := testutil.TryDo(f.srv.Client(), http.MethodGet, f.srv.URL+"/config", "")
 					if err != nil {
 						t.Errorf("GET /config: %v", err)
 						return
 					}
-					body, err := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if err != nil || resp.StatusCode != http.StatusOK {
-						t.Errorf("GET /config: status %d, err %v", resp.StatusCode, err)
+					if r.Code != http.StatusOK {
+						t.Errorf("GET /config: status %d", r.Code)
 						return
 					}
-					if !bodies[string(body)] {
-						t.Errorf("GET /config served an unexpected body %s", body)
+					if !bodies[r.Body] {
+						t.Errorf("GET /config served an unexpected body %s", r.Body)
 						return
 					}
-					if et := resp.Header.Get("ETag"); et != discovery.ETag(body) {
-						t.Errorf("GET /config: ETag %s does not match the body %s", et, body)
+					if et := r.Header.Get("ETag"); et != config.ETag([]byte(r.Body)) {
+						t.Errorf("GET /config: ETag %s does not match the body %s", et, r.Body)
 						return
 					}
 					gets.Add(1)
@@ -617,7 +540,314 @@ func TestConcurrentReloadAndServe(t *testing.T) {
 	if gets.Load() < wantGets || reloads.Load() < wantReloads {
 		t.Errorf("gets = %d, reloads = %d: want at least %d and %d", gets.Load(), reloads.Load(), wantGets, wantReloads)
 	}
-	if got := metricValue(t, f.reg, metricReloadOK); got != 1 {
+	if got := testutil.MetricValue(t, f.reg, metricReloadOK); got != 1 {
 		t.Errorf("%s = %v, want 1", metricReloadOK, got)
+	}
+}
+
+// limitsConfig lists n origins at interval.
+func limitsConfig(n int, interval string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "interval: %s\norigins:\n", interval)
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: o%d, url: 'http://127.0.0.1:9/%d', mode: simple}\n", i, i)
+	}
+	return b.String()
+}
+
+// TestLimitsAtLoadAndReload: a config file beyond --config.max-origins or
+// --config.min-interval stops the configserver at start, and on reload is
+// refused like any broken edit: the previous config stays served.
+func TestLimitsAtLoadAndReload(t *testing.T) {
+	opts := configserver.Options{Parser: kinds.Parser(config.Limits{MaxOrigins: 3, MinInterval: time.Second})}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	testutil.WriteFile(t, path, limitsConfig(4, "10s"))
+	if _, err := configserver.New(path, opts, prometheus.NewRegistry(), discard); err == nil || !strings.Contains(err.Error(), "--config.max-origins") {
+		t.Fatalf("start with 4 origins and a limit of 3: %v", err)
+	}
+	testutil.WriteFile(t, path, limitsConfig(3, "10s"))
+	reg := prometheus.NewRegistry()
+	s, err := configserver.New(path, opts, reg, discard)
+	if err != nil {
+		t.Fatalf("start within the limits: %v", err)
+	}
+	good := s.Current().ETag
+	for _, text := range []string{limitsConfig(4, "10s"), limitsConfig(1, "10ms")} {
+		testutil.WriteFile(t, path, text)
+		err := s.Reload()
+		if err == nil || !(strings.Contains(err.Error(), "--config.max-origins") || strings.Contains(err.Error(), "--config.min-interval")) {
+			t.Errorf("reload beyond the limits: %v", err)
+		}
+		if s.Current().ETag != good {
+			t.Errorf("a config beyond the limits replaced the good one")
+		}
+		if v := testutil.MetricValue(t, reg, metricReloadOK); v != 0 {
+			t.Errorf("%s = %v after a refused reload", metricReloadOK, v)
+		}
+	}
+	srv := httptest.NewServer(configserver.NewMux(s))
+	defer srv.Close()
+	r := testutil.Do(t, srv.Client(), http.MethodPost, srv.URL+"/-/reload", "")
+	if r.Code != http.StatusInternalServerError || !strings.Contains(r.Body, "shorter than the minimum interval 1s") {
+		t.Errorf("POST /-/reload beyond the limits: %d %q", r.Code, r.Body)
+	}
+}
+
+// TestReloadsUnderHTTPLoad: reloads through POST /-/reload, two or more at
+// once, with the file edited between good and broken content, while
+// clients GET /config (plain and per leaf), /sd/leaves and /sd/origins and
+// leaves register: under -race nothing races, every answer is one of the
+// good configs with its own ETag, and a broken edit is never served.
+func TestReloadsUnderHTTPLoad(t *testing.T) {
+	textA := configYAML("a.example.com", 9301) + "    leaf_selector: {region: eu}\n  - url: http://b.example.com/\n    mode: simple\n"
+	textB := configYAML("c.example.com", 9302)
+	broken := "origins:\n  - scheme: ftp\n"
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	f := newFixture(t, path, textA)
+	runWatch(t, f.s, time.Millisecond)
+	good := map[string]bool{}
+	for _, text := range []string{textA, textB} {
+		l := snapshotOf(t, text)
+		good[string(l.Body)] = true
+		for _, labels := range []map[string]string{{}, {"region": "eu"}} {
+			if v := l.Config.ForLeaf(labels); v != l.Config {
+				vl, err := config.NewSnapshot(v)
+				if err != nil {
+					t.Fatalf("NewSnapshot of a leaf's view: %v", err)
+				}
+				good[string(vl.Body)] = true
+			}
+		}
+	}
+
+	var (
+		wg                     sync.WaitGroup
+		stop                   atomic.Bool
+		gets, reloads, refused atomic.Int64
+	)
+	client := f.srv.Client()
+	worker := func(fn func(n int) bool) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; !stop.Load(); n++ {
+				if !fn(n) {
+					return
+				}
+			}
+		}()
+	}
+	// The file alternates between two good configs and a broken one.
+	worker(func(n int) bool {
+		testutil.WriteAtomic(t, path, []string{textA, broken, textB}[n%3])
+		time.Sleep(time.Millisecond) // pacing the edits; not a wait
+		return true
+	})
+	for range 2 {
+		worker(func(int) bool {
+			r, err := testutil.TryDo(client, http.MethodPost, f.srv.URL+"/-/reload", "")
+			if err != nil {
+				t.Errorf("POST /-/reload: %v", err)
+				return false
+			}
+			switch r.Code {
+			case http.StatusOK:
+				reloads.Add(1)
+			case http.StatusInternalServerError:
+				refused.Add(1)
+			default:
+				t.Errorf("POST /-/reload: %d", r.Code)
+				return false
+			}
+			return true
+		})
+	}
+	for i := range 3 {
+		worker(func(n int) bool {
+			path := []string{"/config", "/config?leaf_id=someone", "/config?leaf_id=leaf-" + fmt.Sprint(n%5)}[i]
+			r, err := testutil.TryDo(client, http.MethodGet, f.srv.URL+path, "")
+			if err != nil {
+				t.Errorf("GET %s: %v", path, err)
+				return false
+			}
+			if r.Code != http.StatusOK || !good[r.Body] || r.Header.Get("ETag") != config.ETag([]byte(r.Body)) {
+				t.Errorf("GET %s: %d, ETag %s, body %s: not a good config with its ETag", path, r.Code, r.Header.Get("ETag"), r.Body)
+				return false
+			}
+			gets.Add(1)
+			return true
+		})
+	}
+	worker(func(n int) bool {
+		body := fmt.Sprintf(`{"address": ":%d", "labels": {"region": "eu"}, "refresh_interval": "1s"}`, 9000+n%5)
+		if _, err := testutil.TryDo(client, http.MethodPut, fmt.Sprintf("%s/api/v1/leaves/leaf-%d", f.srv.URL, n%5), body); err != nil {
+			t.Errorf("PUT: %v", err)
+			return false
+		}
+		for _, sd := range []string{"/sd/leaves", "/sd/origins"} {
+			r, err := testutil.TryDo(client, http.MethodGet, f.srv.URL+sd, "")
+			if err != nil {
+				t.Errorf("GET %s: %v", sd, err)
+				return false
+			}
+			if r.Code != http.StatusOK || !strings.HasPrefix(r.Body, "[") {
+				t.Errorf("GET %s: %d %s", sd, r.Code, r.Body)
+				return false
+			}
+		}
+		return true
+	})
+	// Run until each has happened many times over, however long that
+	// takes on a busy machine, or until a worker has failed.
+	const wantGets, wantReloads, wantRefused = 500, 100, 50
+	deadline := time.Now().Add(time.Minute)
+	for (gets.Load() < wantGets || reloads.Load() < wantReloads || refused.Load() < wantRefused) && !t.Failed() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polling the counts
+	}
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("%d GETs, %d reloads, %d refused reloads, %d goroutines", gets.Load(), reloads.Load(), refused.Load(), runtime.NumGoroutine())
+	if gets.Load() < wantGets || reloads.Load() < wantReloads || refused.Load() < wantRefused {
+		t.Errorf("want at least %d GETs, %d reloads and %d refused reloads, got %d, %d, %d", wantGets, wantReloads, wantRefused, gets.Load(), reloads.Load(), refused.Load())
+	}
+}
+
+// originsOf GETs /config?leaf_id=id and returns the origin ids, checking
+// that the body parses as a served config.
+func (f *fixture) originsOf(t testing.TB, id string) (ids []string, etag string) {
+	t.Helper()
+	path := "/config"
+	if id != "" {
+		path += "?leaf_id=" + id
+	}
+	r := f.do(t, http.MethodGet, path, "")
+	if r.Code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, r.Code, r.Body)
+	}
+	if et := r.Header.Get("ETag"); et != config.ETag([]byte(r.Body)) {
+		t.Errorf("GET %s: ETag %s does not match the body", path, et)
+	}
+	cfg, err := parser.ParseView([]byte(r.Body))
+	if err != nil {
+		t.Fatalf("GET %s: the leaf cannot parse %s: %v", path, r.Body, err)
+	}
+	for _, o := range cfg.Origins {
+		ids = append(ids, o.ID)
+		if id != "" && len(o.LeafSelector) > 0 {
+			t.Errorf("GET %s: origin %s still has its leaf_selector", path, o.ID)
+		}
+	}
+	if id != "" && len(cfg.Leaves) > 0 {
+		t.Errorf("GET %s: a leaf's view lists the static leaves", path)
+	}
+	return ids, r.Header.Get("ETag")
+}
+
+func TestPerLeafConfig(t *testing.T) {
+	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
+	all := "everywhere eu-only tcp-origin"
+	unselected := "everywhere tcp-origin"
+	got := func(id string) (string, string) {
+		ids, etag := f.originsOf(t, id)
+		return strings.Join(ids, " "), etag
+	}
+	// Without leaf_id (an older leaf): the whole config.
+	if ids, _ := got(""); ids != all {
+		t.Errorf("/config: %s, want %s", ids, all)
+	}
+	// An unknown leaf sees only the origins without a selector.
+	ids, unknownTag := got("stranger")
+	if ids != unselected {
+		t.Errorf("unknown leaf: %s, want %s", ids, unselected)
+	}
+	// A static leaf is selected by the labels of its entry.
+	ids, staticTag := got("static-1")
+	if ids != all {
+		t.Errorf("static leaf with region=eu: %s, want %s", ids, all)
+	}
+	if staticTag == unknownTag {
+		t.Errorf("two different views have the same ETag %s", staticTag)
+	}
+	// A registered leaf by the labels it registered with.
+	if r := f.put(t, "ams-1", `{"address": ":9299", "labels": {"region": "eu"}}`); r.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.Code, r.Body)
+	}
+	if r := f.put(t, "nyc-1", `{"address": ":9298", "labels": {"region": "us"}}`); r.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.Code, r.Body)
+	}
+	amsIDs, amsTag := got("ams-1")
+	nycIDs, nycTag := got("nyc-1")
+	if amsIDs != all || nycIDs != unselected {
+		t.Errorf("ams-1 (eu) sees %s, nyc-1 (us) sees %s; want %s and %s", amsIDs, nycIDs, all, unselected)
+	}
+	if amsTag != staticTag || nycTag != unknownTag {
+		t.Errorf("the same view has different ETags: %s %s %s %s", amsTag, staticTag, nycTag, unknownTag)
+	}
+	// 304 per view: each leaf's own ETag, not another view's.
+	for _, c := range []struct {
+		id, etag string
+		code     int
+	}{
+		{"ams-1", amsTag, http.StatusNotModified},
+		{"nyc-1", nycTag, http.StatusNotModified},
+		{"ams-1", nycTag, http.StatusOK},
+		{"nyc-1", amsTag, http.StatusOK},
+	} {
+		r := f.do(t, http.MethodGet, "/config?leaf_id="+c.id, "", "If-None-Match", c.etag)
+		if r.Code != c.code {
+			t.Errorf("/config?leaf_id=%s with If-None-Match %s: %d, want %d", c.id, c.etag, r.Code, c.code)
+		}
+	}
+	// A leaf that changes its labels gets its new view.
+	if r := f.put(t, "nyc-1", `{"address": ":9298", "labels": {"region": "eu"}}`); r.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.Code, r.Body)
+	}
+	if r := f.do(t, http.MethodGet, "/config?leaf_id=nyc-1", "", "If-None-Match", nycTag); r.Code != http.StatusOK {
+		t.Errorf("after a label change the old view's ETag still gives %d", r.Code)
+	}
+	if ids, _ := got("nyc-1"); ids != all {
+		t.Errorf("nyc-1 moved to eu sees %s", ids)
+	}
+	// An expired registration falls back to the unknown view.
+	f.clock.Advance(4 * time.Minute)
+	if ids, _ := got("ams-1"); ids != unselected {
+		t.Errorf("expired ams-1 sees %s, want %s", ids, unselected)
+	}
+}
+
+// TestPerLeafConfigEmpty: a leaf none of whose origins is meant for it
+// gets a valid config without origins, which it accepts.
+func TestPerLeafConfigEmpty(t *testing.T) {
+	f := newRegFixture(t, `interval: 15
+origins:
+  - url: http://127.0.0.1:9/
+    mode: simple
+    leaf_selector: {region: eu}
+`, configserver.RegistryOptions{})
+	r := f.do(t, http.MethodGet, "/config?leaf_id=lonely", "")
+	if r.Code != http.StatusOK {
+		t.Fatalf("GET /config?leaf_id=lonely: %d %s", r.Code, r.Body)
+	}
+	cfg, err := parser.ParseView([]byte(r.Body))
+	if err != nil {
+		t.Fatalf("ParseView(%s): %v", r.Body, err)
+	}
+	if len(cfg.Origins) != 0 || cfg.Interval != 15*time.Second {
+		t.Errorf("empty view: %d origins, interval %s", len(cfg.Origins), cfg.Interval)
+	}
+	// The file itself must list an origin; only views may be empty.
+	if _, err := parser.Parse([]byte(r.Body)); err == nil {
+		t.Errorf("Parse accepts a config without origins")
+	}
+	etag := r.Header.Get("ETag")
+	if r := f.do(t, http.MethodGet, "/config?leaf_id=lonely", "", "If-None-Match", etag); r.Code != http.StatusNotModified {
+		t.Errorf("empty view with its ETag: %d, want 304", r.Code)
+	}
+	// Many made-up ids all get the same view.
+	for i := range 50 {
+		r := f.do(t, http.MethodGet, "/config?leaf_id=made-up-"+strings.Repeat("x", i), "")
+		if r.Header.Get("ETag") != etag {
+			t.Fatalf("made-up id %d: ETag %s, want %s", i, r.Header.Get("ETag"), etag)
+		}
 	}
 }

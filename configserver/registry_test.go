@@ -1,25 +1,29 @@
 package configserver_test
 
 import (
+	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/configserver"
 	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 const metricRegistrations = "oxcross_configserver_registrations_total"
@@ -32,28 +36,6 @@ var (
 	foreign = netip.MustParseAddr("203.0.113.5")
 	proxied = netip.MustParsePrefix("192.0.2.0/24")
 )
-
-// fakeClock is a registry clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // regConfig has origins with and without a leaf selector and one static
 // leaf.
@@ -75,97 +57,16 @@ leaves:
     labels: {region: eu, rack: r1}
 `
 
-// regFixture is a configserver with a leaf registry on a fake clock,
-// served over real HTTP on loopback.
-type regFixture struct {
-	path  string
-	clock *fakeClock
-	reg   *prometheus.Registry
-	s     *configserver.Server
-	srv   *httptest.Server
-}
-
-func newRegFixture(t *testing.T, config string, opts configserver.RegistryOptions) *regFixture {
+// put sends a registration of leaf id, PUT /api/v1/leaves/{id}.
+func (f *fixture) put(t testing.TB, id, body string) testutil.Response {
 	t.Helper()
-	f := &regFixture{path: filepath.Join(t.TempDir(), "config.yaml"), clock: newClock(), reg: prometheus.NewRegistry()}
-	writeFile(t, f.path, config)
-	if opts.Now == nil {
-		opts.Now = f.clock.Now
-	}
-	s, err := configserver.NewWithRegistry(f.path, opts, f.reg, discard)
-	if err != nil {
-		t.Fatalf("NewWithRegistry: %v", err)
-	}
-	f.s = s
-	f.srv = httptest.NewServer(configserver.NewMux(s))
-	t.Cleanup(f.srv.Close)
-	return f
+	return f.do(t, http.MethodPut, "/api/v1/leaves/"+id, body, "Content-Type", "application/json")
 }
 
-type reply struct {
-	code   int
-	header http.Header
-	body   string
-}
-
-func (f *regFixture) request(t testing.TB, method, path string, body io.Reader, header ...string) reply {
+// del deregisters leaf id, DELETE /api/v1/leaves/{id}.
+func (f *fixture) del(t testing.TB, id string) testutil.Response {
 	t.Helper()
-	req, err := http.NewRequest(method, f.srv.URL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, path, err)
-	}
-	return reply{code: resp.StatusCode, header: resp.Header, body: string(b)}
-}
-
-func (f *regFixture) put(t testing.TB, id, body string) reply {
-	t.Helper()
-	return f.request(t, http.MethodPut, "/api/v1/leaves/"+id, strings.NewReader(body), "Content-Type", "application/json")
-}
-
-func (f *regFixture) del(t testing.TB, id string) reply {
-	t.Helper()
-	return f.request(t, http.MethodDelete, "/api/v1/leaves/"+id, nil)
-}
-
-// sdGroup is one http_sd target group as a test reads it.
-type sdGroup struct {
-	Targets []string          `json:"targets"`
-	Labels  map[string]string `json:"labels"`
-}
-
-func (f *regFixture) sd(t testing.TB, path string) []sdGroup {
-	t.Helper()
-	r := f.request(t, http.MethodGet, path, nil)
-	if r.code != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", path, r.code, r.body)
-	}
-	var groups []sdGroup
-	if err := json.Unmarshal([]byte(r.body), &groups); err != nil {
-		t.Fatalf("GET %s: %v in %s", path, err, r.body)
-	}
-	return groups
-}
-
-// sdLeaves returns /sd/leaves by leaf id.
-func (f *regFixture) sdLeaves(t testing.TB) map[string]sdGroup {
-	t.Helper()
-	out := map[string]sdGroup{}
-	for _, g := range f.sd(t, "/sd/leaves") {
-		out[g.Labels["leaf_id"]] = g
-	}
-	return out
+	return f.do(t, http.MethodDelete, "/api/v1/leaves/"+id, "")
 }
 
 func liveIDs(r *configserver.Registry) map[string]discovery.Leaf {
@@ -177,31 +78,31 @@ func liveIDs(r *configserver.Registry) map[string]discovery.Leaf {
 	return out
 }
 
-func wantCode(t testing.TB, what string, r reply, code int, reason string) {
+func wantCode(t testing.TB, what string, r testutil.Response, code int, reason string) {
 	t.Helper()
-	if r.code != code || !strings.Contains(r.body, reason) {
-		t.Errorf("%s: %d %q, want %d with %q", what, r.code, r.body, code, reason)
+	if r.Code != code || !strings.Contains(r.Body, reason) {
+		t.Errorf("%s: %d %q, want %d with %q", what, r.Code, r.Body, code, reason)
 	}
 }
 
 func TestRegisterOK(t *testing.T) {
 	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
 	r := f.put(t, "ams-1", `{"address": ":9299", "labels": {"region": "eu"}, "version": "1.2.3", "refresh_interval": "10s"}`)
-	if r.code != http.StatusOK {
-		t.Fatalf("PUT: %d %s", r.code, r.body)
+	if r.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.Code, r.Body)
 	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("PUT Content-Type %q", ct)
 	}
 	var got map[string]string
-	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
-		t.Fatalf("PUT answer %q: %v", r.body, err)
+	if err := json.Unmarshal([]byte(r.Body), &got); err != nil {
+		t.Fatalf("PUT answer %q: %v", r.Body, err)
 	}
 	// ":port" is filled in with the address the request came from.
 	want := map[string]string{"id": "ams-1", "address": "127.0.0.1:9299", "expires_in": "30s"}
 	for k, v := range want {
 		if got[k] != v {
-			t.Errorf("PUT answer %s = %q, want %q (answer %s)", k, got[k], v, r.body)
+			t.Errorf("PUT answer %s = %q, want %q (answer %s)", k, got[k], v, r.Body)
 		}
 	}
 	leaf, ok := liveIDs(f.s.Registry())["ams-1"]
@@ -211,27 +112,27 @@ func TestRegisterOK(t *testing.T) {
 	if n := f.s.Registry().Count(); n != 1 {
 		t.Errorf("Count = %d, want 1", n)
 	}
-	if v := metricValue(t, f.reg, metricRegistrations, "result", "ok"); v != 1 {
+	if v := testutil.MetricValue(t, f.reg, metricRegistrations, "result", "ok"); v != 1 {
 		t.Errorf("registrations ok = %v, want 1", v)
 	}
-	if v := metricValue(t, f.reg, "oxcross_configserver_leaves", "kind", "dynamic"); v != 1 {
+	if v := testutil.MetricValue(t, f.reg, "oxcross_configserver_leaves", "kind", "dynamic"); v != 1 {
 		t.Errorf("leaves{kind=dynamic} = %v, want 1", v)
 	}
-	if v := metricValue(t, f.reg, "oxcross_configserver_leaves", "kind", "static"); v != 1 {
+	if v := testutil.MetricValue(t, f.reg, "oxcross_configserver_leaves", "kind", "static"); v != 1 {
 		t.Errorf("leaves{kind=static} = %v, want 1", v)
 	}
 	// An explicit address that is the source's own is fine too, and
 	// without refresh_interval the default applies.
 	r = f.put(t, "ams-2", `{"address": "127.0.0.1:9300"}`)
-	if r.code != http.StatusOK || !strings.Contains(r.body, `"expires_in":"3m0s"`) {
-		t.Errorf("PUT with the source's own address: %d %s, want 200 expiring in 3m0s", r.code, r.body)
+	if r.Code != http.StatusOK || !strings.Contains(r.Body, `"expires_in":"3m0s"`) {
+		t.Errorf("PUT with the source's own address: %d %s, want 200 expiring in 3m0s", r.Code, r.Body)
 	}
 	// Refresh intervals outside 1s-24h are clamped, not refused: the
 	// leaf's --config.refresh-interval takes any duration.
 	for interval, ttl := range map[string]string{"300ms": "3s", "48h": "72h0m0s"} {
 		r = f.put(t, "ams-3", `{"address": ":9299", "refresh_interval": "`+interval+`"}`)
-		if r.code != http.StatusOK || !strings.Contains(r.body, `"expires_in":"`+ttl+`"`) {
-			t.Errorf("PUT with refresh_interval %s: %d %s, want 200 expiring in %s", interval, r.code, r.body, ttl)
+		if r.Code != http.StatusOK || !strings.Contains(r.Body, `"expires_in":"`+ttl+`"`) {
+			t.Errorf("PUT with refresh_interval %s: %d %s, want 200 expiring in %s", interval, r.Code, r.Body, ttl)
 		}
 	}
 }
@@ -239,14 +140,14 @@ func TestRegisterOK(t *testing.T) {
 func TestRegisterForeignAddress(t *testing.T) {
 	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
 	r := f.put(t, "evil", `{"address": "192.0.2.1:9299"}`)
-	wantCode(t, "PUT for a foreign address", r, http.StatusForbidden, "not the request's source 127.0.0.1")
+	wantCode(t, "PUT for a foreign address", r, http.StatusForbidden, "not the request's source address 127.0.0.1")
 	if len(liveIDs(f.s.Registry())) != 0 {
 		t.Errorf("a refused registration is live")
 	}
 	if _, ok := f.sdLeaves(t)["evil"]; ok {
 		t.Errorf("a refused registration is in /sd/leaves")
 	}
-	if v := metricValue(t, f.reg, metricRegistrations, "result", "forbidden"); v != 1 {
+	if v := testutil.MetricValue(t, f.reg, metricRegistrations, "result", "forbidden"); v != 1 {
 		t.Errorf("registrations forbidden = %v, want 1", v)
 	}
 }
@@ -275,7 +176,7 @@ func TestPutSourceRules(t *testing.T) {
 		t.Errorf("IPv4-mapped source: %v", err)
 	}
 	err := put("foreign", "203.0.113.5:9299", srcA)
-	if err == nil || !strings.Contains(err.Error(), "203.0.113.5:9299 is not the request's source 198.51.100.7") {
+	if err == nil || !strings.Contains(err.Error(), "203.0.113.5:9299 is not the request's source address 198.51.100.7") {
 		t.Errorf("foreign address: %v, want a refusal naming both", err)
 	}
 	// Behind a reverse proxy: any source may advertise an address in an
@@ -337,78 +238,13 @@ func TestPutSourceRules(t *testing.T) {
 	}
 }
 
-// dnsServer answers A queries from a map, AAAA queries with no answer,
-// and everything else (names it does not know) with NXDOMAIN, on a
-// loopback UDP port.
-func dnsServer(t *testing.T, a map[string]netip.Addr) *net.Resolver {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, addr, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			q := buf[:n]
-			if len(q) < 12 {
-				continue
-			}
-			// The question: the name's labels, then type and class.
-			var labels []string
-			end := 12
-			for end < len(q) && q[end] != 0 {
-				l := int(q[end])
-				if end+1+l > len(q) {
-					break
-				}
-				labels = append(labels, string(q[end+1:end+1+l]))
-				end += l + 1
-			}
-			end += 5
-			if end > len(q) {
-				continue
-			}
-			qtype := binary.BigEndian.Uint16(q[end-4:])
-			name := strings.ToLower(strings.Join(labels, "."))
-			ip, known := a[name]
-			resp := append([]byte(nil), q[:end]...)
-			resp[2] = 0x84 | resp[2]&0x01 // QR, AA, keep RD
-			resp[3] = 0x80                // RA, NOERROR
-			binary.BigEndian.PutUint16(resp[6:], 0)
-			binary.BigEndian.PutUint16(resp[8:], 0)
-			binary.BigEndian.PutUint16(resp[10:], 0)
-			switch {
-			case !known:
-				resp[3] = 0x80 | 3 // NXDOMAIN
-			case qtype == 1: // A
-				binary.BigEndian.PutUint16(resp[6:], 1)
-				rr := []byte{0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4}
-				resp = append(append(resp, rr...), ip.AsSlice()...)
-			}
-			_, _ = pc.WriteTo(resp, addr)
-		}
-	}()
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "udp", pc.LocalAddr().String())
-		},
-	}
-}
-
 // TestPutHostName: an advertised host name must resolve to the source.
 func TestPutHostName(t *testing.T) {
-	res := dnsServer(t, map[string]netip.Addr{
-		"leaf.oxcross.test":  srcA,
-		"other.oxcross.test": foreign,
-		"proxy.oxcross.test": netip.MustParseAddr("192.0.2.9"),
-	})
+	res := testutil.NewDNSServer(t, map[string][]netip.Addr{
+		"leaf.oxcross.test":  {srcA},
+		"other.oxcross.test": {foreign},
+		"proxy.oxcross.test": {netip.MustParseAddr("192.0.2.9")},
+	}).Resolver()
 	r := configserver.NewRegistry(configserver.RegistryOptions{Resolver: res, AllowedCIDRs: []netip.Prefix{proxied}}, prometheus.NewRegistry())
 	put := func(addr string) error {
 		_, _, err := r.Put(context.Background(), "named", discovery.Registration{Address: addr}, srcA, nil)
@@ -443,8 +279,8 @@ func TestRegisterLocalhost(t *testing.T) {
 		t.Skipf("localhost does not resolve to 127.0.0.1 here (%v, %v)", ips, err)
 	}
 	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
-	if r := f.put(t, "local", `{"address": "localhost:9299"}`); r.code != http.StatusOK {
-		t.Errorf("PUT localhost:9299 from 127.0.0.1: %d %s", r.code, r.body)
+	if r := f.put(t, "local", `{"address": "localhost:9299"}`); r.Code != http.StatusOK {
+		t.Errorf("PUT localhost:9299 from 127.0.0.1: %d %s", r.Code, r.Body)
 	}
 	if g := f.sdLeaves(t)["local"]; len(g.Targets) != 1 || g.Targets[0] != "localhost:9299" {
 		t.Errorf("/sd/leaves target %v, want localhost:9299", g.Targets)
@@ -454,7 +290,7 @@ func TestRegisterLocalhost(t *testing.T) {
 func TestRegisterInvalid(t *testing.T) {
 	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
 	many := map[string]string{}
-	for i := range discovery.MaxLabels + 1 {
+	for i := range config.MaxLabels + 1 {
 		many[fmt.Sprintf("l%d", i)] = "v"
 	}
 	manyJSON, _ := json.Marshal(map[string]any{"address": ":9299", "labels": many})
@@ -463,7 +299,7 @@ func TestRegisterInvalid(t *testing.T) {
 	}{
 		{"id with a space", "bad%20id", `{"address": ":9299"}`, "leaf id"},
 		{"id with a slash", "a%2Fb", `{"address": ":9299"}`, "leaf id"},
-		{"id too long", strings.Repeat("x", discovery.MaxLeafIDLength+1), `{"address": ":9299"}`, "leaf id"},
+		{"id too long", strings.Repeat("x", config.MaxLeafIDLength+1), `{"address": ":9299"}`, "leaf id"},
 		{"too many labels", "ok", string(manyJSON), "at most 32"},
 		{"label name with a dash", "ok", `{"address": ":9299", "labels": {"a-b": "x"}}`, `"a-b" is not a valid label name`},
 		{"label name with a digit first", "ok", `{"address": ":9299", "labels": {"1a": "x"}}`, "not a valid label name"},
@@ -472,7 +308,7 @@ func TestRegisterInvalid(t *testing.T) {
 		{"reserved leaf_id", "ok", `{"address": ":9299", "labels": {"leaf_id": "x"}}`, `"leaf_id" is set by Oxcross`},
 		{"reserved origin_id", "ok", `{"address": ":9299", "labels": {"origin_id": "x"}}`, `"origin_id" is set by Oxcross`},
 		{"reserved instance", "ok", `{"address": ":9299", "labels": {"instance": "x"}}`, "set by Oxcross"},
-		{"long label value", "ok", `{"address": ":9299", "labels": {"a": "` + strings.Repeat("v", discovery.MaxLabelValueLength+1) + `"}}`, "value longer than 256"},
+		{"long label value", "ok", `{"address": ":9299", "labels": {"a": "` + strings.Repeat("v", config.MaxLabelValueLength+1) + `"}}`, "value longer than 256"},
 		{"long version", "ok", `{"address": ":9299", "version": "` + strings.Repeat("1", 129) + `"}`, "version longer"},
 		{"bad refresh interval", "ok", `{"address": ":9299", "refresh_interval": "soon"}`, "refresh_interval"},
 		{"negative refresh interval", "ok", `{"address": ":9299", "refresh_interval": "-10s"}`, "refresh_interval"},
@@ -491,17 +327,17 @@ func TestRegisterInvalid(t *testing.T) {
 	if n := len(liveIDs(f.s.Registry())); n != 0 {
 		t.Errorf("%d invalid registrations are live", n)
 	}
-	if v := metricValue(t, f.reg, metricRegistrations, "result", "invalid"); v < 20 {
+	if v := testutil.MetricValue(t, f.reg, metricRegistrations, "result", "invalid"); v < 20 {
 		t.Errorf("registrations invalid = %v", v)
 	}
 	// The limits themselves are fine.
 	ok := map[string]string{}
-	for i := range discovery.MaxLabels {
-		ok[fmt.Sprintf("l%d", i)] = strings.Repeat("v", discovery.MaxLabelValueLength)
+	for i := range config.MaxLabels {
+		ok[fmt.Sprintf("l%d", i)] = strings.Repeat("v", config.MaxLabelValueLength)
 	}
 	okJSON, _ := json.Marshal(map[string]any{"address": ":9299", "labels": ok})
-	if r := f.put(t, strings.Repeat("x", discovery.MaxLeafIDLength), string(okJSON)); r.code != http.StatusOK {
-		t.Errorf("PUT at the limits: %d %s", r.code, r.body)
+	if r := f.put(t, strings.Repeat("x", config.MaxLeafIDLength), string(okJSON)); r.Code != http.StatusOK {
+		t.Errorf("PUT at the limits: %d %s", r.Code, r.Body)
 	}
 }
 
@@ -518,8 +354,8 @@ func TestRegisterBodyTooLarge(t *testing.T) {
 	}
 	// Just under the limit is fine.
 	under := `{"address": ":9299"}` + strings.Repeat(" ", configserver.MaxRegistrationBytes-30)
-	if r := f.put(t, "big", under); r.code != http.StatusOK {
-		t.Errorf("PUT just under the limit: %d %s", r.code, r.body)
+	if r := f.put(t, "big", under); r.Code != http.StatusOK {
+		t.Errorf("PUT just under the limit: %d %s", r.Code, r.Body)
 	}
 }
 
@@ -527,26 +363,26 @@ func TestRegistryFull(t *testing.T) {
 	f := newRegFixture(t, regConfig, configserver.RegistryOptions{MaxLeaves: 2})
 	body := `{"address": ":9299", "refresh_interval": "10s"}`
 	for _, id := range []string{"a", "b"} {
-		if r := f.put(t, id, body); r.code != http.StatusOK {
-			t.Fatalf("PUT %s: %d %s", id, r.code, r.body)
+		if r := f.put(t, id, body); r.Code != http.StatusOK {
+			t.Fatalf("PUT %s: %d %s", id, r.Code, r.Body)
 		}
 	}
 	wantCode(t, "PUT beyond --registry.max-leaves", f.put(t, "c", body), http.StatusTooManyRequests, "--registry.max-leaves")
-	if v := metricValue(t, f.reg, metricRegistrations, "result", "full"); v != 1 {
+	if v := testutil.MetricValue(t, f.reg, metricRegistrations, "result", "full"); v != 1 {
 		t.Errorf("registrations full = %v, want 1", v)
 	}
 	// Leaves already registered keep their heartbeat.
-	if r := f.put(t, "a", body); r.code != http.StatusOK {
-		t.Errorf("heartbeat of a registered leaf when full: %d %s", r.code, r.body)
+	if r := f.put(t, "a", body); r.Code != http.StatusOK {
+		t.Errorf("heartbeat of a registered leaf when full: %d %s", r.Code, r.Body)
 	}
 	// Once b has expired, it is pruned to make room for c.
 	f.clock.Advance(20 * time.Second)
-	if r := f.put(t, "a", body); r.code != http.StatusOK {
-		t.Fatalf("heartbeat: %d %s", r.code, r.body)
+	if r := f.put(t, "a", body); r.Code != http.StatusOK {
+		t.Fatalf("heartbeat: %d %s", r.Code, r.Body)
 	}
 	f.clock.Advance(10 * time.Second) // b: 30s, its TTL; a: 10s
-	if r := f.put(t, "c", body); r.code != http.StatusOK {
-		t.Fatalf("PUT c after b expired: %d %s", r.code, r.body)
+	if r := f.put(t, "c", body); r.Code != http.StatusOK {
+		t.Fatalf("PUT c after b expired: %d %s", r.Code, r.Body)
 	}
 	live := liveIDs(f.s.Registry())
 	if _, ok := live["b"]; ok || len(live) != 2 {
@@ -560,12 +396,12 @@ func TestStaticLeafConflict(t *testing.T) {
 	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
 	r := f.put(t, "static-1", `{"address": ":9298"}`)
 	wantCode(t, "PUT of a static id with another address", r, http.StatusConflict, "listed in the config with address 127.0.0.1:9999")
-	if v := metricValue(t, f.reg, metricRegistrations, "result", "conflict"); v != 1 {
+	if v := testutil.MetricValue(t, f.reg, metricRegistrations, "result", "conflict"); v != 1 {
 		t.Errorf("registrations conflict = %v, want 1", v)
 	}
 	// With its own address it may heartbeat (its labels select origins).
-	if r := f.put(t, "static-1", `{"address": ":9999", "labels": {"region": "eu"}}`); r.code != http.StatusOK {
-		t.Errorf("PUT of a static id with its address: %d %s", r.code, r.body)
+	if r := f.put(t, "static-1", `{"address": ":9999", "labels": {"region": "eu"}}`); r.Code != http.StatusOK {
+		t.Errorf("PUT of a static id with its address: %d %s", r.Code, r.Body)
 	}
 	// It is listed once, as static.
 	leaves := f.sd(t, "/sd/leaves")
@@ -576,8 +412,8 @@ func TestStaticLeafConflict(t *testing.T) {
 
 func TestRegistrationTTL(t *testing.T) {
 	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
-	if r := f.put(t, "ttl", `{"address": ":9299", "refresh_interval": "10s"}`); r.code != http.StatusOK {
-		t.Fatalf("PUT: %d %s", r.code, r.body)
+	if r := f.put(t, "ttl", `{"address": ":9299", "refresh_interval": "10s"}`); r.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.Code, r.Body)
 	}
 	if _, ok := f.sdLeaves(t)["ttl"]; !ok {
 		t.Fatalf("registered leaf not in /sd/leaves")
@@ -602,8 +438,8 @@ func TestRegistrationTTL(t *testing.T) {
 		t.Errorf("static leaf gone with the dynamic one")
 	}
 	// The same registration again brings it back at once.
-	if r := f.put(t, "ttl", `{"address": ":9299", "refresh_interval": "10s"}`); r.code != http.StatusOK {
-		t.Fatalf("PUT again: %d %s", r.code, r.body)
+	if r := f.put(t, "ttl", `{"address": ":9299", "refresh_interval": "10s"}`); r.Code != http.StatusOK {
+		t.Fatalf("PUT again: %d %s", r.Code, r.Body)
 	}
 	if _, ok := f.sdLeaves(t)["ttl"]; !ok {
 		t.Errorf("re-registered leaf not in /sd/leaves")
@@ -611,8 +447,8 @@ func TestRegistrationTTL(t *testing.T) {
 	// Heartbeats keep it: 5 × 9s.
 	for range 5 {
 		f.clock.Advance(9 * time.Second)
-		if r := f.put(t, "ttl", `{"address": ":9299", "refresh_interval": "10s"}`); r.code != http.StatusOK {
-			t.Fatalf("heartbeat: %d %s", r.code, r.body)
+		if r := f.put(t, "ttl", `{"address": ":9299", "refresh_interval": "10s"}`); r.Code != http.StatusOK {
+			t.Fatalf("heartbeat: %d %s", r.Code, r.Body)
 		}
 	}
 	if _, ok := f.sdLeaves(t)["ttl"]; !ok {
@@ -622,21 +458,162 @@ func TestRegistrationTTL(t *testing.T) {
 
 func TestDeleteLeaf(t *testing.T) {
 	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
-	if r := f.put(t, "bye", `{"address": ":9299"}`); r.code != http.StatusOK {
-		t.Fatalf("PUT: %d %s", r.code, r.body)
+	if r := f.put(t, "bye", `{"address": ":9299"}`); r.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.Code, r.Body)
 	}
 	if _, ok := f.sdLeaves(t)["bye"]; !ok {
 		t.Fatalf("registered leaf not in /sd/leaves")
 	}
-	if r := f.del(t, "bye"); r.code != http.StatusNoContent {
-		t.Errorf("DELETE: %d %s, want 204", r.code, r.body)
+	if r := f.del(t, "bye"); r.Code != http.StatusNoContent {
+		t.Errorf("DELETE: %d %s, want 204", r.Code, r.Body)
 	}
 	if _, ok := f.sdLeaves(t)["bye"]; ok {
 		t.Errorf("deleted leaf still in /sd/leaves")
 	}
 	wantCode(t, "DELETE again", f.del(t, "bye"), http.StatusNotFound, `"bye" is not registered`)
 	wantCode(t, "DELETE of a static leaf", f.del(t, "static-1"), http.StatusNotFound, "not registered")
-	if r := f.request(t, http.MethodPost, "/api/v1/leaves/bye", strings.NewReader("{}")); r.code != http.StatusMethodNotAllowed {
-		t.Errorf("POST /api/v1/leaves/bye: %d, want 405", r.code)
+	if r := f.do(t, http.MethodPost, "/api/v1/leaves/bye", "{}"); r.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /api/v1/leaves/bye: %d, want 405", r.Code)
 	}
+}
+
+// TestStaticLeafBehindNAT: a leaf listed in the config may heartbeat its
+// listed address from any source (the config vouches for it), but not
+// another address; an unlisted leaf may not claim a foreign address.
+func TestStaticLeafBehindNAT(t *testing.T) {
+	r := configserver.NewRegistry(configserver.RegistryOptions{}, prometheus.NewRegistry())
+	static := []config.StaticLeaf{{ID: "natted", Address: "203.0.113.7:9299"}}
+	nat := netip.MustParseAddr("198.51.100.1")
+	ctx := context.Background()
+	if _, _, err := r.Put(ctx, "natted", discovery.Registration{Address: "203.0.113.7:9299"}, nat, static); err != nil {
+		t.Errorf("static leaf heartbeat from behind NAT refused: %v", err)
+	}
+	if _, _, err := r.Put(ctx, "natted", discovery.Registration{Address: "203.0.113.8:9299"}, nat, static); err == nil {
+		t.Errorf("static leaf heartbeat with another address accepted")
+	}
+	if _, _, err := r.Put(ctx, "other", discovery.Registration{Address: "203.0.113.7:9299"}, nat, static); err == nil {
+		t.Errorf("unlisted leaf claiming a foreign address accepted")
+	}
+}
+
+// FuzzRegistration sends any id and body to PUT /api/v1/leaves/{id}: the
+// answer is one of the documented codes; an accepted registration holds
+// only what the validation allows, /sd/leaves stays valid http_sd, and the
+// leaf can be deleted again.
+func FuzzRegistration(f *testing.F) {
+	for _, seed := range []struct{ id, body string }{
+		{"leaf-1", `{"address": ":9299", "labels": {"region": "eu"}, "version": "1.0", "refresh_interval": "30s"}`},
+		{"leaf-2", `{"address": "127.0.0.1:9299"}`},
+		{"leaf-3", `{"address": "localhost:9299", "refresh_interval": "1ns"}`},
+		{"bad id", `{"address": ":9299"}`},
+		{"leaf-4", `{"address": ":9299", "labels": {"__x": "y"}}`},
+		{"leaf-5", `{"address": ":9299", "labels": {"k": "\ud800"}}`},
+		{"leaf-6", `{"address": ":9299"} {"address": ":1"}`},
+		{"leaf-7", `{"address": ":9299", "extra": true}`},
+		{"static-1", `{"address": ":1"}`},
+		{"leaf-8", `{"address": "[::1]:9299"}`},
+		{"leaf-9", `null`},
+	} {
+		f.Add(seed.id, []byte(seed.body))
+	}
+	path := filepath.Join(f.TempDir(), "config.yaml")
+	testutil.WriteFile(f, path, regConfig)
+	noDNS := &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no DNS while fuzzing")
+	}}
+	s, err := configserver.New(path, configserver.Options{Parser: parser, Registry: configserver.RegistryOptions{Resolver: noDNS, MaxLeaves: 8}}, prometheus.NewRegistry(), discard)
+	if err != nil {
+		f.Fatal(err)
+	}
+	mux := configserver.NewMux(s)
+	do := func(method, target string, body []byte) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, "http://cs"+target, bytes.NewReader(body))
+		req.RemoteAddr = "127.0.0.1:40000"
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec
+	}
+	codes := map[int]bool{200: true, 400: true, 403: true, 404: true, 405: true, 409: true, 413: true, 429: true}
+	f.Fuzz(func(t *testing.T, id string, body []byte) {
+		target := "/api/v1/leaves/" + url.PathEscape(id)
+		rec := do(http.MethodPut, target, body)
+		if rec.Code == http.StatusTemporaryRedirect || rec.Code == http.StatusMovedPermanently {
+			// The router cleans paths such as /api/v1/leaves/..: only
+			// for ids that are invalid anyway.
+			if config.ValidateLeafID(id) == nil {
+				t.Fatalf("PUT %q: redirected (%d) for a valid id", id, rec.Code)
+			}
+			return
+		}
+		if !codes[rec.Code] {
+			t.Fatalf("PUT %q %q: status %d %s", id, body, rec.Code, rec.Body)
+		}
+		if rec.Code == http.StatusOK {
+			leaves, _, _ := s.Registry().Live()
+			var got *discovery.Leaf
+			for i := range leaves {
+				if leaves[i].ID == id {
+					got = &leaves[i]
+				}
+			}
+			if got == nil {
+				t.Fatalf("PUT %q answered 200 but the leaf is not live", id)
+			}
+			if err := config.ValidateLeafID(got.ID); err != nil {
+				t.Errorf("registered id: %v", err)
+			}
+			if err := config.ValidateAddress(got.Address); err != nil {
+				t.Errorf("registered address: %v", err)
+			}
+			if err := config.ValidateLabels(got.Labels); err != nil {
+				t.Errorf("registered labels: %v", err)
+			}
+		}
+		sd := do(http.MethodGet, "/sd/leaves", nil)
+		if sd.Code != http.StatusOK {
+			t.Fatalf("/sd/leaves: %d", sd.Code)
+		}
+		if err := sdProblem(sd.Body.Bytes()); err != nil {
+			t.Fatalf("/sd/leaves after PUT %q %q: %v\n%s", id, body, err, sd.Body)
+		}
+		if rec.Code == http.StatusOK {
+			if del := do(http.MethodDelete, target, nil); del.Code != http.StatusNoContent {
+				t.Errorf("DELETE %q: %d %s", id, del.Code, del.Body)
+			}
+		}
+	})
+}
+
+// sdProblem decodes data as Prometheus' http_sd does and says what a
+// Prometheus with the classic label name rules would refuse, or nil.
+func sdProblem(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var groups []struct {
+		Targets []string       `json:"targets"`
+		Labels  model.LabelSet `json:"labels"`
+	}
+	if err := dec.Decode(&groups); err != nil {
+		return err
+	}
+	if groups == nil {
+		return errors.New("not a list")
+	}
+	for _, g := range groups {
+		if len(g.Targets) != 1 {
+			return errors.New("a leaf group without exactly one target")
+		}
+		if _, _, err := net.SplitHostPort(g.Targets[0]); err != nil || strings.ContainsAny(g.Targets[0], "/ ") {
+			return errors.New("target " + g.Targets[0] + " is not host:port")
+		}
+		for name, value := range g.Labels {
+			if !model.LegacyValidation.IsValidLabelName(string(name)) || !utf8.ValidString(string(value)) {
+				return errors.New("label " + string(name) + " is not valid")
+			}
+		}
+		if err := g.Labels.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package configserver_test
 
 import (
+	"encoding/json"
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -8,30 +10,60 @@ import (
 	"time"
 
 	"github.com/oxcross/oxcross/configserver"
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 // promContentType is the Content-Type Prometheus' http_sd accepts.
 var promContentType = regexp.MustCompile(`^(?i:application\/json(;\s*charset=("utf-8"|utf-8))?)$`)
 
+// sdGroup is one http_sd target group as a test reads it.
+type sdGroup struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels"`
+}
+
+// sd GETs an http_sd list.
+func (f *fixture) sd(t testing.TB, path string) []sdGroup {
+	t.Helper()
+	r := f.do(t, http.MethodGet, path, "")
+	if r.Code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, r.Code, r.Body)
+	}
+	var groups []sdGroup
+	if err := json.Unmarshal([]byte(r.Body), &groups); err != nil {
+		t.Fatalf("GET %s: %v in %s", path, err, r.Body)
+	}
+	return groups
+}
+
+// sdLeaves returns /sd/leaves by leaf id.
+func (f *fixture) sdLeaves(t testing.TB) map[string]sdGroup {
+	t.Helper()
+	out := map[string]sdGroup{}
+	for _, g := range f.sd(t, "/sd/leaves") {
+		out[g.Labels["leaf_id"]] = g
+	}
+	return out
+}
+
 func TestSDLeavesEmpty(t *testing.T) {
 	f := newRegFixture(t, configYAML("127.0.0.1", 9), configserver.RegistryOptions{})
-	r := f.request(t, http.MethodGet, "/sd/leaves", nil)
-	if r.code != http.StatusOK || r.body != "[]" {
-		t.Errorf("/sd/leaves without leaves: %d %q, want 200 []", r.code, r.body)
+	r := f.do(t, http.MethodGet, "/sd/leaves", "")
+	if r.Code != http.StatusOK || r.Body != "[]" {
+		t.Errorf("/sd/leaves without leaves: %d %q, want 200 []", r.Code, r.Body)
 	}
-	if ct := r.header.Get("Content-Type"); !promContentType.MatchString(ct) {
+	if ct := r.Header.Get("Content-Type"); !promContentType.MatchString(ct) {
 		t.Errorf("/sd/leaves Content-Type %q is not what Prometheus accepts", ct)
 	}
 	// After the last leaf has gone, too.
-	if r := f.put(t, "one", `{"address": ":9299"}`); r.code != http.StatusOK {
-		t.Fatalf("PUT: %d %s", r.code, r.body)
+	if r := f.put(t, "one", `{"address": ":9299"}`); r.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.Code, r.Body)
 	}
-	if r := f.del(t, "one"); r.code != http.StatusNoContent {
-		t.Fatalf("DELETE: %d %s", r.code, r.body)
+	if r := f.del(t, "one"); r.Code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", r.Code, r.Body)
 	}
-	if r := f.request(t, http.MethodGet, "/sd/leaves", nil); r.body != "[]" {
-		t.Errorf("/sd/leaves after the last leaf left: %q, want []", r.body)
+	if r := f.do(t, http.MethodGet, "/sd/leaves", ""); r.Body != "[]" {
+		t.Errorf("/sd/leaves after the last leaf left: %q, want []", r.Body)
 	}
 }
 
@@ -51,16 +83,16 @@ func TestSDLeaves(t *testing.T) {
 		"__meta_oxcross_leaf_label_region": "eu",
 		"__meta_oxcross_leaf_label_rack":   "r1",
 	}
-	if g := groups[0]; len(g.Targets) != 1 || g.Targets[0] != "127.0.0.1:9999" || !equalMaps(g.Labels, want) {
+	if g := groups[0]; len(g.Targets) != 1 || g.Targets[0] != "127.0.0.1:9999" || !maps.Equal(g.Labels, want) {
 		t.Errorf("static leaf group %+v, want target 127.0.0.1:9999 and labels %v", g, want)
 	}
 
 	// A registration appears at once, with its labels and __meta_ labels.
-	if r := f.put(t, "ams-1", `{"address": ":9299", "labels": {"region": "eu", "provider": "hetzner"}, "version": "1.2.3", "refresh_interval": "10s"}`); r.code != http.StatusOK {
-		t.Fatalf("PUT: %d %s", r.code, r.body)
+	if r := f.put(t, "ams-1", `{"address": ":9299", "labels": {"region": "eu", "provider": "hetzner"}, "version": "1.2.3", "refresh_interval": "10s"}`); r.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.Code, r.Body)
 	}
-	r := f.request(t, http.MethodGet, "/sd/leaves", nil)
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+	r := f.do(t, http.MethodGet, "/sd/leaves", "")
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
 	}
 	leaves := f.sdLeaves(t)
@@ -74,7 +106,7 @@ func TestSDLeaves(t *testing.T) {
 		"__meta_oxcross_leaf_label_region":   "eu",
 		"__meta_oxcross_leaf_label_provider": "hetzner",
 	}
-	if g := leaves["ams-1"]; len(g.Targets) != 1 || g.Targets[0] != "127.0.0.1:9299" || !equalMaps(g.Labels, want) {
+	if g := leaves["ams-1"]; len(g.Targets) != 1 || g.Targets[0] != "127.0.0.1:9299" || !maps.Equal(g.Labels, want) {
 		t.Errorf("registered leaf group %+v, want target 127.0.0.1:9299 and labels %v", g, want)
 	}
 	if _, ok := leaves["static-1"]; !ok || len(leaves) != 2 {
@@ -86,15 +118,15 @@ func TestSDLeaves(t *testing.T) {
 	}
 
 	// A changed registration shows at once (the cache is invalidated).
-	if r := f.put(t, "ams-1", `{"address": ":9299", "labels": {"region": "us"}, "refresh_interval": "10s"}`); r.code != http.StatusOK {
-		t.Fatalf("PUT: %d %s", r.code, r.body)
+	if r := f.put(t, "ams-1", `{"address": ":9299", "labels": {"region": "us"}, "refresh_interval": "10s"}`); r.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.Code, r.Body)
 	}
 	if g := f.sdLeaves(t)["ams-1"]; g.Labels["region"] != "us" || g.Labels["provider"] != "" {
 		t.Errorf("changed registration not shown: %v", g.Labels)
 	}
 
 	// A config reload changes the static leaves at once.
-	writeFile(t, f.path, strings.Replace(regConfig, "id: static-1", "id: static-2", 1))
+	testutil.WriteFile(t, f.path, strings.Replace(regConfig, "id: static-1", "id: static-2", 1))
 	if err := f.s.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -116,22 +148,10 @@ func TestSDLeaves(t *testing.T) {
 	}
 }
 
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 func TestSDOrigins(t *testing.T) {
 	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
-	r := f.request(t, http.MethodGet, "/sd/origins", nil)
-	if ct := r.header.Get("Content-Type"); !promContentType.MatchString(ct) {
+	r := f.do(t, http.MethodGet, "/sd/origins", "")
+	if ct := r.Header.Get("Content-Type"); !promContentType.MatchString(ct) {
 		t.Errorf("/sd/origins Content-Type %q", ct)
 	}
 	groups := f.sd(t, "/sd/origins")
@@ -163,7 +183,7 @@ func TestSDOrigins(t *testing.T) {
 		}},
 	} {
 		g := byID[id]
-		if len(g.Targets) != 1 || g.Targets[0] != want.target || !equalMaps(g.Labels, want.labels) {
+		if len(g.Targets) != 1 || g.Targets[0] != want.target || !maps.Equal(g.Labels, want.labels) {
 			t.Errorf("origin %s: %+v, want target %s and labels %v", id, g, want.target, want.labels)
 		}
 	}
@@ -172,151 +192,11 @@ func TestSDOrigins(t *testing.T) {
 		t.Errorf("/sd/origins not in config order: %v", groups)
 	}
 	// A reload shows at once.
-	writeFile(t, f.path, configYAML("127.0.0.1", 12))
+	testutil.WriteFile(t, f.path, configYAML("127.0.0.1", 12))
 	if err := f.s.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	if g := f.sd(t, "/sd/origins"); len(g) != 1 || g[0].Targets[0] != "127.0.0.1:12" {
 		t.Errorf("/sd/origins after a reload: %+v", g)
-	}
-}
-
-// originsOf GETs /config?leaf_id=id and returns the origin ids, checking
-// that the body parses as a served config.
-func (f *regFixture) originsOf(t testing.TB, id string) (ids []string, etag string) {
-	t.Helper()
-	path := "/config"
-	if id != "" {
-		path += "?leaf_id=" + id
-	}
-	r := f.request(t, http.MethodGet, path, nil)
-	if r.code != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", path, r.code, r.body)
-	}
-	if et := r.header.Get("ETag"); et != discovery.ETag([]byte(r.body)) {
-		t.Errorf("GET %s: ETag %s does not match the body", path, et)
-	}
-	cfg, err := discovery.ParseServed([]byte(r.body))
-	if err != nil {
-		t.Fatalf("GET %s: the leaf cannot parse %s: %v", path, r.body, err)
-	}
-	for _, o := range cfg.Origins {
-		ids = append(ids, o.ID)
-		if id != "" && len(o.LeafSelector) > 0 {
-			t.Errorf("GET %s: origin %s still has its leaf_selector", path, o.ID)
-		}
-	}
-	if id != "" && len(cfg.Leaves) > 0 {
-		t.Errorf("GET %s: a leaf's view lists the static leaves", path)
-	}
-	return ids, r.header.Get("ETag")
-}
-
-func TestPerLeafConfig(t *testing.T) {
-	f := newRegFixture(t, regConfig, configserver.RegistryOptions{})
-	all := "everywhere eu-only tcp-origin"
-	unselected := "everywhere tcp-origin"
-	got := func(id string) (string, string) {
-		ids, etag := f.originsOf(t, id)
-		return strings.Join(ids, " "), etag
-	}
-	// Without leaf_id (an older leaf): the whole config.
-	if ids, _ := got(""); ids != all {
-		t.Errorf("/config: %s, want %s", ids, all)
-	}
-	// An unknown leaf sees only the origins without a selector.
-	ids, unknownTag := got("stranger")
-	if ids != unselected {
-		t.Errorf("unknown leaf: %s, want %s", ids, unselected)
-	}
-	// A static leaf is selected by the labels of its entry.
-	ids, staticTag := got("static-1")
-	if ids != all {
-		t.Errorf("static leaf with region=eu: %s, want %s", ids, all)
-	}
-	if staticTag == unknownTag {
-		t.Errorf("two different views have the same ETag %s", staticTag)
-	}
-	// A registered leaf by the labels it registered with.
-	if r := f.put(t, "ams-1", `{"address": ":9299", "labels": {"region": "eu"}}`); r.code != http.StatusOK {
-		t.Fatalf("PUT: %d %s", r.code, r.body)
-	}
-	if r := f.put(t, "nyc-1", `{"address": ":9298", "labels": {"region": "us"}}`); r.code != http.StatusOK {
-		t.Fatalf("PUT: %d %s", r.code, r.body)
-	}
-	amsIDs, amsTag := got("ams-1")
-	nycIDs, nycTag := got("nyc-1")
-	if amsIDs != all || nycIDs != unselected {
-		t.Errorf("ams-1 (eu) sees %s, nyc-1 (us) sees %s; want %s and %s", amsIDs, nycIDs, all, unselected)
-	}
-	if amsTag != staticTag || nycTag != unknownTag {
-		t.Errorf("the same view has different ETags: %s %s %s %s", amsTag, staticTag, nycTag, unknownTag)
-	}
-	// 304 per view: each leaf's own ETag, not another view's.
-	for _, c := range []struct {
-		id, etag string
-		code     int
-	}{
-		{"ams-1", amsTag, http.StatusNotModified},
-		{"nyc-1", nycTag, http.StatusNotModified},
-		{"ams-1", nycTag, http.StatusOK},
-		{"nyc-1", amsTag, http.StatusOK},
-	} {
-		r := f.request(t, http.MethodGet, "/config?leaf_id="+c.id, nil, "If-None-Match", c.etag)
-		if r.code != c.code {
-			t.Errorf("/config?leaf_id=%s with If-None-Match %s: %d, want %d", c.id, c.etag, r.code, c.code)
-		}
-	}
-	// A leaf that changes its labels gets its new view.
-	if r := f.put(t, "nyc-1", `{"address": ":9298", "labels": {"region": "eu"}}`); r.code != http.StatusOK {
-		t.Fatalf("PUT: %d %s", r.code, r.body)
-	}
-	if r := f.request(t, http.MethodGet, "/config?leaf_id=nyc-1", nil, "If-None-Match", nycTag); r.code != http.StatusOK {
-		t.Errorf("after a label change the old view's ETag still gives %d", r.code)
-	}
-	if ids, _ := got("nyc-1"); ids != all {
-		t.Errorf("nyc-1 moved to eu sees %s", ids)
-	}
-	// An expired registration falls back to the unknown view.
-	f.clock.Advance(4 * time.Minute)
-	if ids, _ := got("ams-1"); ids != unselected {
-		t.Errorf("expired ams-1 sees %s, want %s", ids, unselected)
-	}
-}
-
-// TestPerLeafConfigEmpty: a leaf none of whose origins is meant for it
-// gets a valid config without origins, which it accepts.
-func TestPerLeafConfigEmpty(t *testing.T) {
-	f := newRegFixture(t, `interval: 15
-origins:
-  - url: http://127.0.0.1:9/
-    mode: simple
-    leaf_selector: {region: eu}
-`, configserver.RegistryOptions{})
-	r := f.request(t, http.MethodGet, "/config?leaf_id=lonely", nil)
-	if r.code != http.StatusOK {
-		t.Fatalf("GET /config?leaf_id=lonely: %d %s", r.code, r.body)
-	}
-	cfg, err := discovery.ParseServed([]byte(r.body))
-	if err != nil {
-		t.Fatalf("ParseServed(%s): %v", r.body, err)
-	}
-	if len(cfg.Origins) != 0 || cfg.Interval != 15*time.Second {
-		t.Errorf("empty view: %d origins, interval %s", len(cfg.Origins), cfg.Interval)
-	}
-	// The file itself must list an origin; only views may be empty.
-	if _, err := discovery.Parse([]byte(r.body)); err == nil {
-		t.Errorf("Parse accepts a config without origins")
-	}
-	etag := r.header.Get("ETag")
-	if r := f.request(t, http.MethodGet, "/config?leaf_id=lonely", nil, "If-None-Match", etag); r.code != http.StatusNotModified {
-		t.Errorf("empty view with its ETag: %d, want 304", r.code)
-	}
-	// Many made-up ids all get the same view.
-	for i := range 50 {
-		r := f.request(t, http.MethodGet, "/config?leaf_id=made-up-"+strings.Repeat("x", i), nil)
-		if r.header.Get("ETag") != etag {
-			t.Fatalf("made-up id %d: ETag %s, want %s", i, r.header.Get("ETag"), etag)
-		}
 	}
 }
