@@ -258,10 +258,13 @@ func (f *Follower) use(l *config.Snapshot) {
 	f.mu.Lock()
 	f.lastErr = nil
 	f.mu.Unlock()
-	prev := f.current.Swap(l)
-	if prev != nil && prev.ETag == l.ETag {
+	// use runs on Run's goroutine only: nothing stores in between. The
+	// same config again keeps the one applied, which the scheduler's
+	// loops point into.
+	if prev := f.current.Load(); prev != nil && prev.ETag == l.ETag {
 		return
 	}
+	f.current.Store(l)
 	f.origins.Set(float64(len(l.Config.Origins)))
 	f.o.Logger.Info("Loaded config", "origins", len(l.Config.Origins), "etag", l.ETag)
 	f.o.Apply(l.Config)

@@ -2,169 +2,97 @@ package discovery_test
 
 import (
 	"context"
-	"log/slog"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/oxcross/oxcross/configserver"
 	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
-const registrarConfig = `origins:
-  - name: everywhere
-    url: http://127.0.0.1:9/
-    mode: simple
-  - name: eu-only
-    url: http://127.0.0.1:10/
-    mode: simple
-    leaf_selector: {region: eu}
-leaves:
-  - id: static-1
-    address: 127.0.0.1:9999
-`
-
-// realConfigserver runs the configserver's mux on loopback, under prefix
-// when it is not empty (as behind a reverse proxy's path), and records
-// the user agents it sees.
-type realConfigserver struct {
-	s      *configserver.Server
-	srv    *httptest.Server
-	mu     sync.Mutex
-	agents []string
+// registryRequest is what a registry saw of a request.
+type registryRequest struct {
+	method, path, agent, contentType, body string
 }
 
-func newRealConfigserver(t *testing.T, prefix string) *realConfigserver {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(registrarConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := configserver.New(path, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &realConfigserver{s: s}
-	var h http.Handler = configserver.NewMux(s)
-	if prefix != "" {
-		h = http.StripPrefix(prefix, h)
-	}
-	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		c.agents = append(c.agents, r.Method+" "+r.UserAgent())
-		c.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(c.srv.Close)
-	return c
-}
-
-func (c *realConfigserver) live() map[string]discovery.Leaf {
-	leaves, _, _ := c.s.Registry().Live()
-	out := map[string]discovery.Leaf{}
-	for _, l := range leaves {
-		out[l.ID] = l
-	}
-	return out
-}
-
-func TestRegistrar(t *testing.T) {
+// TestRegistrarRequests: the requests a Registrar sends, under a path
+// prefix or not, and the errors it makes of refusals. That the
+// configserver takes them is configserver/discovery_test.go's business.
+func TestRegistrarRequests(t *testing.T) {
 	for _, prefix := range []string{"", "/oxcross"} {
 		t.Run("prefix="+prefix, func(t *testing.T) {
-			c := newRealConfigserver(t, prefix)
-			ctx := context.Background()
-			base := c.srv.URL + prefix + "/"
-			r, err := discovery.NewRegistrar(base, c.srv.Client(), "oxcross-leaf/test", "ams-1", discovery.Registration{
-				Address: ":9299", Labels: map[string]string{"region": "eu"}, Version: "1.2.3", RefreshInterval: "1m",
-			})
+			var (
+				mu       sync.Mutex
+				requests []registryRequest
+				refuse   bool
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				requests = append(requests, registryRequest{r.Method, r.URL.Path, r.UserAgent(), r.Header.Get("Content-Type"), string(body)})
+				refused := refuse
+				mu.Unlock()
+				if refused {
+					http.Error(w, `leaf "ams-1" is not registered`, http.StatusNotFound)
+				}
+			}))
+			defer srv.Close()
+			reg := discovery.Registration{Address: ":9299", Labels: map[string]string{"region": "eu"}, Version: "1.2.3", RefreshInterval: "1m"}
+			r, err := discovery.NewRegistrar(srv.URL+prefix+"/", srv.Client(), "oxcross-leaf/test", "ams-1", reg)
 			if err != nil {
 				t.Fatal(err)
 			}
+			ctx := context.Background()
 			if err := r.Heartbeat(ctx); err != nil {
 				t.Fatalf("Heartbeat: %v", err)
-			}
-			leaf, ok := c.live()["ams-1"]
-			if !ok || leaf.Address != "127.0.0.1:9299" || leaf.Labels["region"] != "eu" || leaf.Version != "1.2.3" {
-				t.Errorf("after Heartbeat: %+v (live %v)", leaf, ok)
-			}
-			// Again: a renewal.
-			if err := r.Heartbeat(ctx); err != nil {
-				t.Errorf("second Heartbeat: %v", err)
-			}
-			// The leaf's labels pick its view of the config.
-			remote, err := discovery.NewRemote(base, c.srv.Client(), "oxcross-leaf/test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			remote.SetLeafID("ams-1")
-			l, err := remote.Fetch(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(l.Config.Origins) != 2 {
-				t.Errorf("ams-1 (region=eu) gets %d origins, want 2", len(l.Config.Origins))
 			}
 			if err := r.Deregister(ctx); err != nil {
 				t.Fatalf("Deregister: %v", err)
 			}
-			if _, ok := c.live()["ams-1"]; ok {
-				t.Errorf("live after Deregister")
+			mu.Lock()
+			refuse = true
+			got := append([]registryRequest(nil), requests...)
+			mu.Unlock()
+
+			path := prefix + "/api/v1/leaves/ams-1"
+			if len(got) != 2 {
+				t.Fatalf("requests %+v, want a PUT and a DELETE", got)
 			}
-			// Deregistering twice says why.
-			if err := r.Deregister(ctx); err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "not registered") {
-				t.Errorf("second Deregister: %v, want 404 not registered", err)
+			put, del := got[0], got[1]
+			if put.method != http.MethodPut || put.path != path || put.agent != "oxcross-leaf/test" || put.contentType != "application/json" {
+				t.Errorf("heartbeat %+v, want PUT %s with User-Agent oxcross-leaf/test, Content-Type application/json", put, path)
 			}
-			c.mu.Lock()
-			agents := c.agents
-			c.mu.Unlock()
-			for _, want := range []string{"PUT oxcross-leaf/test", "DELETE oxcross-leaf/test"} {
-				found := false
-				for _, a := range agents {
-					found = found || a == want
-				}
-				if !found {
-					t.Errorf("requests %v lack %q", agents, want)
-				}
+			var sent discovery.Registration
+			if err := json.Unmarshal([]byte(put.body), &sent); err != nil || !reflect.DeepEqual(sent, reg) {
+				t.Errorf("heartbeat body %s (%v), want %+v", put.body, err, reg)
+			}
+			if del.method != http.MethodDelete || del.path != path || del.agent != "oxcross-leaf/test" || del.contentType != "" || del.body != "" {
+				t.Errorf("deregistration %+v, want DELETE %s with User-Agent oxcross-leaf/test and no body", del, path)
+			}
+
+			// A refusal says what was asked and why it was refused.
+			err = r.Deregister(ctx)
+			if err == nil || !strings.Contains(err.Error(), "DELETE "+srv.URL+path) || !strings.Contains(err.Error(), `404 Not Found: leaf "ams-1" is not registered`) {
+				t.Errorf("refused Deregister: %v, want the request and 404 not registered", err)
 			}
 		})
 	}
 }
 
-func TestRegistrarRefused(t *testing.T) {
-	c := newRealConfigserver(t, "")
+func TestRegistrarUnreachable(t *testing.T) {
+	base := testutil.ClosedURL(t)
+	r, err := discovery.NewRegistrar(base, http.DefaultClient, "t", "gone", discovery.Registration{Address: ":1"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name, id string
-		reg      discovery.Registration
-		want     string
-	}{
-		{"foreign address", "evil", discovery.Registration{Address: "192.0.2.1:9299"}, "403 Forbidden: advertised address 192.0.2.1:9299 is not the request's source 127.0.0.1"},
-		{"static id elsewhere", "static-1", discovery.Registration{Address: ":9298"}, "409 Conflict: leaf id \"static-1\" is listed in the config"},
-		{"bad address", "x", discovery.Registration{Address: "nowhere"}, "400 Bad Request: address"},
-	} {
-		r, err := discovery.NewRegistrar(c.srv.URL, c.srv.Client(), "t", tc.id, tc.reg)
-		if err != nil {
-			t.Fatalf("%s: NewRegistrar: %v", tc.name, err)
-		}
-		err = r.Heartbeat(ctx)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: Heartbeat: %v, want %q", tc.name, err, tc.want)
-		}
-	}
-	if n := len(c.live()); n != 0 {
-		t.Errorf("%d refused registrations are live", n)
-	}
 	// A configserver that is not there.
-	c.srv.Close()
-	r, _ := discovery.NewRegistrar(c.srv.URL, http.DefaultClient, "t", "gone", discovery.Registration{Address: ":1"})
-	if err := r.Heartbeat(ctx); err == nil || !strings.Contains(err.Error(), "PUT "+c.srv.URL+"/api/v1/leaves/gone") {
+	if err := r.Heartbeat(ctx); err == nil || !strings.Contains(err.Error(), "PUT "+base+"/api/v1/leaves/gone") {
 		t.Errorf("Heartbeat to a closed server: %v", err)
 	}
 	// A cancelled context stops it.
@@ -185,6 +113,7 @@ func TestNewRegistrarValidates(t *testing.T) {
 		{"empty id", "http://127.0.0.1:9300", "", nil, "leaf id"},
 		{"reserved label", "http://127.0.0.1:9300", "ok", map[string]string{"leaf_id": "x"}, "leaf labels"},
 		{"bad label", "http://127.0.0.1:9300", "ok", map[string]string{"a-b": "x"}, "leaf labels"},
+		{"double underscore", "http://127.0.0.1:9300", "ok", map[string]string{"__x": "1"}, "leaf labels"},
 		{"no scheme", "127.0.0.1:9300", "ok", nil, "config URL"},
 		{"ftp", "ftp://127.0.0.1:9300", "ok", nil, "config URL"},
 		{"no host", "http://", "ok", nil, "config URL"},
@@ -193,47 +122,5 @@ func TestNewRegistrarValidates(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
 		}
-	}
-	if k, v, err := discovery.ParseLabelFlag("region=eu=west"); err != nil || k != "region" || v != "eu=west" {
-		t.Errorf("ParseLabelFlag with = in the value: %q %q %v", k, v, err)
-	}
-	for _, bad := range []string{"region", "=eu", "leaf_id=x", "__x=1"} {
-		if _, _, err := discovery.ParseLabelFlag(bad); err == nil {
-			t.Errorf("ParseLabelFlag(%q) accepted", bad)
-		}
-	}
-}
-
-// TestFollowerHeartbeats: a Follower with a Registrar registers before it
-// fetches, so that its first config is already its own view.
-func TestFollowerHeartbeats(t *testing.T) {
-	c := newRealConfigserver(t, "")
-	r, err := discovery.NewRegistrar(c.srv.URL, c.srv.Client(), "t", "eu-1", discovery.Registration{Address: ":9299", Labels: map[string]string{"region": "eu"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	remote, err := discovery.NewRemote(c.srv.URL, c.srv.Client(), "t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	remote.SetLeafID("eu-1")
-	got := make(applied, 4)
-	f, err := discovery.NewFollower(discovery.FollowerOptions{
-		Remote: remote, Heartbeat: r.Heartbeat, Apply: got.apply,
-		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { f.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	cfg := got.next(t, 5*time.Second)
-	if len(cfg.Origins) != 2 {
-		t.Errorf("first config of a region=eu leaf has %d origins, want 2 (registered before fetching)", len(cfg.Origins))
-	}
-	if _, ok := c.live()["eu-1"]; !ok {
-		t.Errorf("follower did not register")
 	}
 }

@@ -92,4 +92,3 @@ func (r *Remote) Fetch(ctx context.Context) (*config.Snapshot, error) {
 	r.etag = l.ETag
 	return l, nil
 }
-

@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/discovery"
 )
 
@@ -22,44 +24,61 @@ type promGroup struct {
 	Labels  model.LabelSet `json:"labels"`
 }
 
-// checkHTTPSD decodes data as Prometheus' http_sd does and checks what a
-// Prometheus with the classic (legacy) label name rules needs: a list
-// (never null), valid label names and UTF-8 values, host:port targets.
-func checkHTTPSD(t *testing.T, data []byte) []promGroup {
-	t.Helper()
+// decodeHTTPSD decodes data as Prometheus' http_sd does and says, with
+// every problem found, what a Prometheus with the classic (legacy) label
+// name rules would refuse: anything but a list (null included), trailing
+// data, targets that are not host[:port], invalid label names, values
+// that are not UTF-8. groups is nil when data does not decode.
+func decodeHTTPSD(data []byte) (groups []promGroup, err error) {
 	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
-		t.Fatalf("http_sd body is null, want a list")
+		return nil, errors.New("null, want a list")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	var groups []promGroup
 	if err := dec.Decode(&groups); err != nil {
-		t.Fatalf("Prometheus cannot decode %s: %v", data, err)
+		return nil, fmt.Errorf("Prometheus cannot decode it: %w", err)
 	}
 	if groups == nil {
-		t.Fatalf("http_sd body %s is not a list", data)
+		return nil, errors.New("not a list")
+	}
+	var errs []error
+	if dec.More() {
+		errs = append(errs, errors.New("trailing data"))
 	}
 	for i, g := range groups {
 		if len(g.Targets) == 0 {
-			t.Errorf("group %d has no targets", i)
+			errs = append(errs, fmt.Errorf("group %d has no targets", i))
 		}
 		for _, tg := range g.Targets {
 			// host:port, or a bare host (icmp origins).
-			if _, _, err := net.SplitHostPort(tg); tg == "" || strings.ContainsAny(tg, "/ ") || (err != nil && strings.Contains(tg, ":")) {
-				t.Errorf("group %d: target %q is not host[:port]", i, tg)
+			if _, _, err := net.SplitHostPort(tg); tg == "" || strings.ContainsAny(tg, "/ \t\r\n") || (err != nil && strings.Contains(tg, ":")) {
+				errs = append(errs, fmt.Errorf("group %d: target %q is not host[:port]", i, tg))
 			}
 		}
 		for name, value := range g.Labels {
 			if !model.LegacyValidation.IsValidLabelName(string(name)) {
-				t.Errorf("group %d: label name %q is not valid for Prometheus", i, name)
+				errs = append(errs, fmt.Errorf("group %d: label name %q is not valid for Prometheus", i, name))
 			}
 			if !utf8.ValidString(string(value)) {
-				t.Errorf("group %d: label %s value is not UTF-8", i, name)
+				errs = append(errs, fmt.Errorf("group %d: label %s value is not UTF-8", i, name))
 			}
 		}
 		if err := g.Labels.Validate(); err != nil {
-			t.Errorf("group %d: %v", i, err)
+			errs = append(errs, fmt.Errorf("group %d: %w", i, err))
 		}
+	}
+	return groups, errors.Join(errs...)
+}
+
+// checkHTTPSD checks data with decodeHTTPSD and returns its groups.
+func checkHTTPSD(t *testing.T, data []byte) []promGroup {
+	t.Helper()
+	groups, err := decodeHTTPSD(data)
+	if groups == nil {
+		t.Fatalf("http_sd body %s: %v", data, err)
+	}
+	if err != nil {
+		t.Errorf("http_sd body %s: %v", data, err)
 	}
 	return groups
 }
@@ -112,7 +131,7 @@ func TestLeafGroups(t *testing.T) {
 }
 
 func TestOriginGroups(t *testing.T) {
-	cfg, err := discovery.Parse([]byte(`interval: 20
+	cfg, err := parser.Parse([]byte(`interval: 20
 origins:
   - name: adv
     url: https://edge.example.com
@@ -199,4 +218,79 @@ func TestHTTPSDEdgeValues(t *testing.T) {
 	if v := prom[0].Labels["note"]; v != `quote " backslash \ unicode ü <html>` {
 		t.Errorf("label value round trip: %q", v)
 	}
+}
+
+// FuzzLeafGroups: any leaf the registry or the config accepts (the same
+// validation) encodes to http_sd that Prometheus takes, with its id as
+// leaf_id.
+func FuzzLeafGroups(f *testing.F) {
+	f.Add("leaf-1", "127.0.0.1:9299", "region", "eu", "1.0.0", false, int64(0))
+	f.Add("ams.1_x", "[::1]:9299", "rack", "", "", true, int64(1795633454))
+	f.Add("a", "leaf.example.com:1", "__x", "\xff", strings.Repeat("v", 200), false, int64(-1))
+	f.Add("b", "host:65535", "k", "ü\n\"'<>", "v\x00", false, int64(1<<62))
+	f.Fuzz(func(t *testing.T, id, addr, key, value, version string, static bool, seen int64) {
+		labels := map[string]string{key: value}
+		if config.ValidateLeafID(id) != nil || config.ValidateAddress(addr) != nil || config.ValidateLabels(labels) != nil || len(version) > 128 {
+			return
+		}
+		l := discovery.Leaf{ID: id, Address: addr, Labels: labels, Version: version, Static: static, LastSeen: time.Unix(seen, 0)}
+		other := discovery.Leaf{ID: "other", Address: "127.0.0.1:1"}
+		data, err := json.Marshal(discovery.LeafGroups([]discovery.Leaf{l, other}))
+		if err != nil {
+			t.Fatalf("encoding: %v", err)
+		}
+		if _, err := decodeHTTPSD(data); err != nil {
+			t.Fatalf("http_sd %s: %v", data, err)
+		}
+		var groups []discovery.TargetGroup
+		if err := json.Unmarshal(data, &groups); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, g := range groups {
+			if g.Labels["leaf_id"] == id {
+				found = true
+				if len(g.Targets) != 1 || g.Targets[0] != addr {
+					t.Errorf("targets %q, want [%q]", g.Targets, addr)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("leaf %q not in %s", id, data)
+		}
+	})
+}
+
+// FuzzOriginGroups: any config the parser accepts encodes to http_sd that
+// Prometheus takes, one group per origin.
+func FuzzOriginGroups(f *testing.F) {
+	f.Add([]byte(`{"timeout": 10, "interval": 30, "origins": [{"scheme": "http", "hostname": "example.com", "port": 9301, "mode": "advanced"}]}`))
+	f.Add([]byte("origins:\n  - url: https://[::1]:8443/x?y=z\n    mode: simple\n    labels: {region: eu, note: \"ü\"}\n  - address: 127.0.0.1:22\n    mode: tcp\n  - hostname: edge1\n    mode: icmp\n"))
+	f.Add([]byte("origins:\n  - url: http://h/\n    labels: {a: \"\\xff\"}\n"))
+	f.Add([]byte("origins:\n  - {name: 'x', url: 'http://h:1/'}\n  - {name: 'y', scheme: https, hostname: 'h.example', port: 443, leaf_selector: {k: v}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := parser.Parse(data)
+		if err != nil {
+			return
+		}
+		body, err := json.Marshal(discovery.OriginGroups(cfg))
+		if err != nil {
+			t.Fatalf("encoding: %v", err)
+		}
+		if _, err := decodeHTTPSD(body); err != nil {
+			t.Fatalf("http_sd %s: %v", body, err)
+		}
+		var groups []discovery.TargetGroup
+		if err := json.Unmarshal(body, &groups); err != nil {
+			t.Fatal(err)
+		}
+		if len(groups) != len(cfg.Origins) {
+			t.Fatalf("%d groups for %d origins", len(groups), len(cfg.Origins))
+		}
+		for i, g := range groups {
+			if g.Labels["origin_id"] != cfg.Origins[i].ID {
+				t.Errorf("group %d: origin_id %q, want %q", i, g.Labels["origin_id"], cfg.Origins[i].ID)
+			}
+		}
+	})
 }

@@ -2,6 +2,8 @@ package discovery_test
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,8 +13,111 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/testutil"
 )
+
+func TestCacheRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config-cache.json")
+	want := snapshot(t, srcConfig("a.example.com"))
+	if err := discovery.WriteCache(path, want.Body); err != nil {
+		t.Fatalf("WriteCache: %v", err)
+	}
+	got, err := discovery.ReadCache(path, parser)
+	if err != nil {
+		t.Fatalf("ReadCache: %v", err)
+	}
+	if !bytes.Equal(got.Body, want.Body) || got.ETag != want.ETag {
+		t.Errorf("ReadCache: body %s etag %s, want %s %s", got.Body, got.ETag, want.Body, want.ETag)
+	}
+	if len(got.Config.Origins) != 1 || got.Config.Origins[0].ID != "a.example.com-9301-http" {
+		t.Errorf("ReadCache: origins %+v", got.Config.Origins)
+	}
+
+	// Overwriting replaces it.
+	want2 := snapshot(t, srcConfig("b.example.com"))
+	if err := discovery.WriteCache(path, want2.Body); err != nil {
+		t.Fatalf("WriteCache over an existing cache: %v", err)
+	}
+	if got, err := discovery.ReadCache(path, parser); err != nil || got.ETag != want2.ETag {
+		t.Errorf("ReadCache after an overwrite: %v, %v", got, err)
+	}
+
+	// Nothing but the cache is left in the directory.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 1 || names[0] != "config-cache.json" {
+		t.Errorf("directory holds %q, want only the cache file", names)
+	}
+}
+
+func TestCacheErrors(t *testing.T) {
+	dir := t.TempDir()
+
+	corrupt := filepath.Join(dir, "corrupt.json")
+	testutil.WriteFile(t, corrupt, `{"interval": "30s", "origins": [`)
+	if _, err := discovery.ReadCache(corrupt, parser); err == nil || !strings.Contains(err.Error(), corrupt) {
+		t.Errorf("ReadCache of a corrupt file: err = %v, want one naming %s", err, corrupt)
+	}
+
+	missing := filepath.Join(dir, "missing.json")
+	if _, err := discovery.ReadCache(missing, parser); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("ReadCache of a missing file: err = %v, want one naming %s", err, missing)
+	}
+
+	body := snapshot(t, srcConfig("a.example.com")).Body
+	inMissingDir := filepath.Join(dir, "no-such-dir", "cache.json")
+	if err := discovery.WriteCache(inMissingDir, body); err == nil {
+		t.Error("WriteCache into a missing directory: no error")
+	}
+	if _, err := os.Stat(filepath.Dir(inMissingDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("WriteCache created the missing directory: %v", err)
+	}
+
+	// A failed write leaves the previous cache intact and no temp files.
+	sub := filepath.Join(dir, "ro")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(sub, "cache.json")
+	if err := discovery.WriteCache(cache, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sub, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(sub, 0o755) })
+	if err := discovery.WriteCache(cache, snapshot(t, srcConfig("b.example.com")).Body); err == nil {
+		if os.Geteuid() != 0 {
+			t.Error("WriteCache into a read-only directory: no error")
+		}
+	} else if got, err := discovery.ReadCache(cache, parser); err != nil || !bytes.Equal(got.Body, body) {
+		t.Errorf("after a failed WriteCache: %v, %v; want the previous cache", got, err)
+	}
+}
+
+// TestCacheLimits: the cache is read with the limits of the parser it is
+// given, so that a stale cache cannot hand the leaf a config beyond the
+// limits it has now.
+func TestCacheLimits(t *testing.T) {
+	cache := filepath.Join(t.TempDir(), "cache.json")
+	testutil.WriteFile(t, cache, manyOriginsConfig(3, "10s"))
+	lim := config.Limits{MaxOrigins: 2, MinInterval: time.Second}
+	if _, err := discovery.ReadCache(cache, kinds.Parser(lim)); err == nil || !strings.Contains(err.Error(), "limit of 2") {
+		t.Errorf("ReadCache beyond the limits: %v", err)
+	}
+	if _, err := discovery.ReadCache(cache, parser); err != nil {
+		t.Errorf("ReadCache without limits: %v", err)
+	}
+}
 
 // cacheWriterEnv makes TestCacheWriterProcess, run as a child process,
 // write the cache file it names in a loop until it is killed.
@@ -108,7 +213,7 @@ func TestCacheCrashSafe(t *testing.T) {
 			t.Fatalf("kill %d: the cache holds %d bytes that are neither config", i, len(data))
 		}
 	}
-	if l, err := discovery.ReadCache(path); err != nil || len(l.Config.Origins) != 20000 {
+	if l, err := discovery.ReadCache(path, parser); err != nil || len(l.Config.Origins) != 20000 {
 		t.Fatalf("ReadCache after the kills: %v", err)
 	}
 	t.Logf("%d kills while rewriting a %d KiB cache: whole each time; %d kills left a temporary file behind", kills, len(bigConfig(20000, "a"))>>10, len(leftovers))
