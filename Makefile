@@ -31,7 +31,7 @@ lint:
 	$(GO) tool -modfile=tools/go.mod staticcheck ./...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=5m ./discovery
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=5m ./config
 
 clean:
 	rm -rf bin dist
@@ -70,7 +70,7 @@ mixin:
 .PHONY: fuzz-long
 
 fuzz-long:
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=5m ./discovery
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=5m ./config
 	FUZZTIME_EACH=5m bash scripts/test.d/50-fuzz.sh
 
 # The benchmark of docs/performance.md: real processes on loopback against

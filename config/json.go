@@ -9,11 +9,11 @@ import (
 // jsonConfig and jsonOrigin are the normalized form the configserver serves
 // and the leaf caches: every default applied, durations as Go durations.
 type jsonConfig struct {
-	Interval string            `json:"interval"`
-	Timeout  string            `json:"timeout"`
+	Interval string                     `json:"interval"`
+	Timeout  string                     `json:"timeout"`
 	Modules  map[string]json.RawMessage `json:"modules,omitempty"`
-	Leaves   []StaticLeaf      `json:"leaves,omitempty"`
-	Origins  []jsonOrigin      `json:"origins"`
+	Leaves   []StaticLeaf               `json:"leaves,omitempty"`
+	Origins  []jsonOrigin               `json:"origins"`
 }
 
 type jsonOrigin struct {

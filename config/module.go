@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -121,6 +122,7 @@ func (p *parser) settings(n *yaml.Node, where string, s Settings) {
 		p.errs = append(p.errs, fmt.Errorf("line %d: %s: %s", line, where, msg))
 		return
 	}
+	dropEmpty(reflect.ValueOf(s))
 	err := s.Validate()
 	if err == nil {
 		return
@@ -131,6 +133,35 @@ func (p *parser) settings(n *yaml.Node, where string, s Settings) {
 	}
 	for _, e := range errs {
 		p.errorf(n, "%s: %v", where, e)
+	}
+}
+
+// dropEmpty sets the empty maps and slices of decoded settings to nil: an
+// empty list or mapping (`headers: {}`) is none, as the normalized JSON
+// (omitempty) writes it, so that a config reads back from its JSON equal.
+func dropEmpty(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			dropEmpty(v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if f := v.Field(i); f.CanSet() {
+				dropEmpty(f)
+			}
+		}
+	case reflect.Map:
+		if v.Len() == 0 && !v.IsNil() && v.CanSet() {
+			v.SetZero()
+		}
+	case reflect.Slice:
+		if v.Len() == 0 && !v.IsNil() && v.CanSet() {
+			v.SetZero()
+		}
+		for i := range v.Len() {
+			dropEmpty(v.Index(i))
+		}
 	}
 }
 

@@ -311,9 +311,9 @@ func (c *Config) ProbeTarget(raw, module string, timeout time.Duration) (Target,
 	}
 	var k *Kind
 	if c.kinds != nil {
-		k, ok = c.kinds.Lookup(m.Kind)
+		k, _ = c.kinds.Lookup(m.Kind)
 	}
-	if !ok {
+	if k == nil {
 		return Target{}, Module{}, fmt.Errorf("module %s: unknown probe kind %q", module, m.Kind)
 	}
 	t := Target{ID: "probe", Module: module, Interval: timeout, Timeout: timeout}

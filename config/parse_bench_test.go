@@ -1,9 +1,11 @@
-package discovery
+package config_test
 
 import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/oxcross/oxcross/config"
 )
 
 // benchConfig returns a config of n origins in the original Oxcross style
@@ -50,7 +52,7 @@ func BenchmarkParse10k(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
-				cfg, err := Parse(data)
+				cfg, err := parser.Parse(data)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -62,36 +64,36 @@ func BenchmarkParse10k(b *testing.B) {
 	}
 }
 
-// BenchmarkNewLoaded10k normalizes a parsed 10,000-origin config to the
+// BenchmarkNewSnapshot10k normalizes a parsed 10,000-origin config to the
 // JSON the configserver serves, with its ETag.
-func BenchmarkNewLoaded10k(b *testing.B) {
-	cfg, err := Parse(benchConfig(10_000, false))
+func BenchmarkNewSnapshot10k(b *testing.B) {
+	cfg, err := parser.Parse(benchConfig(10_000, false))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := NewLoaded(cfg); err != nil {
+		if _, err := config.NewSnapshot(cfg); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// BenchmarkParseServed10k parses what the configserver serves for 10,000
+// BenchmarkParseView10k parses what the configserver serves for 10,000
 // origins: what a leaf does when the config changed.
-func BenchmarkParseServed10k(b *testing.B) {
-	cfg, err := Parse(benchConfig(10_000, false))
+func BenchmarkParseView10k(b *testing.B) {
+	cfg, err := parser.Parse(benchConfig(10_000, false))
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := NewLoaded(cfg)
+	l, err := config.NewSnapshot(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(l.Body)))
 	for b.Loop() {
-		if _, err := ParseServed(l.Body); err != nil {
+		if _, err := parser.ParseView(l.Body); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,16 +1,29 @@
-package discovery
+package config_test
 
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/prober"
 )
+
+// kinds are the probe kinds Oxcross ships; the config package knows none
+// itself, so its tests parse with these.
+var kinds = prober.DefaultKinds(slog.New(slog.DiscardHandler))
+
+// parser parses with the shipped kinds and no limits.
+var parser = kinds.Parser(config.Limits{})
 
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
@@ -21,9 +34,9 @@ func readTestdata(t testing.TB, name string) []byte {
 	return b
 }
 
-func mustParse(t testing.TB, data []byte) *Config {
+func mustParse(t testing.TB, data []byte) *config.Config {
 	t.Helper()
-	cfg, err := Parse(data)
+	cfg, err := parser.Parse(data)
 	if err != nil {
 		t.Fatalf("Parse(%q): unexpected error: %v", data, err)
 	}
@@ -33,7 +46,7 @@ func mustParse(t testing.TB, data []byte) *Config {
 	return cfg
 }
 
-func checkConfig(t *testing.T, got, want *Config) {
+func checkConfig(t *testing.T, got, want *config.Config) {
 	t.Helper()
 	if got.Interval != want.Interval || got.Timeout != want.Timeout {
 		t.Errorf("config interval/timeout = %v/%v, want %v/%v", got.Interval, got.Timeout, want.Interval, want.Timeout)
@@ -48,15 +61,74 @@ func checkConfig(t *testing.T, got, want *Config) {
 	}
 }
 
+// originCase is a config of one origin and what it resolves to.
+type originCase struct {
+	name   string
+	in     string
+	cfgInt time.Duration
+	cfgTO  time.Duration
+	want   config.Target
+}
+
+func checkOrigins(t *testing.T, tests []originCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := mustParse(t, []byte(tt.in))
+			checkConfig(t, cfg, &config.Config{Interval: tt.cfgInt, Timeout: tt.cfgTO, Origins: []config.Target{tt.want}})
+		})
+	}
+}
+
+// errorCase is a config Parse refuses; want are substrings the error must
+// contain: its line, the entry and the field.
+type errorCase struct {
+	name string
+	in   string
+	want []string
+}
+
+func checkErrors(t *testing.T, tests []errorCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parser.Parse([]byte(tt.in))
+			if err == nil {
+				t.Fatalf("Parse(%q) = %+v, want an error", tt.in, cfg)
+			}
+			if cfg != nil {
+				t.Errorf("Parse(%q) returned a config with an error: %+v", tt.in, cfg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Parse(%q) error %q does not contain %q", tt.in, err, w)
+				}
+			}
+			if strings.Contains(err.Error(), ": :") {
+				t.Errorf("Parse(%q) error %q has an empty entry or field", tt.in, err)
+			}
+		})
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
 func TestParseOriginalJSON(t *testing.T) {
 	cfg := mustParse(t, readTestdata(t, "original.json"))
-	checkConfig(t, cfg, &Config{
+	checkConfig(t, cfg, &config.Config{
 		Interval: 30 * time.Second,
 		Timeout:  10 * time.Second,
-		Origins: []Target{{
+		Origins: []config.Target{{
 			ID:       "example.com-9301-http",
 			URL:      "http://example.com:9301/oxcross",
-			Mode:     ModeAdvanced,
+			Module:   "advanced",
 			Interval: 30 * time.Second,
 			Timeout:  10 * time.Second,
 		}},
@@ -85,21 +157,21 @@ func TestParseOriginalJSONIndented(t *testing.T) {
 
 func TestParseFullYAML(t *testing.T) {
 	cfg := mustParse(t, readTestdata(t, "full.yaml"))
-	checkConfig(t, cfg, &Config{
+	checkConfig(t, cfg, &config.Config{
 		Interval: time.Minute,
 		Timeout:  1500 * time.Millisecond,
-		Origins: []Target{
+		Origins: []config.Target{
 			{
 				ID:       "example.com-9301-http",
 				URL:      "http://example.com:9301/oxcross",
-				Mode:     ModeAdvanced,
+				Module:   "advanced",
 				Interval: time.Minute,
 				Timeout:  1500 * time.Millisecond,
 			},
 			{
 				ID:       "fra-1",
 				URL:      "https://fra1.example.net:8443/oxcross",
-				Mode:     ModeAdvanced,
+				Module:   "advanced",
 				Interval: 30 * time.Second,
 				Timeout:  2 * time.Second,
 				Labels:   map[string]string{"region": "eu-central", "provider": "hetzner"},
@@ -107,21 +179,21 @@ func TestParseFullYAML(t *testing.T) {
 			{
 				ID:       "status-page",
 				URL:      "https://status.example.org:443/health?full=1",
-				Mode:     ModeSimple,
+				Module:   "simple",
 				Interval: 15 * time.Second,
 				Timeout:  1500 * time.Millisecond,
 			},
 			{
 				ID:       "::1-9301-http",
 				URL:      "http://[::1]:9301/oxcross",
-				Mode:     ModeAdvanced,
+				Module:   "advanced",
 				Interval: time.Second,
 				Timeout:  time.Second,
 			},
 			{
 				ID:       "cdn.example.com-80-http",
 				URL:      "http://cdn.example.com/pixel.gif",
-				Mode:     ModeSimple,
+				Module:   "simple",
 				Interval: 500 * time.Millisecond,
 				Timeout:  500 * time.Millisecond,
 				Labels:   map[string]string{"tier": "1"},
@@ -130,252 +202,103 @@ func TestParseFullYAML(t *testing.T) {
 	})
 }
 
+// TestParseDefaults: the config-wide interval and timeout, and what an
+// origin inherits of them.
 func TestParseDefaults(t *testing.T) {
 	const s = time.Second
-	tests := []struct {
-		name   string
-		in     string
-		cfgInt time.Duration
-		cfgTO  time.Duration
-		want   Target
-	}{
+	checkOrigins(t, []originCase{
 		{
 			name:   "no interval, no timeout",
 			in:     `{"origins": [{"scheme": "http", "hostname": "h", "port": 9301}]}`,
 			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
+			want: config.Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Module: "advanced", Interval: 10 * s, Timeout: 10 * s},
 		},
 		{
 			name:   "timeout defaults to the shorter interval",
 			in:     `{"interval": 5, "origins": [{"scheme": "http", "hostname": "h", "port": 9301}]}`,
 			cfgInt: 5 * s, cfgTO: 5 * s,
-			want: Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Mode: ModeAdvanced, Interval: 5 * s, Timeout: 5 * s},
+			want: config.Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Module: "advanced", Interval: 5 * s, Timeout: 5 * s},
 		},
 		{
 			name:   "timeout defaults to 10s under a longer interval",
 			in:     `{"interval": "2m", "origins": [{"scheme": "http", "hostname": "h", "port": 9301}]}`,
 			cfgInt: 2 * time.Minute, cfgTO: 10 * s,
-			want: Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Mode: ModeAdvanced, Interval: 2 * time.Minute, Timeout: 10 * s},
+			want: config.Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Module: "advanced", Interval: 2 * time.Minute, Timeout: 10 * s},
 		},
 		{
 			name:   "inherited timeout clamped to a shorter per-origin interval",
 			in:     `{"interval": 30, "timeout": 20, "origins": [{"scheme": "http", "hostname": "h", "port": 9301, "interval": 3}]}`,
 			cfgInt: 30 * s, cfgTO: 20 * s,
-			want: Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Mode: ModeAdvanced, Interval: 3 * s, Timeout: 3 * s},
+			want: config.Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Module: "advanced", Interval: 3 * s, Timeout: 3 * s},
 		},
 		{
 			name:   "per-origin interval longer than the top-level one keeps the top-level timeout",
 			in:     `{"interval": 5, "timeout": 4, "origins": [{"scheme": "http", "hostname": "h", "port": 9301, "interval": 60}]}`,
 			cfgInt: 5 * s, cfgTO: 4 * s,
-			want: Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Mode: ModeAdvanced, Interval: 60 * s, Timeout: 4 * s},
+			want: config.Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Module: "advanced", Interval: 60 * s, Timeout: 4 * s},
 		},
 		{
 			name:   "per-origin timeout may exceed the top-level timeout",
 			in:     `{"interval": 30, "timeout": 2, "origins": [{"scheme": "http", "hostname": "h", "port": 9301, "timeout": "29s"}]}`,
 			cfgInt: 30 * s, cfgTO: 2 * s,
-			want: Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Mode: ModeAdvanced, Interval: 30 * s, Timeout: 29 * s},
+			want: config.Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Module: "advanced", Interval: 30 * s, Timeout: 29 * s},
 		},
 		{
 			name:   "timeout equal to interval",
 			in:     `{"interval": "1500ms", "timeout": 1.5, "origins": [{"scheme": "http", "hostname": "h", "port": 9301}]}`,
 			cfgInt: 1500 * time.Millisecond, cfgTO: 1500 * time.Millisecond,
-			want: Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Mode: ModeAdvanced, Interval: 1500 * time.Millisecond, Timeout: 1500 * time.Millisecond},
+			want: config.Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Module: "advanced", Interval: 1500 * time.Millisecond, Timeout: 1500 * time.Millisecond},
 		},
 		{
 			name:   "durations as strings of digits",
 			in:     `{"interval": "30", "timeout": "10", "origins": [{"scheme": "http", "hostname": "h", "port": "9301"}]}`,
 			cfgInt: 30 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Mode: ModeAdvanced, Interval: 30 * s, Timeout: 10 * s},
+			want: config.Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Module: "advanced", Interval: 30 * s, Timeout: 10 * s},
 		},
-		{
-			name:   "simple mode default path",
-			in:     "origins:\n  - {scheme: http, hostname: h, port: 8080, mode: simple}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-8080-http", URL: "http://h:8080/", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "simple mode explicit path",
-			in:     "origins:\n  - {scheme: http, hostname: h, mode: simple, path: /a/b}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h:80/a/b", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "simple mode path with a query",
-			in:     "origins:\n  - {scheme: http, hostname: h, mode: simple, path: '/a%20b?x=1&y=%2F'}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h:80/a%20b?x=1&y=%2F", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "simple mode path starting with two slashes stays a path",
-			in:     "origins:\n  - {scheme: http, hostname: h, mode: simple, path: //a/b}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h:80//a/b", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "simple mode path keeps an escaped slash",
-			in:     "origins:\n  - {scheme: http, hostname: h, mode: simple, path: /a%2Fb}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h:80/a%2Fb", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "url form keeps an escaped slash",
-			in:     "origins:\n  - {url: 'http://h/a%2Fb', mode: simple}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h/a%2Fb", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "IPv6 hostname with a zone",
-			in:     "origins:\n  - {name: z, scheme: http, hostname: 'fe80::1%eth0', port: 9301}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "z", URL: "http://[fe80::1%25eth0]:9301/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "http default port 80",
-			in:     "origins:\n  - {scheme: http, hostname: h}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h:80/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "https default port 443",
-			in:     "origins:\n  - {scheme: https, hostname: h}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-443-https", URL: "https://h:443/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "url form, advanced, no path",
-			in:     "origins:\n  - url: https://h\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-443-https", URL: "https://h/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "url form, advanced, root path",
-			in:     "origins:\n  - url: http://h:9301/\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-9301-http", URL: "http://h:9301/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "url form, advanced, explicit path kept",
-			in:     "origins:\n  - url: http://h:9301/custom/oxcross\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-9301-http", URL: "http://h:9301/custom/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "url form, simple, no path",
-			in:     "origins:\n  - {url: 'http://h', mode: simple}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h/", Mode: ModeSimple, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "url form, IPv6",
-			in:     "origins:\n  - url: 'http://[2001:db8::1]:9301'\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "2001:db8::1-9301-http", URL: "http://[2001:db8::1]:9301/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "IPv6 hostname",
-			in:     `{"origins": [{"scheme": "http", "hostname": "::1", "port": 9301}]}`,
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "::1-9301-http", URL: "http://[::1]:9301/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "bracketed IPv6 hostname",
-			in:     `{"origins": [{"scheme": "http", "hostname": "[::1]", "port": 9301}]}`,
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "::1-9301-http", URL: "http://[::1]:9301/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "IPv4 hostname",
-			in:     `{"origins": [{"scheme": "https", "hostname": "192.0.2.7"}]}`,
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "192.0.2.7-443-https", URL: "https://192.0.2.7:443/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "name overrides the default id",
-			in:     `{"origins": [{"name": "edge_1.fra:a-b", "scheme": "http", "hostname": "h"}]}`,
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "edge_1.fra:a-b", URL: "http://h:80/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "name of maximal length",
-			in:     `{"origins": [{"name": "` + strings.Repeat("n", MaxNameLength) + `", "scheme": "http", "hostname": "h"}]}`,
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: strings.Repeat("n", MaxNameLength), URL: "http://h:80/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "labels, non-string scalar values become strings",
-			in:     "origins:\n  - url: http://h\n    labels: {a: 1, b_c: true, _d: x}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s, Labels: map[string]string{"a": "1", "b_c": "true", "_d": "x"}},
-		},
-		{
-			name:   "empty labels are no labels",
-			in:     "origins:\n  - url: http://h\n    labels: {}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
-		{
-			name:   "maximal number of labels",
-			in:     "origins:\n  - url: http://h\n    labels: {" + manyLabels(MaxLabels) + "}\n",
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s, Labels: manyLabelsMap(MaxLabels)},
-		},
-		{
-			name:   "empty name falls back to the default id",
-			in:     `{"origins": [{"name": "", "scheme": "http", "hostname": "h"}]}`,
-			cfgInt: 10 * s, cfgTO: 10 * s,
-			want: Target{ID: "h-80-http", URL: "http://h:80/oxcross", Mode: ModeAdvanced, Interval: 10 * s, Timeout: 10 * s},
-		},
+	})
+}
+
+// TestParseView: the view of a config served to one leaf may list no
+// origins; a config file may not.
+func TestParseView(t *testing.T) {
+	in := []byte(`{"interval": "30s", "timeout": "10s", "origins": []}`)
+	cfg, err := parser.ParseView(in)
+	if err != nil {
+		t.Fatalf("ParseView without origins: %v", err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := mustParse(t, []byte(tt.in))
-			checkConfig(t, cfg, &Config{Interval: tt.cfgInt, Timeout: tt.cfgTO, Origins: []Target{tt.want}})
-		})
+	if cfg.Interval != 30*time.Second || cfg.Timeout != 10*time.Second || len(cfg.Origins) != 0 {
+		t.Errorf("ParseView = %+v", cfg)
+	}
+	for name, m := range kinds.Base().Modules {
+		if !reflect.DeepEqual(cfg.Modules[name], m) {
+			t.Errorf("ParseView: built-in module %s = %+v, want %+v", name, cfg.Modules[name], m)
+		}
+	}
+	if _, err := parser.Parse(in); err == nil || !strings.Contains(err.Error(), "origins: empty") {
+		t.Errorf("Parse without origins: %v, want it refused", err)
+	}
+	// Everything else is checked as by Parse.
+	if _, err := parser.ParseView([]byte(`{"interval": "0s", "origins": []}`)); err == nil || !strings.Contains(err.Error(), `interval: "0s"`) {
+		t.Errorf("ParseView of a bad interval: %v", err)
+	}
+	if _, err := parser.ParseView([]byte(`{"interval": "1s"}`)); err == nil || !strings.Contains(err.Error(), "origins: missing") {
+		t.Errorf("ParseView without an origins key: %v", err)
 	}
 }
 
-func manyLabels(n int) string {
-	parts := make([]string, n)
-	for i := range parts {
-		parts[i] = fmt.Sprintf("l%d: v%d", i, i)
-	}
-	return strings.Join(parts, ", ")
-}
-
-func manyLabelsMap(n int) map[string]string {
-	m := make(map[string]string, n)
-	for i := range n {
-		m[fmt.Sprintf("l%d", i)] = fmt.Sprintf("v%d", i)
-	}
-	return m
-}
-
-func TestParseOrderAndIDs(t *testing.T) {
-	cfg := mustParse(t, []byte(`origins:
-  - {scheme: http, hostname: b}
-  - {scheme: http, hostname: a}
-  - {scheme: https, hostname: a}
-  - {scheme: http, hostname: a, port: 8080}
-  - {name: a-80-http-2, url: "http://a"}
-`))
-	var ids []string
-	for _, o := range cfg.Origins {
-		ids = append(ids, o.ID)
-	}
-	want := []string{"b-80-http", "a-80-http", "a-443-https", "a-8080-http", "a-80-http-2"}
-	if !reflect.DeepEqual(ids, want) {
-		t.Errorf("ids = %q, want %q", ids, want)
+// TestParserWithoutKinds: a Parser needs the probe kinds; without them it
+// refuses every config rather than panicking.
+func TestParserWithoutKinds(t *testing.T) {
+	for _, parse := range []func([]byte) (*config.Config, error){config.Parser{}.Parse, config.Parser{}.ParseView} {
+		cfg, err := parse(readTestdata(t, "original.json"))
+		if err == nil || cfg != nil || !strings.Contains(err.Error(), "without probe kinds") {
+			t.Errorf("Parse without kinds = %+v, %v; want an error", cfg, err)
+		}
 	}
 }
 
 func TestParseErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		// want are substrings the error must contain: its line, the entry
-		// and the field.
-		want []string
-	}{
+	checkErrors(t, []errorCase{
 		// Structure.
 		{"empty file", ``, []string{"empty"}},
 		{"only a comment", "# nothing here\n", []string{"empty"}},
@@ -394,37 +317,6 @@ func TestParseErrors(t *testing.T) {
 		{"origin null", "origins:\n  - {url: 'http://h'}\n  -\n", []string{"line 3", "origins[1]", "want a mapping"}},
 		{"unknown origin field", "origins:\n  - scheme: http\n    hostname: a\n  - scheme: http\n    hostname: b\n    prot: 80\n", []string{"line 6", "origins[1]", "unknown field", `"prot"`}},
 		{"origin field twice", "origins:\n  - scheme: http\n    hostname: a\n    hostname: b\n", []string{"line 4", "origins[0]", `"hostname"`, "twice"}},
-
-		// Identity.
-		{"duplicate default id", "origins:\n  - scheme: http\n    hostname: a\n  - url: http://a:80/\n", []string{"line 4", "origins[1]", "origin_id", `"a-80-http"`, "origins[0]"}},
-		{"duplicate default id, original form", `{"origins": [{"scheme": "http", "hostname": "a", "port": 9301},` + "\n" + `{"scheme": "http", "hostname": "a", "port": 9301, "mode": "simple"}]}`, []string{"line 2", "origins[1]", "origin_id", `"a-9301-http"`}},
-		{"duplicate name", "origins:\n  - {name: x, url: 'http://a'}\n  - {name: y, url: 'http://b'}\n  - {name: x, url: 'http://c'}\n", []string{"line 4", "origins[2]", "origin_id", `"x"`, "origins[0]"}},
-		{"name equals another's default id", "origins:\n  - {url: 'http://a'}\n  - {name: a-80-http, url: 'http://b'}\n", []string{"line 3", "origins[1]", "origin_id", `"a-80-http"`}},
-		{"name with a space", "origins:\n  - url: http://a\n    name: a b\n", []string{"line 2", "origins[0]", "name", `"a b"`}},
-		{"name with a slash", "origins:\n  - url: http://a\n    name: a/b\n", []string{"line 2", "origins[0]", "name", `"a/b"`}},
-		{"name with unicode", "origins:\n  - url: http://a\n    name: zürich\n", []string{"line 2", "origins[0]", "name"}},
-		{"name too long", "origins:\n  - url: http://a\n    name: " + strings.Repeat("n", MaxNameLength+1) + "\n", []string{"line 2", "origins[0]", "name", "128"}},
-		{"default id too long", "origins:\n  - url: http://" + strings.Repeat("a", MaxNameLength) + "\n", []string{"line 2", "origins[0]", "name", "origin_id"}},
-		{"name a mapping", "origins:\n  - url: http://a\n    name: {x: y}\n", []string{"line 3", "origins[0]", "name", "want a string"}},
-
-		// Scheme, host, port.
-		{"bad scheme", "origins:\n  - scheme: ftp\n    hostname: a\n", []string{"line 2", "origins[0]", "scheme", `"ftp"`}},
-		{"upper-case scheme", "origins:\n  - scheme: HTTP\n    hostname: a\n", []string{"line 2", "origins[0]", "scheme", `"HTTP"`}},
-		{"missing scheme", "origins:\n  - url: http://a\n  - hostname: a\n    port: 80\n", []string{"line 3", "origins[1]", "scheme", "missing"}},
-		{"null scheme", "origins:\n  - hostname: a\n    scheme:\n", []string{"line 3", "origins[0]", "scheme"}},
-		{"missing hostname", "origins:\n  - scheme: http\n    port: 80\n", []string{"line 2", "origins[0]", "hostname", "missing"}},
-		{"empty hostname", "origins:\n  - scheme: http\n    hostname: ''\n", []string{"line 2", "origins[0]", "hostname", "missing"}},
-		{"hostname with a path", "origins:\n  - scheme: http\n    hostname: a/b\n", []string{"line 3", "origins[0]", "hostname", `"a/b"`}},
-		{"hostname with a port", "origins:\n  - scheme: http\n    hostname: 'a:80'\n", []string{"line 3", "origins[0]", "hostname", `"a:80"`}},
-		{"hostname with a control character", "origins:\n  - name: x\n    scheme: http\n    hostname: \"a\\x00b\"\n", []string{"line 4", "origins[0]", "hostname"}},
-		{"hostname neither a name nor IPv6", "origins:\n  - scheme: http\n    hostname: 'a:b:c'\n", []string{"line 3", "origins[0]", "hostname", `"a:b:c"`}},
-		{"hostname a url", "origins:\n  - scheme: http\n    hostname: http://a\n", []string{"line 3", "origins[0]", "hostname"}},
-		{"port 0", "origins:\n  - scheme: http\n    hostname: a\n    port: 0\n", []string{"line 4", "origins[0]", "port", "0"}},
-		{"port 70000", "origins:\n  - scheme: http\n    hostname: a\n    port: 70000\n", []string{"line 4", "origins[0]", "port", "70000"}},
-		{"port negative", "origins:\n  - scheme: http\n    hostname: a\n    port: -1\n", []string{"line 4", "origins[0]", "port"}},
-		{"port abc", "origins:\n  - scheme: http\n    hostname: a\n    port: abc\n", []string{"line 4", "origins[0]", "port", `"abc"`}},
-		{"port fractional", `{"origins": [{"scheme": "http", "hostname": "a", "port": 80.5}]}`, []string{"line 1", "origins[0]", "port", `"80.5"`}},
-		{"port a list", "origins:\n  - scheme: http\n    hostname: a\n    port: [80]\n", []string{"line 4", "origins[0]", "port"}},
 
 		// Durations.
 		{"top-level timeout longer than interval", "interval: 5\ntimeout: 6\norigins: [{url: 'http://h'}]\n", []string{"line 2", "timeout", "longer than the interval"}},
@@ -446,65 +338,7 @@ func TestParseErrors(t *testing.T) {
 		{"per-origin garbage timeout", "origins:\n  - url: http://h\n    timeout: fast\n", []string{"line 3", "origins[0]", "timeout", `"fast"`}},
 		{"per-origin interval a list", "origins:\n  - url: http://h\n    interval: [1]\n", []string{"line 3", "origins[0]", "interval", "a list"}},
 		{"named origin error names the entry", "origins:\n  - name: edge\n    url: http://h\n    timeout: fast\n", []string{"line 4", "origins[0]", `"edge"`, "timeout"}},
-
-		// Mode and path.
-		{"bad mode", "origins:\n  - url: http://h\n    mode: fancy\n", []string{"line 3", "origins[0]", "mode", `"fancy"`}},
-		{"path in advanced mode", "origins:\n  - scheme: http\n    hostname: h\n    path: /x\n", []string{"line 4", "origins[0]", "path", "simple"}},
-		{"path in default mode, explicit advanced", "origins:\n  - scheme: http\n    hostname: h\n    mode: advanced\n    path: /oxcross\n", []string{"line 5", "origins[0]", "path"}},
-		{"path with a fragment", "origins:\n  - scheme: http\n    hostname: h\n    mode: simple\n    path: '/a?b#c'\n", []string{"line 5", "origins[0]", "path", "fragment"}},
-		{"path with a space", "origins:\n  - {scheme: http, hostname: h, mode: simple, path: '/a?b c'}\n", []string{"line 2", "origins[0]", "path", "space"}},
-		{"path with a bad escape", "origins:\n  - {scheme: http, hostname: h, mode: simple, path: '/%zz'}\n", []string{"line 2", "origins[0]", "path"}},
-		{"path without leading slash", "origins:\n  - scheme: http\n    hostname: h\n    mode: simple\n    path: health\n", []string{"line 5", "origins[0]", "path", `"health"`}},
-
-		// URL form.
-		{"url with hostname", "origins:\n  - url: http://h\n    hostname: h\n", []string{"line 3", "origins[0]", "hostname", "url"}},
-		{"url with scheme", "origins:\n  - url: http://h\n    scheme: http\n", []string{"line 3", "origins[0]", "scheme", "url"}},
-		{"url with port", "origins:\n  - url: http://h\n    port: 80\n", []string{"line 3", "origins[0]", "port", "url"}},
-		{"url with path", "origins:\n  - url: http://h\n    mode: simple\n    path: /x\n", []string{"line 4", "origins[0]", "path", "url"}},
-		{"url with bad scheme", "origins:\n  - url: ftp://h/x\n", []string{"line 2", "origins[0]", "url", `"ftp"`}},
-		{"url without scheme", "origins:\n  - url: h.example.com\n", []string{"line 2", "origins[0]", "url"}},
-		{"url without host", "origins:\n  - url: http:///x\n", []string{"line 2", "origins[0]", "url", "no host"}},
-		{"url with only a port", "origins:\n  - url: 'http://:80/'\n", []string{"line 2", "origins[0]", "url", "no host"}},
-		{"url with a space", "origins:\n  - url: 'http://h/?a b'\n", []string{"line 2", "origins[0]", "url", "space"}},
-		{"url with a control character", "origins:\n  - url: \"http://h/\\x7f\"\n", []string{"line 2", "origins[0]", "url"}},
-		{"url with a fragment", "origins:\n  - url: 'http://h/#x'\n", []string{"line 2", "origins[0]", "url", "fragment"}},
-		{"url with port 0", "origins:\n  - url: 'http://h:0/'\n", []string{"line 2", "origins[0]", "url", "port"}},
-		{"url with port 70000", "origins:\n  - url: 'http://h:70000/'\n", []string{"line 2", "origins[0]", "url", "port"}},
-		{"url unparsable", "origins:\n  - url: 'http://h:x/'\n", []string{"line 2", "origins[0]", "url"}},
-		{"url a list", "origins:\n  - url: [http://h]\n", []string{"line 2", "origins[0]", "url", "want a string"}},
-
-		// Labels.
-		{"label name starting with a digit", "origins:\n  - url: http://h\n    labels:\n      1abc: x\n", []string{"line 4", "origins[0]", "labels", `"1abc"`}},
-		{"label name with a dash", "origins:\n  - url: http://h\n    labels:\n      a-b: x\n", []string{"line 4", "origins[0]", "labels", `"a-b"`}},
-		{"label name with double underscore", "origins:\n  - url: http://h\n    labels:\n      __meta: x\n", []string{"line 4", "origins[0]", "labels", `"__meta"`}},
-		{"reserved label origin_id", "origins:\n  - url: http://h\n    labels:\n      origin_id: x\n", []string{"line 4", "origins[0]", "labels", `"origin_id"`}},
-		{"reserved label job", "origins:\n  - url: http://h\n    labels:\n      job: x\n", []string{"line 4", "origins[0]", "labels", `"job"`}},
-		{"reserved label source_id", "origins:\n  - url: http://h\n    labels: {source_id: x}\n", []string{"line 3", "origins[0]", "labels", `"source_id"`}},
-		{"label twice", "origins:\n  - url: http://h\n    labels:\n      a: x\n      a: y\n", []string{"line 5", "origins[0]", "labels", `"a"`, "twice"}},
-		{"too many labels", "origins:\n  - url: http://h\n    labels: {" + manyLabels(MaxLabels+1) + "}\n", []string{"line 3", "origins[0]", "labels", "33"}},
-		{"label value too long", "origins:\n  - url: http://h\n    labels:\n      a: " + strings.Repeat("v", MaxLabelValueLength+1) + "\n", []string{"line 4", "origins[0]", "labels", "a"}},
-		{"label value a list", "origins:\n  - url: http://h\n    labels:\n      a: [x]\n", []string{"line 4", "origins[0]", "labels", "want a string"}},
-		{"labels a list", "origins:\n  - url: http://h\n    labels: [a]\n", []string{"line 3", "origins[0]", "labels", "want a mapping"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Parse([]byte(tt.in))
-			if err == nil {
-				t.Fatalf("Parse(%q) = %+v, want an error", tt.in, cfg)
-			}
-			if cfg != nil {
-				t.Errorf("Parse(%q) returned a config with an error: %+v", tt.in, cfg)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Parse(%q) error %q does not contain %q", tt.in, err, w)
-				}
-			}
-			if strings.Contains(err.Error(), ": :") {
-				t.Errorf("Parse(%q) error %q has an empty entry or field", tt.in, err)
-			}
-		})
-	}
+	})
 }
 
 // A config with one bad origin is refused whole, and the error names only
@@ -516,7 +350,7 @@ func TestParseRefusedWhole(t *testing.T) {
   - scheme: ftp
     hostname: bad.example.com
 `
-	cfg, err := Parse([]byte(in))
+	cfg, err := parser.Parse([]byte(in))
 	if err == nil || cfg != nil {
 		t.Fatalf("Parse = %+v, %v; want nil and an error", cfg, err)
 	}
@@ -542,7 +376,7 @@ origins:
     mode: simple
     labels: {job: x}
 `
-	_, err := Parse([]byte(in))
+	_, err := parser.Parse([]byte(in))
 	if err == nil {
 		t.Fatal("Parse succeeded, want errors")
 	}
@@ -565,7 +399,7 @@ origins:
 	for _, w := range want {
 		found := false
 		for _, e := range errs {
-			if containsAll(e.Error(), w) {
+			if containsAll(e.Error(), w...) {
 				found = true
 				break
 			}
@@ -577,15 +411,6 @@ origins:
 	if lines := strings.Split(err.Error(), "\n"); len(lines) != len(want) {
 		t.Errorf("error text has %d lines, want one per problem (%d):\n%v", len(lines), len(want), err)
 	}
-}
-
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
 }
 
 func TestParseDuration(t *testing.T) {
@@ -636,7 +461,7 @@ func TestParseDuration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseDuration(tt.in)
+			got, err := config.ParseDuration(tt.in)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("ParseDuration(%q) = %v, want an error", tt.in, got)
@@ -656,87 +481,88 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
-func TestMarshalJSONOriginal(t *testing.T) {
-	cfg := mustParse(t, readTestdata(t, "original.json"))
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
+// manyOrigins is a config with n simple origins at interval.
+func manyOrigins(n int, interval string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "interval: %s\norigins:\n", interval)
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: o%d, url: 'http://127.0.0.1:9/%d', mode: simple}\n", i, i)
 	}
-	const want = `{"interval":"30s","timeout":"10s","origins":[{"name":"example.com-9301-http","url":"http://example.com:9301/oxcross","mode":"advanced","interval":"30s","timeout":"10s"}]}`
-	if string(b) != want {
-		t.Errorf("json.Marshal =\n %s\nwant\n %s", b, want)
+	return b.String()
+}
+
+func TestDefaultLimits(t *testing.T) {
+	if config.DefaultLimits.MaxOrigins != 10000 || config.DefaultLimits.MinInterval != time.Second {
+		t.Errorf("DefaultLimits = %+v, want 10000 origins and 1s (docs/configuration.md says so)", config.DefaultLimits)
 	}
 }
 
-func TestMarshalJSONLabels(t *testing.T) {
-	cfg := mustParse(t, []byte("origins:\n  - url: http://h\n    labels: {b: '2', a: '1'}\n"))
-	b, err := cfg.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
+// TestLimitsMaxOrigins: a config with more origins than the limit is
+// refused whole, with a message that gives the count, the limit and the
+// flag; one at the limit loads; without limits anything goes.
+func TestLimitsMaxOrigins(t *testing.T) {
+	lim := kinds.Parser(config.Limits{MaxOrigins: 50})
+	if cfg, err := lim.Parse([]byte(manyOrigins(50, "10s"))); err != nil || len(cfg.Origins) != 50 {
+		t.Fatalf("50 origins with a limit of 50: %v", err)
 	}
-	if !json.Valid(b) {
-		t.Fatalf("MarshalJSON produced invalid JSON: %s", b)
+	_, err := lim.Parse([]byte(manyOrigins(51, "10s")))
+	if err == nil || !containsAll(err.Error(), "line 3", "origins", "51 origins", "limit of 50", "--config.max-origins") {
+		t.Errorf("51 origins with a limit of 50: %v", err)
 	}
-	if !strings.Contains(string(b), `"labels":{"a":"1","b":"2"}`) {
-		t.Errorf("MarshalJSON = %s, want sorted labels", b)
+	// Served configs (the leaf's side) are held to the same limit.
+	if _, err := lim.ParseView([]byte(manyOrigins(51, "10s"))); err == nil {
+		t.Errorf("ParseView accepted 51 origins with a limit of 50")
+	}
+	if _, err := parser.Parse([]byte(manyOrigins(51, "10s"))); err != nil {
+		t.Errorf("Parse without limits: %v", err)
 	}
 }
 
-func TestMarshalJSONRoundTrip(t *testing.T) {
-	inputs := map[string][]byte{
-		"original.json": readTestdata(t, "original.json"),
-		"full.yaml":     readTestdata(t, "full.yaml"),
-		"simple url":    []byte("origins: [{url: 'http://h', mode: simple}]"),
-		"empty labels":  []byte("origins: [{url: 'http://h', labels: {}}]"),
-		"ipv6 zone":     []byte("origins: [{name: z, scheme: http, hostname: 'fe80::1%eth0', port: 9301}]"),
-		"query":         []byte("origins: [{scheme: https, hostname: h, mode: simple, path: '/a%20b?x=1&y=%2F'}]"),
-		"double slash":  []byte("origins: [{scheme: https, hostname: h, mode: simple, path: '//a/b%2Fc'}]"),
-		"unicode host":  []byte("origins: [{name: u, scheme: https, hostname: 'bücher.example'}]"),
-		"userinfo url":  []byte("origins: [{url: 'https://u:p@h:8443/x?y', mode: simple, interval: 0.25}]"),
+// TestLimitsMaxOriginsDefault: the default limit refuses 10,001
+// origins without validating each: an absurd list costs little more than
+// reading it.
+func TestLimitsMaxOriginsDefault(t *testing.T) {
+	text := []byte(manyOrigins(config.DefaultLimits.MaxOrigins+1, "10s"))
+	start := time.Now()
+	_, err := kinds.Parser(config.DefaultLimits).Parse(text)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "10001 origins, more than the limit of 10000") {
+		t.Fatalf("10001 origins: %v", err)
 	}
-	for name, in := range inputs {
-		t.Run(name, func(t *testing.T) {
-			first := mustParse(t, in)
-			b, err := first.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
+	// One error only: the entries were not looked at.
+	if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
+		t.Errorf("%d errors, want the one about the count", n)
+	}
+	t.Logf("refused %d bytes, 10001 origins, in %s", len(text), took)
+}
+
+// TestLimitsMinInterval: an interval shorter than the minimum is refused at
+// the top level and per origin, naming the entry, the field and the flag;
+// the minimum itself is fine.
+func TestLimitsMinInterval(t *testing.T) {
+	lim := kinds.Parser(config.Limits{MinInterval: time.Second})
+	for _, tc := range []struct {
+		name, text string
+		want       []string
+	}{
+		{"top level 1ms", "interval: 1ms\ntimeout: 1ms\norigins:\n  - url: http://h/\n    mode: simple\n",
+			[]string{"line 1", "interval: 1ms is shorter than the minimum interval 1s", "--config.min-interval"}},
+		{"top level in seconds", "interval: 0.001\norigins:\n  - url: http://h/\n", []string{"line 1", "interval: 1ms"}},
+		{"per origin", "origins:\n  - url: http://h/\n  - name: fast\n    url: http://h/x\n    interval: 500ms\n",
+			[]string{"line 5", `origins[1] ("fast"): interval: 500ms is shorter than the minimum interval 1s`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := lim.Parse([]byte(tc.text))
+			if err == nil || !containsAll(err.Error(), tc.want...) {
+				t.Errorf("error %v, want it to mention %q", err, tc.want)
 			}
-			second := mustParse(t, b)
-			if !reflect.DeepEqual(first, second) {
-				t.Errorf("round trip through\n %s\nchanged the config:\n got  %+v\n want %+v", b, second, first)
-			}
-			b2, err := second.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(b) != string(b2) {
-				t.Errorf("MarshalJSON is not stable:\n %s\n %s", b, b2)
+			if _, err := parser.Parse([]byte(tc.text)); err != nil {
+				t.Errorf("without limits: %v", err)
 			}
 		})
 	}
-}
-
-func TestETag(t *testing.T) {
-	a1 := ETag([]byte(`{"origins":[]}`))
-	a2 := ETag([]byte(`{"origins":[]}`))
-	b := ETag([]byte(`{"origins":[] }`))
-	empty := ETag(nil)
-	if a1 != a2 {
-		t.Errorf("ETag not stable: %s != %s", a1, a2)
-	}
-	if a1 == b {
-		t.Errorf("ETag of different bodies equal: %s", a1)
-	}
-	if empty == a1 || empty != ETag([]byte{}) {
-		t.Errorf("ETag of an empty body %s", empty)
-	}
-	for _, tag := range []string{a1, b, empty} {
-		if len(tag) < 3 || !strings.HasPrefix(tag, `"`) || !strings.HasSuffix(tag, `"`) || strings.HasPrefix(tag, `W/`) {
-			t.Errorf("ETag %s is not a quoted strong entity tag", tag)
-		}
-		if inner := tag[1 : len(tag)-1]; strings.ContainsAny(inner, "\" \t\r\n") {
-			t.Errorf("ETag %s has characters not allowed in an entity tag", tag)
-		}
+	if _, err := lim.Parse([]byte("interval: 1s\norigins:\n  - url: http://h/\n    interval: 1000ms\n")); err != nil {
+		t.Errorf("intervals at the minimum: %v", err)
 	}
 }
 
@@ -768,11 +594,17 @@ func FuzzParse(f *testing.F) {
 		"origins: [{name: u, scheme: https, hostname: 'bücher.example', interval: 0.3, timeout: 0.1}]",
 		`{"timeout": 10, "interval": 30, "origins": [{"scheme": "http", "hostname": "example.com", "port": 9301, "mode": "advanced"}]}`,
 		"a: &x [1]\norigins: *x\n",
+		// The kinds with address targets, modules with settings, static
+		// leaves and leaf selectors.
+		"origins: [{address: '[::1]:22', mode: tcp}, {hostname: h, port: 443, module: tcp}, {address: h, mode: icmp}, {hostname: '[::1]', mode: icmp}]",
+		"modules:\n  web:\n    kind: http\n    ip_family: ip6\n    no_ip_fallback: true\n    max_body_bytes: 4096\n    http:\n      method: HEAD\n      headers: {X-A: b}\n      valid_status_codes: [200, 204]\n      body_regexp: ok\n      follow_redirects: true\n      tls: {server_name: s, insecure_skip_verify: true}\norigins: [{url: 'https://h/x', module: web}]\n",
+		"modules:\n  ssh: {kind: tcp, tcp: {tls: true, tls_config: {ca_file: /ca.pem, cert_file: c, key_file: k}}}\n  ping: {kind: icmp, ip_family: ip4}\n  o: {kind: oxcross, http: {headers: {}, valid_status_codes: []}}\norigins:\n  - {address: 'h:22', module: ssh}\n  - {address: h, module: ping}\n  - {url: 'http://h', module: o}\n",
+		"leaves:\n  - {id: leaf-1, address: '127.0.0.1:9299', labels: {region: eu}}\norigins:\n  - {url: 'http://h', leaf_selector: {region: eu}}\n",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse(data)
+		cfg, err := parser.Parse(data)
 		if err != nil {
 			if cfg != nil {
 				t.Fatalf("Parse returned a config with an error: %v", err)
@@ -788,10 +620,17 @@ func FuzzParse(f *testing.F) {
 		if cfg.Timeout <= 0 || cfg.Timeout > cfg.Interval {
 			t.Errorf("config timeout %v, interval %v", cfg.Timeout, cfg.Interval)
 		}
+		for name, m := range cfg.Modules {
+			if m.Settings != nil {
+				if err := m.Settings.Validate(); err != nil {
+					t.Errorf("module %s: settings accepted but invalid: %v", name, err)
+				}
+			}
+		}
 		ids := make(map[string]bool)
 		for i, o := range cfg.Origins {
-			if o.ID == "" || o.URL == "" {
-				t.Errorf("origins[%d] has an empty ID or URL: %+v", i, o)
+			if o.ID == "" {
+				t.Errorf("origins[%d] has an empty ID: %+v", i, o)
 			}
 			if ids[o.ID] {
 				t.Errorf("origins[%d]: duplicate ID %q", i, o.ID)
@@ -800,18 +639,35 @@ func FuzzParse(f *testing.F) {
 			if o.Timeout <= 0 || o.Timeout > o.Interval {
 				t.Errorf("origins[%d]: timeout %v, interval %v", i, o.Timeout, o.Interval)
 			}
-			if u, err := url.Parse(o.URL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.Fragment != "" || strings.Contains(o.URL, " ") {
-				t.Errorf("origins[%d]: URL %q is not a usable http(s) URL (%v)", i, o.URL, err)
+			m, ok := cfg.Modules[o.Module]
+			if !ok {
+				t.Errorf("origins[%d]: module %q is not one of the config's", i, o.Module)
+				continue
 			}
-			if o.Mode != ModeAdvanced && o.Mode != ModeSimple {
-				t.Errorf("origins[%d]: mode %q", i, o.Mode)
+			// The target has the shape its module's kind wants.
+			switch m.Kind {
+			case "http", "oxcross":
+				if u, err := url.Parse(o.URL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.Fragment != "" || strings.Contains(o.URL, " ") || o.Address != "" {
+					t.Errorf("origins[%d]: URL %q (address %q) is not a usable http(s) URL (%v)", i, o.URL, o.Address, err)
+				}
+			case "tcp":
+				host, port, err := net.SplitHostPort(o.Address)
+				if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 || o.URL != "" {
+					t.Errorf("origins[%d]: address %q (URL %q) is not host:port", i, o.Address, o.URL)
+				}
+			case "icmp":
+				if o.Address == "" || strings.ContainsAny(o.Address, "[]/ ") || o.URL != "" {
+					t.Errorf("origins[%d]: address %q (URL %q) is not a host", i, o.Address, o.URL)
+				}
+			default:
+				t.Errorf("origins[%d]: module %q has kind %q", i, o.Module, m.Kind)
 			}
 		}
 		b, err := cfg.MarshalJSON()
 		if err != nil {
 			t.Fatalf("MarshalJSON: %v", err)
 		}
-		again, err := Parse(b)
+		again, err := parser.Parse(b)
 		if err != nil {
 			t.Fatalf("Parse(MarshalJSON()) of\n %s\nfailed: %v", b, err)
 		}

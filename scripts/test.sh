@@ -29,7 +29,7 @@ step "go test -race"
 go test -race -count=1 -timeout 20m ./...
 
 step "fuzz the config parser (${FUZZTIME:=30s})"
-go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="$FUZZTIME" ./discovery
+go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="$FUZZTIME" ./config
 
 # Suites outside the Go module (mixin, packages, ...): each script in
 # scripts/test.d runs from the repository root and fails on any error.
