@@ -30,7 +30,7 @@ func FuzzCheckOxcross(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, nonce string, wroteNano int64, rttNano uint32) {
 		wrote := time.Unix(0, wroteNano)
 		firstByte := wrote.Add(time.Duration(rttNano))
-		st := &originState{}
+		st := &tokenRing{}
 		d, reason, err := checkOxcross(body, nonce, st, wrote, firstByte)
 		if !slices.Contains(failureReasons, reason) && reason != ReasonOK {
 			t.Fatalf("reason %q is not in the fixed set", reason)

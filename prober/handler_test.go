@@ -2,13 +2,13 @@ package prober
 
 import (
 	"io"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +16,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/testutil"
 	"github.com/oxcross/oxcross/origin"
 )
 
@@ -158,8 +159,10 @@ func (a probeAnswer) wantBadRequest(t *testing.T, want ...string) {
 	}
 }
 
+// newProbeHandler returns a /probe handler of a leaf without a config:
+// the built-in modules only.
 func newProbeHandler() *Handler {
-	return NewHandler(NewProber(testAgent), slog.New(slog.DiscardHandler))
+	return NewHandler(newTestProber(), func() *config.Config { return nil }, discard)
 }
 
 func TestProbeHandlerModules(t *testing.T) {
@@ -244,7 +247,7 @@ func TestProbeHandlerModules(t *testing.T) {
 			a := getProbe(t, endpoint, tc.target, tc.module, "")
 			if tc.module == "icmp" {
 				if v, _ := a.value("probe_oxcross_reason", "reason", string(ReasonICMP)); v == 1 {
-					t.Skip("ICMP sockets are not permitted here")
+					t.Skip("the icmp probe failed with reason icmp, as it does without an ICMP socket: this machine allows neither unprivileged ICMP sockets (sysctl net.ipv4.ping_group_range) nor raw ones (CAP_NET_RAW)")
 				}
 			}
 			a.wantProbe(t, ReasonOK)
@@ -256,7 +259,7 @@ func TestProbeHandlerModules(t *testing.T) {
 func TestProbeHandlerFailure(t *testing.T) {
 	t.Parallel()
 	endpoint := probeEndpoint(t, newProbeHandler())
-	addr := closedPort(t)
+	addr := testutil.ClosedAddr(t)
 	for _, module := range []string{"simple", "advanced", "tcp"} {
 		t.Run(module, func(t *testing.T) {
 			t.Parallel()
@@ -281,8 +284,8 @@ func TestProbeHandlerBadRequests(t *testing.T) {
 	}{
 		{name: "unknown module", target: web.URL, module: "nosuchmodule", want: []string{`"nosuchmodule"`}},
 		{name: "empty target", module: "simple", want: []string{"target"}},
-		{name: "tcp without port", target: "127.0.0.1", module: "tcp", want: []string{"127.0.0.1"}},
-		{name: "malformed URL", target: "http://[::1", module: "simple"},
+		{name: "tcp without port", target: "127.0.0.1", module: "tcp", want: []string{`"127.0.0.1"`, "module tcp: address: "}},
+		{name: "malformed URL", target: "http://[::1", module: "simple", want: []string{"module simple: url: "}},
 		{name: "timeout header not a number", target: web.URL, module: "simple", header: "abc", want: []string{"abc"}},
 		{name: "timeout header zero", target: web.URL, module: "simple", header: "0"},
 		{name: "timeout header negative", target: web.URL, module: "simple", header: "-1"},
@@ -326,7 +329,7 @@ func TestProbeHandlerScrapeTimeout(t *testing.T) {
 
 func TestProbeHandlerConfigModule(t *testing.T) {
 	t.Parallel()
-	cfg, err := discovery.Parse([]byte(`
+	cfg, err := DefaultKinds(discard).Parser(config.Limits{}).Parse([]byte(`
 modules:
   strict:
     kind: http
@@ -338,13 +341,14 @@ origins:
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newProbeHandler()
-	endpoint := probeEndpoint(t, h)
+	// The leaf's config: none at first, then cfg.
+	var current atomic.Pointer[config.Config]
+	endpoint := probeEndpoint(t, NewHandler(newTestProber(), current.Load, discard))
 	noContent := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	web := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hello") }))
 
 	getProbe(t, endpoint, noContent.URL, "strict", "").wantBadRequest(t, `"strict"`)
-	h.SetConfig(cfg)
+	current.Store(cfg)
 
 	a := getProbe(t, endpoint, noContent.URL, "strict", "")
 	a.wantProbe(t, ReasonOK)

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 // hostile is a TCP server on loopback that answers every connection with
@@ -228,7 +228,7 @@ var (
 	}
 )
 
-var followRedirects = discovery.Module{Kind: discovery.KindHTTP, HTTP: discovery.HTTPSettings{FollowRedirects: true}}
+var followRedirects = httpModule(HTTPSettings{FollowRedirects: true})
 
 // hostileCases are the hostile origins, each with the module it is probed
 // with and the reason the probe must end with. quick cases end long before
@@ -236,7 +236,7 @@ var followRedirects = discovery.Module{Kind: discovery.KindHTTP, HTTP: discovery
 var hostileCases = []struct {
 	name   string
 	serve  func(*hostile, net.Conn)
-	module discovery.Module
+	module config.Module
 	scheme string
 	want   Reason
 	quick  bool
@@ -265,8 +265,8 @@ var hostileCases = []struct {
 }
 
 var (
-	simpleModule   = discovery.Module{Kind: discovery.KindHTTP}
-	advancedModule = discovery.Module{Kind: discovery.KindOxcross}
+	simpleModule   = builtinModules["simple"]
+	advancedModule = builtinModules["advanced"]
 )
 
 // hostileTimeout is the probes' timeout against hostile origins; the slow
@@ -282,7 +282,7 @@ func TestHostileOrigins(t *testing.T) {
 			ignore := goleak.IgnoreCurrent()
 			h := newHostile(t, tc.serve)
 			path := "/"
-			if tc.module.Kind == discovery.KindOxcross {
+			if tc.module.Kind == "oxcross" {
 				path = "/oxcross"
 			}
 			tg := urlTarget(tc.scheme + "://" + h.addr() + path)
@@ -327,13 +327,13 @@ func TestHostileMemory(t *testing.T) {
 		{"default 1 MiB limit", 0, 6 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := discovery.Module{Kind: discovery.KindHTTP, MaxBodyBytes: tc.maxBody}
+			m := config.Module{Kind: "http", MaxBodyBytes: tc.maxBody}
 			tg := urlTarget("http://" + h.addr() + "/")
-			p := NewProber(testAgent)
+			p := newTestProber()
 			probe := func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				r := p.ProbeModule(ctx, tg, &m, nil)
+				r := p.Probe(ctx, &tg, &m, nil)
 				checkReason(t, r, ReasonBodyTooLarge)
 			}
 			probe() // the client and its transport exist from now on
@@ -365,8 +365,7 @@ func TestHostileMemory(t *testing.T) {
 func TestHostileOriginsScheduled(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	s := NewScheduler(NewProber(testAgent), m, testSource, discard)
+	s := NewScheduler(SchedulerOptions{Prober: newTestProber(), Metrics: NewMetrics(reg), LeafID: testLeafID, Logger: discard})
 
 	var (
 		mu    sync.Mutex
@@ -379,24 +378,24 @@ func TestHostileOriginsScheduled(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	const interval = 250 * time.Millisecond
-	targets := []discovery.Target{{ID: "healthy", URL: healthy.URL + "/", Mode: discovery.ModeSimple, Interval: interval, Timeout: 200 * time.Millisecond}}
+	targets := []config.Target{{ID: "healthy", URL: healthy.URL + "/", Module: "simple", Interval: interval, Timeout: 200 * time.Millisecond}}
 	var servers []*hostile
 	want := map[string]Reason{}
 	for i, tc := range hostileCases {
-		if tc.module.Kind == discovery.KindHTTP && tc.module.HTTP.FollowRedirects {
+		if s, _ := tc.module.Settings.(*HTTPSettings); s != nil && s.FollowRedirects {
 			continue // a custom module; the scheduler test uses the built-in ones
 		}
 		h := newHostile(t, tc.serve)
 		servers = append(servers, h)
-		path, mode := "/", discovery.ModeSimple
-		if tc.module.Kind == discovery.KindOxcross {
-			path, mode = "/oxcross", discovery.ModeAdvanced
+		path, module := "/", "simple"
+		if tc.module.Kind == "oxcross" {
+			path, module = "/oxcross", "advanced"
 		}
 		id := fmt.Sprintf("hostile-%d", i)
 		want[id] = tc.want
-		targets = append(targets, discovery.Target{ID: id, URL: tc.scheme + "://" + h.addr() + path, Mode: mode, Interval: time.Second, Timeout: 900 * time.Millisecond})
+		targets = append(targets, config.Target{ID: id, URL: tc.scheme + "://" + h.addr() + path, Module: module, Interval: time.Second, Timeout: 900 * time.Millisecond})
 	}
-	s.Apply(targets)
+	s.Apply(origins(targets...))
 	// The assertions are about what the scheduler does in a given time
 	// (the healthy origin's rate and gaps): the window is the measurement,
 	// not a wait for a condition.
@@ -422,14 +421,14 @@ func TestHostileOriginsScheduled(t *testing.T) {
 	if maxGap > interval*9/5 {
 		t.Errorf("longest gap between the healthy origin's probes %s, interval %s", maxGap, interval)
 	}
-	if v := testutil.ToFloat64(m.skipped.WithLabelValues("healthy", testSource)); v != 0 {
+	if v := testutil.MetricValue(t, reg, "oxcross_leaf_probe_skipped_total", labelOrigin, "healthy", labelLeafID, testLeafID); v != 0 {
 		t.Errorf("healthy origin skipped %v slots", v)
 	}
 	if ok := okCount(t, reg, "healthy"); int(ok) < len(times)-1 {
 		t.Errorf("healthy origin: %v successes for %d probes", ok, len(times))
 	}
 	for id, reason := range want {
-		v := testutil.ToFloat64(m.results.WithLabelValues(id, testSource, "false", string(reason)))
+		v := testutil.MetricValue(t, reg, "oxcross_leaf_probe_results", labelOrigin, id, labelLeafID, testLeafID, labelResult, "false", labelReason, string(reason))
 		if v < 1 {
 			t.Errorf("%s: no failure with reason %s", id, reason)
 		}

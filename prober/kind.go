@@ -52,7 +52,7 @@ func DefaultKinds(logger *slog.Logger) *Kinds {
 		newICMPKind(logger),
 	)
 	if err != nil {
-		panic(fmt.Sprintf("the shipped probe kinds conflict: %v", err)) // TestDefaultKinds proves they do not
+		panic(fmt.Sprintf("the shipped probe kinds conflict: %v", err)) // TestNewKindsConflicts proves they do not
 	}
 	return ks
 }

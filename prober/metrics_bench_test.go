@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 )
 
 // The per-probe path of a leaf without the network: metric updates,
@@ -33,6 +33,16 @@ func benchResult() Result {
 		r.Phases.Set(p, time.Duration(p+1)*time.Millisecond)
 	}
 	return r
+}
+
+func BenchmarkRecord(b *testing.B) {
+	m := NewMetrics(prometheus.NewRegistry())
+	om := m.forOrigin("origin-9301-http", "leaf")
+	r := Result{Success: true, Reason: ReasonOK, Duration: 23 * time.Millisecond, Drift: &Drift{Offset: 2 * time.Second, Uncertainty: 10 * time.Millisecond}}
+	b.ReportAllocs()
+	for b.Loop() {
+		om.record(r)
+	}
 }
 
 // BenchmarkRecordPhases is BenchmarkRecord with phases, status code and
@@ -80,6 +90,10 @@ func BenchmarkForOrigin(b *testing.B) {
 // benchKind is a probe kind that returns at once with a full result.
 type benchKind struct{ r Result }
 
+func (benchKind) Spec() config.Kind {
+	return config.Kind{Name: "bench", Builtin: "bench", Target: config.TargetURL}
+}
+
 func (k benchKind) Probe(_ context.Context, _ *Params, r *Result) { *r = k.r }
 
 // BenchmarkSchedulerSlot is the scheduler's work for one slot of one
@@ -91,16 +105,20 @@ func (k benchKind) Probe(_ context.Context, _ *Params, r *Result) { *r = k.r }
 func BenchmarkSchedulerSlot(b *testing.B) {
 	res := benchResult()
 	res.Drift = nil
-	p := NewProberWithRegistry("bench", Registry{discovery.KindHTTP: benchKind{res}})
-	s := NewSchedulerWithLimit(p, NewMetrics(prometheus.NewRegistry()), "leaf", discard, DefaultMaxConcurrency)
+	kinds, err := NewKinds(benchKind{res})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := NewScheduler(SchedulerOptions{
+		Prober: NewProber("bench", kinds), Metrics: NewMetrics(prometheus.NewRegistry()),
+		LeafID: "leaf", History: NewHistory(), Logger: discard,
+	})
 	defer s.Stop()
-	h := NewHistory()
-	s.SetHistory(h)
-	t := discovery.Target{ID: "origin-80-http", URL: "http://origin.example/", Mode: discovery.ModeSimple, Interval: 10 * time.Second, Timeout: 5 * time.Second}
-	r := &runner{target: t, module: discovery.BuiltinModules()[string(t.Mode)], result: make(chan Result, 1)}
-	om := s.metrics.forOrigin(t.ID, s.source)
-	s.history.track(t)
-	var st *originState // as for every kind but oxcross
+	t := config.Target{ID: "origin-80-bench", URL: "http://origin.example/", Module: "bench", Interval: 10 * time.Second, Timeout: 5 * time.Second}
+	r := &runner{target: &t, module: kinds.Base().Modules[t.Module], result: make(chan Result, 1)}
+	om := s.metrics.forOrigin(t.ID, s.leafID)
+	s.history.track(t.ID)
+	st := s.prober.newState(&r.module) // nil, as for every kind but oxcross
 	ctx := context.Background()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -111,7 +129,7 @@ func BenchmarkSchedulerSlot(b *testing.B) {
 			b.Fatal("no probe slot")
 		}
 		s.metrics.startLag.Observe(time.Since(slot).Seconds())
-		res := s.probe(ctx, r, st)
+		res := s.probe(ctx, r, &t, st)
 		<-s.sem
 		om.record(res)
 		s.history.record(t.ID, res)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/origin"
 )
 
@@ -25,20 +25,22 @@ func BenchmarkProbe(b *testing.B) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	ts := httptest.NewServer(mux)
 	b.Cleanup(ts.Close)
-	p := NewProber("bench")
+	kinds := DefaultKinds(discard)
+	p := NewProber("bench", kinds)
 	for _, tc := range []struct {
 		name string
-		t    discovery.Target
+		t    config.Target
 	}{
-		{"simple", discovery.Target{ID: "s", URL: ts.URL + "/", Mode: discovery.ModeSimple, Interval: time.Second, Timeout: time.Second}},
-		{"advanced", discovery.Target{ID: "a", URL: ts.URL + origin.Path, Mode: discovery.ModeAdvanced, Interval: time.Second, Timeout: time.Second}},
+		{"simple", config.Target{ID: "s", URL: ts.URL + "/", Module: "simple", Interval: time.Second, Timeout: time.Second}},
+		{"advanced", config.Target{ID: "a", URL: ts.URL + origin.Path, Module: "advanced", Interval: time.Second, Timeout: time.Second}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			st := &originState{}
+			m := kinds.Base().Modules[tc.t.Module]
+			st := p.newState(&m) // as the scheduler keeps it for the origin
 			b.ReportAllocs()
 			for b.Loop() {
 				ctx, cancel := context.WithTimeout(context.Background(), tc.t.Timeout)
-				r := p.Probe(ctx, tc.t, st)
+				r := p.Probe(ctx, &tc.t, &m, st)
 				cancel()
 				if !r.Success {
 					b.Fatalf("probe failed: %s: %v", r.Reason, r.Err)

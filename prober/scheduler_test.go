@@ -3,7 +3,6 @@ package prober
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,16 +11,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oxcross/oxcross/discovery"
-	"github.com/oxcross/oxcross/origin"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
+
+	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/testutil"
+	"github.com/oxcross/oxcross/origin"
 )
 
-const testSource = "leaf-1"
+const testLeafID = "leaf-1"
 
-var discard = slog.New(slog.DiscardHandler)
+// newTestScheduler returns a scheduler for the leaf testLeafID recording
+// on reg, with at most maxConcurrency probes in flight (0 for the
+// default), stopped at the end of the test.
+func newTestScheduler(t testing.TB, reg prometheus.Registerer, maxConcurrency int) *Scheduler {
+	t.Helper()
+	s := NewScheduler(SchedulerOptions{
+		Prober: newTestProber(), Metrics: NewMetrics(reg), LeafID: testLeafID,
+		MaxConcurrency: maxConcurrency, Logger: discard,
+	})
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// origins returns a config with the built-in modules and targets as its
+// origins, for Scheduler.Apply.
+func origins(targets ...config.Target) *config.Config {
+	cfg := DefaultKinds(discard).Base()
+	cfg.Origins = targets
+	return cfg
+}
 
 // countingOrigin is a real origin handler that counts its requests.
 type countingOrigin struct {
@@ -43,77 +62,61 @@ func newCountingOrigin(t testing.TB) (*countingOrigin, string) {
 	return co, ts.URL + origin.Path
 }
 
-func target(id, url string, interval time.Duration) discovery.Target {
-	return discovery.Target{ID: id, URL: url, Mode: discovery.ModeAdvanced, Interval: interval, Timeout: interval * 9 / 10}
+// target is an origin of the built-in module advanced.
+func target(id, url string, interval time.Duration) config.Target {
+	return config.Target{ID: id, URL: url, Module: "advanced", Interval: interval, Timeout: interval * 9 / 10}
 }
 
-// series returns the gathered series of origin id, by metric name.
-func series(t testing.TB, reg *prometheus.Registry, id string) map[string][]*dto.Metric {
+// seriesOf returns the names of the metrics that have series of origin
+// id, one name per series.
+func seriesOf(t testing.TB, reg prometheus.Gatherer, id string) []string {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make(map[string][]*dto.Metric)
+	var out []string
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
-			if labels(m)[labelOrigin] == id {
-				out[mf.GetName()] = append(out[mf.GetName()], m)
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == labelOrigin && lp.GetValue() == id {
+					out = append(out, mf.GetName())
+				}
 			}
 		}
 	}
 	return out
 }
 
-func labels(m *dto.Metric) map[string]string {
-	l := make(map[string]string, len(m.GetLabel()))
-	for _, lp := range m.GetLabel() {
-		l[lp.GetName()] = lp.GetValue()
-	}
-	return l
-}
-
 // okCount returns the count of successful probes of id, or -1 without the
-// series.
-func okCount(t testing.TB, reg *prometheus.Registry, id string) float64 {
+// series; the series must carry the leaf's id.
+func okCount(t testing.TB, reg prometheus.Gatherer, id string) float64 {
 	t.Helper()
-	for _, m := range series(t, reg, id)["oxcross_leaf_probe_results"] {
-		l := labels(m)
-		if l[labelResult] == "true" && l[labelReason] == string(ReasonOK) {
-			if l[labelSource] != testSource {
-				t.Errorf("source_id %q, want %q", l[labelSource], testSource)
-			}
-			return m.GetCounter().GetValue()
+	ms := testutil.MetricSeries(t, reg, "oxcross_leaf_probe_results", labelOrigin, id, labelResult, "true", labelReason, string(ReasonOK))
+	switch len(ms) {
+	case 0:
+		return -1
+	case 1:
+	default:
+		t.Fatalf("%d series of successful probes of %s, want 1", len(ms), id)
+	}
+	for _, lp := range ms[0].GetLabel() {
+		if lp.GetName() == labelLeafID && lp.GetValue() != testLeafID {
+			t.Errorf("source_id %q, want %q", lp.GetValue(), testLeafID)
 		}
 	}
-	return -1
+	return ms[0].GetCounter().GetValue()
 }
 
-func gauge(t testing.TB, reg *prometheus.Registry, name, id string) (float64, bool) {
+// gauge returns the gauge name of origin id and whether it exists.
+func gauge(t testing.TB, reg prometheus.Gatherer, name, id string) (float64, bool) {
 	t.Helper()
-	ms := series(t, reg, id)[name]
-	if len(ms) != 1 {
-		return 0, false
-	}
-	return ms[0].GetGauge().GetValue(), true
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return testutil.LookupMetric(t, reg, name, labelOrigin, id)
 }
 
 func TestSchedulerProbesAndApply(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := NewScheduler(NewProber(testAgent), NewMetrics(reg), testSource, discard)
-	t.Cleanup(s.Stop)
+	s := newTestScheduler(t, reg, 0)
 
 	const interval = 100 * time.Millisecond
 	oa, urlA := newCountingOrigin(t)
@@ -121,11 +124,11 @@ func TestSchedulerProbesAndApply(t *testing.T) {
 	a, b := target("a", urlA, interval), target("b", urlB, interval)
 
 	start := time.Now()
-	s.Apply([]discovery.Target{a, b})
+	s.Apply(origins(a, b))
 	if n := s.Len(); n != 2 {
 		t.Fatalf("Len = %d, want 2", n)
 	}
-	eventually(t, 5*time.Second, "both origins have 5 successful probes", func() bool {
+	testutil.Eventually(t, 5*time.Second, "both origins have 5 successful probes", func() bool {
 		return okCount(t, reg, "a") >= 5 && okCount(t, reg, "b") >= 5
 	})
 	// Probes keep to the interval: no more than one per interval, plus
@@ -144,35 +147,35 @@ func TestSchedulerProbesAndApply(t *testing.T) {
 		if _, ok := gauge(t, reg, "oxcross_leaf_origin_time_drift_uncertainty_seconds", id); !ok {
 			t.Errorf("%s: no drift uncertainty", id)
 		}
-		if n := len(series(t, reg, id)["oxcross_leaf_probe_timings"]); n != 1 {
+		if n := len(testutil.MetricSeries(t, reg, "oxcross_leaf_probe_timings", labelOrigin, id)); n != 1 {
 			t.Errorf("%s: %d timing histograms, want 1", id, n)
 		}
 	}
 
 	// Re-applying the same targets changes nothing.
-	s.Apply([]discovery.Target{b, a})
+	s.Apply(origins(b, a))
 	if n := s.Len(); n != 2 {
 		t.Fatalf("Len = %d, want 2", n)
 	}
 
 	// Remove b: its series go, a keeps counting.
-	s.Apply([]discovery.Target{a})
+	s.Apply(origins(a))
 	if n := s.Len(); n != 1 {
 		t.Fatalf("Len = %d, want 1", n)
 	}
-	eventually(t, 2*time.Second, "b's series are deleted", func() bool {
-		return len(series(t, reg, "b")) == 0
+	testutil.Eventually(t, 2*time.Second, "b's series are deleted", func() bool {
+		return len(seriesOf(t, reg, "b")) == 0
 	})
 	bRequests := ob.requests.Load()
 	before := okCount(t, reg, "a")
-	eventually(t, 3*time.Second, "a keeps being probed", func() bool {
+	testutil.Eventually(t, 3*time.Second, "a keeps being probed", func() bool {
 		return okCount(t, reg, "a") >= before+3
 	})
 	if n := ob.requests.Load(); n > bRequests+1 {
 		t.Errorf("b was probed %d times after its removal", n-bRequests)
 	}
-	if len(series(t, reg, "b")) != 0 {
-		t.Errorf("b's series came back: %v", series(t, reg, "b"))
+	if s := seriesOf(t, reg, "b"); len(s) != 0 {
+		t.Errorf("b's series came back: %v", s)
 	}
 
 	// Change a's URL: a keeps its series and is probed at the new URL.
@@ -180,12 +183,12 @@ func TestSchedulerProbesAndApply(t *testing.T) {
 	a2 := a
 	a2.URL = urlC
 	before = okCount(t, reg, "a")
-	s.Apply([]discovery.Target{a2})
-	eventually(t, 3*time.Second, "a is probed at its new URL", func() bool {
+	s.Apply(origins(a2))
+	testutil.Eventually(t, 3*time.Second, "a is probed at its new URL", func() bool {
 		return oc.requests.Load() >= 3
 	})
 	aRequests := oa.requests.Load()
-	eventually(t, 3*time.Second, "a's count keeps growing", func() bool {
+	testutil.Eventually(t, 3*time.Second, "a's count keeps growing", func() bool {
 		return okCount(t, reg, "a") >= before+3
 	})
 	if n := oa.requests.Load(); n != aRequests {
@@ -197,25 +200,24 @@ func TestSchedulerProbesAndApply(t *testing.T) {
 // probed has no status, rather than a status of 0 that would look down.
 func TestSchedulerNoStatusBeforeFirstProbe(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := NewScheduler(NewProber(testAgent), NewMetrics(reg), testSource, discard)
-	t.Cleanup(s.Stop)
+	s := newTestScheduler(t, reg, 0)
 	_, url := newCountingOrigin(t)
 	tg := target("later", url, time.Hour)
 	// The phase puts the first probe somewhere in the hour; skip the rare
 	// wall-clock moment where it is imminent.
-	wait := SlotOffset(testSource+"/"+tg.ID, tg.Interval) - time.Duration(time.Now().UnixNano()%int64(tg.Interval))
+	wait := SlotOffset(testLeafID+"/"+tg.ID, tg.Interval) - time.Duration(time.Now().UnixNano()%int64(tg.Interval))
 	if wait < 0 {
 		wait += tg.Interval
 	}
 	if wait < 5*time.Second {
 		t.Skipf("first probe due in %v", wait)
 	}
-	s.Apply([]discovery.Target{tg})
-	eventually(t, 2*time.Second, "the origin's result counters exist", func() bool {
+	s.Apply(origins(tg))
+	testutil.Eventually(t, 2*time.Second, "the origin's result counters exist", func() bool {
 		return okCount(t, reg, "later") == 0
 	})
 	for _, name := range []string{"oxcross_leaf_origin_status", "oxcross_leaf_probe_duration_seconds", "oxcross_leaf_origin_time_drift"} {
-		if ms := series(t, reg, "later")[name]; len(ms) != 0 {
+		if ms := testutil.MetricSeries(t, reg, name, labelOrigin, "later"); len(ms) != 0 {
 			t.Errorf("%s before the first probe: %v", name, ms)
 		}
 	}
@@ -225,21 +227,15 @@ func TestSchedulerNoStatusBeforeFirstProbe(t *testing.T) {
 // the failure counted under its reason, no drift.
 func TestSchedulerFailureSeries(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := NewScheduler(NewProber(testAgent), NewMetrics(reg), testSource, discard)
-	t.Cleanup(s.Stop)
+	s := newTestScheduler(t, reg, 0)
 	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 	}))
-	s.Apply([]discovery.Target{target("down", ts.URL+origin.Path, 50*time.Millisecond)})
+	s.Apply(origins(target("down", ts.URL+origin.Path, 50*time.Millisecond)))
 	failures := func() float64 {
-		for _, m := range series(t, reg, "down")["oxcross_leaf_probe_results"] {
-			if l := labels(m); l[labelResult] == "false" && l[labelReason] == string(ReasonHTTPStatus) {
-				return m.GetCounter().GetValue()
-			}
-		}
-		return 0
+		return testutil.MetricSum(t, reg, "oxcross_leaf_probe_results", labelOrigin, "down", labelResult, "false", labelReason, string(ReasonHTTPStatus))
 	}
-	eventually(t, 3*time.Second, "two http_status failures", func() bool { return failures() >= 2 })
+	testutil.Eventually(t, 3*time.Second, "two http_status failures", func() bool { return failures() >= 2 })
 	if v, ok := gauge(t, reg, "oxcross_leaf_origin_status", "down"); !ok || v != 0 {
 		t.Errorf("status %v (present %v), want 0", v, ok)
 	}
@@ -251,8 +247,12 @@ func TestSchedulerFailureSeries(t *testing.T) {
 	}
 	// Every reason's counter exists from the start, at zero unless counted.
 	reasons := map[string]bool{}
-	for _, m := range series(t, reg, "down")["oxcross_leaf_probe_results"] {
-		reasons[labels(m)[labelReason]] = true
+	for _, m := range testutil.MetricSeries(t, reg, "oxcross_leaf_probe_results", labelOrigin, "down") {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == labelReason {
+				reasons[lp.GetValue()] = true
+			}
+		}
 	}
 	for _, r := range failureReasons {
 		if !reasons[string(r)] {
@@ -290,8 +290,7 @@ func (f *inflight) get(path string) (maxInFlight, total int) {
 
 func TestSchedulerOneProbeInFlight(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := NewScheduler(NewProber(testAgent), NewMetrics(reg), testSource, discard)
-	t.Cleanup(s.Stop)
+	s := newTestScheduler(t, reg, 0)
 
 	// The handler takes most of the timeout, which is most of the interval.
 	const (
@@ -309,19 +308,19 @@ func TestSchedulerOneProbeInFlight(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}))
-	var targets []discovery.Target
+	var targets []config.Target
 	paths := []string{"/a", "/b", "/c"}
 	for _, p := range paths {
-		targets = append(targets, discovery.Target{ID: strings.TrimPrefix(p, "/"), URL: ts.URL + p, Mode: discovery.ModeSimple, Interval: interval, Timeout: timeout})
+		targets = append(targets, config.Target{ID: strings.TrimPrefix(p, "/"), URL: ts.URL + p, Module: "simple", Interval: interval, Timeout: timeout})
 	}
-	s.Apply(targets)
-	// Applying the same config again, as a config poll does, must not
-	// start a second loop for any origin.
+	s.Apply(origins(targets...))
+	// Applying the same config again, as a config poll does (a config
+	// parsed anew each time), must not start a second loop for any origin.
 	for range 5 {
 		time.Sleep(50 * time.Millisecond) // spreads the re-applies over probes in flight; not a wait
-		s.Apply(targets)
+		s.Apply(origins(targets...))
 	}
-	eventually(t, 5*time.Second, "every origin probed 4 times", func() bool {
+	testutil.Eventually(t, 5*time.Second, "every origin probed 4 times", func() bool {
 		for _, p := range paths {
 			if _, n := f.get(p); n < 4 {
 				return false
@@ -341,8 +340,7 @@ func TestSchedulerOneProbeInFlight(t *testing.T) {
 // origin's new loop.
 func TestSchedulerReaddedOrigin(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := NewScheduler(NewProber(testAgent), NewMetrics(reg), testSource, discard)
-	t.Cleanup(s.Stop)
+	s := newTestScheduler(t, reg, 0)
 
 	var busy atomic.Int32
 	h, err := origin.NewHandler(origin.Options{})
@@ -360,12 +358,12 @@ func TestSchedulerReaddedOrigin(t *testing.T) {
 	}))
 	tg := target("x", ts.URL+origin.Path, 150*time.Millisecond)
 	tg.Timeout = 140 * time.Millisecond
-	s.Apply([]discovery.Target{tg})
-	eventually(t, 3*time.Second, "a first success", func() bool { return okCount(t, reg, "x") >= 1 })
-	eventually(t, 3*time.Second, "a probe in flight", func() bool { return busy.Load() > 0 })
-	s.Apply(nil)
-	s.Apply([]discovery.Target{tg})
-	eventually(t, 3*time.Second, "the re-added origin's successes are exported", func() bool {
+	s.Apply(origins(tg))
+	testutil.Eventually(t, 3*time.Second, "a first success", func() bool { return okCount(t, reg, "x") >= 1 })
+	testutil.Eventually(t, 3*time.Second, "a probe in flight", func() bool { return busy.Load() > 0 })
+	s.Apply(origins())
+	s.Apply(origins(tg))
+	testutil.Eventually(t, 3*time.Second, "the re-added origin's successes are exported", func() bool {
 		return okCount(t, reg, "x") >= 2
 	})
 }
@@ -374,8 +372,7 @@ func TestSchedulerReaddedOrigin(t *testing.T) {
 // flight and removes it at once: its series must still go.
 func TestSchedulerChangedThenRemoved(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := NewScheduler(NewProber(testAgent), NewMetrics(reg), testSource, discard)
-	t.Cleanup(s.Stop)
+	s := newTestScheduler(t, reg, 0)
 
 	var busy atomic.Int32
 	h, err := origin.NewHandler(origin.Options{})
@@ -393,15 +390,15 @@ func TestSchedulerChangedThenRemoved(t *testing.T) {
 	}))
 	tg := target("y", ts.URL+origin.Path, 150*time.Millisecond)
 	tg.Timeout = 140 * time.Millisecond
-	s.Apply([]discovery.Target{tg})
-	eventually(t, 3*time.Second, "a first success", func() bool { return okCount(t, reg, "y") >= 1 })
-	eventually(t, 3*time.Second, "a probe in flight", func() bool { return busy.Load() > 0 })
+	s.Apply(origins(tg))
+	testutil.Eventually(t, 3*time.Second, "a first success", func() bool { return okCount(t, reg, "y") >= 1 })
+	testutil.Eventually(t, 3*time.Second, "a probe in flight", func() bool { return busy.Load() > 0 })
 	tg2 := tg
 	tg2.URL += "?changed=1"
-	s.Apply([]discovery.Target{tg2})
-	s.Apply(nil)
-	eventually(t, 3*time.Second, "the removed origin's series are deleted", func() bool {
-		return len(series(t, reg, "y")) == 0
+	s.Apply(origins(tg2))
+	s.Apply(origins())
+	testutil.Eventually(t, 3*time.Second, "the removed origin's series are deleted", func() bool {
+		return len(seriesOf(t, reg, "y")) == 0
 	})
 }
 
@@ -410,7 +407,7 @@ func TestSchedulerStop(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 
 	reg := prometheus.NewRegistry()
-	s := NewScheduler(NewProber(testAgent), NewMetrics(reg), testSource, discard)
+	s := NewScheduler(SchedulerOptions{Prober: newTestProber(), Metrics: NewMetrics(reg), LeafID: testLeafID, Logger: discard})
 
 	h, err := origin.NewHandler(origin.Options{})
 	if err != nil {
@@ -435,8 +432,8 @@ func TestSchedulerStop(t *testing.T) {
 	// one is in flight most of the time.
 	slow := target("slow", hang.URL+origin.Path, 200*time.Millisecond)
 	slow.Timeout = 200 * time.Millisecond
-	s.Apply([]discovery.Target{a, slow})
-	eventually(t, 3*time.Second, "a probed twice and slow once", func() bool {
+	s.Apply(origins(a, slow))
+	testutil.Eventually(t, 3*time.Second, "a probed twice and slow once", func() bool {
 		return okCount(t, reg, "a") >= 2 && hung.Load() >= 1
 	})
 
@@ -457,7 +454,7 @@ func TestSchedulerStop(t *testing.T) {
 	s.Stop() // idempotent
 
 	// After Stop, nothing probes, and Apply starts nothing.
-	s.Apply([]discovery.Target{target("b", fast.URL+origin.Path, 50*time.Millisecond)})
+	s.Apply(origins(target("b", fast.URL+origin.Path, 50*time.Millisecond)))
 	n := requests.Load()
 	// The assertion is that nothing happens: there is no condition to
 	// wait for, only a window (four of b's intervals) in which to see none.
@@ -499,5 +496,89 @@ func TestSlotOffset(t *testing.T) {
 	// different phases.
 	if a, b := SlotOffset("leaf-1/origin", time.Minute), SlotOffset("leaf-2/origin", time.Minute); a == b {
 		t.Errorf("two leaves share the phase %v", a)
+	}
+}
+
+// TestSchedulerConcurrencyLimit: with one probe slot and two origins whose
+// probes together need more time than an interval has, at most one probe
+// runs at a time, and the slots that cannot be served are skipped and
+// counted rather than queued.
+func TestSchedulerConcurrencyLimit(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := newTestScheduler(t, reg, 1)
+
+	var now, peak, total atomic.Int64
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := now.Add(1)
+		defer now.Add(-1)
+		total.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		select {
+		case <-time.After(150 * time.Millisecond):
+			_, _ = io.WriteString(w, "ok")
+		case <-r.Context().Done():
+		}
+	}))
+	const interval = 200 * time.Millisecond
+	s.Apply(origins(
+		config.Target{ID: "a", URL: ts.URL + "/a", Module: "simple", Interval: interval, Timeout: 190 * time.Millisecond},
+		config.Target{ID: "b", URL: ts.URL + "/b", Module: "simple", Interval: interval, Timeout: 190 * time.Millisecond},
+	))
+	skipped := func() float64 {
+		return testutil.MetricSum(t, reg, "oxcross_leaf_probe_skipped_total", labelLeafID, testLeafID)
+	}
+	testutil.Eventually(t, 10*time.Second, "skipped probes counted", func() bool { return skipped() >= 3 && total.Load() >= 6 })
+	if p := peak.Load(); p != 1 {
+		t.Errorf("%d probes in flight at once with --probe.max-concurrency=1", p)
+	}
+	// Every slot is either probed or skipped: none waits in a queue.
+	ok := okCount(t, reg, "a") + okCount(t, reg, "b")
+	t.Logf("probes %d (ok %v), skipped %v", total.Load(), ok, skipped())
+}
+
+// TestSchedulerModuleChange: an origin whose module's settings change in
+// a new config is probed with the new settings, its series kept.
+func TestSchedulerModuleChange(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := newTestScheduler(t, reg, 0)
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	parser := DefaultKinds(discard).Parser(config.Limits{})
+	parse := func(codes string) *config.Config {
+		t.Helper()
+		cfg, err := parser.Parse([]byte(`
+interval: 50ms
+modules:
+  web:
+    kind: http
+    http: {valid_status_codes: [` + codes + `]}
+origins:
+  - {name: web, module: web, url: "` + ts.URL + `/"}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	result := func(success, reason string) float64 {
+		return testutil.MetricSum(t, reg, "oxcross_leaf_probe_results", labelOrigin, "web", labelResult, success, labelReason, reason)
+	}
+	s.Apply(parse("200"))
+	testutil.Eventually(t, 5*time.Second, "an http_status failure with valid_status_codes [200]", func() bool {
+		return result("false", string(ReasonHTTPStatus)) >= 1
+	})
+	s.Apply(parse("204"))
+	testutil.Eventually(t, 5*time.Second, "a success with valid_status_codes [204]", func() bool {
+		return result("true", string(ReasonOK)) >= 1
+	})
+	if v := result("false", string(ReasonHTTPStatus)); v < 1 {
+		t.Errorf("the module change lost the origin's series: %v http_status failures", v)
+	}
+	if n := s.Len(); n != 1 {
+		t.Errorf("Len = %d, want 1", n)
 	}
 }

@@ -1,0 +1,75 @@
+package prober
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oxcross/oxcross/config"
+)
+
+// TestWriteReport: the one-off probe's report names the target and its
+// module, and shows the outcome and what the probe measured; a failure
+// shows its reason and error.
+func TestWriteReport(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ok := Result{
+		Success: true, Reason: ReasonOK, Duration: 23 * time.Millisecond, HTTP: true, StatusCode: 200, HTTPVersion: 2,
+		TLSExpiry: now.Add(48 * time.Hour), Drift: &Drift{Offset: 1500 * time.Microsecond, Uncertainty: 250 * time.Microsecond},
+	}
+	ok.Phases.Set(PhaseConnect, 2*time.Millisecond)
+	ok.Phases.Set(PhaseTLS, 5*time.Millisecond)
+	failed := Result{Reason: ReasonConnect, Duration: time.Millisecond, Err: errors.New("connection refused")}
+	failed.Phases.Set(PhaseResolve, 0)
+	for _, tc := range []struct {
+		name   string
+		target config.Target
+		r      Result
+		want   []string
+		absent []string
+	}{
+		{
+			name:   "success",
+			target: config.Target{URL: "https://origin.example/oxcross", Module: "advanced"},
+			r:      ok,
+			want: []string{
+				"target https://origin.example/oxcross", "module advanced", "result success", "total 23.000 ms",
+				"connect 2.000 ms", "tls 5.000 ms", "http status 200, HTTP/2", "tls cert expires 2026-03-03T12:00:00Z (in 48h0m0s)",
+				"clock drift 1.500 ms ± 0.250 ms",
+			},
+			absent: []string{"error", "resolve", "processing"},
+		},
+		{
+			name:   "failure",
+			target: config.Target{Address: "origin.example:443", Module: "tcp"},
+			r:      failed,
+			want:   []string{"target origin.example:443", "module tcp", "result FAILED (connect)", "error connection refused", "resolve 0.000 ms"},
+			absent: []string{"http", "tls cert", "clock drift"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := WriteReport(&b, &tc.target, tc.r, now); err != nil {
+				t.Fatal(err)
+			}
+			// Each line, its columns one space apart.
+			var lines []string
+			for line := range strings.Lines(b.String()) {
+				lines = append(lines, strings.Join(strings.Fields(line), " "))
+			}
+			report := strings.Join(lines, "\n")
+			for _, w := range tc.want {
+				if !strings.Contains(report, w) {
+					t.Errorf("report lacks %q:\n%s", w, b.String())
+				}
+			}
+			for _, a := range tc.absent {
+				if strings.Contains(report, a) {
+					t.Errorf("report has %q:\n%s", a, b.String())
+				}
+			}
+		})
+	}
+}

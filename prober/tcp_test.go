@@ -1,0 +1,193 @@
+package prober
+
+import (
+	"crypto/tls"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/testutil"
+)
+
+func TestTCPKind(t *testing.T) {
+	t.Parallel()
+	fx := newTLSFixture(t)
+	// hold keeps a connection open until the test ends.
+	hold := func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }
+	handshake := func(c net.Conn) {
+		if err := c.(*tls.Conn).Handshake(); err == nil {
+			_, _ = io.Copy(io.Discard, c)
+		}
+		_ = c.Close()
+	}
+	tlsListen := func(t *testing.T, v6 bool) string {
+		l := tls.NewListener(listenLoopback(t, v6), &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}})
+		serveConns(t, l, handshake)
+		return l.Addr().String()
+	}
+	plainListen := func(t *testing.T, v6 bool) string {
+		ts := httptest.NewUnstartedServer(http.NotFoundHandler())
+		ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+		ts.Listener = listenLoopback(t, v6)
+		ts.Start()
+		t.Cleanup(ts.Close)
+		return ts.Listener.Addr().String()
+	}
+	silentListen := func(t *testing.T, v6 bool) string {
+		l := listenLoopback(t, v6)
+		serveConns(t, l, hold)
+		return l.Addr().String()
+	}
+	trusted := TCPSettings{TLS: true, TLSConfig: TLSSettings{CAFile: fx.ca.CertFile}}
+	for _, tc := range []struct {
+		name    string
+		listen  func(t *testing.T, v6 bool) string
+		v6      bool
+		tcp     *TCPSettings // nil: none, as the built-in module tcp
+		timeout time.Duration
+		want    Reason
+		check   func(t *testing.T, r Result)
+	}{
+		{
+			name:   "connect",
+			listen: silentListen,
+			want:   ReasonOK,
+			check: func(t *testing.T, r Result) {
+				if d := phaseOf(t, r, PhaseConnect); d <= 0 {
+					t.Errorf("connect phase %v, want > 0", d)
+				}
+				phaseOf(t, r, PhaseResolve)
+				if d, _ := r.Phases.Get(PhaseTLS); d != 0 {
+					t.Errorf("tls phase %v without TLS", d)
+				}
+				if !r.TLSExpiry.IsZero() {
+					t.Errorf("TLS expiry %v without TLS", r.TLSExpiry)
+				}
+				if r.HTTP {
+					t.Error("a tcp probe's result says it speaks HTTP")
+				}
+			},
+		},
+		{
+			name:   "connect, default settings",
+			listen: silentListen,
+			tcp:    &TCPSettings{},
+			want:   ReasonOK,
+		},
+		{
+			name:   "connect over IPv6",
+			listen: silentListen,
+			v6:     true,
+			want:   ReasonOK,
+		},
+		{
+			name:   "closed port",
+			listen: func(t *testing.T, _ bool) string { return testutil.ClosedAddr(t) },
+			want:   ReasonConnect,
+		},
+		{
+			name:   "TLS handshake",
+			listen: tlsListen,
+			tcp:    &trusted,
+			want:   ReasonOK,
+			check: func(t *testing.T, r Result) {
+				if d := phaseOf(t, r, PhaseTLS); d <= 0 {
+					t.Errorf("tls phase %v, want > 0", d)
+				}
+				if d := phaseOf(t, r, PhaseConnect); d <= 0 {
+					t.Errorf("connect phase %v, want > 0", d)
+				}
+				if !r.TLSExpiry.Equal(fx.server.Leaf.NotAfter) {
+					t.Errorf("TLS expiry %v, want %v", r.TLSExpiry, fx.server.Leaf.NotAfter)
+				}
+			},
+		},
+		{
+			name:   "TLS handshake over IPv6",
+			listen: tlsListen,
+			v6:     true,
+			tcp:    &trusted,
+			want:   ReasonOK,
+		},
+		{
+			name:   "TLS handshake, unknown CA",
+			listen: tlsListen,
+			tcp:    &TCPSettings{TLS: true},
+			want:   ReasonTLS,
+		},
+		{
+			name:   "TLS handshake, server_name mismatch",
+			listen: tlsListen,
+			tcp:    &TCPSettings{TLS: true, TLSConfig: TLSSettings{CAFile: fx.ca.CertFile, ServerName: "oxcross.test"}},
+			want:   ReasonTLS,
+		},
+		{
+			name:   "TLS handshake, insecure_skip_verify",
+			listen: tlsListen,
+			tcp:    &TCPSettings{TLS: true, TLSConfig: TLSSettings{InsecureSkipVerify: true}},
+			want:   ReasonOK,
+		},
+		{
+			name:   "TLS handshake with a plain server",
+			listen: plainListen,
+			tcp:    &trusted,
+			want:   ReasonTLS,
+		},
+		{
+			name:    "TLS handshake with a silent server",
+			listen:  silentListen,
+			tcp:     &trusted,
+			timeout: 300 * time.Millisecond,
+			want:    ReasonTimeout,
+		},
+		{
+			name:   "TLS settings whose files cannot be read",
+			listen: tlsListen,
+			tcp:    &TCPSettings{TLS: true, TLSConfig: TLSSettings{CAFile: fx.ca.CertFile + ".missing"}},
+			want:   ReasonError,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			addr := tc.listen(t, tc.v6)
+			timeout := tc.timeout
+			if timeout == 0 {
+				timeout = probeTimeout
+			}
+			m := config.Module{Kind: "tcp"}
+			if tc.tcp != nil {
+				m.Settings = tc.tcp
+			}
+			start := time.Now()
+			r := probeModule(t, m, addrTarget(addr), timeout)
+			elapsed := time.Since(start)
+			checkReason(t, r, tc.want)
+			if tc.timeout != 0 && elapsed > tc.timeout+200*time.Millisecond {
+				t.Errorf("probe returned after %v, want within %v", elapsed, tc.timeout+200*time.Millisecond)
+			}
+			if r.Duration <= 0 || r.Duration > elapsed {
+				t.Errorf("duration %v, want in (0, %v]", r.Duration, elapsed)
+			}
+			if tc.check != nil {
+				tc.check(t, r)
+			}
+		})
+	}
+}
+
+func TestTCPSettingsValidate(t *testing.T) {
+	t.Parallel()
+	if err := (&TCPSettings{TLS: true, TLSConfig: TLSSettings{CertFile: "c", KeyFile: "k"}}).Validate(); err != nil {
+		t.Errorf("valid settings: %v", err)
+	}
+	err := (&TCPSettings{TLS: true, TLSConfig: TLSSettings{KeyFile: "k"}}).Validate()
+	if want := "tls_config: cert_file and key_file go together"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("key_file without cert_file: error %v, want %q", err, want)
+	}
+}
