@@ -226,17 +226,23 @@ func TestLeafConfigserverFaults(t *testing.T) {
 		} else {
 			cs.mode.Store(fault.mode)
 		}
-		// Two failures counted; from then on the success time stays.
-		var success float64
+		// Two failures counted; from then on the success time stays,
+		// through two more failed refreshes.
+		var success, failures2 float64
 		waitFor(t, 15*time.Second, fault.mode+": failures counted", func() string {
 			m := scrape(t, leafAddr)
 			if f := metric(m, metricFailures); f < failures0+2 {
 				return fmt.Sprintf("%v refresh failures, were %v", f, failures0)
 			}
-			success = metric(m, metricSuccess)
+			success, failures2 = metric(m, metricSuccess), metric(m, metricFailures)
 			return ""
 		})
-		time.Sleep(time.Second)
+		waitFor(t, 15*time.Second, fault.mode+": more failures counted", func() string {
+			if f := metric(scrape(t, leafAddr), metricFailures); f < failures2+2 {
+				return fmt.Sprintf("%v refresh failures, were %v", f, failures2)
+			}
+			return ""
+		})
 		m = scrape(t, leafAddr)
 		elapsed := time.Since(t0)
 		if s := metric(m, metricSuccess); s != success {
@@ -446,8 +452,7 @@ func TestLeafSIGTERMInFlight(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the slow origin was not probed within 15s")
 	}
-	time.Sleep(200 * time.Millisecond)
-	sent := time.Now()
+	sent := time.Now() // the probe is in flight: the origin has its request
 	if err := leaf.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +519,8 @@ func TestConfigserverRestartRegistry(t *testing.T) {
 	if err := cs.stop(t); err != nil {
 		t.Fatalf("configserver exit: %v", err)
 	}
-	time.Sleep(1500 * time.Millisecond) // a heartbeat or two go nowhere
+	// The outage itself, not a wait: a heartbeat or two go nowhere.
+	time.Sleep(1500 * time.Millisecond)
 	startCS()
 	for {
 		if code, _, _ := get(t, "http://"+f.csAddr+"/-/healthy"); code == http.StatusOK {
