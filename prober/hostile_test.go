@@ -398,9 +398,13 @@ func TestHostileOriginsScheduled(t *testing.T) {
 	s.Apply(origins(targets...))
 	// The assertions are about what the scheduler does in a given time
 	// (the healthy origin's rate and gaps): the window is the measurement,
-	// not a wait for a condition.
+	// not a wait for a condition. Over the same window, lateWakes counts
+	// how often the machine itself woke a plain timer at the healthy
+	// origin's interval late by a fifth of it or more: a busy machine
+	// (other processes on the cores) can cost the healthy origin a slot
+	// that no hostile origin took.
 	const window = 3 * time.Second
-	time.Sleep(window)
+	lateWakes := machineLateWakes(window, interval, interval/5)
 	s.Stop()
 	for _, h := range servers {
 		h.Close()
@@ -409,20 +413,22 @@ func TestHostileOriginsScheduled(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	// The healthy origin: about one probe per interval from its first
-	// slot on, none skipped, no gap much longer than the interval.
-	if n, min := len(times), int(window/interval)-2; n < min {
-		t.Errorf("healthy origin probed %d times in %s at %s, want at least %d", n, window, interval, min)
+	// slot on, none skipped, no gap much longer than the interval; but
+	// for the slots the machine's own lateness may have cost, at most one
+	// per late wake (none on an idle machine).
+	if n, min := len(times), int(window/interval)-2-lateWakes; n < min {
+		t.Errorf("healthy origin probed %d times in %s at %s, want at least %d (%d late wakes of the machine)", n, window, interval, min, lateWakes)
 	}
 	var maxGap time.Duration
 	for i := 1; i < len(times); i++ {
 		maxGap = max(maxGap, times[i].Sub(times[i-1]))
 	}
 	// A skipped or late slot would leave a gap of two intervals.
-	if maxGap > interval*9/5 {
-		t.Errorf("longest gap between the healthy origin's probes %s, interval %s", maxGap, interval)
+	if maxGap > interval*9/5+time.Duration(lateWakes)*interval {
+		t.Errorf("longest gap between the healthy origin's probes %s, interval %s (%d late wakes of the machine)", maxGap, interval, lateWakes)
 	}
-	if v := testutil.MetricValue(t, reg, "oxcross_leaf_probe_skipped_total", labelOrigin, "healthy", labelLeafID, testLeafID); v != 0 {
-		t.Errorf("healthy origin skipped %v slots", v)
+	if v := testutil.MetricValue(t, reg, "oxcross_leaf_probe_skipped_total", labelOrigin, "healthy", labelLeafID, testLeafID); v > float64(lateWakes) {
+		t.Errorf("healthy origin skipped %v slots (%d late wakes of the machine)", v, lateWakes)
 	}
 	if ok := okCount(t, reg, "healthy"); int(ok) < len(times)-1 {
 		t.Errorf("healthy origin: %v successes for %d probes", ok, len(times))
@@ -433,7 +439,29 @@ func TestHostileOriginsScheduled(t *testing.T) {
 			t.Errorf("%s: no failure with reason %s", id, reason)
 		}
 	}
-	t.Logf("healthy: %d probes in %s, longest gap %s; %d hostile origins failed with their reasons", len(times), window, maxGap.Round(time.Millisecond), len(want))
+	t.Logf("healthy: %d probes in %s, longest gap %s; %d hostile origins failed with their reasons; the machine woke a timer late %d times", len(times), window, maxGap.Round(time.Millisecond), len(want), lateWakes)
 	healthy.Close()
 	goleak.VerifyNone(t, ignore)
+}
+
+// machineLateWakes sleeps for window in steps of interval, as a scheduler
+// loop with nothing to do would, and returns how many times it woke late
+// by threshold or more: the truth about how late this machine runs timers
+// right now, for a timing test to compare with. It lives here for now; a
+// shared helper may replace it (internal/testutil).
+func machineLateWakes(window, interval, threshold time.Duration) int {
+	late := 0
+	start := time.Now()
+	for next := start.Add(interval); next.Sub(start) <= window; next = next.Add(interval) {
+		time.Sleep(time.Until(next))
+		if now := time.Now(); now.Sub(next) >= threshold {
+			late++
+			// Like the scheduler, skip the slots already past.
+			for !next.After(now) {
+				next = next.Add(interval)
+			}
+			next = next.Add(-interval)
+		}
+	}
+	return late
 }
