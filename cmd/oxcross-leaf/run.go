@@ -27,6 +27,10 @@ func runLeaf(o *options) int {
 		logger.Error("Give exactly one of --config.url (or OXCROSS_CONFIG_API_BASE) and --config.file")
 		return 2
 	}
+	if o.maxConcurrency < 1 {
+		logger.Error("Bad --probe.max-concurrency: it must be at least 1", "value", o.maxConcurrency)
+		return 2
+	}
 	if err := config.ValidateLeafID(o.leafID); err != nil {
 		logger.Error("Bad --leaf.id (or OXCROSS_LEAF_ID; the default is the hostname)", "err", err)
 		return 2
