@@ -6,20 +6,24 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
+	"maps"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/oxcross/oxcross/internal/leafview"
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 // binDir holds the binaries built once for all tests.
@@ -41,17 +45,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // syncBuffer is a log sink safe for the process' writes and the test's reads.
@@ -120,71 +113,53 @@ func (p *proc) stop(t *testing.T) error {
 	return p.err
 }
 
-func get(t *testing.T, url string, header ...string) (int, http.Header, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(body)
-}
-
-// waitFor polls cond until it returns "" or the timeout passes, then fails
-// with cond's last complaint.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		if last = cond(); last == "" {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s: %s", what, timeout, last)
-}
-
 func waitHealthy(t *testing.T, addr string) {
 	t.Helper()
-	waitFor(t, 20*time.Second, addr+" healthy", func() string {
-		code, _, body := get(t, "http://"+addr+"/-/healthy")
-		if code != http.StatusOK {
-			return fmt.Sprintf("status %d %s", code, body)
+	testutil.EventuallyReason(t, 20*time.Second, addr+" healthy", func() string {
+		resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+addr+"/-/healthy", "")
+		if err != nil {
+			return err.Error()
+		}
+		if resp.Code != http.StatusOK {
+			return fmt.Sprintf("status %d %s", resp.Code, resp.Body)
 		}
 		return ""
 	})
 }
 
-func scrape(t *testing.T, addr string) leafview.Families {
+// scrape reads the metrics of the leaf or configserver at addr for
+// testutil's metric readers; none when it does not answer.
+func scrape(t *testing.T, addr string) prometheus.Gatherer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	f, err := leafview.Scrape(ctx, http.DefaultClient, "http://"+addr+"/metrics")
 	if err != nil {
-		return leafview.Families{}
+		return gatherer(nil)
 	}
-	return f
+	return gatherer(f)
 }
 
-func okCount(f leafview.Families, origin string) float64 {
-	v, _ := f.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": origin, "result": "true", "reason": "ok"})
-	return v
+// gatherer serves scraped metric families as a prometheus.Gatherer.
+func gatherer(f leafview.Families) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		return slices.SortedFunc(maps.Values(f), func(a, b *dto.MetricFamily) int {
+			return strings.Compare(a.GetName(), b.GetName())
+		}), nil
+	})
 }
 
-func writeFile(t *testing.T, path, content string) {
+// hasSeries reports whether m has a series of the metric name with labels,
+// name, value pairs.
+func hasSeries(t *testing.T, m prometheus.Gatherer, name string, labels ...string) bool {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return len(testutil.MetricSeries(t, m, name, labels...)) > 0
+}
+
+// okCount is how many probes of origin succeeded.
+func okCount(t *testing.T, m prometheus.Gatherer, origin string) float64 {
+	t.Helper()
+	return testutil.MetricSum(t, m, "oxcross_leaf_probe_results", "origin_id", origin, "result", "true", "reason", "ok")
 }
 
 // fleet is an origin and a configserver serving a config that probes it.
@@ -210,12 +185,12 @@ origins:
 func startFleet(t *testing.T, extra string) *fleet {
 	t.Helper()
 	dir := t.TempDir()
-	op, cp := freePort(t), freePort(t)
+	op, cp := testutil.FreePort(t), testutil.FreePort(t)
 	f := &fleet{originAddr: fmt.Sprintf("127.0.0.1:%d", op), csAddr: fmt.Sprintf("127.0.0.1:%d", cp), configPath: filepath.Join(dir, "config.yaml")}
 	if strings.Contains(extra, "%d") {
 		extra = strings.ReplaceAll(extra, "%d", fmt.Sprint(op))
 	}
-	writeFile(t, f.configPath, fmt.Sprintf(configTemplate, op, extra))
+	testutil.WriteFile(t, f.configPath, fmt.Sprintf(configTemplate, op, extra))
 	// The original's environment variables set the origin's port and the
 	// configserver's config file.
 	start(t, "oxcross-origin", []string{fmt.Sprintf("OXCROSS_ORIGIN_PORT=%d", op)})
@@ -228,7 +203,7 @@ func startFleet(t *testing.T, extra string) *fleet {
 
 func (f *fleet) startLeaf(t *testing.T, cache string, args ...string) (*proc, string) {
 	t.Helper()
-	lp := freePort(t)
+	lp := testutil.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", lp)
 	p := start(t, "oxcross-leaf", []string{fmt.Sprintf("OXCROSS_METRICS_PORT=%d", lp), "OXCROSS_LEAF_ID=leaf-e2e", "OXCROSS_CONFIG_API_BASE=http://" + f.csAddr},
 		append([]string{"--config.refresh-interval=300ms", "--config.min-interval=100ms", "--config.cache-file=" + cache}, args...)...)
@@ -242,37 +217,36 @@ func TestEndToEnd(t *testing.T) {
 	leaf, leafAddr := f.startLeaf(t, cache)
 
 	// Both modes probed, with the leaf id as source_id.
-	waitFor(t, 15*time.Second, "both modes probed", func() string {
+	testutil.EventuallyReason(t, 15*time.Second, "both modes probed", func() string {
 		m := scrape(t, leafAddr)
 		for _, o := range []string{"adv", "simple"} {
-			if v, _ := m.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": o, "source_id": "leaf-e2e", "result": "true"}); v < 3 {
+			if v := testutil.MetricSum(t, m, "oxcross_leaf_probe_results", "origin_id", o, "source_id", "leaf-e2e", "result", "true"); v < 3 {
 				return fmt.Sprintf("%s: %v successful probes", o, v)
 			}
-			if v, ok := m.Value("oxcross_leaf_origin_status", map[string]string{"origin_id": o}); !ok || v != 1 {
+			if v, ok := testutil.LookupMetric(t, m, "oxcross_leaf_origin_status", "origin_id", o); !ok || v != 1 {
 				return fmt.Sprintf("%s: status %v", o, v)
 			}
-			if v, _ := m.Value("oxcross_leaf_probe_timings", map[string]string{"origin_id": o}); v < 3 {
+			if v, _ := testutil.LookupMetric(t, m, "oxcross_leaf_probe_timings", "origin_id", o); v < 3 {
 				return fmt.Sprintf("%s: %v timings", o, v)
 			}
 		}
 		return ""
 	})
-	code, _, ready := get(t, "http://"+leafAddr+"/-/ready")
-	if code != http.StatusOK {
-		t.Errorf("/-/ready: %d %s", code, ready)
+	if ready := testutil.Do(t, nil, http.MethodGet, "http://"+leafAddr+"/-/ready", ""); ready.Code != http.StatusOK {
+		t.Errorf("/-/ready: %d %s", ready.Code, ready.Body)
 	}
 
 	// Drift near zero: origin and leaf share one clock.
 	m := scrape(t, leafAddr)
-	drift, ok := m.Value("oxcross_leaf_origin_time_drift", map[string]string{"origin_id": "adv"})
-	unc, _ := m.Value("oxcross_leaf_origin_time_drift_uncertainty_seconds", map[string]string{"origin_id": "adv"})
+	drift, ok := testutil.LookupMetric(t, m, "oxcross_leaf_origin_time_drift", "origin_id", "adv")
+	unc, _ := testutil.LookupMetric(t, m, "oxcross_leaf_origin_time_drift_uncertainty_seconds", "origin_id", "adv")
 	if !ok || math.Abs(drift) > 0.02 {
 		t.Errorf("drift on one clock = %v (present %v), want |drift| < 20ms", drift, ok)
 	}
 	if unc <= 0 || unc > 0.1 {
 		t.Errorf("drift uncertainty = %v, want in (0, 100ms]", unc)
 	}
-	if _, ok := m.Value("oxcross_leaf_origin_time_drift", map[string]string{"origin_id": "simple"}); ok {
+	if hasSeries(t, m, "oxcross_leaf_origin_time_drift", "origin_id", "simple") {
 		t.Errorf("simple mode has a drift series")
 	}
 	if _, err := os.Stat(cache); err != nil {
@@ -281,13 +255,12 @@ func TestEndToEnd(t *testing.T) {
 
 	// An edit reaches the leaf without a restart: one origin renamed, one
 	// added; the removed one's series disappear.
-	_, hdr, _ := get(t, "http://"+f.csAddr+"/config")
-	etag := hdr.Get("ETag")
-	if code, _, _ := get(t, "http://"+f.csAddr+"/config", "If-None-Match", etag); code != http.StatusNotModified {
-		t.Errorf("/config with If-None-Match = its ETag: %d, want 304", code)
+	etag := testutil.Do(t, nil, http.MethodGet, "http://"+f.csAddr+"/config", "").Header.Get("ETag")
+	if resp := testutil.Do(t, nil, http.MethodGet, "http://"+f.csAddr+"/config", "", "If-None-Match", etag); resp.Code != http.StatusNotModified {
+		t.Errorf("/config with If-None-Match = its ETag: %d, want 304", resp.Code)
 	}
 	port := f.originAddr[strings.LastIndex(f.originAddr, ":")+1:]
-	writeFile(t, f.configPath, fmt.Sprintf(`
+	testutil.WriteFile(t, f.configPath, fmt.Sprintf(`
 interval: 300ms
 timeout: 250ms
 origins:
@@ -300,15 +273,15 @@ origins:
     url: http://127.0.0.1:1/
     mode: simple
 `, port))
-	waitFor(t, 10*time.Second, "edited config reaches the leaf", func() string {
+	testutil.EventuallyReason(t, 10*time.Second, "edited config reaches the leaf", func() string {
 		m := scrape(t, leafAddr)
-		if okCount(m, "adv2") < 2 {
+		if okCount(t, m, "adv2") < 2 {
 			return "adv2 not probed yet"
 		}
-		if v, _ := m.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": "refused", "result": "false", "reason": "connect"}); v < 1 {
+		if v := testutil.MetricSum(t, m, "oxcross_leaf_probe_results", "origin_id", "refused", "result", "false", "reason", "connect"); v < 1 {
 			return "refused origin not failing with reason connect"
 		}
-		if _, ok := m.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": "adv"}); ok {
+		if hasSeries(t, m, "oxcross_leaf_probe_results", "origin_id", "adv") {
 			return "removed origin adv still has series"
 		}
 		return ""
@@ -316,36 +289,29 @@ origins:
 
 	// A broken edit is refused: the configserver keeps serving the last
 	// good config and says so; the leaf keeps probing it.
-	_, hdr, goodBody := get(t, "http://"+f.csAddr+"/config")
-	goodETag := hdr.Get("ETag")
-	writeFile(t, f.configPath, "origins:\n  - scheme: ftp\n    hostname: x\n    port: 99999\n")
-	waitFor(t, 10*time.Second, "broken config refused", func() string {
+	good := testutil.Do(t, nil, http.MethodGet, "http://"+f.csAddr+"/config", "")
+	goodBody, goodETag := good.Body, good.Header.Get("ETag")
+	testutil.WriteFile(t, f.configPath, "origins:\n  - scheme: ftp\n    hostname: x\n    port: 99999\n")
+	testutil.EventuallyReason(t, 10*time.Second, "broken config refused", func() string {
 		m := scrape(t, f.csAddr)
-		if v, ok := m.Value("oxcross_configserver_config_last_reload_successful", nil); !ok || v != 0 {
+		if v, ok := testutil.LookupMetric(t, m, "oxcross_configserver_config_last_reload_successful"); !ok || v != 0 {
 			return fmt.Sprintf("last_reload_successful = %v", v)
 		}
 		return ""
 	})
-	code, hdr, body := get(t, "http://"+f.csAddr+"/config")
-	if code != http.StatusOK || body != goodBody || hdr.Get("ETag") != goodETag {
-		t.Errorf("after a broken edit /config = %d %q (ETag %s), want the last good config %q (ETag %s)", code, body, hdr.Get("ETag"), goodBody, goodETag)
+	after := testutil.Do(t, nil, http.MethodGet, "http://"+f.csAddr+"/config", "")
+	if after.Code != http.StatusOK || after.Body != goodBody || after.Header.Get("ETag") != goodETag {
+		t.Errorf("after a broken edit /config = %d %q (ETag %s), want the last good config %q (ETag %s)", after.Code, after.Body, after.Header.Get("ETag"), goodBody, goodETag)
 	}
-	code, _, _ = get(t, "http://"+f.csAddr+"/-/reload")
-	if code != http.StatusMethodNotAllowed {
-		t.Errorf("GET /-/reload = %d, want 405", code)
+	if resp := testutil.Do(t, nil, http.MethodGet, "http://"+f.csAddr+"/-/reload", ""); resp.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload = %d, want 405", resp.Code)
 	}
-	resp, err := http.Post("http://"+f.csAddr+"/-/reload", "", nil)
-	if err != nil {
-		t.Fatal(err)
+	if resp := testutil.Do(t, nil, http.MethodPost, "http://"+f.csAddr+"/-/reload", ""); resp.Code != http.StatusInternalServerError || !strings.Contains(resp.Body, "port") {
+		t.Errorf("POST /-/reload of a broken config = %d %q, want 500 naming the field", resp.Code, resp.Body)
 	}
-	rb, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(rb), "port") {
-		t.Errorf("POST /-/reload of a broken config = %d %q, want 500 naming the field", resp.StatusCode, rb)
-	}
-	before := okCount(scrape(t, leafAddr), "adv2")
-	waitFor(t, 10*time.Second, "leaf keeps probing", func() string {
-		if n := okCount(scrape(t, leafAddr), "adv2"); n < before+3 {
+	before := okCount(t, scrape(t, leafAddr), "adv2")
+	testutil.EventuallyReason(t, 10*time.Second, "leaf keeps probing", func() string {
+		if n := okCount(t, scrape(t, leafAddr), "adv2"); n < before+3 {
 			return fmt.Sprintf("adv2 ok count %v, was %v", n, before)
 		}
 		return ""
@@ -363,7 +329,7 @@ func TestLeafStartsFromCache(t *testing.T) {
 	f := startFleet(t, "")
 	cache := filepath.Join(t.TempDir(), "cache.json")
 	leaf, _ := f.startLeaf(t, cache)
-	waitFor(t, 10*time.Second, "cache written", func() string {
+	testutil.EventuallyReason(t, 10*time.Second, "cache written", func() string {
 		if _, err := os.Stat(cache); err != nil {
 			return err.Error()
 		}
@@ -374,17 +340,17 @@ func TestLeafStartsFromCache(t *testing.T) {
 	}
 
 	// A configserver address where nothing listens.
-	dead := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	dead := fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t))
 	_, leafAddr := f.startLeaf(t, cache, "--config.url="+dead)
-	waitFor(t, 10*time.Second, "probing from the cache", func() string {
+	testutil.EventuallyReason(t, 10*time.Second, "probing from the cache", func() string {
 		m := scrape(t, leafAddr)
-		if v, _ := m.Value("oxcross_leaf_config_from_cache", nil); v != 1 {
+		if v, _ := testutil.LookupMetric(t, m, "oxcross_leaf_config_from_cache"); v != 1 {
 			return fmt.Sprintf("from_cache = %v", v)
 		}
-		if okCount(m, "adv") < 2 {
+		if okCount(t, m, "adv") < 2 {
 			return "adv not probed"
 		}
-		if v, _ := m.Value("oxcross_leaf_config_refresh_failures_total", nil); v < 1 {
+		if v, _ := testutil.LookupMetric(t, m, "oxcross_leaf_config_refresh_failures_total"); v < 1 {
 			return "no refresh failure counted"
 		}
 		return ""
@@ -394,15 +360,18 @@ func TestLeafStartsFromCache(t *testing.T) {
 // TestLeafWithoutConfig: with neither configserver nor cache the leaf runs,
 // is not ready, and says why.
 func TestLeafWithoutConfig(t *testing.T) {
-	lp := freePort(t)
+	lp := testutil.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", lp)
 	p := start(t, "oxcross-leaf", nil, "--web.listen-address="+addr, "--leaf.id=lonely",
-		fmt.Sprintf("--config.url=http://127.0.0.1:%d", freePort(t)), "--config.cache-file="+filepath.Join(t.TempDir(), "none.json"))
+		fmt.Sprintf("--config.url=http://127.0.0.1:%d", testutil.FreePort(t)), "--config.cache-file="+filepath.Join(t.TempDir(), "none.json"))
 	waitHealthy(t, addr)
-	waitFor(t, 10*time.Second, "not ready with a reason", func() string {
-		code, _, body := get(t, "http://"+addr+"/-/ready")
-		if code != http.StatusServiceUnavailable || !strings.Contains(body, "no config yet") {
-			return fmt.Sprintf("/-/ready = %d %q", code, body)
+	testutil.EventuallyReason(t, 10*time.Second, "not ready with a reason", func() string {
+		resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+addr+"/-/ready", "")
+		if err != nil {
+			return err.Error()
+		}
+		if resp.Code != http.StatusServiceUnavailable || !strings.Contains(resp.Body, "no config yet") {
+			return fmt.Sprintf("/-/ready = %d %q", resp.Code, resp.Body)
 		}
 		if !strings.Contains(p.log.String(), "retrying") {
 			return "log does not say it is retrying"
@@ -415,42 +384,48 @@ func TestLeafWithoutConfig(t *testing.T) {
 // follows edits of the file.
 func TestStandaloneLeaf(t *testing.T) {
 	dir := t.TempDir()
-	op := freePort(t)
+	op := testutil.FreePort(t)
 	start(t, "oxcross-origin", nil, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", op))
 	waitHealthy(t, fmt.Sprintf("127.0.0.1:%d", op))
 	cfg := filepath.Join(dir, "config.json")
 	// The original Oxcross JSON format, with integer seconds.
-	writeFile(t, cfg, fmt.Sprintf(`{"timeout": 1, "interval": 1, "origins": [{"scheme": "http", "hostname": "127.0.0.1", "port": %d, "mode": "advanced"}]}`, op))
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	testutil.WriteFile(t, cfg, fmt.Sprintf(`{"timeout": 1, "interval": 1, "origins": [{"scheme": "http", "hostname": "127.0.0.1", "port": %d, "mode": "advanced"}]}`, op))
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	p := start(t, "oxcross-leaf", nil, "--web.listen-address="+addr, "--leaf.id=solo", "--config.file="+cfg, "--config.watch-interval=100ms")
 	waitHealthy(t, addr)
 	id := fmt.Sprintf("127.0.0.1-%d-http", op)
-	waitFor(t, 10*time.Second, "original JSON probed", func() string {
-		if okCount(scrape(t, addr), id) < 1 {
+	testutil.EventuallyReason(t, 10*time.Second, "original JSON probed", func() string {
+		if okCount(t, scrape(t, addr), id) < 1 {
 			return id + " not probed"
 		}
 		return ""
 	})
-	writeFile(t, cfg, fmt.Sprintf(`{"timeout": 1, "interval": 1, "origins": [{"name": "renamed", "scheme": "http", "hostname": "127.0.0.1", "port": %d, "mode": "simple", "path": "/healthz"}]}`, op))
-	waitFor(t, 10*time.Second, "file edit followed", func() string {
+	testutil.WriteFile(t, cfg, fmt.Sprintf(`{"timeout": 1, "interval": 1, "origins": [{"name": "renamed", "scheme": "http", "hostname": "127.0.0.1", "port": %d, "mode": "simple", "path": "/healthz"}]}`, op))
+	testutil.EventuallyReason(t, 10*time.Second, "file edit followed", func() string {
 		m := scrape(t, addr)
-		if okCount(m, "renamed") < 1 {
+		if okCount(t, m, "renamed") < 1 {
 			return "renamed not probed"
 		}
-		if _, ok := m.Value("oxcross_leaf_origin_status", map[string]string{"origin_id": id}); ok {
+		if hasSeries(t, m, "oxcross_leaf_origin_status", "origin_id", id) {
 			return "old origin still has series"
 		}
 		return ""
 	})
-	writeFile(t, cfg, `{"origins": []}`)
-	time.Sleep(500 * time.Millisecond)
-	n := okCount(scrape(t, addr), "renamed")
-	waitFor(t, 10*time.Second, "broken file ignored", func() string {
+	testutil.WriteFile(t, cfg, `{"origins": []}`)
+	refused := func() string {
+		if v, _ := testutil.LookupMetric(t, scrape(t, addr), "oxcross_leaf_config_refresh_failures_total"); v < 1 {
+			return "failure not counted"
+		}
+		return ""
+	}
+	testutil.EventuallyReason(t, 10*time.Second, "broken file refused", refused)
+	n := okCount(t, scrape(t, addr), "renamed")
+	testutil.EventuallyReason(t, 10*time.Second, "broken file ignored", func() string {
 		m := scrape(t, addr)
-		if okCount(m, "renamed") < n+1 {
+		if okCount(t, m, "renamed") < n+1 {
 			return "renamed no longer probed"
 		}
-		if v, _ := m.Value("oxcross_leaf_config_refresh_failures_total", nil); v < 1 {
+		if v, _ := testutil.LookupMetric(t, m, "oxcross_leaf_config_refresh_failures_total"); v < 1 {
 			return "failure not counted"
 		}
 		return ""
@@ -464,24 +439,26 @@ func TestStandaloneLeaf(t *testing.T) {
 // served only after SIGHUP; --version tells the program's name.
 func TestConfigserverSIGHUP(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	writeFile(t, cfg, "origins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n")
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	testutil.WriteFile(t, cfg, "origins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n")
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	p := start(t, "oxcross-configserver", nil, "--web.listen-address="+addr, "--config.file="+cfg, "--config.watch-interval=1h")
 	waitHealthy(t, addr)
-	_, hdr, _ := get(t, "http://"+addr+"/config")
-	first := hdr.Get("ETag")
-	writeFile(t, cfg, "origins:\n  - url: http://127.0.0.1:10/\n    mode: simple\n")
+	first := testutil.Do(t, nil, http.MethodGet, "http://"+addr+"/config", "").Header.Get("ETag")
+	testutil.WriteFile(t, cfg, "origins:\n  - url: http://127.0.0.1:10/\n    mode: simple\n")
 	time.Sleep(300 * time.Millisecond)
-	if _, hdr, _ := get(t, "http://"+addr+"/config"); hdr.Get("ETag") != first {
+	if resp := testutil.Do(t, nil, http.MethodGet, "http://"+addr+"/config", ""); resp.Header.Get("ETag") != first {
 		t.Fatalf("config changed without SIGHUP and with watching off")
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "SIGHUP reload", func() string {
-		_, hdr, body := get(t, "http://"+addr+"/config")
-		if hdr.Get("ETag") == first || !strings.Contains(body, "127.0.0.1:10/") {
-			return "still the old config: " + body
+	testutil.EventuallyReason(t, 5*time.Second, "SIGHUP reload", func() string {
+		resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+addr+"/config", "")
+		if err != nil {
+			return err.Error()
+		}
+		if resp.Header.Get("ETag") == first || !strings.Contains(resp.Body, "127.0.0.1:10/") {
+			return "still the old config: " + resp.Body
 		}
 		return ""
 	})
@@ -494,7 +471,7 @@ func TestConfigserverSIGHUP(t *testing.T) {
 		t.Errorf("--version: %v %q", err, out)
 	}
 	// A config that does not load stops the configserver at start.
-	writeFile(t, cfg, "origins: []\n")
+	testutil.WriteFile(t, cfg, "origins: []\n")
 	out, err = exec.Command(filepath.Join(binDir, "oxcross-configserver"), "--config.file="+cfg, "--web.listen-address=127.0.0.1:0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "origins") {
 		t.Errorf("configserver with an empty config: err %v, output %q; want a failure naming origins", err, out)
@@ -519,42 +496,42 @@ modules:
 `)
 	_ = f
 	_, leafAddr := f.startLeaf(t, filepath.Join(t.TempDir(), "cache.json"))
-	waitFor(t, 15*time.Second, "tcp origin probed, strict module failing with http_status", func() string {
+	testutil.EventuallyReason(t, 15*time.Second, "tcp origin probed, strict module failing with http_status", func() string {
 		m := scrape(t, leafAddr)
-		if okCount(m, "tcp-origin") < 1 {
+		if okCount(t, m, "tcp-origin") < 1 {
 			return "tcp origin not probed"
 		}
-		if v, _ := m.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": "strict", "reason": "http_status"}); v < 1 {
+		if v := testutil.MetricSum(t, m, "oxcross_leaf_probe_results", "origin_id", "strict", "reason", "http_status"); v < 1 {
 			return "strict module not failing with http_status"
 		}
-		if v, ok := m.Value("oxcross_leaf_probe_phase_seconds", map[string]string{"origin_id": "adv", "phase": "processing"}); !ok || v <= 0 {
+		if v, ok := testutil.LookupMetric(t, m, "oxcross_leaf_probe_phase_seconds", "origin_id", "adv", "phase", "processing"); !ok || v <= 0 {
 			return fmt.Sprintf("adv processing phase = %v", v)
 		}
-		if v, _ := m.Value("oxcross_leaf_probe_http_status_code", map[string]string{"origin_id": "strict"}); v != 200 {
+		if v, _ := testutil.LookupMetric(t, m, "oxcross_leaf_probe_http_status_code", "origin_id", "strict"); v != 200 {
 			return fmt.Sprintf("strict status code %v", v)
 		}
 		return ""
 	})
-	probe := func(query string) (int, leafview.Families, string) {
-		code, _, body := get(t, "http://"+leafAddr+"/probe?"+query)
-		if code != http.StatusOK {
-			return code, nil, body
+	probe := func(query string) (int, prometheus.Gatherer, string) {
+		resp := testutil.Do(t, nil, http.MethodGet, "http://"+leafAddr+"/probe?"+query, "")
+		if resp.Code != http.StatusOK {
+			return resp.Code, gatherer(nil), resp.Body
 		}
-		fams, err := leafview.Parse(strings.NewReader(body))
+		fams, err := leafview.Parse(strings.NewReader(resp.Body))
 		if err != nil {
 			t.Fatalf("parsing /probe?%s: %v", query, err)
 		}
-		return code, fams, body
+		return resp.Code, gatherer(fams), resp.Body
 	}
 	_, m, _ := probe("module=advanced&target=" + f.originAddr)
-	if v, _ := m.Value("probe_success", nil); v != 1 {
+	if v, _ := testutil.LookupMetric(t, m, "probe_success"); v != 1 {
 		t.Errorf("/probe advanced: probe_success %v", v)
 	}
-	if _, ok := m.Value("probe_oxcross_time_drift_seconds", nil); !ok {
+	if !hasSeries(t, m, "probe_oxcross_time_drift_seconds") {
 		t.Errorf("/probe advanced: no drift")
 	}
 	_, m, _ = probe("module=want_204&target=http://" + f.originAddr + "/healthz")
-	if v, _ := m.Value("probe_oxcross_reason", map[string]string{"reason": "http_status"}); v != 1 {
+	if v, _ := testutil.LookupMetric(t, m, "probe_oxcross_reason", "reason", "http_status"); v != 1 {
 		t.Errorf("/probe with the config's module: reason http_status = %v", v)
 	}
 	if code, _, body := probe("module=nope&target=x"); code != http.StatusBadRequest || !strings.Contains(body, "nope") {

@@ -19,8 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/oxcross/oxcross/config"
-	"github.com/oxcross/oxcross/internal/leafview"
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 // fakeConfigserver stands in for the configserver where the real one
@@ -47,7 +49,7 @@ const (
 
 func newFakeConfigserver(t *testing.T, body string) *fakeConfigserver {
 	t.Helper()
-	f := &fakeConfigserver{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), release: make(chan struct{})}
+	f := &fakeConfigserver{addr: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), release: make(chan struct{})}
 	f.mode.Store(modeOK)
 	f.body.Store(body)
 	f.up(t)
@@ -64,16 +66,13 @@ func (f *fakeConfigserver) url() string { return "http://" + f.addr }
 func (f *fakeConfigserver) up(t *testing.T) {
 	t.Helper()
 	var l net.Listener
-	var err error
-	for range 50 { // the port was just released
-		if l, err = net.Listen("tcp", f.addr); err == nil {
-			break
+	testutil.EventuallyReason(t, 5*time.Second, "the fake configserver's port free again", func() string {
+		var err error
+		if l, err = net.Listen("tcp", f.addr); err != nil {
+			return err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("fake configserver: %v", err)
-	}
+		return ""
+	})
 	srv := &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
 	f.mu.Lock()
 	f.srv = srv
@@ -159,8 +158,11 @@ func resetter(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func metric(m leafview.Families, name string) float64 {
-	v, _ := m.Value(name, nil)
+// metric returns the value of the one series of the metric name in m, 0
+// when there is none.
+func metric(t *testing.T, m prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	v, _ := testutil.LookupMetric(t, m, name)
 	return v
 }
 
@@ -177,7 +179,7 @@ const (
 // from its cache; with a corrupt cache it stays up, unready, saying why,
 // until the configserver answers.
 func TestLeafConfigserverFaults(t *testing.T) {
-	op := freePort(t)
+	op := testutil.FreePort(t)
 	originAddr := fmt.Sprintf("127.0.0.1:%d", op)
 	start(t, "oxcross-origin", nil, "--web.listen-address="+originAddr)
 	waitHealthy(t, originAddr)
@@ -186,7 +188,7 @@ func TestLeafConfigserverFaults(t *testing.T) {
 	withResetter := config + fmt.Sprintf("  - name: resetter\n    url: http://%s/\n    mode: simple\n", resetter(t))
 	cs := newFakeConfigserver(t, withResetter)
 	cache := filepath.Join(t.TempDir(), "cache.json")
-	leafAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	leafAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	startLeaf := func() *proc {
 		p := start(t, "oxcross-leaf", nil, "--web.listen-address="+leafAddr, "--leaf.id=leaf-faults",
 			"--config.url="+cs.url(), "--config.refresh-interval=500ms", "--config.min-interval=100ms",
@@ -195,12 +197,12 @@ func TestLeafConfigserverFaults(t *testing.T) {
 		return p
 	}
 	leaf := startLeaf()
-	waitFor(t, 15*time.Second, "adv probed, the resetter failing", func() string {
+	testutil.EventuallyReason(t, 15*time.Second, "adv probed, the resetter failing", func() string {
 		m := scrape(t, leafAddr)
-		if okCount(m, "adv") < 2 {
+		if okCount(t, m, "adv") < 2 {
 			return "adv not probed yet"
 		}
-		if v, _ := m.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": "resetter", "reason": "connect"}); v < 1 {
+		if v := testutil.MetricSum(t, m, "oxcross_leaf_probe_results", "origin_id", "resetter", "reason", "connect"); v < 1 {
 			return "resetter not failing with connect"
 		}
 		return ""
@@ -219,7 +221,7 @@ func TestLeafConfigserverFaults(t *testing.T) {
 	}
 	for _, fault := range faults {
 		m := scrape(t, leafAddr)
-		failures0, ok0, t0 := metric(m, metricFailures), okCount(m, "adv"), time.Now()
+		failures0, ok0, t0 := metric(t, m, metricFailures), okCount(t, m, "adv"), time.Now()
 		logBefore := len(leaf.log.String())
 		if fault.mode == "down" {
 			cs.down()
@@ -228,41 +230,41 @@ func TestLeafConfigserverFaults(t *testing.T) {
 		}
 		// Two failures counted; from then on the success time stays.
 		var success float64
-		waitFor(t, 15*time.Second, fault.mode+": failures counted", func() string {
+		testutil.EventuallyReason(t, 15*time.Second, fault.mode+": failures counted", func() string {
 			m := scrape(t, leafAddr)
-			if f := metric(m, metricFailures); f < failures0+2 {
+			if f := metric(t, m, metricFailures); f < failures0+2 {
 				return fmt.Sprintf("%v refresh failures, were %v", f, failures0)
 			}
-			success = metric(m, metricSuccess)
+			success = metric(t, m, metricSuccess)
 			return ""
 		})
 		time.Sleep(time.Second)
 		m = scrape(t, leafAddr)
 		elapsed := time.Since(t0)
-		if s := metric(m, metricSuccess); s != success {
+		if s := metric(t, m, metricSuccess); s != success {
 			t.Errorf("%s: last refresh success moved from %v to %v during the fault", fault.mode, success, s)
 		}
 		// The origin is probed on schedule all along.
-		if got, want := okCount(m, "adv")-ok0, float64(elapsed/interval)-2; got < want {
+		if got, want := okCount(t, m, "adv")-ok0, float64(elapsed/interval)-2; got < want {
 			t.Errorf("%s: adv probed %v times in %s at %s, want at least %v", fault.mode, got, elapsed.Round(time.Millisecond), interval, want)
 		}
-		if code, _, body := get(t, "http://"+leafAddr+"/-/ready"); code != http.StatusOK {
-			t.Errorf("%s: /-/ready = %d %s, want 200 with the last good config", fault.mode, code, body)
+		if resp := testutil.Do(t, nil, http.MethodGet, "http://"+leafAddr+"/-/ready", ""); resp.Code != http.StatusOK {
+			t.Errorf("%s: /-/ready = %d %s, want 200 with the last good config", fault.mode, resp.Code, resp.Body)
 		}
 		log := leaf.log.String()[logBefore:]
 		if !strings.Contains(log, "keeping the last good config") || !strings.Contains(log, fault.log) {
 			t.Errorf("%s: the leaf's log does not say it keeps its config because of %q:\n%s", fault.mode, fault.log, log)
 		}
 		t.Logf("%s: %v failures in %s, adv probed %v times, success time kept", fault.mode,
-			metric(m, metricFailures)-failures0, elapsed.Round(time.Millisecond), okCount(m, "adv")-ok0)
+			metric(t, m, metricFailures)-failures0, elapsed.Round(time.Millisecond), okCount(t, m, "adv")-ok0)
 
 		// Recovery: the next refresh succeeds.
 		if fault.mode == "down" {
 			cs.up(t)
 		}
 		cs.mode.Store(modeOK)
-		waitFor(t, 10*time.Second, fault.mode+": recovered", func() string {
-			if s := metric(scrape(t, leafAddr), metricSuccess); s <= success {
+		testutil.EventuallyReason(t, 10*time.Second, fault.mode+": recovered", func() string {
+			if s := metric(t, scrape(t, leafAddr), metricSuccess); s <= success {
 				return "no successful refresh yet"
 			}
 			return ""
@@ -271,14 +273,14 @@ func TestLeafConfigserverFaults(t *testing.T) {
 
 	// An origin removed from the config loses its series.
 	cs.body.Store(config)
-	waitFor(t, 10*time.Second, "removed origin's series gone", func() string {
+	testutil.EventuallyReason(t, 10*time.Second, "removed origin's series gone", func() string {
 		m := scrape(t, leafAddr)
-		if _, ok := m.Value("oxcross_leaf_probe_results", map[string]string{"origin_id": "resetter"}); ok {
+		if hasSeries(t, m, "oxcross_leaf_probe_results", "origin_id", "resetter") {
 			return "resetter still has series"
 		}
 		return ""
 	})
-	waitFor(t, 10*time.Second, "cache written", func() string {
+	testutil.EventuallyReason(t, 10*time.Second, "cache written", func() string {
 		if b, err := os.ReadFile(cache); err != nil || strings.Contains(string(b), "resetter") {
 			return fmt.Sprintf("cache: %v %s", err, b)
 		}
@@ -291,12 +293,12 @@ func TestLeafConfigserverFaults(t *testing.T) {
 	}
 	cs.down()
 	leaf = startLeaf()
-	waitFor(t, 10*time.Second, "probing from the cache", func() string {
+	testutil.EventuallyReason(t, 10*time.Second, "probing from the cache", func() string {
 		m := scrape(t, leafAddr)
-		if v := metric(m, "oxcross_leaf_config_from_cache"); v != 1 {
+		if v := metric(t, m, "oxcross_leaf_config_from_cache"); v != 1 {
 			return fmt.Sprintf("from_cache = %v", v)
 		}
-		if okCount(m, "adv") < 2 {
+		if okCount(t, m, "adv") < 2 {
 			return "adv not probed"
 		}
 		return ""
@@ -307,28 +309,35 @@ func TestLeafConfigserverFaults(t *testing.T) {
 	if err := leaf.stop(t); err != nil {
 		t.Fatalf("leaf exit: %v", err)
 	}
-	writeFile(t, cache, `{"interval": "500ms", "origins": [{"name": "adv", "url": "http://`)
+	testutil.WriteFile(t, cache, `{"interval": "500ms", "origins": [{"name": "adv", "url": "http://`)
 	leaf = startLeaf()
-	waitFor(t, 10*time.Second, "unready with the reason", func() string {
-		code, _, body := get(t, "http://"+leafAddr+"/-/ready")
-		if code != http.StatusServiceUnavailable || !strings.Contains(body, "connection refused") || !strings.Contains(body, "cache") {
-			return fmt.Sprintf("/-/ready = %d %q", code, body)
+	testutil.EventuallyReason(t, 10*time.Second, "unready with the reason", func() string {
+		resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+leafAddr+"/-/ready", "")
+		if err != nil {
+			return err.Error()
+		}
+		if resp.Code != http.StatusServiceUnavailable || !strings.Contains(resp.Body, "connection refused") || !strings.Contains(resp.Body, "cache") {
+			return fmt.Sprintf("/-/ready = %d %q", resp.Code, resp.Body)
 		}
 		if !strings.Contains(leaf.log.String(), "No usable config cache") {
 			return "the log does not report the cache"
 		}
 		return ""
 	})
-	if _, ok := scrape(t, leafAddr).Value("oxcross_leaf_probe_results", map[string]string{"origin_id": "adv"}); ok {
+	if hasSeries(t, scrape(t, leafAddr), "oxcross_leaf_probe_results", "origin_id", "adv") {
 		t.Errorf("the leaf probes with a corrupt cache")
 	}
 	// The configserver comes back: the leaf is ready and probing.
 	cs.up(t)
-	waitFor(t, 15*time.Second, "ready once the configserver answers", func() string {
-		if code, _, body := get(t, "http://"+leafAddr+"/-/ready"); code != http.StatusOK {
-			return fmt.Sprintf("/-/ready = %d %q", code, body)
+	testutil.EventuallyReason(t, 15*time.Second, "ready once the configserver answers", func() string {
+		resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+leafAddr+"/-/ready", "")
+		if err != nil {
+			return err.Error()
 		}
-		if okCount(scrape(t, leafAddr), "adv") < 1 {
+		if resp.Code != http.StatusOK {
+			return fmt.Sprintf("/-/ready = %d %q", resp.Code, resp.Body)
+		}
+		if okCount(t, scrape(t, leafAddr), "adv") < 1 {
 			return "adv not probed"
 		}
 		return ""
@@ -348,14 +357,19 @@ var (
 // checkLabels checks every label value of the leaf's oxcross_leaf_*
 // series: origin ids from the config, the leaf's id, results, reasons and
 // phases from their fixed sets; nothing longer than 128 characters.
-func checkLabels(t *testing.T, m leafview.Families, leafID string, origins ...string) {
+func checkLabels(t *testing.T, m prometheus.Gatherer, leafID string, origins ...string) {
 	t.Helper()
 	known := map[string]bool{}
 	for _, o := range origins {
 		known[o] = true
 	}
+	mfs, err := m.Gather()
+	if err != nil {
+		t.Fatalf("gathering metrics: %v", err)
+	}
 	series := 0
-	for name, mf := range m {
+	for _, mf := range mfs {
+		name := mf.GetName()
 		if !strings.HasPrefix(name, "oxcross_leaf_") || name == "oxcross_leaf_build_info" {
 			continue
 		}
@@ -392,12 +406,12 @@ func checkLabels(t *testing.T, m leafview.Families, leafID string, origins ...st
 // sdLeafIDs returns the leaf ids /sd/leaves lists.
 func sdLeafIDs(t *testing.T, csAddr string) map[string]bool {
 	t.Helper()
-	code, _, body := get(t, "http://"+csAddr+"/sd/leaves")
+	resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+csAddr+"/sd/leaves", "")
 	ids := map[string]bool{}
-	if code != http.StatusOK {
+	if err != nil || resp.Code != http.StatusOK {
 		return ids
 	}
-	for _, m := range regexp.MustCompile(`"leaf_id":"([^"]*)"`).FindAllStringSubmatch(body, -1) {
+	for _, m := range regexp.MustCompile(`"leaf_id":"([^"]*)"`).FindAllStringSubmatch(resp.Body, -1) {
 		ids[m[1]] = true
 	}
 	return ids
@@ -435,7 +449,7 @@ func TestLeafSIGTERMInFlight(t *testing.T) {
     timeout: %s
 `, sl.Addr(), probeTimeout))
 	leaf, _ := f.startLeaf(t, filepath.Join(t.TempDir(), "cache.json"))
-	waitFor(t, 10*time.Second, "leaf registered", func() string {
+	testutil.EventuallyReason(t, 10*time.Second, "leaf registered", func() string {
 		if !sdLeafIDs(t, f.csAddr)["leaf-e2e"] {
 			return "leaf-e2e not in /sd/leaves"
 		}
@@ -485,8 +499,8 @@ func TestLeafSIGTERMInFlight(t *testing.T) {
 // refresh interval of it answering.
 func TestConfigserverRestartRegistry(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	writeFile(t, cfg, "origins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n")
-	csAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	testutil.WriteFile(t, cfg, "origins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n")
+	csAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	startCS := func() *proc {
 		return start(t, "oxcross-configserver", nil, "--web.listen-address="+csAddr, "--config.file="+cfg)
 	}
@@ -494,7 +508,7 @@ func TestConfigserverRestartRegistry(t *testing.T) {
 	waitHealthy(t, csAddr)
 	const refresh = time.Second
 	for _, id := range []string{"leaf-a", "leaf-b"} {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 		start(t, "oxcross-leaf", nil, "--web.listen-address="+addr, "--leaf.id="+id, "--config.url=http://"+csAddr,
 			"--config.refresh-interval="+refresh.String(), "--config.cache-file="+filepath.Join(t.TempDir(), "cache.json"))
 		waitHealthy(t, addr)
@@ -507,7 +521,7 @@ func TestConfigserverRestartRegistry(t *testing.T) {
 		}
 		return ""
 	}
-	waitFor(t, 10*time.Second, "both leaves registered", both)
+	testutil.EventuallyReason(t, 10*time.Second, "both leaves registered", both)
 
 	// Restart the configserver on the same address: its registry starts
 	// empty.
@@ -516,9 +530,14 @@ func TestConfigserverRestartRegistry(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond) // a heartbeat or two go nowhere
 	startCS()
-	for {
-		if code, _, _ := get(t, "http://"+f.csAddr+"/-/healthy"); code == http.StatusOK {
+	// Polled every 10ms rather than with testutil.Eventually's backoff:
+	// the moment it answers starts the measured interval.
+	for giveUp := time.Now().Add(20 * time.Second); ; {
+		if resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+f.csAddr+"/-/healthy", ""); err == nil && resp.Code == http.StatusOK {
 			break
+		}
+		if time.Now().After(giveUp) {
+			t.Fatalf("the restarted configserver not healthy within 20s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -592,14 +611,14 @@ func (e *endless) Read(p []byte) (int, error) {
 func TestConfigserverAbuse(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	good := "origins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n"
-	writeFile(t, cfg, good)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	testutil.WriteFile(t, cfg, good)
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	const maxLeaves = 500
 	cs := start(t, "oxcross-configserver", nil, "--web.listen-address="+addr, "--config.file="+cfg,
 		"--config.watch-interval=50ms", "--web.read-header-timeout=1s", fmt.Sprintf("--registry.max-leaves=%d", maxLeaves))
 	waitHealthy(t, addr)
 	base := "http://" + addr
-	heap := func() float64 { return metric(scrape(t, addr), "go_memstats_heap_inuse_bytes") }
+	heap := func() float64 { return metric(t, scrape(t, addr), "go_memstats_heap_inuse_bytes") }
 
 	// Slow headers.
 	took, sent := trickle(t, addr, "PUT /api/v1/leaves/slow HTTP/1.1\r\nHost: x\r\nX-Slow: "+strings.Repeat("s", 200)+"\r\n\r\n", 100*time.Millisecond)
@@ -640,22 +659,15 @@ func TestConfigserverAbuse(t *testing.T) {
 		{"ok-id", `[]`},
 		{"ok-id", `{"address": ":99999"}`},
 	} {
-		req, _ := http.NewRequest(http.MethodPut, base+"/api/v1/leaves/"+tc.id, strings.NewReader(tc.body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("PUT %s %s: %d %s, want 400", tc.id, tc.body, resp.StatusCode, b)
+		if resp := testutil.Do(t, nil, http.MethodPut, base+"/api/v1/leaves/"+tc.id, tc.body); resp.Code != http.StatusBadRequest {
+			t.Errorf("PUT %s %s: %d %s, want 400", tc.id, tc.body, resp.Code, resp.Body)
 		}
 	}
 
 	// Thousands of registrations, while the file changes and two reloads
 	// at a time run, and clients read.
 	var (
-		wg                     sync.WaitGroup
+		regs, wg               sync.WaitGroup // registrations, the rest
 		okN, fullN, otherN     atomic.Int64
 		reloadsOK, reloadsFail atomic.Int64
 		next                   atomic.Int64
@@ -664,21 +676,18 @@ func TestConfigserverAbuse(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	const n = 3000
 	for range 8 {
-		wg.Go(func() {
+		regs.Go(func() {
 			for {
 				i := next.Add(1)
 				if i > n {
 					return
 				}
-				req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/api/v1/leaves/abuse-%d", base, i), strings.NewReader(fmt.Sprintf(`{"address": ":%d", "refresh_interval": "1h"}`, 1024+i)))
-				resp, err := client.Do(req)
+				resp, err := testutil.TryDo(client, http.MethodPut, fmt.Sprintf("%s/api/v1/leaves/abuse-%d", base, i), fmt.Sprintf(`{"address": ":%d", "refresh_interval": "1h"}`, 1024+i))
 				if err != nil {
 					t.Errorf("PUT: %v", err)
 					return
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				switch resp.StatusCode {
+				switch resp.Code {
 				case http.StatusOK:
 					okN.Add(1)
 				case http.StatusTooManyRequests:
@@ -692,14 +701,12 @@ func TestConfigserverAbuse(t *testing.T) {
 	for range 2 {
 		wg.Go(func() {
 			for !stop.Load() {
-				resp, err := client.Post(base+"/-/reload", "", nil)
+				resp, err := testutil.TryDo(client, http.MethodPost, base+"/-/reload", "")
 				if err != nil {
 					t.Errorf("POST /-/reload: %v", err)
 					return
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
+				if resp.Code == http.StatusOK {
 					reloadsOK.Add(1)
 				} else {
 					reloadsFail.Add(1)
@@ -713,24 +720,16 @@ func TestConfigserverAbuse(t *testing.T) {
 			if i%2 == 1 {
 				text = "origins:\n  - url: http://127.0.0.1:10/\n    mode: simple\n"
 			}
-			tmp := cfg + ".tmp"
-			if err := os.WriteFile(tmp, []byte(text), 0o644); err == nil {
-				_ = os.Rename(tmp, cfg)
-			}
+			testutil.WriteAtomic(t, cfg, text)
 			for _, path := range []string{"/config", "/sd/leaves", "/config?leaf_id=abuse-1"} {
-				resp, err := client.Get(base + path)
-				if err != nil {
+				if _, err := testutil.TryDo(client, http.MethodGet, base+path, ""); err != nil {
 					t.Errorf("GET %s: %v", path, err)
 					return
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
 			}
 		}
 	})
-	for next.Load() < n {
-		time.Sleep(50 * time.Millisecond)
-	}
+	regs.Wait()
 	stop.Store(true)
 	wg.Wait()
 	heap1 := heap()
@@ -748,8 +747,8 @@ func TestConfigserverAbuse(t *testing.T) {
 	if heap1-heap0 > 32<<20 {
 		t.Errorf("heap in use grew by %.1f MiB", (heap1-heap0)/(1<<20))
 	}
-	if code, _, _ := get(t, base+"/config"); code != http.StatusOK {
-		t.Errorf("GET /config after the abuse: %d", code)
+	if resp := testutil.Do(t, nil, http.MethodGet, base+"/config", ""); resp.Code != http.StatusOK {
+		t.Errorf("GET /config after the abuse: %d", resp.Code)
 	}
 	if err := cs.stop(t); err != nil {
 		t.Errorf("configserver exit: %v (66 is the race detector's)", err)
@@ -763,7 +762,7 @@ func TestConfigserverAbuse(t *testing.T) {
 // other methods with clear codes, cuts off trickled headers, and still
 // answers.
 func TestOriginAbuse(t *testing.T) {
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	p := start(t, "oxcross-origin", nil, "--web.listen-address="+addr, "--web.read-header-timeout=1s")
 	waitHealthy(t, addr)
 	base := "http://" + addr + "/oxcross"
@@ -780,9 +779,11 @@ func TestOriginAbuse(t *testing.T) {
 		{"nonce=%zz", http.StatusBadRequest},
 		{"nonce=ok-nonce_1", http.StatusOK},
 	} {
-		code, _, body := get(t, base+"?"+tc.query)
-		if code != tc.code {
-			t.Errorf("GET /oxcross?%.40s…: %d %.100s, want %d", tc.query, code, body, tc.code)
+		resp, err := testutil.TryDo(nil, http.MethodGet, base+"?"+tc.query, "")
+		if err != nil {
+			t.Errorf("GET /oxcross?%.40s…: %v, want %d", tc.query, err, tc.code)
+		} else if resp.Code != tc.code {
+			t.Errorf("GET /oxcross?%.40s…: %d %.100s, want %d", tc.query, resp.Code, resp.Body, tc.code)
 		}
 	}
 	resp, err := http.Post(base, "application/json", io.LimitReader(&endless{}, 10<<20))
@@ -797,8 +798,8 @@ func TestOriginAbuse(t *testing.T) {
 	if took < 900*time.Millisecond || took > 3*time.Second {
 		t.Errorf("trickled headers cut off after %s (%d bytes), want about 1s", took, sent)
 	}
-	if code, _, _ := get(t, base+"?nonce=after"); code != http.StatusOK {
-		t.Errorf("GET /oxcross after the abuse: %d", code)
+	if resp := testutil.Do(t, nil, http.MethodGet, base+"?nonce=after", ""); resp.Code != http.StatusOK {
+		t.Errorf("GET /oxcross after the abuse: %d", resp.Code)
 	}
 	if err := p.stop(t); err != nil {
 		t.Errorf("origin exit: %v", err)
@@ -811,14 +812,14 @@ func TestOriginAbuse(t *testing.T) {
 func TestLimitFlags(t *testing.T) {
 	dir := t.TempDir()
 	fast := filepath.Join(dir, "fast.yaml")
-	writeFile(t, fast, "interval: 1ms\ntimeout: 1ms\norigins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n")
+	testutil.WriteFile(t, fast, "interval: 1ms\ntimeout: 1ms\norigins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n")
 	var many strings.Builder
 	many.WriteString("origins:\n")
 	for i := range 10001 {
 		fmt.Fprintf(&many, "  - {name: o%d, url: 'http://127.0.0.1:9/', mode: simple}\n", i)
 	}
 	manyPath := filepath.Join(dir, "many.yaml")
-	writeFile(t, manyPath, many.String())
+	testutil.WriteFile(t, manyPath, many.String())
 	run := func(bin string, args ...string) (int, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()

@@ -1,18 +1,10 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,113 +15,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/oxcross/oxcross/internal/testutil"
 )
-
-// pki is a test CA with a server certificate for 127.0.0.1 and localhost
-// and a client certificate, written as PEM files to dir.
-type pki struct {
-	dir                             string
-	caFile                          string
-	serverCert, serverKey           string
-	clientCert, clientKey           string
-	pool                            *x509.CertPool
-	client                          tls.Certificate
-	otherClientCert, otherClientKey string // signed by another CA
-	otherClient                     tls.Certificate
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	dir := t.TempDir()
-	p := &pki{dir: dir, pool: x509.NewCertPool()}
-	caKey, caCert, caDER := newCA(t, "Oxcross test CA")
-	p.caFile = writePEM(t, dir, "ca.crt", "CERTIFICATE", caDER)
-	p.pool.AddCert(caCert)
-
-	serverTmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "oxcross test server"},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	p.serverCert, p.serverKey, _ = issue(t, dir, "server", serverTmpl, caCert, caKey)
-	clientTmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "oxcross-leaf"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	p.clientCert, p.clientKey, p.client = issue(t, dir, "client", clientTmpl, caCert, caKey)
-
-	otherKey, otherCA, _ := newCA(t, "Someone else's CA")
-	p.otherClientCert, p.otherClientKey, p.otherClient = issue(t, dir, "other-client", clientTmpl, otherCA, otherKey)
-	return p
-}
-
-func newCA(t *testing.T, name string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, der
-}
-
-// issue signs tmpl with the CA and writes <name>.crt and <name>.key.
-func issue(t *testing.T, dir, name string, tmpl *x509.Certificate, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (certFile, keyFile string, pair tls.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = writePEM(t, dir, name+".crt", "CERTIFICATE", der)
-	keyFile = writePEM(t, dir, name+".key", "PRIVATE KEY", keyDER)
-	pair, err = tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile, pair
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // bcryptHash hashes a password for basic_auth_users. The lowest cost keeps
 // the race-enabled servers quick; exporter-toolkit accepts any cost.
@@ -142,40 +30,25 @@ func bcryptHash(t *testing.T, password string) string {
 	return string(h)
 }
 
-// httpsClient trusts the test CA and, when cert is given, presents it.
-func (p *pki) httpsClient(t *testing.T, cert *tls.Certificate) *http.Client {
+// httpsClient trusts ca and, when cert is given, presents it.
+func httpsClient(t *testing.T, ca *testutil.CA, cert *testutil.Cert) *http.Client {
 	t.Helper()
-	cfg := &tls.Config{RootCAs: p.pool}
+	cfg := &tls.Config{RootCAs: ca.Pool}
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
+		cfg.Certificates = []tls.Certificate{cert.TLS}
 	}
 	tr := &http.Transport{TLSClientConfig: cfg}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
-// call does one request; user "" sends no credentials. A transport error
-// is returned as code 0 and the error text.
-func call(t *testing.T, c *http.Client, method, rawURL, user, password, body string) (int, string) {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
+// basicAuth is the header testutil.Do sends for basic auth as user with
+// password; none when user is "".
+func basicAuth(user, password string) []string {
+	if user == "" {
+		return nil
 	}
-	req, err := http.NewRequest(method, rawURL, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, password)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))}
 }
 
 // startPrometheus runs Debian's Prometheus until the test ends.
@@ -208,11 +81,10 @@ func startPrometheus(t *testing.T, args ...string) *proc {
 // the series' labels and values.
 func promQuery(t *testing.T, addr, query string) ([]map[string]string, []string, error) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(query))
+	resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+addr+"/api/v1/query?query="+url.QueryEscape(query), "")
 	if err != nil {
 		return nil, nil, err
 	}
-	defer resp.Body.Close()
 	var r struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
@@ -223,7 +95,7 @@ func promQuery(t *testing.T, addr, query string) ([]map[string]string, []string,
 			} `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+	if err := json.Unmarshal([]byte(resp.Body), &r); err != nil {
 		return nil, nil, err
 	}
 	if r.Status != "success" {
@@ -247,7 +119,10 @@ func TestSecureFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Prometheus")
 	}
-	p := newPKI(t)
+	ca := testutil.NewCA(t, "Oxcross test CA")
+	serverCert := ca.Server(t) // 127.0.0.1, ::1 and localhost
+	leafCert := ca.Client(t, "oxcross-leaf")
+	otherCert := testutil.NewCA(t, "Someone else's CA").Client(t, "oxcross-leaf")
 	dir := t.TempDir()
 	const (
 		leafID       = "leaf-secure"
@@ -255,14 +130,14 @@ func TestSecureFleet(t *testing.T) {
 		promPassword = "prometheus-secret"
 	)
 	promPasswordFile := filepath.Join(dir, "prometheus.password")
-	writeFile(t, promPasswordFile, promPassword+"\n")
+	testutil.WriteFile(t, promPasswordFile, promPassword+"\n")
 	leafPasswordFile := filepath.Join(dir, "leaf.password")
-	writeFile(t, leafPasswordFile, leafPassword+"\n")
+	testutil.WriteFile(t, leafPasswordFile, leafPassword+"\n")
 
 	// The configserver: TLS with client certificates from the CA, and basic
 	// auth for the leaf and for Prometheus.
 	csWeb := filepath.Join(dir, "configserver-web.yml")
-	writeFile(t, csWeb, fmt.Sprintf(`tls_server_config:
+	testutil.WriteFile(t, csWeb, fmt.Sprintf(`tls_server_config:
   cert_file: %s
   key_file: %s
   client_auth_type: RequireAndVerifyClientCert
@@ -270,33 +145,33 @@ func TestSecureFleet(t *testing.T) {
 basic_auth_users:
   leaf: %s
   prometheus: %s
-`, p.serverCert, p.serverKey, p.caFile, bcryptHash(t, leafPassword), bcryptHash(t, promPassword)))
+`, serverCert.CertFile, serverCert.KeyFile, ca.CertFile, bcryptHash(t, leafPassword), bcryptHash(t, promPassword)))
 	// The leaf: TLS and basic auth for Prometheus.
 	leafWeb := filepath.Join(dir, "leaf-web.yml")
-	writeFile(t, leafWeb, fmt.Sprintf(`tls_server_config:
+	testutil.WriteFile(t, leafWeb, fmt.Sprintf(`tls_server_config:
   cert_file: %s
   key_file: %s
 basic_auth_users:
   prometheus: %s
-`, p.serverCert, p.serverKey, bcryptHash(t, promPassword)))
+`, serverCert.CertFile, serverCert.KeyFile, bcryptHash(t, promPassword)))
 	// The leaf's client to the configserver, in prometheus/common's format.
 	leafClient := filepath.Join(dir, "leaf-http-client.yml")
-	writeFile(t, leafClient, fmt.Sprintf(`tls_config:
+	testutil.WriteFile(t, leafClient, fmt.Sprintf(`tls_config:
   ca_file: %s
   cert_file: %s
   key_file: %s
 basic_auth:
   username: leaf
   password_file: %s
-`, p.caFile, p.clientCert, p.clientKey, leafPasswordFile))
+`, ca.CertFile, leafCert.CertFile, leafCert.KeyFile, leafPasswordFile))
 
-	op, cp, lp, pp := freePort(t), freePort(t), freePort(t), freePort(t)
+	op, cp, lp, pp := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	originAddr := fmt.Sprintf("127.0.0.1:%d", op)
 	csAddr := fmt.Sprintf("127.0.0.1:%d", cp)
 	leafAddr := fmt.Sprintf("127.0.0.1:%d", lp)
 	promAddr := fmt.Sprintf("127.0.0.1:%d", pp)
 	cfg := filepath.Join(dir, "config.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`interval: 500ms
+	testutil.WriteFile(t, cfg, fmt.Sprintf(`interval: 500ms
 timeout: 400ms
 origins:
   - name: secure-adv
@@ -318,15 +193,18 @@ origins:
 		"--leaf.id="+leafID, "--config.url=https://"+csAddr, "--config.http-client-file="+leafClient,
 		"--leaf.label", "region=test", "--config.refresh-interval=1s", "--config.min-interval=100ms", "--config.cache-file="+filepath.Join(dir, "cache.json"))
 
-	withCert := p.httpsClient(t, &p.client)
-	noCert := p.httpsClient(t, nil)
+	withCert := httpsClient(t, ca, leafCert)
+	noCert := httpsClient(t, ca, nil)
 	cs := "https://" + csAddr
-	waitFor(t, 20*time.Second, "configserver and leaf up over TLS", func() string {
-		if code, body := call(t, withCert, http.MethodGet, cs+"/-/healthy", "prometheus", promPassword, ""); code != http.StatusOK {
-			return fmt.Sprintf("configserver /-/healthy: %d %s", code, body)
+	promAuth := basicAuth("prometheus", promPassword)
+	testutil.EventuallyReason(t, 20*time.Second, "configserver and leaf up over TLS", func() string {
+		resp, err := testutil.TryDo(withCert, http.MethodGet, cs+"/-/healthy", "", promAuth...)
+		if err != nil || resp.Code != http.StatusOK {
+			return fmt.Sprintf("configserver /-/healthy: %d %s %v", resp.Code, resp.Body, err)
 		}
-		if code, body := call(t, noCert, http.MethodGet, "https://"+leafAddr+"/-/healthy", "prometheus", promPassword, ""); code != http.StatusOK {
-			return fmt.Sprintf("leaf /-/healthy: %d %s", code, body)
+		resp, err = testutil.TryDo(noCert, http.MethodGet, "https://"+leafAddr+"/-/healthy", "", promAuth...)
+		if err != nil || resp.Code != http.StatusOK {
+			return fmt.Sprintf("leaf /-/healthy: %d %s %v", resp.Code, resp.Body, err)
 		}
 		return ""
 	})
@@ -337,16 +215,19 @@ origins:
 		Targets []string          `json:"targets"`
 		Labels  map[string]string `json:"labels"`
 	}
-	waitFor(t, 15*time.Second, "leaf in /sd/leaves", func() string {
-		code, body := call(t, withCert, http.MethodGet, cs+"/sd/leaves", "prometheus", promPassword, "")
-		if code != http.StatusOK {
-			return fmt.Sprintf("/sd/leaves: %d %s", code, body)
+	testutil.EventuallyReason(t, 15*time.Second, "leaf in /sd/leaves", func() string {
+		resp, err := testutil.TryDo(withCert, http.MethodGet, cs+"/sd/leaves", "", promAuth...)
+		if err != nil {
+			return err.Error()
 		}
-		if err := json.Unmarshal([]byte(body), &sd); err != nil {
+		if resp.Code != http.StatusOK {
+			return fmt.Sprintf("/sd/leaves: %d %s", resp.Code, resp.Body)
+		}
+		if err := json.Unmarshal([]byte(resp.Body), &sd); err != nil {
 			return err.Error()
 		}
 		if len(sd) != 1 || len(sd[0].Targets) != 1 || sd[0].Targets[0] != leafAddr || sd[0].Labels["leaf_id"] != leafID || sd[0].Labels["region"] != "test" {
-			return "/sd/leaves: " + body
+			return "/sd/leaves: " + resp.Body
 		}
 		return ""
 	})
@@ -354,7 +235,7 @@ origins:
 	// Prometheus: http_sd against the configserver (CA, client certificate,
 	// basic auth), scraping the leaf over TLS with basic auth.
 	promYML := filepath.Join(dir, "prometheus.yml")
-	writeFile(t, promYML, fmt.Sprintf(`global:
+	testutil.WriteFile(t, promYML, fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
@@ -376,7 +257,7 @@ scrape_configs:
         basic_auth:
           username: prometheus
           password_file: %[2]s
-`, p.caFile, promPasswordFile, csAddr, p.clientCert, p.clientKey))
+`, ca.CertFile, promPasswordFile, csAddr, leafCert.CertFile, leafCert.KeyFile))
 	startPrometheus(t, "--config.file="+promYML, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
 
@@ -397,44 +278,46 @@ scrape_configs:
 		{"configserver /sd/leaves without credentials", withCert, cs + "/sd/leaves", "", ""},
 		{"configserver /metrics with a wrong password", withCert, cs + "/metrics", "leaf", "wrong"},
 	} {
-		code, body := call(t, c.client, http.MethodGet, c.url, c.user, c.pass, "")
-		if code != http.StatusUnauthorized || strings.Contains(body, "oxcross_") || strings.Contains(body, "origins") {
-			t.Errorf("%s: %d %q, want 401 and nothing else", c.what, code, body)
+		resp, err := testutil.TryDo(c.client, http.MethodGet, c.url, "", basicAuth(c.user, c.pass)...)
+		if err != nil || resp.Code != http.StatusUnauthorized || strings.Contains(resp.Body, "oxcross_") || strings.Contains(resp.Body, "origins") {
+			t.Errorf("%s: %d %q (%v), want 401 and nothing else", c.what, resp.Code, resp.Body, err)
 		}
 	}
-	if code, _ := call(t, noCert, http.MethodPut, cs+"/api/v1/leaves/sneaky", "", "", `{"address": ":9299"}`); code != 0 {
-		t.Errorf("registration without a client certificate: status %d, want the TLS handshake refused", code)
+	if resp, err := testutil.TryDo(noCert, http.MethodPut, cs+"/api/v1/leaves/sneaky", `{"address": ":9299"}`); err == nil {
+		t.Errorf("registration without a client certificate: status %d, want the TLS handshake refused", resp.Code)
 	}
-	if code, body := call(t, withCert, http.MethodPut, cs+"/api/v1/leaves/sneaky", "", "", `{"address": ":9299"}`); code != http.StatusUnauthorized {
-		t.Errorf("registration without basic auth: %d %s, want 401", code, body)
+	if resp := testutil.Do(t, withCert, http.MethodPut, cs+"/api/v1/leaves/sneaky", `{"address": ":9299"}`); resp.Code != http.StatusUnauthorized {
+		t.Errorf("registration without basic auth: %d %s, want 401", resp.Code, resp.Body)
 	}
 	// A client certificate from another CA is refused too.
-	other := p.httpsClient(t, &p.otherClient)
-	if code, body := call(t, other, http.MethodGet, cs+"/config", "leaf", leafPassword, ""); code != 0 {
-		t.Errorf("/config with a client certificate of another CA: %d %q, want the TLS handshake refused", code, body)
+	leafAuth := basicAuth("leaf", leafPassword)
+	other := httpsClient(t, ca, otherCert)
+	if resp, err := testutil.TryDo(other, http.MethodGet, cs+"/config", "", leafAuth...); err == nil {
+		t.Errorf("/config with a client certificate of another CA: %d %q, want the TLS handshake refused", resp.Code, resp.Body)
 	}
 	// The right credentials get the leaf's view.
-	if code, body := call(t, withCert, http.MethodGet, cs+"/config?leaf_id="+leafID, "leaf", leafPassword, ""); code != http.StatusOK || !strings.Contains(body, "test-only") || strings.Contains(body, "eu-only") {
-		t.Errorf("/config?leaf_id=%s with credentials: %d %s, want test-only and not eu-only", leafID, code, body)
+	if resp := testutil.Do(t, withCert, http.MethodGet, cs+"/config?leaf_id="+leafID, "", leafAuth...); resp.Code != http.StatusOK || !strings.Contains(resp.Body, "test-only") || strings.Contains(resp.Body, "eu-only") {
+		t.Errorf("/config?leaf_id=%s with credentials: %d %s, want test-only and not eu-only", leafID, resp.Code, resp.Body)
 	}
 	// Plain HTTP to the TLS ports gets nothing but Go's 400.
 	for _, u := range []string{"http://" + leafAddr + "/metrics", "http://" + csAddr + "/config", "http://" + csAddr + "/sd/leaves"} {
-		code, _, body := get(t, u)
-		if code == http.StatusOK || strings.Contains(body, "oxcross_") || strings.Contains(body, "origins") || strings.Contains(body, "targets") {
-			t.Errorf("plain HTTP %s: %d %q, want no content", u, code, body)
+		// No answer at all is no content either.
+		resp, err := testutil.TryDo(nil, http.MethodGet, u, "")
+		if err == nil && (resp.Code == http.StatusOK || strings.Contains(resp.Body, "oxcross_") || strings.Contains(resp.Body, "origins") || strings.Contains(resp.Body, "targets")) {
+			t.Errorf("plain HTTP %s: %d %q, want no content", u, resp.Code, resp.Body)
 		}
 	}
 	// A registration for an address the request does not come from is
 	// refused, credentials or not.
-	code, body := call(t, withCert, http.MethodPut, cs+"/api/v1/leaves/impostor", "leaf", leafPassword, `{"address": "192.0.2.1:9299", "labels": {"region": "test"}}`)
-	if code != http.StatusForbidden || !strings.Contains(body, "not the request's source") {
-		t.Errorf("registration for 192.0.2.1:9299: %d %q, want 403 with the reason", code, body)
+	resp := testutil.Do(t, withCert, http.MethodPut, cs+"/api/v1/leaves/impostor", `{"address": "192.0.2.1:9299", "labels": {"region": "test"}}`, leafAuth...)
+	if resp.Code != http.StatusForbidden || !strings.Contains(resp.Body, "not the request's source") {
+		t.Errorf("registration for 192.0.2.1:9299: %d %q, want 403 with the reason", resp.Code, resp.Body)
 	}
 
 	// Prometheus finds the leaf, scrapes it and stores its probe results.
 	upQuery := fmt.Sprintf(`up{job="oxcross-leaf",leaf_id=%q,region="test"} == 1`, leafID)
 	resultsQuery := fmt.Sprintf(`oxcross_leaf_probe_results{job="oxcross-leaf",leaf_id=%q,source_id=%q,result="true"}`, leafID, leafID)
-	waitFor(t, 40*time.Second, "Prometheus scrapes the leaf through http_sd", func() string {
+	testutil.EventuallyReason(t, 40*time.Second, "Prometheus scrapes the leaf through http_sd", func() string {
 		up, _, err := promQuery(t, promAddr, upQuery)
 		if err != nil {
 			return err.Error()
@@ -470,8 +353,8 @@ scrape_configs:
 	if err := leaf.stop(t); err != nil {
 		t.Errorf("leaf exit after SIGTERM: %v", err)
 	}
-	code, body = call(t, withCert, http.MethodGet, cs+"/sd/leaves", "prometheus", promPassword, "")
-	if code != http.StatusOK || body != "[]" {
-		t.Errorf("/sd/leaves right after the leaf stopped: %d %s, want []", code, body)
+	resp = testutil.Do(t, withCert, http.MethodGet, cs+"/sd/leaves", "", promAuth...)
+	if resp.Code != http.StatusOK || resp.Body != "[]" {
+		t.Errorf("/sd/leaves right after the leaf stopped: %d %s, want []", resp.Code, resp.Body)
 	}
 }

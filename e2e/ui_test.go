@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 // chromium finds Debian's chromium, which scripts/packages.d/ui.txt
@@ -50,9 +52,9 @@ func TestStatusPages(t *testing.T) {
 	bin := chromium(t)
 	f := startFleet(t, "")
 	_, leafAddr := f.startLeaf(t, filepath.Join(t.TempDir(), "cache.json"))
-	waitFor(t, 15*time.Second, "origins probed", func() string {
+	testutil.EventuallyReason(t, 15*time.Second, "origins probed", func() string {
 		m := scrape(t, leafAddr)
-		if okCount(m, "adv") < 2 || okCount(m, "simple") < 2 {
+		if okCount(t, m, "adv") < 2 || okCount(t, m, "simple") < 2 {
 			return "not probed yet"
 		}
 		return ""

@@ -52,44 +52,6 @@ func Parse(r io.Reader) (Families, error) {
 	return fams, nil
 }
 
-// Value returns the value of the series of metric name whose labels
-// include want, and whether there is one. Histograms give their count.
-func (f Families) Value(name string, want map[string]string) (float64, bool) {
-	mf := f[name]
-	if mf == nil {
-		return 0, false
-	}
-	for _, m := range mf.GetMetric() {
-		if !hasLabels(m, want) {
-			continue
-		}
-		switch {
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		case m.Untyped != nil:
-			return m.GetUntyped().GetValue(), true
-		}
-	}
-	return 0, false
-}
-
-func hasLabels(m *dto.Metric, want map[string]string) bool {
-	n := 0
-	for _, lp := range m.GetLabel() {
-		if v, ok := want[lp.GetName()]; ok {
-			if v != lp.GetValue() {
-				return false
-			}
-			n++
-		}
-	}
-	return n == len(want)
-}
-
 // Origin is what a leaf measured of one origin.
 type Origin struct {
 	ID        string
