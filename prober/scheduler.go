@@ -145,13 +145,6 @@ func (s *Scheduler) Stop() {
 	s.wg.Wait()
 }
 
-// Len reports how many origins are scheduled.
-func (s *Scheduler) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.runners)
-}
-
 // start runs t's probe loop; when prev is set, the loop waits for the
 // origin's previous loop to end first.
 func (s *Scheduler) start(t *config.Target, m config.Module, prev <-chan struct{}) *runner {
