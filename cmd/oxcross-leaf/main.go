@@ -77,7 +77,7 @@ func main() {
 	run := app.Command("run", "Probe the config's origins and serve /metrics, /probe and the status page (the default).").Default()
 	probe := app.Command("probe", "Probe TARGET once now and print the measurements; exit 0 on success, 1 on failure.")
 	probe.Flag("module", "Module to probe with: simple, advanced, tcp, icmp, or one defined in --config.file.").
-		Short('m').Default("simple").StringVar(&o.probeModule)
+		Short('m').Default(prober.DefaultProbeModule).StringVar(&o.probeModule)
 	probe.Flag("timeout", "The probe's timeout.").Default("10s").SetValue(&o.probeTimeout)
 	probe.Arg("target", "URL (simple, advanced), host:port (tcp) or host (icmp).").Required().StringVar(&o.probeTarget)
 
