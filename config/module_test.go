@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -180,26 +179,7 @@ origins: [{url: 'http://h'}]
 		{"line 6", "modules.web: http: tls: cert_file and key_file go together"},
 		{"line 11", "modules.ssh: http: only for kinds http and oxcross"},
 	}
-	var joined interface{ Unwrap() []error }
-	if !errors.As(err, &joined) {
-		t.Fatalf("error %T is not an errors.Join of the problems: %v", err, err)
-	}
-	errs := joined.Unwrap()
-	if len(errs) != len(want) {
-		t.Errorf("got %d errors, want %d:\n%v", len(errs), len(want), err)
-	}
-	for _, w := range want {
-		found := false
-		for _, e := range errs {
-			if containsAll(e.Error(), w...) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			t.Errorf("no error contains all of %q:\n%v", w, err)
-		}
-	}
+	checkJoined(t, err, want)
 }
 
 // TestModuleEmptySettings: an empty list or mapping in a kind's settings

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/testutil"
 	"github.com/oxcross/oxcross/prober"
 )
 
@@ -108,6 +109,33 @@ func checkErrors(t *testing.T, tests []errorCase) {
 				t.Errorf("Parse(%q) error %q has an empty entry or field", tt.in, err)
 			}
 		})
+	}
+}
+
+// checkJoined checks that err is an errors.Join of one error for each
+// problem of want, each error containing all the substrings of its
+// problem: its line, entry and field.
+func checkJoined(t *testing.T, err error, want [][]string) {
+	t.Helper()
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("error %T is not an errors.Join of the problems: %v", err, err)
+	}
+	errs := joined.Unwrap()
+	if len(errs) != len(want) {
+		t.Errorf("got %d errors, want %d:\n%v", len(errs), len(want), err)
+	}
+	for _, w := range want {
+		found := false
+		for _, e := range errs {
+			if containsAll(e.Error(), w...) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("no error contains all of %q:\n%v", w, err)
+		}
 	}
 }
 
@@ -388,26 +416,7 @@ origins:
 		{"line 10", "origins[2]", "name"},
 		{"line 14", "origins[3]", "labels", `"job"`},
 	}
-	joined, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		t.Fatalf("error %T is not an errors.Join of the problems: %v", err, err)
-	}
-	errs := joined.Unwrap()
-	if len(errs) != len(want) {
-		t.Errorf("got %d errors, want %d:\n%v", len(errs), len(want), err)
-	}
-	for _, w := range want {
-		found := false
-		for _, e := range errs {
-			if containsAll(e.Error(), w...) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			t.Errorf("no error contains all of %q:\n%v", w, err)
-		}
-	}
+	checkJoined(t, err, want)
 	if lines := strings.Split(err.Error(), "\n"); len(lines) != len(want) {
 		t.Errorf("error text has %d lines, want one per problem (%d):\n%v", len(lines), len(want), err)
 	}
@@ -481,16 +490,6 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
-// manyOrigins is a config with n simple origins at interval.
-func manyOrigins(n int, interval string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "interval: %s\norigins:\n", interval)
-	for i := range n {
-		fmt.Fprintf(&b, "  - {name: o%d, url: 'http://127.0.0.1:9/%d', mode: simple}\n", i, i)
-	}
-	return b.String()
-}
-
 func TestDefaultLimits(t *testing.T) {
 	if config.DefaultLimits.MaxOrigins != 10000 || config.DefaultLimits.MinInterval != time.Second {
 		t.Errorf("DefaultLimits = %+v, want 10000 origins and 1s (docs/configuration.md says so)", config.DefaultLimits)
@@ -502,18 +501,18 @@ func TestDefaultLimits(t *testing.T) {
 // flag; one at the limit loads; without limits anything goes.
 func TestLimitsMaxOrigins(t *testing.T) {
 	lim := kinds.Parser(config.Limits{MaxOrigins: 50})
-	if cfg, err := lim.Parse([]byte(manyOrigins(50, "10s"))); err != nil || len(cfg.Origins) != 50 {
+	if cfg, err := lim.Parse([]byte(testutil.OriginsConfig(50, "10s"))); err != nil || len(cfg.Origins) != 50 {
 		t.Fatalf("50 origins with a limit of 50: %v", err)
 	}
-	_, err := lim.Parse([]byte(manyOrigins(51, "10s")))
+	_, err := lim.Parse([]byte(testutil.OriginsConfig(51, "10s")))
 	if err == nil || !containsAll(err.Error(), "line 3", "origins", "51 origins", "limit of 50", "--config.max-origins") {
 		t.Errorf("51 origins with a limit of 50: %v", err)
 	}
 	// Served configs (the leaf's side) are held to the same limit.
-	if _, err := lim.ParseView([]byte(manyOrigins(51, "10s"))); err == nil {
+	if _, err := lim.ParseView([]byte(testutil.OriginsConfig(51, "10s"))); err == nil {
 		t.Errorf("ParseView accepted 51 origins with a limit of 50")
 	}
-	if _, err := parser.Parse([]byte(manyOrigins(51, "10s"))); err != nil {
+	if _, err := parser.Parse([]byte(testutil.OriginsConfig(51, "10s"))); err != nil {
 		t.Errorf("Parse without limits: %v", err)
 	}
 }
@@ -522,7 +521,7 @@ func TestLimitsMaxOrigins(t *testing.T) {
 // origins without validating each: an absurd list costs little more than
 // reading it.
 func TestLimitsMaxOriginsDefault(t *testing.T) {
-	text := []byte(manyOrigins(config.DefaultLimits.MaxOrigins+1, "10s"))
+	text := []byte(testutil.OriginsConfig(config.DefaultLimits.MaxOrigins+1, "10s"))
 	start := time.Now()
 	_, err := kinds.Parser(config.DefaultLimits).Parse(text)
 	took := time.Since(start)

@@ -545,34 +545,24 @@ func TestConcurrentReloadAndServe(t *testing.T) {
 	}
 }
 
-// limitsConfig lists n origins at interval.
-func limitsConfig(n int, interval string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "interval: %s\norigins:\n", interval)
-	for i := range n {
-		fmt.Fprintf(&b, "  - {name: o%d, url: 'http://127.0.0.1:9/%d', mode: simple}\n", i, i)
-	}
-	return b.String()
-}
-
 // TestLimitsAtLoadAndReload: a config file beyond --config.max-origins or
 // --config.min-interval stops the configserver at start, and on reload is
 // refused like any broken edit: the previous config stays served.
 func TestLimitsAtLoadAndReload(t *testing.T) {
 	opts := configserver.Options{Parser: kinds.Parser(config.Limits{MaxOrigins: 3, MinInterval: time.Second})}
 	path := filepath.Join(t.TempDir(), "config.yaml")
-	testutil.WriteFile(t, path, limitsConfig(4, "10s"))
+	testutil.WriteFile(t, path, testutil.OriginsConfig(4, "10s"))
 	if _, err := configserver.New(path, opts, prometheus.NewRegistry(), discard); err == nil || !strings.Contains(err.Error(), "--config.max-origins") {
 		t.Fatalf("start with 4 origins and a limit of 3: %v", err)
 	}
-	testutil.WriteFile(t, path, limitsConfig(3, "10s"))
+	testutil.WriteFile(t, path, testutil.OriginsConfig(3, "10s"))
 	reg := prometheus.NewRegistry()
 	s, err := configserver.New(path, opts, reg, discard)
 	if err != nil {
 		t.Fatalf("start within the limits: %v", err)
 	}
 	good := s.Current().ETag
-	for _, text := range []string{limitsConfig(4, "10s"), limitsConfig(1, "10ms")} {
+	for _, text := range []string{testutil.OriginsConfig(4, "10s"), testutil.OriginsConfig(1, "10ms")} {
 		testutil.WriteFile(t, path, text)
 		err := s.Reload()
 		if err == nil || !(strings.Contains(err.Error(), "--config.max-origins") || strings.Contains(err.Error(), "--config.min-interval")) {

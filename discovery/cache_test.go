@@ -109,7 +109,7 @@ func TestCacheErrors(t *testing.T) {
 // limits it has now.
 func TestCacheLimits(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "cache.json")
-	testutil.WriteFile(t, cache, manyOriginsConfig(3, "10s"))
+	testutil.WriteFile(t, cache, testutil.OriginsConfig(3, "10s"))
 	lim := config.Limits{MaxOrigins: 2, MinInterval: time.Second}
 	if _, err := discovery.ReadCache(cache, kinds.Parser(lim)); err == nil || !strings.Contains(err.Error(), "limit of 2") {
 		t.Errorf("ReadCache beyond the limits: %v", err)

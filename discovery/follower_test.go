@@ -43,6 +43,15 @@ func (a applied) next(t testing.TB, timeout time.Duration) *config.Config {
 	}
 }
 
+// nextOrigin waits for the next applied config and checks that it is
+// what, a config of the one origin want.
+func (a applied) nextOrigin(t testing.TB, timeout time.Duration, want, what string) {
+	t.Helper()
+	if got := originID(a.next(t, timeout)); got != want {
+		t.Fatalf("applied %s, want %s (%s)", got, want, what)
+	}
+}
+
 // none checks that no config has been applied since the last next.
 func (a applied) none(t testing.TB) {
 	t.Helper()
@@ -134,16 +143,11 @@ func TestNewFollowerNeedsOneSource(t *testing.T) {
 
 func TestFollowerRemote(t *testing.T) {
 	s := newConfigServer(t, srcConfig("a.example.com"))
-	remote, err := discovery.NewRemote(s.URL, "", s.Client(), "test", parser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	remote := newRemote(t, s.Server)
 	cache := filepath.Join(t.TempDir(), "cache.json")
 	f, a, reg := follow(t, discovery.FollowerOptions{Remote: remote, CacheFile: cache, RefreshInterval: 50 * time.Millisecond})
 
-	if got := originID(a.next(t, 3*time.Second)); got != "a.example.com-9301-http" {
-		t.Fatalf("applied %s, want a.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "a.example.com-9301-http", "the first config")
 	if err := f.Ready(); err != nil {
 		t.Errorf("Ready after the first config: %v", err)
 	}
@@ -180,9 +184,7 @@ oxcross_leaf_config_refresh_failures_total 0
 
 	// The configserver's config changes: the follower picks it up.
 	s.set(t, srcConfig("b.example.com"))
-	if got := originID(a.next(t, 3*time.Second)); got != "b.example.com-9301-http" {
-		t.Fatalf("applied %s after the change, want b.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "b.example.com-9301-http", "the changed config")
 	testutil.Eventually(t, 2*time.Second, "the cache to hold the new config", func() bool {
 		c, err := discovery.ReadCache(cache, parser)
 		return err == nil && bytes.Equal(c.Body, s.Current().Body)
@@ -225,9 +227,7 @@ func TestFollowerStartsFromCache(t *testing.T) {
 	}
 	f, a, reg := follow(t, discovery.FollowerOptions{Remote: remote, CacheFile: cache, RefreshInterval: 50 * time.Millisecond})
 
-	if got := originID(a.next(t, 3*time.Second)); got != "cached.example.com-9301-http" {
-		t.Fatalf("applied %s, want the cached config", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "cached.example.com-9301-http", "the cached config")
 	if err := f.Ready(); err != nil {
 		t.Errorf("Ready with the cached config: %v", err)
 	}
@@ -253,7 +253,7 @@ func TestFollowerStartsFromCache(t *testing.T) {
 // so a cache written under looser limits is no use, and Ready says why.
 func TestFollowerCacheBeyondLimits(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "cache.json")
-	if err := discovery.WriteCache(cache, snapshot(t, manyOriginsConfig(3, "10s")).Body); err != nil {
+	if err := discovery.WriteCache(cache, snapshot(t, testutil.OriginsConfig(3, "10s")).Body); err != nil {
 		t.Fatal(err)
 	}
 	lim := kinds.Parser(config.Limits{MaxOrigins: 2})
@@ -291,15 +291,10 @@ func TestFollowerCacheThenServer(t *testing.T) {
 	if err := discovery.WriteCache(cache, s.Current().Body); err != nil {
 		t.Fatal(err)
 	}
-	remote, err := discovery.NewRemote(s.URL, "", s.Client(), "test", parser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	remote := newRemote(t, s.Server)
 	_, a, reg := follow(t, discovery.FollowerOptions{Remote: remote, CacheFile: cache, RefreshInterval: 50 * time.Millisecond})
 
-	if got := originID(a.next(t, 3*time.Second)); got != "a.example.com-9301-http" {
-		t.Fatalf("applied %s, want the cached config", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "a.example.com-9301-http", "the cached config")
 	if got := metric(t, reg, metricFromCache); got != 1 {
 		t.Errorf("%s = %v, want 1", metricFromCache, got)
 	}
@@ -314,18 +309,13 @@ func TestFollowerCacheThenServer(t *testing.T) {
 	}
 
 	s.set(t, srcConfig("b.example.com"))
-	if got := originID(a.next(t, 3*time.Second)); got != "b.example.com-9301-http" {
-		t.Fatalf("applied %s after the change, want b.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "b.example.com-9301-http", "the changed config")
 }
 
 func TestFollowerWaitsForServer(t *testing.T) {
 	s := newConfigServer(t, srcConfig("a.example.com"))
 	s.fail(http.StatusServiceUnavailable)
-	remote, err := discovery.NewRemote(s.URL, "", s.Client(), "test", parser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	remote := newRemote(t, s.Server)
 	cache := filepath.Join(t.TempDir(), "cache.json") // there is none yet
 	f, a, reg := follow(t, discovery.FollowerOptions{Remote: remote, CacheFile: cache, RefreshInterval: 50 * time.Millisecond})
 
@@ -348,9 +338,7 @@ func TestFollowerWaitsForServer(t *testing.T) {
 	a.none(t)
 
 	s.fail(0)
-	if got := originID(a.next(t, 5*time.Second)); got != "a.example.com-9301-http" {
-		t.Fatalf("applied %s, want a.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 5*time.Second, "a.example.com-9301-http", "the first config")
 	if err := f.Ready(); err != nil {
 		t.Errorf("Ready after the configserver came up: %v", err)
 	}
@@ -368,16 +356,13 @@ func TestFollowerWaitsForServer(t *testing.T) {
 func TestFollowerConfig(t *testing.T) {
 	s := newConfigServer(t, srcConfig("a.example.com"))
 	s.fail(http.StatusServiceUnavailable)
-	remote, err := discovery.NewRemote(s.URL, "", s.Client(), "test", parser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	remote := newRemote(t, s.Server)
 	// call is one Apply: its config, and what Config returned then.
 	type call struct{ cfg, current *config.Config }
 	calls := make(chan call, 10)
 	reg := prometheus.NewRegistry()
 	var f *discovery.Follower
-	f, err = discovery.NewFollower(discovery.FollowerOptions{
+	f, err := discovery.NewFollower(discovery.FollowerOptions{
 		Remote: remote, RefreshInterval: 50 * time.Millisecond,
 		Apply:  func(c *config.Config) { calls <- call{c, f.Config()} },
 		Logger: discardLogger, Registerer: reg,
@@ -467,14 +452,9 @@ func TestFollowerHeartbeatBeforeFetch(t *testing.T) {
 		events = append(events, fmt.Sprintf("heartbeat after %d fetches", len(s.seen())))
 		return errors.New("the configserver refuses the heartbeat")
 	}
-	remote, err := discovery.NewRemote(s.URL, "", s.Client(), "test", parser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	remote := newRemote(t, s.Server)
 	_, a, _ := follow(t, discovery.FollowerOptions{Remote: remote, Heartbeat: heartbeat, RefreshInterval: 50 * time.Millisecond})
-	if got := originID(a.next(t, 3*time.Second)); got != "a.example.com-9301-http" {
-		t.Fatalf("applied %s, want a.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "a.example.com-9301-http", "the first config")
 	notModifiedTwice(t, s)
 	mu.Lock()
 	defer mu.Unlock()
@@ -495,17 +475,13 @@ func TestFollowerFile(t *testing.T) {
 	const watch = 20 * time.Millisecond
 	f, a, reg := follow(t, discovery.FollowerOptions{File: config.NewFile(path, parser), WatchInterval: watch})
 
-	if got := originID(a.next(t, 3*time.Second)); got != "a.example.com-9301-http" {
-		t.Fatalf("applied %s, want a.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "a.example.com-9301-http", "the first config")
 	if err := f.Ready(); err != nil {
 		t.Errorf("Ready: %v", err)
 	}
 
 	testutil.WriteAtomic(t, path, srcConfig("b.example.com"))
-	if got := originID(a.next(t, 3*time.Second)); got != "b.example.com-9301-http" {
-		t.Fatalf("applied %s after an edit, want b.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "b.example.com-9301-http", "the edited config")
 
 	// A broken edit is counted once and applies nothing.
 	before := metric(t, reg, metricRefreshFailures)
@@ -528,9 +504,7 @@ func TestFollowerFile(t *testing.T) {
 
 	// Fixing it applies the fixed config.
 	testutil.WriteAtomic(t, path, srcConfig("c.example.com"))
-	if got := originID(a.next(t, 3*time.Second)); got != "c.example.com-9301-http" {
-		t.Fatalf("applied %s after the fix, want c.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "c.example.com-9301-http", "the fixed config")
 	if got := metric(t, reg, metricLeafOrigins); got != 1 {
 		t.Errorf("%s = %v, want 1", metricLeafOrigins, got)
 	}
@@ -553,18 +527,14 @@ func TestFollowerFileReload(t *testing.T) {
 	// The watch interval is long: only Reload makes the follower look again.
 	f, a, reg := follow(t, discovery.FollowerOptions{File: config.NewFile(path, parser), WatchInterval: time.Hour})
 
-	if got := originID(a.next(t, 3*time.Second)); got != "a.example.com-9301-http" {
-		t.Fatalf("applied %s, want a.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "a.example.com-9301-http", "the first config")
 	testutil.WriteAtomic(t, path, srcConfig("b.example.com"))
 	// The assertion is that the follower does not look by itself: there
 	// is nothing to wait for, only a window in which to see nothing.
 	time.Sleep(50 * time.Millisecond)
 	a.none(t)
 	f.Reload()
-	if got := originID(a.next(t, 2*time.Second)); got != "b.example.com-9301-http" {
-		t.Fatalf("applied %s after Reload, want b.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 2*time.Second, "b.example.com-9301-http", "the reloaded config")
 
 	// Reloading an unchanged file applies nothing. The second reload
 	// starts once the first is wholly done, Apply included.
@@ -597,9 +567,7 @@ func TestFollowerFileMissingAtStart(t *testing.T) {
 	// Reload cuts the start backoff short.
 	testutil.WriteAtomic(t, path, srcConfig("a.example.com"))
 	f.Reload()
-	if got := originID(a.next(t, 3*time.Second)); got != "a.example.com-9301-http" {
-		t.Fatalf("applied %s, want a.example.com-9301-http", got)
-	}
+	a.nextOrigin(t, 3*time.Second, "a.example.com-9301-http", "the first config")
 	if err := f.Ready(); err != nil {
 		t.Errorf("Ready: %v", err)
 	}

@@ -32,16 +32,6 @@ func srcConfig(host string) string {
 	return fmt.Sprintf("interval: 30\ntimeout: 10\norigins:\n  - scheme: http\n    hostname: %s\n    port: 9301\n", host)
 }
 
-// manyOriginsConfig is a config with n simple origins at interval.
-func manyOriginsConfig(n int, interval string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "interval: %s\norigins:\n", interval)
-	for i := range n {
-		fmt.Fprintf(&b, "  - {name: o%d, url: 'http://127.0.0.1:9/%d', mode: simple}\n", i, i)
-	}
-	return b.String()
-}
-
 // snapshot parses text and normalizes it, as the configserver serves it.
 func snapshot(t testing.TB, text string) *config.Snapshot {
 	t.Helper()
@@ -54,6 +44,17 @@ func snapshot(t testing.TB, text string) *config.Snapshot {
 		t.Fatalf("NewSnapshot: %v", err)
 	}
 	return l
+}
+
+// newRemote is a Remote of srv's config, fetched with srv's client and
+// read with parser.
+func newRemote(t testing.TB, srv *httptest.Server) *discovery.Remote {
+	t.Helper()
+	r, err := discovery.NewRemote(srv.URL, "", srv.Client(), "test", parser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // configRequest is what configServer saw of a request and answered.
@@ -238,10 +239,7 @@ func TestRemoteFetch(t *testing.T) {
 	}
 
 	// SetETag makes the next Fetch conditional on a cached config.
-	r2, err := discovery.NewRemote(s.URL, "", s.Client(), "test", parser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2 := newRemote(t, s.Server)
 	r2.SetETag(l2.ETag)
 	if _, err := r2.Fetch(ctx); !errors.Is(err, config.ErrNotModified) {
 		t.Errorf("Fetch after SetETag(current): err = %v, want ErrNotModified", err)
@@ -272,10 +270,7 @@ func TestRemoteServerETag(t *testing.T) {
 		_, _ = w.Write(body)
 	}))
 	defer srv.Close()
-	r, err := discovery.NewRemote(srv.URL, "", srv.Client(), "test", parser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRemote(t, srv)
 	if l, err := r.Fetch(context.Background()); err != nil || l.ETag != `"v1"` || !bytes.Equal(l.Body, body) {
 		t.Fatalf("Fetch: %v, %v; want the body with the server's ETag", l, err)
 	}
@@ -316,10 +311,7 @@ func TestRemoteFetchErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
-			r, err := discovery.NewRemote(srv.URL, "", srv.Client(), "test", parser)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := newRemote(t, srv)
 			l, err := r.Fetch(context.Background())
 			if err == nil {
 				t.Fatalf("Fetch: no error, got %s", l.Body)
@@ -350,10 +342,7 @@ func TestRemoteFetchErrors(t *testing.T) {
 			<-r.Context().Done()
 		}))
 		defer srv.Close()
-		r, err := discovery.NewRemote(srv.URL, "", srv.Client(), "test", parser)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := newRemote(t, srv)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		if _, err := r.Fetch(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -366,7 +355,7 @@ func TestRemoteFetchErrors(t *testing.T) {
 // configserver cannot hand the leaf a config beyond them.
 func TestRemoteLimits(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte(manyOriginsConfig(3, "10s")))
+		_, _ = w.Write([]byte(testutil.OriginsConfig(3, "10s")))
 	}))
 	defer srv.Close()
 	r, err := discovery.NewRemote(srv.URL, "", srv.Client(), "test", kinds.Parser(config.Limits{MaxOrigins: 2, MinInterval: time.Second}))
@@ -376,10 +365,7 @@ func TestRemoteLimits(t *testing.T) {
 	if _, err := r.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "--config.max-origins") {
 		t.Errorf("Remote.Fetch beyond the limits: %v", err)
 	}
-	r, err = discovery.NewRemote(srv.URL, "", srv.Client(), "test", parser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r = newRemote(t, srv)
 	if _, err := r.Fetch(context.Background()); err != nil {
 		t.Errorf("Remote.Fetch without limits: %v", err)
 	}

@@ -92,6 +92,22 @@ func encode(t *testing.T, v any) []byte {
 	return b
 }
 
+// wireGroups encodes v as an http_sd body, fails the test unless
+// Prometheus takes all of it (decodeHTTPSD), and returns the body and
+// the groups read back from it.
+func wireGroups(t *testing.T, v any) ([]byte, []discovery.TargetGroup) {
+	t.Helper()
+	data := encode(t, v)
+	if _, err := decodeHTTPSD(data); err != nil {
+		t.Fatalf("http_sd %s: %v", data, err)
+	}
+	var groups []discovery.TargetGroup
+	if err := json.Unmarshal(data, &groups); err != nil {
+		t.Fatal(err)
+	}
+	return data, groups
+}
+
 func TestLeafGroups(t *testing.T) {
 	if got := string(encode(t, discovery.LeafGroups(nil))); got != "[]" {
 		t.Errorf("LeafGroups(nil) encodes as %s, want []", got)
@@ -235,17 +251,7 @@ func FuzzLeafGroups(f *testing.F) {
 		}
 		l := discovery.Leaf{ID: id, Address: addr, Labels: labels, Version: version, Static: static, LastSeen: time.Unix(seen, 0)}
 		other := discovery.Leaf{ID: "other", Address: "127.0.0.1:1"}
-		data, err := json.Marshal(discovery.LeafGroups([]discovery.Leaf{l, other}))
-		if err != nil {
-			t.Fatalf("encoding: %v", err)
-		}
-		if _, err := decodeHTTPSD(data); err != nil {
-			t.Fatalf("http_sd %s: %v", data, err)
-		}
-		var groups []discovery.TargetGroup
-		if err := json.Unmarshal(data, &groups); err != nil {
-			t.Fatal(err)
-		}
+		data, groups := wireGroups(t, discovery.LeafGroups([]discovery.Leaf{l, other}))
 		found := false
 		for _, g := range groups {
 			if g.Labels["leaf_id"] == id {
@@ -273,17 +279,7 @@ func FuzzOriginGroups(f *testing.F) {
 		if err != nil {
 			return
 		}
-		body, err := json.Marshal(discovery.OriginGroups(cfg))
-		if err != nil {
-			t.Fatalf("encoding: %v", err)
-		}
-		if _, err := decodeHTTPSD(body); err != nil {
-			t.Fatalf("http_sd %s: %v", body, err)
-		}
-		var groups []discovery.TargetGroup
-		if err := json.Unmarshal(body, &groups); err != nil {
-			t.Fatal(err)
-		}
+		_, groups := wireGroups(t, discovery.OriginGroups(cfg))
 		if len(groups) != len(cfg.Origins) {
 			t.Fatalf("%d groups for %d origins", len(groups), len(cfg.Origins))
 		}

@@ -3,16 +3,31 @@ package prober
 import (
 	"context"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/internal/testutil"
 )
+
+// checkTLSPhases checks the result of a successful probe over TLS, of
+// either kind: it timed its connect and tls phases, and its TLS expiry is
+// expiry.
+func checkTLSPhases(t *testing.T, r Result, expiry time.Time) {
+	t.Helper()
+	if d := phaseOf(t, r, PhaseConnect); d <= 0 {
+		t.Errorf("connect phase %v, want > 0", d)
+	}
+	if d := phaseOf(t, r, PhaseTLS); d <= 0 {
+		t.Errorf("tls phase %v, want > 0", d)
+	}
+	if !r.TLSExpiry.Equal(expiry) {
+		t.Errorf("TLS expiry %v, want %v", r.TLSExpiry, expiry)
+	}
+}
 
 // TestTLSSettings: a module's TLS settings (server_name,
 // insecure_skip_verify, a client certificate), probed with the http kind.
@@ -233,12 +248,7 @@ func TestIPFamily(t *testing.T) {
 
 	okHandler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	serve := func(v6 bool) string {
-		ts := httptest.NewUnstartedServer(okHandler)
-		ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-		ts.Listener = listenLoopback(t, v6)
-		ts.Start()
-		t.Cleanup(ts.Close)
-		_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
+		_, port, _ := net.SplitHostPort(startLoopbackHTTP(t, okHandler, v6))
 		return port
 	}
 	port4, port6 := serve(false), serve(true)

@@ -171,7 +171,7 @@ func TestProbeHandlerModules(t *testing.T) {
 	web := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hello") }))
 	originTS := newOriginServer(t, origin.Options{})
 	l := listenLoopback(t, false)
-	serveConns(t, l, func(c net.Conn) { _ = c.Close() })
+	testutil.ServeConns(t, l, func(c net.Conn) { _ = c.Close() })
 
 	httpPhases := func(t *testing.T, a probeAnswer) {
 		for p := range numPhases {

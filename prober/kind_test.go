@@ -77,22 +77,7 @@ func (bannerKind) Probe(ctx context.Context, p *prober.Params, r *prober.Result)
 // address.
 func bannerServer(t *testing.T, banner string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, banner+"\r\n")
-			c.Close()
-		}
-	}()
-	return l.Addr().String()
+	return testutil.ServeTCP(t, func(c net.Conn) { _, _ = io.WriteString(c, banner+"\r\n") })
 }
 
 // TestKindDefinedElsewhere proves docs/architecture.md's recipe: a kind

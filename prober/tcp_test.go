@@ -3,10 +3,8 @@ package prober
 import (
 	"crypto/tls"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -28,20 +26,15 @@ func TestTCPKind(t *testing.T) {
 	}
 	tlsListen := func(t *testing.T, v6 bool) string {
 		l := tls.NewListener(listenLoopback(t, v6), &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}})
-		serveConns(t, l, handshake)
+		testutil.ServeConns(t, l, handshake)
 		return l.Addr().String()
 	}
 	plainListen := func(t *testing.T, v6 bool) string {
-		ts := httptest.NewUnstartedServer(http.NotFoundHandler())
-		ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-		ts.Listener = listenLoopback(t, v6)
-		ts.Start()
-		t.Cleanup(ts.Close)
-		return ts.Listener.Addr().String()
+		return startLoopbackHTTP(t, http.NotFoundHandler(), v6)
 	}
 	silentListen := func(t *testing.T, v6 bool) string {
 		l := listenLoopback(t, v6)
-		serveConns(t, l, hold)
+		testutil.ServeConns(t, l, hold)
 		return l.Addr().String()
 	}
 	trusted := TCPSettings{TLS: true, TLSConfig: TLSSettings{CAFile: fx.ca.CertFile}}
@@ -97,15 +90,7 @@ func TestTCPKind(t *testing.T) {
 			tcp:    &trusted,
 			want:   ReasonOK,
 			check: func(t *testing.T, r Result) {
-				if d := phaseOf(t, r, PhaseTLS); d <= 0 {
-					t.Errorf("tls phase %v, want > 0", d)
-				}
-				if d := phaseOf(t, r, PhaseConnect); d <= 0 {
-					t.Errorf("connect phase %v, want > 0", d)
-				}
-				if !r.TLSExpiry.Equal(fx.server.Leaf.NotAfter) {
-					t.Errorf("TLS expiry %v, want %v", r.TLSExpiry, fx.server.Leaf.NotAfter)
-				}
+				checkTLSPhases(t, r, fx.server.Leaf.NotAfter)
 			},
 		},
 		{

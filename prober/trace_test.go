@@ -1,11 +1,7 @@
 package prober
 
 import (
-	"crypto/tls"
-	"io"
-	"log"
 	"net"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -79,11 +75,7 @@ func TestProbeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	fx := newTLSFixture(t)
-	ts := httptest.NewUnstartedServer(h)
-	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	ts.TLS = &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}}
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
+	ts := startHTTPServer(t, fx, tlsServer, h)
 
 	// The default client does not know the test's authority.
 	checkReason(t, probe(t, newTestProber(), advanced(ts.URL+origin.Path), nil), ReasonTLS)
@@ -117,6 +109,6 @@ func TestProbeTLSToPlainServer(t *testing.T) {
 func TestProbeTLSHandshakeClosed(t *testing.T) {
 	t.Parallel()
 	l := listenLoopback(t, false)
-	serveConns(t, l, func(c net.Conn) { _ = c.Close() })
+	testutil.ServeConns(t, l, func(c net.Conn) { _ = c.Close() })
 	checkReason(t, probe(t, newTestProber(), advanced("https://"+l.Addr().String()+origin.Path), nil), ReasonTLS)
 }

@@ -31,16 +31,14 @@ const maxUDPAnswer = 1232
 // not be in it: use names under .test or .invalid.
 type DNSServer struct {
 	udp net.PacketConn
-	tcp net.Listener
+	tcp *connServer
 
 	mu      sync.Mutex
 	hosts   map[string][]netip.Addr // by canonical name, see canonicalName
 	queries map[string]int          // by canonical name, all types
 	total   int
-	conns   map[net.Conn]struct{}
-	closed  bool
 
-	wg sync.WaitGroup
+	wg sync.WaitGroup // the UDP server
 }
 
 // NewDNSServer starts a DNS server answering for hosts (names with or
@@ -63,17 +61,15 @@ func NewDNSServer(t testing.TB, hosts map[string][]netip.Addr) *DNSServer {
 	}
 	s := &DNSServer{
 		udp:     udp,
-		tcp:     tcp,
 		hosts:   make(map[string][]netip.Addr, len(hosts)),
 		queries: make(map[string]int),
-		conns:   make(map[net.Conn]struct{}),
 	}
 	for name, addrs := range hosts {
 		s.Set(name, addrs...)
 	}
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go s.serveUDP()
-	go s.serveTCP()
+	s.tcp = startConnServer(tcp, s.serveTCPConn)
 	t.Cleanup(s.close)
 	return s
 }
@@ -82,7 +78,7 @@ func NewDNSServer(t testing.TB, hosts map[string][]netip.Addr) *DNSServer {
 func (s *DNSServer) Addr() string { return s.udp.LocalAddr().String() }
 
 // TCPAddr returns the server's TCP address, host:port.
-func (s *DNSServer) TCPAddr() string { return s.tcp.Addr().String() }
+func (s *DNSServer) TCPAddr() string { return s.tcp.l.Addr().String() }
 
 // Set makes the server answer for host with addrs from now on, replacing
 // what it answered before. Without addrs, host exists but has no address.
@@ -132,14 +128,8 @@ func (s *DNSServer) Resolver() *net.Resolver {
 }
 
 func (s *DNSServer) close() {
-	s.mu.Lock()
-	s.closed = true
-	for c := range s.conns {
-		_ = c.Close()
-	}
-	s.mu.Unlock()
+	s.tcp.close()
 	_ = s.udp.Close()
-	_ = s.tcp.Close()
 	s.wg.Wait()
 }
 
@@ -156,33 +146,6 @@ func (s *DNSServer) serveUDP() {
 			continue // not a query: no answer, as from a lost packet
 		}
 		_, _ = s.udp.WriteTo(resp, addr)
-	}
-}
-
-func (s *DNSServer) serveTCP() {
-	defer s.wg.Done()
-	for {
-		c, err := s.tcp.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			_ = c.Close()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.serveTCPConn(c)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-			_ = c.Close()
-		}()
 	}
 }
 

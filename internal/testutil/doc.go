@@ -12,6 +12,9 @@
 //     written on, so that a test compares its results with the delays that
 //     actually occurred (ConnRecord, Exchange, Exchange.OffsetError). It
 //     needs no test, for bench/oxbench.
+//   - ServeConns and ServeTCP: a TCP server handing each connection to a
+//     function on a goroutine of its own, closed and waited for at the end
+//     of the test.
 //   - FreePort, ClosedAddr, ClosedURL: ports to listen on and addresses
 //     where nothing listens.
 //
@@ -22,6 +25,8 @@
 //
 // Waiting: Eventually and EventuallyReason poll a condition with a short
 // backoff until it holds or a timeout passes, and say what was last seen.
+//
+// Configs: OriginsConfig, the text of a config file of many origins.
 //
 // Files: WriteFile, WriteAtomic (ReplaceFile without a test) and
 // ConfigMap (NewConfigMap, ConfigMap.Swap), a directory laid out and

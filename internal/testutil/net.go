@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"net"
+	"sync"
 	"testing"
 )
 
@@ -38,4 +39,89 @@ func ClosedAddr(t testing.TB) string {
 func ClosedURL(t testing.TB) string {
 	t.Helper()
 	return "http://" + ClosedAddr(t)
+}
+
+// ServeConns accepts connections on l until l is closed and hands each to
+// serve on a goroutine of its own; a connection is closed when serve
+// returns. At the end of the test it closes l and every connection still
+// open, and waits until every serve has returned: serve should return
+// once its connection is closed.
+func ServeConns(t testing.TB, l net.Listener, serve func(net.Conn)) {
+	t.Helper()
+	s := startConnServer(l, serve)
+	t.Cleanup(s.close)
+}
+
+// ServeTCP listens on a free port of 127.0.0.1 and serves the connections
+// there as ServeConns does. It returns the address, host:port. It must be
+// called from the test's goroutine.
+func ServeTCP(t testing.TB, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening: %v", err)
+	}
+	ServeConns(t, l, serve)
+	return l.Addr().String()
+}
+
+// connServer accepts connections on a listener and serves each on a
+// goroutine of its own until it is closed. It needs no test.
+type connServer struct {
+	l     net.Listener
+	serve func(net.Conn)
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{} // those being served
+	closed bool
+
+	wg sync.WaitGroup
+}
+
+func startConnServer(l net.Listener, serve func(net.Conn)) *connServer {
+	s := &connServer{l: l, serve: serve, conns: make(map[net.Conn]struct{})}
+	s.wg.Add(1)
+	go s.accept()
+	return s
+}
+
+func (s *connServer) accept() {
+	defer s.wg.Done()
+	for {
+		c, err := s.l.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			// Accepted as close closed the others: it would be missed.
+			s.mu.Unlock()
+			_ = c.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serve(c)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			_ = c.Close()
+		}()
+	}
+}
+
+// close closes the listener and every connection being served, and waits
+// until the accept loop and every serve have returned.
+func (s *connServer) close() {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	_ = s.l.Close()
+	s.wg.Wait()
 }

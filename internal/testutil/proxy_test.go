@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -24,38 +23,18 @@ const slack = 5 * time.Millisecond
 // nanoseconds, when it had read the line and when it answered.
 func stampServer(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return ServeTCP(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
 		for {
-			c, err := l.Accept()
-			if err != nil {
+			if _, err := r.ReadString('\n'); err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-					got := time.Now().UnixNano()
-					if _, err := fmt.Fprintf(c, "%d %d\n", got, time.Now().UnixNano()); err != nil {
-						return
-					}
-				}
-			}()
+			got := time.Now().UnixNano()
+			if _, err := fmt.Fprintf(c, "%d %d\n", got, time.Now().UnixNano()); err != nil {
+				return
+			}
 		}
-	}()
-	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
-	return l.Addr().String()
+	})
 }
 
 // TestDelayProxyRecordsTruth sends requests through the proxy to a
