@@ -28,11 +28,18 @@ type viewCache struct {
 	// whole config and there are no static leaves to strip: the view is
 	// the config itself.
 	selective bool
-	// selectors holds, for each distinct leaf selector of the config, the
-	// index of an origin with it. A leaf's selection is the set of
-	// selectors its labels match, which decides the origins it sees.
-	selectors []int
-	maxBytes  int
+	// selectors are the config's distinct leaf selectors. A leaf's
+	// selection is the set of them its labels match, which decides the
+	// origins it sees.
+	selectors []map[string]string
+	// pairs indexes the selectors by the label name and value they
+	// require, so that working out a selection costs a leaf's labels, not
+	// the config's selectors.
+	pairs map[string]map[string][]int
+	// unset lists the selectors requiring an empty value, which a leaf
+	// without the label matches too.
+	unset    []int
+	maxBytes int
 
 	mu    sync.Mutex
 	views map[string]*list.Element
@@ -51,18 +58,31 @@ type encodedView struct {
 // newViewCache returns an empty view cache for the config snap, its
 // bodies bounded by maxBytes.
 func newViewCache(snap *config.Snapshot, maxBytes int) *viewCache {
-	c := &viewCache{snap: snap, maxBytes: maxBytes, views: make(map[string]*list.Element)}
+	c := &viewCache{snap: snap, maxBytes: maxBytes, views: make(map[string]*list.Element), pairs: make(map[string]map[string][]int)}
 	c.selective = len(snap.Config.Leaves) > 0
 	seen := make(map[string]bool)
-	for i, t := range snap.Config.Origins {
+	for _, t := range snap.Config.Origins {
 		if len(t.LeafSelector) == 0 {
 			continue
 		}
 		c.selective = true
 		key := selectorKey(t.LeafSelector)
-		if !seen[key] {
-			seen[key] = true
-			c.selectors = append(c.selectors, i)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		i := len(c.selectors)
+		c.selectors = append(c.selectors, t.LeafSelector)
+		empty := false
+		for k, v := range t.LeafSelector {
+			if c.pairs[k] == nil {
+				c.pairs[k] = make(map[string][]int)
+			}
+			c.pairs[k][v] = append(c.pairs[k][v], i)
+			empty = empty || v == ""
+		}
+		if empty {
+			c.unset = append(c.unset, i)
 		}
 	}
 	return c
@@ -78,11 +98,27 @@ func selectorKey(sel map[string]string) string {
 }
 
 // selection returns the key of the origins a leaf with labels sees: a bit
-// set with one bit per distinct selector, set when labels match it.
+// set with one bit per distinct selector, set when labels match it (as
+// config.Target.Selects has it: every pair of the selector is the leaf's,
+// a missing label having the empty value).
 func (c *viewCache) selection(labels map[string]string) string {
+	// met counts the pairs of each selector that labels meet.
+	met := make([]uint8, len(c.selectors))
+	for k, v := range labels {
+		for _, i := range c.pairs[k][v] {
+			met[i]++
+		}
+	}
+	for _, i := range c.unset {
+		for k, v := range c.selectors[i] {
+			if _, ok := labels[k]; !ok && v == "" {
+				met[i]++
+			}
+		}
+	}
 	key := make([]byte, (len(c.selectors)+7)/8)
-	for i, o := range c.selectors {
-		if c.snap.Config.Origins[o].Selects(labels) {
+	for i, sel := range c.selectors {
+		if int(met[i]) == len(sel) {
 			key[i/8] |= 1 << (i % 8)
 		}
 	}
