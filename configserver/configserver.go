@@ -133,7 +133,11 @@ func (s *Server) load(onlyIfChanged bool) error {
 		}
 		return err
 	}
-	s.views.Store(newViewCache(l, MaxViewCacheBytes))
+	// The same content keeps its views: a reload of an unchanged file
+	// does not make every leaf's view be encoded again.
+	if v := s.views.Load(); v == nil || v.snap.ETag != l.ETag {
+		s.views.Store(newViewCache(l, MaxViewCacheBytes))
+	}
 	prev := s.current.Swap(l)
 	s.reloadSuccess.Set(1)
 	s.reloadTimestamp.SetToCurrentTime()
