@@ -32,6 +32,11 @@ const (
 	MaxLabelValueLength = 256
 	// MaxLabels bounds the number of labels of one origin or leaf.
 	MaxLabels = 32
+	// MaxLeafLabelBytes bounds the labels of one leaf, names and values
+	// together, in bytes. A leaf's labels are kept by the registry and
+	// repeated in /sd/leaves and on the status page for every leaf: the
+	// budget bounds what each leaf costs there.
+	MaxLeafLabelBytes = 1024
 )
 
 // Config is a parsed and validated target configuration.

@@ -61,6 +61,9 @@ func (p *parser) leaves(n *yaml.Node) []StaticLeaf {
 		}
 		if v := f["labels"]; v != nil {
 			l.Labels = p.labels(v, where+": labels", true)
+			if err := checkLabelBytes(l.Labels); err != nil {
+				p.errorf(v, "%s: labels: %v", where, err)
+			}
 		}
 		out = append(out, l)
 	}
@@ -130,7 +133,7 @@ func ValidateAddress(addr string) error {
 
 // ValidateLabels checks labels given by a leaf: at most MaxLabels valid
 // Prometheus label names, not reserved, values at most
-// MaxLabelValueLength long.
+// MaxLabelValueLength long, and MaxLeafLabelBytes in all.
 func ValidateLabels(labels map[string]string) error {
 	if len(labels) > MaxLabels {
 		return fmt.Errorf("%d labels, at most %d are allowed", len(labels), MaxLabels)
@@ -142,6 +145,19 @@ func ValidateLabels(labels map[string]string) error {
 		if problem := labelValueProblem(k, v); problem != "" {
 			return fmt.Errorf("label %s", problem)
 		}
+	}
+	return checkLabelBytes(labels)
+}
+
+// checkLabelBytes refuses a leaf's labels whose names and values together
+// are longer than MaxLeafLabelBytes.
+func checkLabelBytes(labels map[string]string) error {
+	n := 0
+	for k, v := range labels {
+		n += len(k) + len(v)
+	}
+	if n > MaxLeafLabelBytes {
+		return fmt.Errorf("%d bytes of names and values, at most %d are allowed per leaf", n, MaxLeafLabelBytes)
 	}
 	return nil
 }

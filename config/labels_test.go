@@ -2,7 +2,9 @@ package config_test
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,29 @@ func manyLabels(n int) string {
 		parts[i] = fmt.Sprintf("l%d: v%d", i, i)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// labelsOfBytes returns leaf labels whose names and values take n bytes
+// together: two-character names (l0, l1, ...) and values of up to 200
+// bytes.
+func labelsOfBytes(n int) map[string]string {
+	m := map[string]string{}
+	for i := 0; n > 0; i++ {
+		k := fmt.Sprintf("l%d", i)
+		v := strings.Repeat("v", min(200, max(n-len(k), 0)))
+		m[k] = v
+		n -= len(k) + len(v)
+	}
+	return m
+}
+
+// flowLabels writes labels as a YAML flow mapping, in name order.
+func flowLabels(labels map[string]string) string {
+	parts := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		parts = append(parts, k+": "+labels[k])
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 func manyLabelsMap(n int) map[string]string {
@@ -133,7 +158,13 @@ func TestStaticLeafErrors(t *testing.T) {
 		{"address not ASCII", "leaves:\n  - {id: a, address: 'bücher.example:1'}\n" + origin, []string{"line 2", `leaves[0]: address: host "bücher.example" is not a host name or IP address`}},
 		{"leaf label reserved", "leaves:\n  - id: a\n    address: 'h:1'\n    labels: {leaf_id: x}\n" + origin, []string{"line 4", `leaves[0]: labels: "leaf_id" is set by Oxcross and cannot be configured`}},
 		{"leaf label value too long", "leaves:\n  - id: a\n    address: 'h:1'\n    labels:\n      a: " + strings.Repeat("v", config.MaxLabelValueLength+1) + "\n" + origin, []string{"line 5", "leaves[0]: labels: a: value longer than 256 characters"}},
+		{"leaf labels over the budget", "leaves:\n  - {id: a, address: 'h:1'}\n  - id: b\n    address: 'h:2'\n    labels: " + flowLabels(labelsOfBytes(config.MaxLeafLabelBytes+1)) + "\n" + origin, []string{"line 5", "leaves[1]: labels: 1025 bytes of names and values, at most 1024 are allowed per leaf"}},
 	})
+	// At the budget, a static leaf's labels are fine.
+	text := "leaves:\n  - id: a\n    address: 'h:1'\n    labels: " + flowLabels(labelsOfBytes(config.MaxLeafLabelBytes)) + "\n" + origin
+	if cfg, err := parser.Parse([]byte(text)); err != nil || len(cfg.Leaves) != 1 {
+		t.Errorf("a static leaf with labels of %d bytes: %v", config.MaxLeafLabelBytes, err)
+	}
 }
 
 func TestValidateLeafID(t *testing.T) {
@@ -196,6 +227,7 @@ func TestValidateLabels(t *testing.T) {
 		{"region": "eu"},
 		{"_x": "", "a1": strings.Repeat("v", config.MaxLabelValueLength)},
 		manyLabelsMap(config.MaxLabels),
+		labelsOfBytes(config.MaxLeafLabelBytes),
 	} {
 		if err := config.ValidateLabels(labels); err != nil {
 			t.Errorf("ValidateLabels(%v): %v", labels, err)
@@ -215,6 +247,7 @@ func TestValidateLabels(t *testing.T) {
 		{map[string]string{"source_id": "x"}, `label "source_id" is set by Oxcross`},
 		{map[string]string{"a": strings.Repeat("v", config.MaxLabelValueLength+1)}, "label a: value longer than 256 characters"},
 		{map[string]string{"a": "\xff"}, "label a: value is not UTF-8"},
+		{labelsOfBytes(config.MaxLeafLabelBytes + 1), "1025 bytes of names and values, at most 1024 are allowed per leaf"},
 	} {
 		if err := config.ValidateLabels(tc.labels); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ValidateLabels(%.60v) = %v, want an error containing %q", tc.labels, err, tc.want)

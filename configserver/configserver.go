@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -37,18 +36,11 @@ type Server struct {
 	configRequests  *prometheus.CounterVec
 
 	registry *Registry
-	// perLeaf caches each leaf's view of a config with leaf selectors.
-	perLeafMu sync.Mutex
-	perLeaf   map[string]*leafView
+	// views caches the leaves' views of the current config.
+	views atomic.Pointer[viewCache]
 	// sdCache caches the encoded /sd/leaves.
 	sdMu    sync.Mutex
 	sdCache sdLeavesCache
-}
-
-type leafView struct {
-	configETag string
-	labels     map[string]string
-	loaded     *config.Snapshot
 }
 
 type sdLeavesCache struct {
@@ -82,7 +74,6 @@ func New(path string, o Options, reg prometheus.Registerer, logger *slog.Logger)
 		file:     config.NewFile(path, o.Parser),
 		logger:   logger,
 		registry: NewRegistry(o.Registry, reg),
-		perLeaf:  make(map[string]*leafView),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "oxcross_configserver_config_last_reload_successful",
 			Help: "1 if the last config reload succeeded, 0 if it failed and the previous config is still served.",
@@ -142,6 +133,11 @@ func (s *Server) load(onlyIfChanged bool) error {
 		}
 		return err
 	}
+	// The same content keeps its views: a reload of an unchanged file
+	// does not make every leaf's view be encoded again.
+	if v := s.views.Load(); v == nil || v.snap.ETag != l.ETag {
+		s.views.Store(newViewCache(l, MaxViewCacheBytes))
+	}
 	prev := s.current.Swap(l)
 	s.reloadSuccess.Set(1)
 	s.reloadTimestamp.SetToCurrentTime()
@@ -172,22 +168,22 @@ func (s *Server) Watch(ctx context.Context, interval time.Duration) {
 // ServeConfig answers GET /config with the normalized config and its ETag;
 // a request whose If-None-Match has that ETag gets 304.
 func (s *Server) ServeConfig(w http.ResponseWriter, r *http.Request) {
-	l := s.viewFor(r.URL.Query().Get("leaf_id"))
+	body, etag := s.viewFor(r.URL.Query().Get("leaf_id"))
 	h := w.Header()
-	h.Set("ETag", l.ETag)
+	h.Set("ETag", etag)
 	h.Set("Cache-Control", "no-cache")
-	if etagMatch(r.Header.Get("If-None-Match"), l.ETag) {
+	if etagMatch(r.Header.Get("If-None-Match"), etag) {
 		s.configRequests.WithLabelValues("304").Inc()
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", fmt.Sprint(len(l.Body)))
+	h.Set("Content-Length", fmt.Sprint(len(body)))
 	s.configRequests.WithLabelValues("200").Inc()
 	if r.Method == http.MethodHead {
 		return
 	}
-	_, _ = w.Write(l.Body)
+	_, _ = w.Write(body)
 }
 
 // etagMatch reports whether an If-None-Match header lists etag.
@@ -215,47 +211,33 @@ func (s *Server) ServeReload(w http.ResponseWriter, _ *http.Request) {
 	_, _ = fmt.Fprintf(w, "Reloaded: %d origins.\n", len(s.Current().Config.Origins))
 }
 
-// viewFor returns the config as leaf id sees it: the origins whose leaf
-// selector matches the leaf's labels (from its registration or its static
-// entry). An unknown leaf sees the origins without a selector.
-func (s *Server) viewFor(id string) *config.Snapshot {
-	l := s.current.Load()
+// viewFor returns the body and ETag of the config as leaf id sees it: the
+// origins whose leaf selector matches the leaf's labels (from its
+// registration or its static entry). An unknown leaf sees the origins
+// without a selector. Without an id, it is the whole config.
+//
+// Views are cached per distinct selection of origins (see viewCache), so
+// that ids, made-up or registered, cost no memory of their own here.
+func (s *Server) viewFor(id string) ([]byte, string) {
+	c := s.views.Load()
 	if id == "" {
-		return l
+		l := s.current.Load()
+		return l.Body, l.ETag
 	}
 	labels, known := s.registry.Labels(id)
 	if !known {
-		for _, sl := range l.Config.Leaves {
+		for _, sl := range c.snap.Config.Leaves {
 			if sl.ID == id {
-				labels, known = sl.Labels, true
+				labels = sl.Labels
 			}
 		}
 	}
-	view := l.Config.ForLeaf(labels)
-	if view == l.Config {
-		return l
-	}
-	// Every unknown leaf sees the same view: cache it once, so that
-	// requests with made-up ids cannot fill the cache.
-	key := id
-	if !known {
-		key = ""
-	}
-	s.perLeafMu.Lock()
-	defer s.perLeafMu.Unlock()
-	if v, ok := s.perLeaf[key]; ok && v.configETag == l.ETag && maps.Equal(v.labels, labels) {
-		return v.loaded
-	}
-	loaded, err := config.NewSnapshot(view)
+	body, etag, err := c.get(labels)
 	if err != nil {
 		s.logger.Error("Cannot encode a leaf's view of the config", "leaf_id", id, "err", err)
-		return l
+		return c.snap.Body, c.snap.ETag
 	}
-	if len(s.perLeaf) >= 2*s.registry.opts.MaxLeaves {
-		clear(s.perLeaf)
-	}
-	s.perLeaf[key] = &leafView{configETag: l.ETag, labels: labels, loaded: loaded}
-	return loaded
+	return body, etag
 }
 
 // NewMux returns the configserver's API routes: /config, /-/reload, the

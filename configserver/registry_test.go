@@ -330,12 +330,9 @@ func TestRegisterInvalid(t *testing.T) {
 	if v := testutil.MetricValue(t, f.reg, metricRegistrations, "result", "invalid"); v < 20 {
 		t.Errorf("registrations invalid = %v", v)
 	}
-	// The limits themselves are fine.
-	ok := map[string]string{}
-	for i := range config.MaxLabels {
-		ok[fmt.Sprintf("l%d", i)] = strings.Repeat("v", config.MaxLabelValueLength)
-	}
-	okJSON, _ := json.Marshal(map[string]any{"address": ":9299", "labels": ok})
+	// The limits themselves are fine: 32 labels, one value of 256
+	// characters, 1,024 bytes in all.
+	okJSON, _ := json.Marshal(map[string]any{"address": ":9299", "labels": budgetLabels(config.MaxLeafLabelBytes, false)})
 	if r := f.put(t, strings.Repeat("x", config.MaxLeafIDLength), string(okJSON)); r.Code != http.StatusOK {
 		t.Errorf("PUT at the limits: %d %s", r.Code, r.Body)
 	}
