@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The monitoring mixin's suite (mixin/): formatting, a current render,
 # promtool check and unit tests of the rules and alerts (every alert both
-# firing and quiet), sanity of the dashboards' JSON and PromQL, the runbook of
-# every alert, and that every metric the render names is exported by a
-# running leaf or configserver. Runs from the repository root; needs Go,
+# firing and quiet), the queries of docs/migrating.md's metric table (valid,
+# and each replacement tested in mixin/tests/migrating.yaml), sanity of the
+# dashboards' JSON and PromQL, the runbook of every alert, and that every
+# metric the render names is exported by a running leaf or configserver. Runs from the repository root; needs Go,
 # promtool and openssl (scripts/packages.d/mixin.txt).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -104,6 +105,39 @@ grep -q "SUCCESS: $(jq -s '[.[].panels[].targets[]?] | length' mixin/out/dashboa
 
 step "promtool test rules mixin/tests/*.yaml"
 promtool test rules mixin/tests/*.yaml
+
+step "docs/migrating.md: every query of the metric table is valid, every new one tested"
+# The table's rows: the original's query in the first cell, the one that
+# replaces it in the last (one code span each; \| is a | in a table).
+sed -n "/^| the original's query |/,/^\$/p" docs/migrating.md | tail -n +3 >"$tmp/migrating_table"
+# shellcheck disable=SC2016 # backquotes of Markdown
+sed -n 's/^| `\([^`]*\)`.*/\1/p' "$tmp/migrating_table" | sed 's/\\|/|/g' >"$tmp/migrating_old"
+# shellcheck disable=SC2016
+sed -n 's/^|.*| `\(.*\)` |$/\1/p' "$tmp/migrating_table" | sed 's/\\|/|/g' >"$tmp/migrating_new"
+if [ "$(wc -l <"$tmp/migrating_old")" -lt 5 ] || [ "$(wc -l <"$tmp/migrating_new")" -lt 5 ]; then
+  fail "docs/migrating.md: the metric table's queries were not found"
+fi
+{
+  echo 'groups:'
+  echo '  - name: migrating-queries'
+  echo '    rules:'
+  n=0
+  while IFS= read -r expr; do
+    n=$((n + 1))
+    printf "      - record: migrating_query_%d\n        expr: '%s'\n" "$n" "$expr"
+  done < <(cat "$tmp/migrating_old" "$tmp/migrating_new")
+} >"$tmp/migrating_queries.yaml"
+promtool check rules "$tmp/migrating_queries.yaml" >"$tmp/migrating_queries.out" 2>&1 || {
+  cat "$tmp/migrating_queries.out"
+  fail "a query of docs/migrating.md is not valid PromQL"
+}
+grep -q "SUCCESS: $n rules found" "$tmp/migrating_queries.out" ||
+  { cat "$tmp/migrating_queries.out"; fail "promtool did not check every query of docs/migrating.md"; }
+while IFS= read -r expr; do
+  grep -qF "expr: '$expr'" mixin/tests/migrating.yaml ||
+    fail "docs/migrating.md's query is not tested in mixin/tests/migrating.yaml: $expr"
+done <"$tmp/migrating_new"
+echo "$(wc -l <"$tmp/migrating_old") original queries valid; $(wc -l <"$tmp/migrating_new") replacements tested"
 
 step "every alert has a test that fires it and one where it stays quiet"
 awk '

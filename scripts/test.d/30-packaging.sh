@@ -12,8 +12,12 @@
 #   5. dpkg -i of the three debs, the installed programs, the oxcross user,
 #      an upgrade that keeps an edited conffile, removal and purge
 #   6. make image: the image's config and files; its configserver runs as
-#      its non-root user from the image's file system
+#      its non-root user from the image's file system, alone and with the
+#      environment and read-only ConfigMap mount of the original Oxcross'
+#      Deployment
 #   7. the Kubernetes manifests: strict decoding (packaging/kubernetes/test)
+#   8. packaging/test: the Containerfile's ENTRYPOINT, CMD and ENV and the
+#      configserver unit's ExecStart run with the original's settings
 # Steps that need root use sudo when not root, or are skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -379,27 +383,73 @@ else
 ./etc/oxcross/config.yaml
 ./etc/ssl/certs/ca-certificates.crt" "image files"
   check_binary "$tmp/rootfs/bin/oxcross-configserver" amd64
-  # Run it as the image would: its own file system, its user.
-  if [ "$root" = none ]; then
-    skip "chroot into the image needs root"
-  else
-    chmod 755 "$tmp/rootfs"
-    $root chroot --userspec=65532:65532 "$tmp/rootfs" /bin/oxcross-configserver --web.listen-address=127.0.0.1:0 >"$tmp/img.log" 2>&1 &
+  # The image's entry point, CMD and ENV, from its own config: no CMD, so
+  # that no --config.file beats OXCROSS_CONF.
+  # shellcheck disable=SC2016 # Go templates
+  mapfile -t image_argv < <($engine image inspect "$image:latest" --format '{{range .Config.Entrypoint}}{{println .}}{{end}}{{range .Config.Cmd}}{{println .}}{{end}}' | sed '/^$/d')
+  # shellcheck disable=SC2016
+  mapfile -t image_env < <($engine image inspect "$image:latest" --format '{{range .Config.Env}}{{println .}}{{end}}' | sed '/^$/d')
+  same "${image_argv[*]}" "/bin/oxcross-configserver" "the image's ENTRYPOINT and CMD"
+  printf '%s\n' "${image_env[@]}" | grep -qx 'OXCROSS_CONF=/etc/oxcross/config.yaml' ||
+    fail "the image's ENV has no OXCROSS_CONF=/etc/oxcross/config.yaml: ${image_env[*]}"
+  # Run it as the image would: its own file system, its user, its
+  # ENTRYPOINT, CMD and ENV, nothing else from this shell's environment.
+  # run_image LOG [DIR [VAR=VALUE...]]: runs the image's configserver with a
+  # loopback listen address appended, DIR mounted read-only over
+  # /etc/oxcross (as a ConfigMap volume is) and the variables set over the
+  # image's ENV; sets pid and port.
+  run_image() {
+    local log=$1 mount=${2:-}
+    shift 2 || shift $#
+    # shellcheck disable=SC2016 # the inner shell expands them
+    $root unshare --mount --propagation private sh -c '
+      if [ -n "$1" ]; then
+        mount --bind "$1" "$2/etc/oxcross" && mount -o remount,bind,ro "$2/etc/oxcross" || exit 1
+      fi
+      shift 2
+      exec "$@"' sh "$mount" "$tmp/rootfs" \
+      env -i "${image_env[@]}" "$@" "$(command -v chroot)" --userspec=65532:65532 "$tmp/rootfs" \
+      "${image_argv[@]}" --web.listen-address=127.0.0.1:0 >"$log" 2>&1 &
     pid=$!
     cleanups+=("$root kill $pid 2>/dev/null")
     port=""
     for _ in $(seq 1 50); do
-      port=$(sed -n 's/.*Listening on.*address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/img.log" | head -1)
+      port=$(sed -n 's/.*Listening on.*address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
       [ -z "$port" ] || break
       sleep 0.1
     done
-    [ -n "$port" ] || fail "the image's configserver did not start: $(cat "$tmp/img.log")"
+    [ -n "$port" ] || fail "the image's configserver did not start: $(cat "$log")"
+  }
+  if [ "$root" = none ] || ! $root unshare --mount true 2>/dev/null; then
+    skip "chroot into the image and mounts need root (or sudo)"
+  else
+    chmod 755 "$tmp/rootfs"
+    run_image "$tmp/img.log"
     for path in /config /-/healthy /-/ready; do
       curl -fsS -o /dev/null "http://127.0.0.1:$port$path" || fail "image's configserver: GET $path"
     done
+    curl -fsS "http://127.0.0.1:$port/config" | grep -q 'origin1\.example\.com' || fail "the image does not serve its example config"
     $root kill "$pid"
     wait "$pid" 2>/dev/null || true
     echo "the image's configserver ran as 65532:65532 from the image's files and answered /config, /-/healthy, /-/ready"
+
+    # The original Oxcross' Deployment (examples/original-deployment.yaml):
+    # OXCROSS_CONF=/etc/oxcross/oxcross_config.json, from its ConfigMap
+    # mounted read-only over /etc/oxcross (laid out as the kubelet does).
+    cm="$tmp/configmap"
+    mkdir -p "$cm/..2026_01_01_00_00_00.0001"
+    echo '{"timeout": 10, "interval": 30, "origins": [{"scheme": "http", "hostname": "example.com", "port": 9301, "mode": "advanced"}]}' \
+      >"$cm/..2026_01_01_00_00_00.0001/oxcross_config.json"
+    ln -s ..2026_01_01_00_00_00.0001 "$cm/..data"
+    ln -s ..data/oxcross_config.json "$cm/oxcross_config.json"
+    chmod -R a+rX "$cm"
+    run_image "$tmp/orig.log" "$cm" OXCROSS_CONF=/etc/oxcross/oxcross_config.json
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" || fail "the original's Deployment: GET /healthz: $(cat "$tmp/orig.log")"
+    out=$(curl -fsS "http://127.0.0.1:$port/config") || fail "the original's Deployment: GET /config: $(cat "$tmp/orig.log")"
+    grep -q '"example\.com"\|//example\.com:9301/' <<<"$out" || fail "the original's Deployment: /config does not serve its ConfigMap: $out"
+    $root kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    echo "the image with the original's Deployment (OXCROSS_CONF and a read-only mount over /etc/oxcross) answered /healthz and served its config"
   fi
   if out=$($engine run --rm --network=none "$image:latest" --version 2>&1); then
     grep -q "revision: $revision" <<<"$out" || fail "$engine run --version: $out"
@@ -411,5 +461,8 @@ fi
 
 step "Kubernetes manifests (packaging/kubernetes/test, its own Go module)"
 (cd packaging/kubernetes/test && go test -count=1 ./...)
+
+step "the image and the units run as packaged, with the original's settings (packaging/test)"
+go test -count=1 ./packaging/test/
 
 step "packaging: all checks passed"

@@ -1,23 +1,28 @@
 // Package test checks the Kubernetes manifests in packaging/kubernetes: every
 // file and every object that `kubectl apply -k` would send is decoded
 // strictly into the Kubernetes API types, so that a typo in a field name
-// fails, and the Deployment keeps its security and probe settings. It is a
+// fails, and the Deployment keeps its security and probe settings. The
+// original Oxcross' Deployment in examples/original-deployment.yaml is
+// decoded the same way and keeps the original's facts. It is a
 // module of its own so that the Kubernetes libraries stay out of Oxcross'
 // go.mod; scripts/test.d/30-packaging.sh runs it.
 package test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -173,6 +178,27 @@ func build(t *testing.T) map[string]any {
 	return objs
 }
 
+// checkConfigFromEnv checks that container c reads the config file path
+// through OXCROSS_CONF, with no --config.file in its command or args to
+// beat it.
+func checkConfigFromEnv(t *testing.T, c corev1.Container, path string) {
+	t.Helper()
+	var conf []string
+	for _, e := range c.Env {
+		if e.Name == "OXCROSS_CONF" {
+			conf = append(conf, e.Value)
+		}
+	}
+	if len(conf) != 1 || conf[0] != path {
+		t.Errorf("env OXCROSS_CONF %q, want %q once", conf, path)
+	}
+	for _, a := range append(slices.Clone(c.Command), c.Args...) {
+		if strings.HasPrefix(a, "--config.file") {
+			t.Errorf("%s in the container's command or args beats OXCROSS_CONF", a)
+		}
+	}
+}
+
 func TestRendered(t *testing.T) {
 	objs := build(t)
 	var names []string
@@ -291,14 +317,7 @@ func TestRendered(t *testing.T) {
 		if vol == "" || mount == "" {
 			t.Fatalf("ConfigMap %s is not mounted", cm.Name)
 		}
-		want := "--config.file=" + mount + "/config.yaml"
-		found := false
-		for _, a := range c.Args {
-			found = found || a == want
-		}
-		if !found {
-			t.Errorf("args %q lack %q", c.Args, want)
-		}
+		checkConfigFromEnv(t, c, mount+"/config.yaml")
 	})
 
 	t.Run("Service reaches the pods", func(t *testing.T) {
@@ -321,4 +340,105 @@ func TestRendered(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestOriginalDeploymentExample decodes examples/original-deployment.yaml,
+// the original Oxcross' ConfigMap, Deployment and Service, strictly, and
+// checks that it is still the original's: what the new image must run
+// unchanged (packaging/test runs the image with it).
+func TestOriginalDeploymentExample(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(dir, "..", "..", "examples", "original-deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		cm  *corev1.ConfigMap
+		dep *appsv1.Deployment
+		svc *corev1.Service
+	)
+	docs := splitDocs(data)
+	for i, doc := range docs {
+		obj, err := decodeStrict(doc)
+		if err != nil {
+			t.Fatalf("document %d: %v", i+1, err)
+		}
+		switch o := obj.(type) {
+		case *corev1.ConfigMap:
+			cm = o
+		case *appsv1.Deployment:
+			dep = o
+		case *corev1.Service:
+			svc = o
+		}
+	}
+	if len(docs) != 3 || cm == nil || dep == nil || svc == nil {
+		t.Fatalf("want a ConfigMap, a Deployment and a Service, one each; got %d documents", len(docs))
+	}
+	for _, m := range []metav1.ObjectMeta{cm.ObjectMeta, dep.ObjectMeta, svc.ObjectMeta} {
+		if m.Namespace != "monitoring" {
+			t.Errorf("%s is in namespace %q, the original's is monitoring", m.Name, m.Namespace)
+		}
+	}
+	if svc.Name != "go-oxcross-configserver" {
+		t.Errorf("Service %s; the original's is go-oxcross-configserver", svc.Name)
+	}
+
+	var conf struct {
+		Timeout, Interval int
+		Origins           []struct {
+			Scheme, Hostname, Mode string
+			Port                   int
+		}
+	}
+	if err := json.Unmarshal([]byte(cm.Data["oxcross_config.json"]), &conf); err != nil || len(conf.Origins) != 1 {
+		t.Fatalf("ConfigMap %s: oxcross_config.json is not the original's config (%v): %q", cm.Name, err, cm.Data)
+	}
+	if o := conf.Origins[0]; conf.Timeout != 10 || conf.Interval != 30 || o.Scheme != "http" || o.Hostname != "example.com" || o.Port != 9301 || o.Mode != "advanced" {
+		t.Errorf("oxcross_config.json is not the original's example: %+v", conf)
+	}
+
+	if r := dep.Spec.Replicas; r == nil || *r != 3 {
+		got := "unset"
+		if r != nil {
+			got = fmt.Sprint(*r)
+		}
+		t.Errorf("replicas %s, the original's are 3", got)
+	}
+	pod := dep.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	checkConfigFromEnv(t, c, "/etc/oxcross/oxcross_config.json")
+	if len(c.Command) != 0 || len(c.Args) != 0 {
+		t.Errorf("command %q, args %q: the original runs the image's own", c.Command, c.Args)
+	}
+	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 9300 {
+		t.Errorf("container ports %+v, the original's is 9300", c.Ports)
+	}
+	if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port != intstr.FromInt32(9300) {
+		t.Errorf("liveness probe %+v, the original's is GET /healthz on 9300", p)
+	}
+	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/oxcross" || !c.VolumeMounts[0].ReadOnly {
+		t.Fatalf("volume mounts %+v: the original mounts its ConfigMap read-only at /etc/oxcross", c.VolumeMounts)
+	}
+	if len(pod.Volumes) != 1 || pod.Volumes[0].Name != c.VolumeMounts[0].Name || pod.Volumes[0].ConfigMap == nil || pod.Volumes[0].ConfigMap.Name != cm.Name {
+		t.Errorf("volumes %+v: want ConfigMap %s as the mount's volume", pod.Volumes, cm.Name)
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8080 || svc.Spec.Ports[0].TargetPort != intstr.FromInt32(9300) {
+		t.Errorf("Service ports %+v, the original's is 8080 -> 9300", svc.Spec.Ports)
+	}
+	if len(svc.Spec.Selector) == 0 {
+		t.Error("Service has no selector")
+	}
+	for k, v := range svc.Spec.Selector {
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("Service selector %s=%s does not match the pod labels %v", k, v, dep.Spec.Template.Labels)
+		}
+	}
+	for k, v := range dep.Spec.Selector.MatchLabels {
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("Deployment selector %s=%s does not match its pod labels", k, v)
+		}
+	}
 }
