@@ -207,6 +207,9 @@ func TestLeafConfigserverFaults(t *testing.T) {
 	for _, fault := range faults {
 		m := scrape(t, leafAddr)
 		failures0, ok0, t0 := metric(t, m, metricFailures), okCount(t, m, "adv"), time.Now()
+		// How late this machine runs timers meanwhile: a busy machine
+		// costs the leaf's scheduler slots that no fault took.
+		watch := testutil.WatchTimers(interval, interval/5)
 		logBefore := len(leaf.log.String())
 		if fault.mode == "down" {
 			cs.down()
@@ -226,12 +229,15 @@ func TestLeafConfigserverFaults(t *testing.T) {
 		time.Sleep(time.Second)
 		m = scrape(t, leafAddr)
 		elapsed := time.Since(t0)
+		lateWakes := watch.Stop()
 		if s := metric(t, m, metricSuccess); s != success {
 			t.Errorf("%s: last refresh success moved from %v to %v during the fault", fault.mode, success, s)
 		}
-		// The origin is probed on schedule all along.
-		if got, want := okCount(t, m, "adv")-ok0, float64(elapsed/interval)-2; got < want {
-			t.Errorf("%s: adv probed %v times in %s at %s, want at least %v", fault.mode, got, elapsed.Round(time.Millisecond), interval, want)
+		// The origin is probed on schedule all along: but for the slots
+		// the machine's own lateness may have cost, at most one per late
+		// wake of a timer at the same interval (none on an idle machine).
+		if got, want := okCount(t, m, "adv")-ok0, float64(elapsed/interval)-2-float64(lateWakes); got < want {
+			t.Errorf("%s: adv probed %v times in %s at %s, want at least %v (%d late wakes of the machine)", fault.mode, got, elapsed.Round(time.Millisecond), interval, want, lateWakes)
 		}
 		if resp := testutil.Do(t, nil, http.MethodGet, "http://"+leafAddr+"/-/ready", ""); resp.Code != http.StatusOK {
 			t.Errorf("%s: /-/ready = %d %s, want 200 with the last good config", fault.mode, resp.Code, resp.Body)

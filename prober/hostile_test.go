@@ -404,7 +404,9 @@ func TestHostileOriginsScheduled(t *testing.T) {
 	// (other processes on the cores) can cost the healthy origin a slot
 	// that no hostile origin took.
 	const window = 3 * time.Second
-	lateWakes := machineLateWakes(window, interval, interval/5)
+	watch := testutil.WatchTimers(interval, interval/5)
+	time.Sleep(window)
+	lateWakes := watch.Stop()
 	s.Stop()
 	for _, h := range servers {
 		h.Close()
@@ -442,26 +444,4 @@ func TestHostileOriginsScheduled(t *testing.T) {
 	t.Logf("healthy: %d probes in %s, longest gap %s; %d hostile origins failed with their reasons; the machine woke a timer late %d times", len(times), window, maxGap.Round(time.Millisecond), len(want), lateWakes)
 	healthy.Close()
 	goleak.VerifyNone(t, ignore)
-}
-
-// machineLateWakes sleeps for window in steps of interval, as a scheduler
-// loop with nothing to do would, and returns how many times it woke late
-// by threshold or more: the truth about how late this machine runs timers
-// right now, for a timing test to compare with. It lives here for now; a
-// shared helper may replace it (internal/testutil).
-func machineLateWakes(window, interval, threshold time.Duration) int {
-	late := 0
-	start := time.Now()
-	for next := start.Add(interval); next.Sub(start) <= window; next = next.Add(interval) {
-		time.Sleep(time.Until(next))
-		if now := time.Now(); now.Sub(next) >= threshold {
-			late++
-			// Like the scheduler, skip the slots already past.
-			for !next.After(now) {
-				next = next.Add(interval)
-			}
-			next = next.Add(-interval)
-		}
-	}
-	return late
 }

@@ -26,6 +26,10 @@
 // Waiting: Eventually and EventuallyReason poll a condition with a short
 // backoff until it holds or a timeout passes, and say what was last seen.
 //
+// Timing: WatchTimers counts how often this machine wakes a timer late
+// while a timing test runs, the truth a schedule is compared with on a
+// busy machine.
+//
 // Configs: OriginsConfig, the text of a config file of many origins.
 //
 // Files: WriteFile, WriteAtomic (ReplaceFile without a test) and
