@@ -37,6 +37,10 @@ type Server struct {
 	configRequests  *prometheus.CounterVec
 
 	registry *Registry
+	// auth says what the web config authenticates; nil: nothing.
+	auth func() (Authentication, error)
+	// identities is --registry.identities, nil without one.
+	identities *identitiesFile
 	// perLeaf caches each leaf's view of a config with leaf selectors.
 	perLeafMu sync.Mutex
 	perLeaf   map[string]*leafView
@@ -72,6 +76,14 @@ type Options struct {
 	Parser config.Parser
 	// Registry configures the leaf registry.
 	Registry RegistryOptions
+	// Authentication says what the web config in front of the handlers
+	// authenticates (WebConfigAuthentication); it is asked at every
+	// registry request. nil means nothing: the registry is in open mode.
+	Authentication func() (Authentication, error)
+	// IdentitiesFile is an identities file (see Identities) read at start,
+	// at every Reload and, when its content changed, by Watch; it
+	// replaces Registry.Identities. Empty means none.
+	IdentitiesFile string
 }
 
 // New loads the config file at path and returns a Server for it, its
@@ -82,6 +94,7 @@ func New(path string, o Options, reg prometheus.Registerer, logger *slog.Logger)
 		file:     config.NewFile(path, o.Parser),
 		logger:   logger,
 		registry: NewRegistry(o.Registry, reg),
+		auth:     o.Authentication,
 		perLeaf:  make(map[string]*leafView),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "oxcross_configserver_config_last_reload_successful",
@@ -114,12 +127,38 @@ func New(path string, o Options, reg prometheus.Registerer, logger *slog.Logger)
 	if err := s.load(false); err != nil {
 		return nil, err
 	}
+	if o.IdentitiesFile != "" {
+		s.identities = &identitiesFile{path: o.IdentitiesFile}
+		if err := s.loadIdentities(false); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
-// Reload rereads the config file. On failure the previous config stays.
+// Reload rereads the config file and the identities file. On failure the
+// previous ones stay.
 func (s *Server) Reload() error {
-	return s.load(false)
+	return errors.Join(s.load(false), s.loadIdentities(false))
+}
+
+// loadIdentities rereads the identities file, if any, and applies it when
+// its content changed. With onlyIfChanged, content that failed before is
+// not reported again.
+func (s *Server) loadIdentities(onlyIfChanged bool) error {
+	if s.identities == nil {
+		return nil
+	}
+	ids, changed, err := s.identities.load(onlyIfChanged)
+	if err != nil {
+		s.logger.Error("Identities file not loaded, keeping the previous identities", "file", s.identities.path, "err", err)
+		return err
+	}
+	if changed {
+		s.registry.SetIdentities(ids)
+		s.logger.Info("Loaded the registry's identities", "file", s.identities.path, "identities", len(ids))
+	}
+	return nil
 }
 
 // Current returns the config being served.
@@ -165,6 +204,7 @@ func (s *Server) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			_ = s.load(true)
+			_ = s.loadIdentities(true)
 		}
 	}
 }
@@ -223,13 +263,12 @@ func (s *Server) viewFor(id string) *config.Snapshot {
 	if id == "" {
 		return l
 	}
-	labels, known := s.registry.Labels(id)
+	// A static leaf's labels are its config entry's, whatever its
+	// registration says.
+	sl, known := findStatic(l.Config.Leaves, id)
+	labels := sl.Labels
 	if !known {
-		for _, sl := range l.Config.Leaves {
-			if sl.ID == id {
-				labels, known = sl.Labels, true
-			}
-		}
+		labels, known = s.registry.Labels(id)
 	}
 	view := l.Config.ForLeaf(labels)
 	if view == l.Config {
