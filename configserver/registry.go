@@ -277,7 +277,11 @@ func (r *Registry) authorize(ctx context.Context, id string, c Caller, st config
 				return name, nil
 			}
 		}
-		return "", refuse(http.StatusForbidden, "forbidden", "identity %s may not hold leaf id %q: an identity may hold the id of its own name, or the ids --registry.identities grants it", strings.Join(quoteAll(c.Identities), ", "), id)
+		who := "identity "
+		if len(c.Identities) > 1 {
+			who = "identities "
+		}
+		return "", refuse(http.StatusForbidden, "forbidden", "%s%s may not hold leaf id %q: an identity may hold the id of its own name, or the ids --registry.identities grants it", who, strings.Join(quoteAll(c.Identities), ", "), id)
 	}
 	if listed && !r.isHostOf(ctx, st.Address, c.Addr.Unmap()) {
 		return "", refuse(http.StatusForbidden, "forbidden", "leaf id %q is listed in the config at %s, and without authentication only requests from that address may register or remove it (a static leaf needs no registration: it is always in /sd/leaves)", id, st.Address)
