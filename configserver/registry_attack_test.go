@@ -435,7 +435,7 @@ func TestRegistrationTrailingData(t *testing.T) {
 func TestIdentityMode(t *testing.T) {
 	t.Run("basic auth", func(t *testing.T) {
 		rs := startRegServer(t, attackConfig, regServerOptions{
-			web:        usersYAML(t, "leaf-1", "fleet", "prometheus"),
+			web:        usersYAML(t, "leaf-1", "fleet", "fleet-8", "prometheus"),
 			identities: "fleet: [\"fleet-*\", \"edge-?\"]\nprometheus: []\n",
 		})
 		a, b := clientFrom(t, "127.0.0.2", nil, nil), clientFrom(t, "127.0.0.3", nil, nil)
@@ -474,6 +474,9 @@ func TestIdentityMode(t *testing.T) {
 			}
 		}
 		wantCode(t, "DELETE leaf-1 as fleet", rs.del(t, b, "leaf-1", as("fleet")...), http.StatusForbidden, "may not hold")
+		// fleet-8 is also allowed its own name, but fleet holds it now.
+		wantCode(t, "PUT fleet-8 as fleet-8", rs.put(t, b, "fleet-8", `{"address":":9299"}`, as("fleet-8")...), http.StatusForbidden, `leaf id "fleet-8" is registered by identity "fleet" until it expires`)
+		wantCode(t, "DELETE fleet-8 as fleet-8", rs.del(t, b, "fleet-8", as("fleet-8")...), http.StatusForbidden, `leaf "fleet-8" was registered by identity "fleet", not "fleet-8"`)
 		if r := rs.del(t, a, "leaf-1", as("leaf-1")...); r.Code != http.StatusNoContent {
 			t.Errorf("DELETE leaf-1 as leaf-1: %d %s", r.Code, r.Body)
 		}
