@@ -108,7 +108,10 @@ type Registry struct {
 	identities atomic.Pointer[Identities]
 	mu         sync.RWMutex
 	leaves     map[string]*entry
-	version    uint64
+	// bySource indexes leaves by the address they registered from, for
+	// the per-source limit.
+	bySource map[netip.Addr]map[string]*entry
+	version  uint64
 
 	registrations *prometheus.CounterVec
 }
@@ -128,8 +131,9 @@ func NewRegistry(opts RegistryOptions, reg prometheus.Registerer) *Registry {
 		opts.HostRecheckInterval = DefaultHostRecheckInterval
 	}
 	r := &Registry{
-		opts:   opts,
-		leaves: make(map[string]*entry),
+		opts:     opts,
+		leaves:   make(map[string]*entry),
+		bySource: make(map[netip.Addr]map[string]*entry),
 		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oxcross_configserver_registrations_total",
 			Help: "Leaf heartbeats by result: ok, invalid (400/413), forbidden (403), conflict (409), full (429).",
@@ -247,7 +251,7 @@ func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registratio
 	if !live || !sameLeaf(old.leaf, leaf) {
 		r.version++
 	}
-	r.leaves[id] = &entry{leaf: leaf, expires: now.Add(ttl), from: from, owner: owner, host: host}
+	r.setLocked(id, &entry{leaf: leaf, expires: now.Add(ttl), from: from, owner: owner, host: host})
 	r.registrations.WithLabelValues("ok").Inc()
 	return leaf, ttl, nil
 }
@@ -340,15 +344,49 @@ func (r *Registry) mayReplaceLocked(id string, e *entry, c Caller, owner string)
 }
 
 // liveFromLocked counts the live entries registered from addr, other than
-// id's.
+// id's, and drops that source's expired ones.
 func (r *Registry) liveFromLocked(addr netip.Addr, id string, now time.Time) int {
 	n := 0
-	for other, e := range r.leaves {
-		if e.from == addr && other != id && e.expires.After(now) {
+	for other, e := range r.bySource[addr] {
+		switch {
+		case !e.expires.After(now):
+			r.deleteLocked(other)
+		case other != id:
 			n++
 		}
 	}
 	return n
+}
+
+// setLocked stores the entry of leaf id, replacing any.
+func (r *Registry) setLocked(id string, e *entry) {
+	if old, ok := r.leaves[id]; ok {
+		r.unindexLocked(id, old)
+	}
+	r.leaves[id] = e
+	ids := r.bySource[e.from]
+	if ids == nil {
+		ids = make(map[string]*entry)
+		r.bySource[e.from] = ids
+	}
+	ids[id] = e
+}
+
+// deleteLocked removes the entry of leaf id.
+func (r *Registry) deleteLocked(id string) {
+	if e, ok := r.leaves[id]; ok {
+		r.unindexLocked(id, e)
+		delete(r.leaves, id)
+		r.version++
+	}
+}
+
+func (r *Registry) unindexLocked(id string, e *entry) {
+	ids := r.bySource[e.from]
+	delete(ids, id)
+	if len(ids) == 0 {
+		delete(r.bySource, e.from)
+	}
 }
 
 // dropOwned removes leaf id if from and owner registered it.
@@ -356,8 +394,7 @@ func (r *Registry) dropOwned(id string, from netip.Addr, owner string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.leaves[id]; ok && e.from == from && e.owner == owner {
-		delete(r.leaves, id)
-		r.version++
+		r.deleteLocked(id)
 	}
 }
 
@@ -441,8 +478,7 @@ func (r *Registry) Delete(id string, c Caller) error {
 	} else if e.from != c.Addr.Unmap() && !r.allowed(c.Addr) {
 		return refuse(http.StatusForbidden, "forbidden", "leaf %q was registered from %s, not %s", id, e.from, c.Addr.Unmap())
 	}
-	delete(r.leaves, id)
-	r.version++
+	r.deleteLocked(id)
 	return nil
 }
 
@@ -529,8 +565,7 @@ func (r *Registry) RecheckHosts(ctx context.Context) []string {
 		// Only the entry that was checked: a heartbeat meanwhile was
 		// checked by Put itself.
 		if r.leaves[c.id] == c.e {
-			delete(r.leaves, c.id)
-			r.version++
+			r.deleteLocked(c.id)
 			dropped = append(dropped, c.id)
 		}
 	}
@@ -541,8 +576,7 @@ func (r *Registry) RecheckHosts(ctx context.Context) []string {
 func (r *Registry) pruneLocked(now time.Time) {
 	for id, e := range r.leaves {
 		if !e.expires.After(now) {
-			delete(r.leaves, id)
-			r.version++
+			r.deleteLocked(id)
 		}
 	}
 }
