@@ -216,9 +216,13 @@ func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registratio
 		host, err = r.checkAddress(ctx, addr, from)
 		if err != nil {
 			// The leaf's own heartbeat with an address that no longer
-			// passes (its name now resolves elsewhere) ends its
-			// registration at once.
-			r.dropOwned(id, from, owner)
+			// passes (its name now resolves elsewhere, or not at all)
+			// ends its registration at once; a resolver failing for
+			// now does not.
+			var he *httpError
+			if errors.As(err, &he) && he.code == http.StatusForbidden {
+				r.dropOwned(id, from, owner)
+			}
 			return discovery.Leaf{}, 0, err
 		}
 	}
@@ -416,12 +420,22 @@ func (r *Registry) checkAddress(ctx context.Context, addr string, from netip.Add
 	}
 	ips, err := r.lookup(ctx, host)
 	if err != nil {
+		if !notFound(err) {
+			return "", refuse(http.StatusServiceUnavailable, "invalid", "cannot resolve the advertised host %q now: %v", host, err)
+		}
 		return "", refuse(http.StatusForbidden, "forbidden", "advertised host %q does not resolve: %v", host, err)
 	}
 	if err := r.hostProblem(host, ips, from); err != nil {
 		return "", err
 	}
 	return host, nil
+}
+
+// notFound reports whether a lookup error says the name does not exist
+// (or has no address), rather than that the resolver failed.
+func notFound(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
 }
 
 func (r *Registry) lookup(ctx context.Context, host string) ([]netip.Addr, error) {
@@ -554,8 +568,7 @@ func (r *Registry) RecheckHosts(ctx context.Context) []string {
 	defer r.mu.Unlock()
 	for _, c := range checks {
 		res := results[c.e.host]
-		var dnsErr *net.DNSError
-		gone := res.err != nil && errors.As(res.err, &dnsErr) && dnsErr.IsNotFound
+		gone := res.err != nil && notFound(res.err)
 		if res.err != nil && !gone {
 			continue
 		}

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -403,6 +404,36 @@ func TestDNSRebinding(t *testing.T) {
 		_, ok := rs.sdLeaves(t, leaf)["named"]
 		return !ok
 	})
+}
+
+// TestDNSFailureKeepsLeaf: a resolver that fails for now (not a name
+// that does not exist) refuses the heartbeat with 503 but neither the
+// heartbeat nor the recheck drops the leaf.
+func TestDNSFailureKeepsLeaf(t *testing.T) {
+	leafIP := netip.MustParseAddr("127.0.0.2")
+	dns := testutil.NewDNSServer(t, map[string][]netip.Addr{"leaf.oxcross.test": {leafIP}})
+	var failing atomic.Bool
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		if failing.Load() {
+			return nil, errors.New("resolver down")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, dns.Addr())
+	}}
+	rs := startRegServer(t, attackConfig, regServerOptions{registry: configserver.RegistryOptions{Resolver: res, Now: time.Now}})
+	leaf := clientFrom(t, "127.0.0.2", nil, nil)
+	body := `{"address":"leaf.oxcross.test:9299"}`
+	if r := rs.put(t, leaf, "named", body); r.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", r.Code, r.Body)
+	}
+	failing.Store(true)
+	wantCode(t, "heartbeat while the resolver fails", rs.put(t, leaf, "named", body), http.StatusServiceUnavailable, `cannot resolve the advertised host "leaf.oxcross.test" now`)
+	if dropped := rs.s.Registry().RecheckHosts(context.Background()); len(dropped) != 0 {
+		t.Errorf("recheck while the resolver fails dropped %v", dropped)
+	}
+	if _, ok := rs.sdLeaves(t, leaf)["named"]; !ok {
+		t.Error("named left /sd/leaves while the resolver failed")
+	}
 }
 
 // TestRegistrationTrailingData (#11): a registration body with anything

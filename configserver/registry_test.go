@@ -547,7 +547,7 @@ func FuzzRegistration(f *testing.F) {
 		mux.ServeHTTP(rec, req)
 		return rec
 	}
-	codes := map[int]bool{200: true, 400: true, 403: true, 404: true, 405: true, 409: true, 413: true, 429: true}
+	codes := map[int]bool{200: true, 400: true, 403: true, 404: true, 405: true, 409: true, 413: true, 429: true, 503: true}
 	f.Fuzz(func(t *testing.T, id string, body []byte) {
 		target := "/api/v1/leaves/" + url.PathEscape(id)
 		rec := do(http.MethodPut, target, body)
