@@ -299,7 +299,8 @@ yes_no() { if awk "BEGIN { exit !($1) }"; then echo yes; else echo NO; fi; }
 
 step "(e) configserver /config (304) and /sd/leaves (1,000 leaves) under wrk, ${WRK_TIME} at each of $WRK_SWEEP connections"
 "$ox" gen -n 1000 -interval 10s -timeout 5s -mode advanced -targets "$all_targets" >"$work/cs.yaml"
-start configserver "$bin/oxcross-configserver" --config.file="$work/cs.yaml" --web.listen-address=127.0.0.1:0
+start configserver "$bin/oxcross-configserver" --config.file="$work/cs.yaml" --web.listen-address=127.0.0.1:0 \
+  --registry.max-leaves-per-source=0 # the 1,000 leaves all register from 127.0.0.1
 cs_pid=$pid cs_port=$port
 "$ox" register -url "http://127.0.0.1:$cs_port" -n 1000 -port 20000 >&2
 etag=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:$cs_port/config" | tr -d '\r' | sed -n 's/^[Ee][Tt]ag: //p')

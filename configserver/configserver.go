@@ -38,6 +38,10 @@ type Server struct {
 	registry *Registry
 	// views caches the leaves' views of the current config.
 	views atomic.Pointer[viewCache]
+	// auth says what the web config authenticates; nil: nothing.
+	auth func() (Authentication, error)
+	// identities is --registry.identities, nil without one.
+	identities *identitiesFile
 	// sdCache caches the encoded /sd/leaves.
 	sdMu    sync.Mutex
 	sdCache sdLeavesCache
@@ -64,6 +68,14 @@ type Options struct {
 	Parser config.Parser
 	// Registry configures the leaf registry.
 	Registry RegistryOptions
+	// Authentication says what the web config in front of the handlers
+	// authenticates (WebConfigAuthentication); it is asked at every
+	// registry request. nil means nothing: the registry is in open mode.
+	Authentication func() (Authentication, error)
+	// IdentitiesFile is an identities file (see Identities) read at start,
+	// at every Reload and, when its content changed, by Watch; it
+	// replaces Registry.Identities. Empty means none.
+	IdentitiesFile string
 }
 
 // New loads the config file at path and returns a Server for it, its
@@ -74,6 +86,7 @@ func New(path string, o Options, reg prometheus.Registerer, logger *slog.Logger)
 		file:     config.NewFile(path, o.Parser),
 		logger:   logger,
 		registry: NewRegistry(o.Registry, reg),
+		auth:     o.Authentication,
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "oxcross_configserver_config_last_reload_successful",
 			Help: "1 if the last config reload succeeded, 0 if it failed and the previous config is still served.",
@@ -105,12 +118,38 @@ func New(path string, o Options, reg prometheus.Registerer, logger *slog.Logger)
 	if err := s.load(false); err != nil {
 		return nil, err
 	}
+	if o.IdentitiesFile != "" {
+		s.identities = &identitiesFile{path: o.IdentitiesFile}
+		if err := s.loadIdentities(false); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
-// Reload rereads the config file. On failure the previous config stays.
+// Reload rereads the config file and the identities file. On failure the
+// previous ones stay.
 func (s *Server) Reload() error {
-	return s.load(false)
+	return errors.Join(s.load(false), s.loadIdentities(false))
+}
+
+// loadIdentities rereads the identities file, if any, and applies it when
+// its content changed. With onlyIfChanged, content that failed before is
+// not reported again.
+func (s *Server) loadIdentities(onlyIfChanged bool) error {
+	if s.identities == nil {
+		return nil
+	}
+	ids, changed, err := s.identities.load(onlyIfChanged)
+	if err != nil {
+		s.logger.Error("Identities file not loaded, keeping the previous identities", "file", s.identities.path, "err", err)
+		return err
+	}
+	if changed {
+		s.registry.SetIdentities(ids)
+		s.logger.Info("Loaded the registry's identities", "file", s.identities.path, "identities", len(ids))
+	}
+	return nil
 }
 
 // Current returns the config being served.
@@ -161,6 +200,7 @@ func (s *Server) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			_ = s.load(true)
+			_ = s.loadIdentities(true)
 		}
 	}
 }
@@ -224,13 +264,12 @@ func (s *Server) viewFor(id string) ([]byte, string) {
 		l := s.current.Load()
 		return l.Body, l.ETag
 	}
-	labels, known := s.registry.Labels(id)
-	if !known {
-		for _, sl := range c.snap.Config.Leaves {
-			if sl.ID == id {
-				labels = sl.Labels
-			}
-		}
+	// A static leaf's labels are its config entry's, whatever its
+	// registration says.
+	sl, static := findStatic(c.snap.Config.Leaves, id)
+	labels := sl.Labels
+	if !static {
+		labels, _ = s.registry.Labels(id)
 	}
 	body, etag, err := c.get(labels)
 	if err != nil {

@@ -35,7 +35,7 @@ func benchServer(b *testing.B, origins, leaves int) (*configserver.Server, http.
 	src := netip.MustParseAddr("127.0.0.1")
 	for i := range leaves {
 		reg := discovery.Registration{Address: fmt.Sprintf(":%d", 20000+i), Labels: map[string]string{"region": fmt.Sprintf("r%d", i%10)}, Version: "bench", RefreshInterval: "1h"}
-		if _, _, err := s.Registry().Put(context.Background(), fmt.Sprintf("leaf-%04d", i), reg, src, nil); err != nil {
+		if _, _, err := s.Registry().Put(context.Background(), fmt.Sprintf("leaf-%04d", i), reg, configserver.Caller{Addr: src}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

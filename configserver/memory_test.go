@@ -391,7 +391,7 @@ func benchViews(b *testing.B, distinct bool) (http.Handler, *http.Request) {
 	src := netip.MustParseAddr("127.0.0.1")
 	for i := range 1000 {
 		reg := discovery.Registration{Address: fmt.Sprintf(":%d", 20000+i), Labels: map[string]string{"region": fmt.Sprintf("r%d", i%11), "tier": fmt.Sprintf("t%d", i%7), "site": fmt.Sprintf("s%d", i)}, RefreshInterval: "1h"}
-		if _, _, err := m.s.Registry().Put(context.Background(), fmt.Sprintf("v%d", i), reg, src, nil); err != nil {
+		if _, _, err := m.s.Registry().Put(context.Background(), fmt.Sprintf("v%d", i), reg, configserver.Caller{Addr: src}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

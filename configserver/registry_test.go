@@ -127,12 +127,13 @@ func TestRegisterOK(t *testing.T) {
 	if r.Code != http.StatusOK || !strings.Contains(r.Body, `"expires_in":"3m0s"`) {
 		t.Errorf("PUT with the source's own address: %d %s, want 200 expiring in 3m0s", r.Code, r.Body)
 	}
-	// Refresh intervals outside 1s-24h are clamped, not refused: the
-	// leaf's --config.refresh-interval takes any duration.
-	for interval, ttl := range map[string]string{"300ms": "3s", "48h": "72h0m0s"} {
+	// Refresh intervals outside 1s-10m are clamped, not refused: the
+	// leaf's --config.refresh-interval takes any duration. The answer
+	// says what was taken.
+	for interval, want := range map[string][2]string{"300ms": {"1s", "3s"}, "10m": {"10m0s", "30m0s"}, "48h": {"10m0s", "30m0s"}} {
 		r = f.put(t, "ams-3", `{"address": ":9299", "refresh_interval": "`+interval+`"}`)
-		if r.Code != http.StatusOK || !strings.Contains(r.Body, `"expires_in":"`+ttl+`"`) {
-			t.Errorf("PUT with refresh_interval %s: %d %s, want 200 expiring in %s", interval, r.Code, r.Body, ttl)
+		if r.Code != http.StatusOK || !strings.Contains(r.Body, `"refresh_interval":"`+want[0]+`"`) || !strings.Contains(r.Body, `"expires_in":"`+want[1]+`"`) {
+			t.Errorf("PUT with refresh_interval %s: %d %s, want 200 taking %s, expiring in %s", interval, r.Code, r.Body, want[0], want[1])
 		}
 	}
 }
@@ -159,7 +160,7 @@ func TestPutSourceRules(t *testing.T) {
 	r := configserver.NewRegistry(configserver.RegistryOptions{Now: clock.Now, AllowedCIDRs: []netip.Prefix{proxied}}, prometheus.NewRegistry())
 	ctx := context.Background()
 	put := func(id, addr string, src netip.Addr) error {
-		_, _, err := r.Put(ctx, id, discovery.Registration{Address: addr, RefreshInterval: "10s"}, src, nil)
+		_, _, err := r.Put(ctx, id, discovery.Registration{Address: addr, RefreshInterval: "10s"}, configserver.Caller{Addr: src}, nil)
 		return err
 	}
 	if err := put("own", "198.51.100.7:9299", srcA); err != nil {
@@ -221,19 +222,19 @@ func TestPutSourceRules(t *testing.T) {
 	if err := put("gone", "198.51.100.7:9299", srcA); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Delete("gone", srcB); err == nil || !strings.Contains(err.Error(), "registered from 198.51.100.7, not 198.51.100.8") {
+	if err := r.Delete("gone", configserver.Caller{Addr: srcB}); err == nil || !strings.Contains(err.Error(), "registered from 198.51.100.7, not 198.51.100.8") {
 		t.Errorf("DELETE from another source: %v", err)
 	}
 	if _, ok := liveIDs(r)["gone"]; !ok {
 		t.Errorf("a refused DELETE removed the leaf")
 	}
-	if err := r.Delete("gone", srcA); err != nil {
+	if err := r.Delete("gone", configserver.Caller{Addr: srcA}); err != nil {
 		t.Errorf("DELETE from the same source: %v", err)
 	}
 	if _, ok := liveIDs(r)["gone"]; ok {
 		t.Errorf("deleted leaf still live")
 	}
-	if err := r.Delete("gone", srcA); err == nil || !strings.Contains(err.Error(), "not registered") {
+	if err := r.Delete("gone", configserver.Caller{Addr: srcA}); err == nil || !strings.Contains(err.Error(), "not registered") {
 		t.Errorf("DELETE of an unknown leaf: %v", err)
 	}
 }
@@ -247,7 +248,7 @@ func TestPutHostName(t *testing.T) {
 	}).Resolver()
 	r := configserver.NewRegistry(configserver.RegistryOptions{Resolver: res, AllowedCIDRs: []netip.Prefix{proxied}}, prometheus.NewRegistry())
 	put := func(addr string) error {
-		_, _, err := r.Put(context.Background(), "named", discovery.Registration{Address: addr}, srcA, nil)
+		_, _, err := r.Put(context.Background(), "named", discovery.Registration{Address: addr}, configserver.Caller{Addr: srcA}, nil)
 		return err
 	}
 	if err := put("leaf.oxcross.test:9299"); err != nil {
@@ -396,7 +397,7 @@ func TestStaticLeafConflict(t *testing.T) {
 	if v := testutil.MetricValue(t, f.reg, metricRegistrations, "result", "conflict"); v != 1 {
 		t.Errorf("registrations conflict = %v, want 1", v)
 	}
-	// With its own address it may heartbeat (its labels select origins).
+	// From its own address, with its own address, it may heartbeat.
 	if r := f.put(t, "static-1", `{"address": ":9999", "labels": {"region": "eu"}}`); r.Code != http.StatusOK {
 		t.Errorf("PUT of a static id with its address: %d %s", r.Code, r.Body)
 	}
@@ -475,21 +476,34 @@ func TestDeleteLeaf(t *testing.T) {
 }
 
 // TestStaticLeafBehindNAT: a leaf listed in the config may heartbeat its
-// listed address from any source (the config vouches for it), but not
-// another address; an unlisted leaf may not claim a foreign address.
+// listed address from elsewhere (behind NAT) only with its identity; in
+// open mode only from its configured address. It may not claim another
+// address, and an unlisted leaf may not claim a foreign one.
 func TestStaticLeafBehindNAT(t *testing.T) {
 	r := configserver.NewRegistry(configserver.RegistryOptions{}, prometheus.NewRegistry())
 	static := []config.StaticLeaf{{ID: "natted", Address: "203.0.113.7:9299"}}
 	nat := netip.MustParseAddr("198.51.100.1")
 	ctx := context.Background()
-	if _, _, err := r.Put(ctx, "natted", discovery.Registration{Address: "203.0.113.7:9299"}, nat, static); err != nil {
-		t.Errorf("static leaf heartbeat from behind NAT refused: %v", err)
+	put := func(id, addr string, c configserver.Caller) error {
+		_, _, err := r.Put(ctx, id, discovery.Registration{Address: addr}, c, static)
+		return err
 	}
-	if _, _, err := r.Put(ctx, "natted", discovery.Registration{Address: "203.0.113.8:9299"}, nat, static); err == nil {
+	err := put("natted", "203.0.113.7:9299", configserver.Caller{Addr: nat})
+	if err == nil || !strings.Contains(err.Error(), "only requests from that address") {
+		t.Errorf("open mode, static leaf heartbeat from behind NAT: %v, want refused", err)
+	}
+	natted := configserver.Caller{Addr: nat, Authenticated: true, Identities: []string{"natted"}}
+	if err := put("natted", "203.0.113.7:9299", natted); err != nil {
+		t.Errorf("identity mode, static leaf heartbeat from behind NAT with its identity: %v", err)
+	}
+	if err := put("natted", "203.0.113.8:9299", natted); err == nil {
 		t.Errorf("static leaf heartbeat with another address accepted")
 	}
-	if _, _, err := r.Put(ctx, "other", discovery.Registration{Address: "203.0.113.7:9299"}, nat, static); err == nil {
+	if err := put("other", "203.0.113.7:9299", configserver.Caller{Addr: nat}); err == nil {
 		t.Errorf("unlisted leaf claiming a foreign address accepted")
+	}
+	if err := put("other", "203.0.113.7:9299", configserver.Caller{Addr: nat, Authenticated: true, Identities: []string{"other"}}); err == nil {
+		t.Errorf("identity mode: unlisted leaf claiming a foreign address accepted")
 	}
 }
 
@@ -530,7 +544,7 @@ func FuzzRegistration(f *testing.F) {
 		mux.ServeHTTP(rec, req)
 		return rec
 	}
-	codes := map[int]bool{200: true, 400: true, 403: true, 404: true, 405: true, 409: true, 413: true, 429: true}
+	codes := map[int]bool{200: true, 400: true, 403: true, 404: true, 405: true, 409: true, 413: true, 429: true, 503: true}
 	f.Fuzz(func(t *testing.T, id string, body []byte) {
 		target := "/api/v1/leaves/" + url.PathEscape(id)
 		rec := do(http.MethodPut, target, body)

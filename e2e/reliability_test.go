@@ -606,7 +606,10 @@ func TestConfigserverAbuse(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	const maxLeaves = 500
 	cs := start(t, "oxcross-configserver", nil, "--web.listen-address="+addr, "--config.file="+cfg,
-		"--config.watch-interval=50ms", "--web.read-header-timeout=1s", fmt.Sprintf("--registry.max-leaves=%d", maxLeaves))
+		"--config.watch-interval=50ms", "--web.read-header-timeout=1s", fmt.Sprintf("--registry.max-leaves=%d", maxLeaves),
+		// Every registration comes from 127.0.0.1: no per-source limit,
+		// so that the registry's own limit is what refuses.
+		"--registry.max-leaves-per-source=0")
 	waitHealthy(t, addr)
 	base := "http://" + addr
 	heap := func() float64 { return metric(t, scrape(t, addr), "go_memstats_heap_inuse_bytes") }

@@ -192,7 +192,12 @@ origins:
 `, originAddr))
 
 	start(t, "oxcross-origin", nil, "--web.listen-address="+originAddr)
-	start(t, "oxcross-configserver", nil, "--web.listen-address="+csAddr, "--web.config.file="+csWeb, "--config.file="+cfg, "--config.min-interval=100ms")
+	// Identity mode: the fleet's shared user holds leaf-* ids, Prometheus'
+	// user none.
+	identities := filepath.Join(dir, "registry-identities.yml")
+	testutil.WriteFile(t, identities, "leaf: [\"leaf-*\"]\nprometheus: []\n")
+	start(t, "oxcross-configserver", nil, "--web.listen-address="+csAddr, "--web.config.file="+csWeb, "--config.file="+cfg, "--config.min-interval=100ms",
+		"--registry.identities="+identities)
 	leaf := start(t, "oxcross-leaf", nil, "--web.listen-address="+leafAddr, "--web.config.file="+leafWeb,
 		"--leaf.id="+leafID, "--config.url=https://"+csAddr, "--config.http-client-file="+leafClient,
 		"--leaf.label", "region=test", "--config.refresh-interval=1s", "--config.min-interval=100ms", "--config.cache-file="+filepath.Join(dir, "cache.json"))
@@ -313,9 +318,17 @@ scrape_configs:
 	}
 	// A registration for an address the request does not come from is
 	// refused, credentials or not.
-	resp := testutil.Do(t, withCert, http.MethodPut, cs+"/api/v1/leaves/impostor", `{"address": "192.0.2.1:9299", "labels": {"region": "test"}}`, leafAuth...)
+	resp := testutil.Do(t, withCert, http.MethodPut, cs+"/api/v1/leaves/leaf-impostor", `{"address": "192.0.2.1:9299", "labels": {"region": "test"}}`, leafAuth...)
 	if resp.Code != http.StatusForbidden || !strings.Contains(resp.Body, "not the request's source") {
 		t.Errorf("registration for 192.0.2.1:9299: %d %q, want 403 with the reason", resp.Code, resp.Body)
+	}
+	// Identity mode: the leaf user holds leaf-* only, Prometheus' user
+	// nothing.
+	for _, c := range []struct{ id, user, pass string }{{"impostor", "leaf", leafPassword}, {"prometheus", "prometheus", promPassword}} {
+		resp := testutil.Do(t, withCert, http.MethodPut, cs+"/api/v1/leaves/"+c.id, `{"address": ":9299"}`, basicAuth(c.user, c.pass)...)
+		if resp.Code != http.StatusForbidden || !strings.Contains(resp.Body, "may not hold leaf id") {
+			t.Errorf("registration of %s as %s: %d %q, want 403 with the reason", c.id, c.user, resp.Code, resp.Body)
+		}
 	}
 
 	// Prometheus finds the leaf, scrapes it and stores its probe results.

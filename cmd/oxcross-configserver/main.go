@@ -29,6 +29,10 @@ func main() {
 		Default("5s").Duration()
 	maxLeaves := app.Flag("registry.max-leaves", "Most leaves the registry holds; registrations beyond it are refused with 429.").
 		Default(strconv.Itoa(configserver.DefaultMaxLeaves)).Int()
+	maxPerSource := app.Flag("registry.max-leaves-per-source", "Without authentication (open mode): most live leaf ids registered from one source address; registrations beyond it are refused with 429. 0: no limit (behind a reverse proxy or NAT, where every leaf has the same source; better, authenticate the leaves).").
+		Default(strconv.Itoa(configserver.DefaultMaxLeavesPerSource)).Int()
+	identities := app.Flag("registry.identities", "YAML file granting authenticated identities (basic-auth users, client certificates' common and DNS names) leaf ids: identity: [glob patterns]; [] grants none. An identity not listed may hold the id of its own name only. Reread on SIGHUP, POST /-/reload and when it changes. Needs basic_auth_users or verified client certificates in --web.config.file.").
+		PlaceHolder("FILE").String()
 	allowCIDRs := app.Flag("registry.allow-address-cidr", "A network (CIDR) whose addresses leaves may advertise whatever address their registration comes from, e.g. when a reverse proxy fronts the configserver. Repeatable. Outside these, a leaf may only advertise the address its request comes from.").
 		Strings()
 	limits := service.AddConfigLimitFlags(app)
@@ -42,7 +46,11 @@ func main() {
 	if *check != "" {
 		os.Exit(config.Check(*check, parser, os.Stdout, os.Stderr))
 	}
-	ropts := configserver.RegistryOptions{MaxLeaves: *maxLeaves}
+	if *maxPerSource < 0 {
+		logger.Error("Bad --registry.max-leaves-per-source: want 0 (no limit) or more", "value", *maxPerSource)
+		os.Exit(2)
+	}
+	ropts := configserver.RegistryOptions{MaxLeaves: *maxLeaves, MaxLeavesPerSource: *maxPerSource}
 	for _, c := range *allowCIDRs {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
@@ -53,10 +61,23 @@ func main() {
 	}
 	service.LogStart(logger, "oxcross-configserver")
 	reg := service.NewRegistry(name)
-	srv, err := configserver.New(*configFile, configserver.Options{Parser: parser, Registry: ropts}, reg, logger)
+	auth := configserver.WebConfigAuthentication(*flags.Web.WebConfigFile)
+	srv, err := configserver.New(*configFile, configserver.Options{Parser: parser, Registry: ropts, Authentication: auth, IdentitiesFile: *identities}, reg, logger)
 	if err != nil {
 		logger.Error("Cannot load the config", "err", err)
 		os.Exit(1)
+	}
+	switch a, err := auth(); {
+	case err != nil:
+		logger.Error("Cannot read the web config", "err", err)
+		os.Exit(1)
+	case a.Enabled():
+		logger.Info("The leaf registry is in identity mode: a leaf id belongs to the identity the web config authenticates", "basic_auth", a.BasicAuth, "client_certificates", a.ClientCerts)
+	default:
+		logger.Warn("The leaf registry is in open mode: without basic_auth_users or verified client certificates in --web.config.file, anyone who reaches the configserver may register leaf ids nobody holds, first come, first served (see docs/security.md)", "max_leaves_per_source", *maxPerSource)
+		if *identities != "" {
+			logger.Warn("--registry.identities has no effect until the web config authenticates requests", "file", *identities)
+		}
 	}
 	mux := configserver.NewMux(srv)
 	mux.Handle("GET /metrics", service.MetricsHandler(reg))
@@ -80,6 +101,7 @@ func main() {
 		}
 	})
 	go srv.Watch(ctx, max(*watchInterval, 100*time.Millisecond))
+	go srv.Registry().Run(ctx)
 
 	if err := flags.Serve(ctx, mux, logger); err != nil {
 		logger.Error("Server failed", "err", err)

@@ -73,23 +73,25 @@ echo "built in $((SECONDS - start))s"
 debfile() { echo "dist/${1}_${pkg_version}-1_${2}.deb"; }
 rpmfile() { echo "dist/${1}-${pkg_version}-1.${2}.rpm"; }
 
-# What each package holds (files only), and its configuration files.
+# What each package holds (files only), and its configuration files: the
+# configserver's target config, web config and registry identities.
+cs_conf=(/etc/oxcross/config.yaml /etc/oxcross/configserver-web.yml /etc/oxcross/registry-identities.yml)
 deb_files() {
   printf '%s\n' "/etc/default/$1" "/lib/systemd/system/$1.service" "/usr/bin/$1" \
     "/usr/share/doc/$1/changelog.Debian.gz" "/usr/share/doc/$1/copyright" "/usr/share/lintian/overrides/$1"
-  [ "$1" != oxcross-configserver ] || echo /etc/oxcross/config.yaml
+  [ "$1" != oxcross-configserver ] || printf '%s\n' "${cs_conf[@]}"
 }
 deb_conffiles() {
   echo "/etc/default/$1"
-  [ "$1" != oxcross-configserver ] || echo /etc/oxcross/config.yaml
+  [ "$1" != oxcross-configserver ] || printf '%s\n' "${cs_conf[@]}"
 }
 rpm_files() {
   printf '%s\n' "/etc/sysconfig/$1" "/usr/bin/$1" "/usr/lib/systemd/system/$1.service"
-  [ "$1" != oxcross-configserver ] || printf '%s\n' /etc/oxcross /etc/oxcross/config.yaml
+  [ "$1" != oxcross-configserver ] || printf '%s\n' /etc/oxcross "${cs_conf[@]}"
 }
 rpm_conffiles() {
   echo "/etc/sysconfig/$1"
-  [ "$1" != oxcross-configserver ] || echo /etc/oxcross/config.yaml
+  [ "$1" != oxcross-configserver ] || printf '%s\n' "${cs_conf[@]}"
 }
 
 # check_binary FILE GOARCH: a static Go binary for GOARCH with the version
@@ -301,10 +303,14 @@ else
     /usr/bin/$name --version 2>&1 | grep -q "revision: $revision" || fail "$name --version"
   done
 
-  # The installed configserver, as user oxcross, serves the packaged example
-  # config on a free loopback port.
+  # The installed configserver, as user oxcross and with the packaged
+  # settings' ARGS (its web config and registry identities), serves the
+  # packaged example config on a free loopback port.
+  cs_args=$(sed -n 's/^ARGS="\(.*\)"$/\1/p' /etc/default/oxcross-configserver)
+  [ -n "$cs_args" ] || fail "no ARGS in /etc/default/oxcross-configserver"
+  # shellcheck disable=SC2086 # ARGS is a list of flags, as systemd splits it
   $root setpriv --reuid oxcross --regid oxcross --init-groups \
-    /usr/bin/oxcross-configserver --web.listen-address=127.0.0.1:0 >"$tmp/cs.log" 2>&1 &
+    /usr/bin/oxcross-configserver $cs_args --web.listen-address=127.0.0.1:0 >"$tmp/cs.log" 2>&1 &
   pid=$!
   cleanups+=("$root kill $pid 2>/dev/null")
   port=""
@@ -315,9 +321,12 @@ else
   done
   [ -n "$port" ] || fail "the installed configserver did not start: $(cat "$tmp/cs.log")"
   curl -fsS "http://127.0.0.1:$port/config" | grep -q '"origins":\[{' || fail "GET /config of the example config"
+  grep -q "Loaded the registry's identities.*registry-identities.yml" "$tmp/cs.log" || fail "the packaged identities were not loaded: $(cat "$tmp/cs.log")"
+  # Until its web config has users, the registry is in open mode, and says so.
+  grep -q "The leaf registry is in open mode" "$tmp/cs.log" || fail "no open-mode warning: $(cat "$tmp/cs.log")"
   $root kill "$pid"
   wait "$pid" 2>/dev/null || true
-  echo "installed configserver served /etc/oxcross/config.yaml as user oxcross"
+  echo "installed configserver served /etc/oxcross/config.yaml as user oxcross with the packaged ARGS"
 
   # An upgrade (the same version again) keeps an edited conffile and runs the
   # upgrade path (no first-install hint).
@@ -350,7 +359,7 @@ else
   dpkg_ -P oxcross-origin oxcross-configserver >/dev/null || fail "dpkg -P origin and configserver"
   ! getent passwd oxcross >/dev/null || fail "purging the last package left the user oxcross"
   ! getent group oxcross >/dev/null || fail "purging the last package left the group oxcross"
-  for p in /etc/oxcross/config.yaml /etc/default/oxcross-configserver /etc/default/oxcross-origin /usr/bin/oxcross-configserver; do
+  for p in "${cs_conf[@]}" /etc/default/oxcross-configserver /etc/default/oxcross-origin /usr/bin/oxcross-configserver; do
     [ ! -e "$p" ] || fail "purge left $p"
   done
   [ -f /etc/oxcross/web-config.yml ] || fail "purge removed the operator's /etc/oxcross/web-config.yml"

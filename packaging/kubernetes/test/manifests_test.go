@@ -226,6 +226,13 @@ func TestRendered(t *testing.T) {
 		if cm.Data["config.yaml"] != string(want) {
 			t.Error("packaging/kubernetes/config.yaml differs from packaging/config/config.yaml: copy it over")
 		}
+		ids, err := os.ReadFile(filepath.Join(dir, "..", "config", "registry-identities.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cm.Data["registry-identities.yml"] != string(ids) {
+			t.Error("packaging/kubernetes/registry-identities.yml differs from packaging/config/registry-identities.yml: copy it over")
+		}
 	})
 
 	pod := dep.Spec.Template.Spec
@@ -284,13 +291,14 @@ func TestRendered(t *testing.T) {
 		ports[p.Name] = p.ContainerPort
 	}
 	t.Run("probes and resources", func(t *testing.T) {
+		// TCP: the web config's basic auth covers every path.
 		for name, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
-			if p == nil || p.HTTPGet == nil {
-				t.Errorf("%s probe: not an HTTP GET", name)
+			if p == nil || p.TCPSocket == nil {
+				t.Errorf("%s probe: not a TCP probe", name)
 				continue
 			}
-			if p.HTTPGet.Port.Type != intstr.String || ports[p.HTTPGet.Port.StrVal] == 0 {
-				t.Errorf("%s probe: port %q is not a named container port", name, p.HTTPGet.Port.String())
+			if p.TCPSocket.Port.Type != intstr.String || ports[p.TCPSocket.Port.StrVal] == 0 {
+				t.Errorf("%s probe: port %q is not a named container port", name, p.TCPSocket.Port.String())
 			}
 		}
 		if ports["http"] != 9300 {
@@ -318,6 +326,43 @@ func TestRendered(t *testing.T) {
 			t.Fatalf("ConfigMap %s is not mounted", cm.Name)
 		}
 		checkConfigFromEnv(t, c, mount+"/config.yaml")
+	})
+
+	t.Run("identity mode: web config from a Secret, identities from the ConfigMap", func(t *testing.T) {
+		mounts := map[string]string{}
+		for _, m := range c.VolumeMounts {
+			mounts[m.Name] = m.MountPath
+		}
+		var secretVol, cmVol string
+		for _, v := range pod.Volumes {
+			switch {
+			case v.Secret != nil && v.Secret.SecretName == "oxcross-configserver-web":
+				secretVol = v.Name
+				if v.Secret.Optional != nil && *v.Secret.Optional {
+					t.Error("the web config Secret is optional: without it the configserver would not start")
+				}
+			case v.ConfigMap != nil && v.ConfigMap.Name == cm.Name:
+				cmVol = v.Name
+			}
+		}
+		if secretVol == "" || mounts[secretVol] == "" {
+			t.Fatal("the Secret oxcross-configserver-web is not mounted")
+		}
+		if psc := pod.SecurityContext; psc.FSGroup == nil || *psc.FSGroup != *psc.RunAsGroup {
+			t.Error("fsGroup is not the pod's group: the Secret's files would not be readable")
+		}
+		for _, want := range []string{
+			"--web.config.file=" + mounts[secretVol] + "/web-config.yml",
+			"--registry.identities=" + mounts[cmVol] + "/registry-identities.yml",
+		} {
+			found := false
+			for _, a := range c.Args {
+				found = found || a == want
+			}
+			if !found {
+				t.Errorf("args %q lack %q", c.Args, want)
+			}
+		}
 	})
 
 	t.Run("Service reaches the pods", func(t *testing.T) {

@@ -1,0 +1,56 @@
+package configserver_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oxcross/oxcross/configserver"
+	"github.com/oxcross/oxcross/discovery"
+)
+
+// BenchmarkPutOpenMode measures a heartbeat in open mode, where the
+// per-source limit counts the source's live ids, with 10,000 leaves from
+// 1,000 sources registered.
+func BenchmarkPutOpenMode(b *testing.B) {
+	r := configserver.NewRegistry(configserver.RegistryOptions{MaxLeavesPerSource: configserver.DefaultMaxLeavesPerSource}, prometheus.NewRegistry())
+	ctx := context.Background()
+	src := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i % 256)}) }
+	for i := range 10000 {
+		reg := discovery.Registration{Address: fmt.Sprintf(":%d", 20000+i), RefreshInterval: "1m"}
+		if _, _, err := r.Put(ctx, fmt.Sprintf("leaf-%05d", i), reg, configserver.Caller{Addr: src(i % 1000)}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reg := discovery.Registration{Address: ":20000", RefreshInterval: "1m"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := r.Put(ctx, "leaf-00000", reg, configserver.Caller{Addr: src(0)}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPutIdentityMode is the same heartbeat in identity mode.
+func BenchmarkPutIdentityMode(b *testing.B) {
+	r := configserver.NewRegistry(configserver.RegistryOptions{}, prometheus.NewRegistry())
+	ctx := context.Background()
+	for i := range 10000 {
+		id := fmt.Sprintf("leaf-%05d", i)
+		reg := discovery.Registration{Address: fmt.Sprintf(":%d", 20000+i), RefreshInterval: "1m"}
+		if _, _, err := r.Put(ctx, id, reg, configserver.Caller{Addr: netip.MustParseAddr("10.0.0.1"), Authenticated: true, Identities: []string{id}}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reg := discovery.Registration{Address: ":20000", RefreshInterval: "1m"}
+	c := configserver.Caller{Addr: netip.MustParseAddr("10.0.0.1"), Authenticated: true, Identities: []string{"leaf-00000"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := r.Put(ctx, "leaf-00000", reg, c, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
