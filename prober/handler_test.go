@@ -1,13 +1,17 @@
 package prober
 
 import (
+	"crypto/tls"
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -162,7 +166,7 @@ func (a probeAnswer) wantBadRequest(t *testing.T, want ...string) {
 // newProbeHandler returns a /probe handler of a leaf without a config:
 // the built-in modules only.
 func newProbeHandler() *Handler {
-	return NewHandler(newTestProber(), func() *config.Config { return nil }, discard)
+	return NewHandler(newTestProber(), func() *config.Config { return nil }, DefaultMaxConcurrentProbes, discard)
 }
 
 func TestProbeHandlerModules(t *testing.T) {
@@ -343,7 +347,7 @@ origins:
 	}
 	// The leaf's config: none at first, then cfg.
 	var current atomic.Pointer[config.Config]
-	endpoint := probeEndpoint(t, NewHandler(newTestProber(), current.Load, discard))
+	endpoint := probeEndpoint(t, NewHandler(newTestProber(), current.Load, DefaultMaxConcurrentProbes, discard))
 	noContent := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	web := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hello") }))
 
@@ -363,4 +367,188 @@ origins:
 	// The built-in modules stay.
 	getProbe(t, endpoint, web.URL, "simple", "").wantProbe(t, ReasonOK)
 	getProbe(t, endpoint, noContent.URL, "simple", "").wantProbe(t, ReasonHTTPStatus)
+}
+
+// capture is a server on loopback that records what reaches it: every
+// connection it accepts, and the credentials of every request.
+type capture struct {
+	*httptest.Server
+	conns   atomic.Int64
+	mu      sync.Mutex
+	secrets []string // each request's Authorization and Cookie
+}
+
+// newCapture serves h (a 200 "ok" when nil) and records what reaches it.
+func newCapture(t *testing.T, h http.Handler) *capture {
+	t.Helper()
+	c := &capture{}
+	if h == nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	}
+	c.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.secrets = append(c.secrets, r.Header.Get("Authorization")+r.Header.Get("Cookie"))
+		c.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	c.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			c.conns.Add(1)
+		}
+	}
+	c.Start()
+	t.Cleanup(c.Close)
+	return c
+}
+
+func (c *capture) lastSecret() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.secrets) == 0 {
+		return ""
+	}
+	return c.secrets[len(c.secrets)-1]
+}
+
+// tlsCapture is a TLS listener on loopback that requires a client
+// certificate of ca's and records every connection and the client
+// certificates' common names.
+type tlsCapture struct {
+	addr  string
+	conns atomic.Int64
+	names chan string
+}
+
+func newTLSCapture(t *testing.T, fx *tlsFixture) *tlsCapture {
+	t.Helper()
+	l := listenLoopback(t, false)
+	c := &tlsCapture{addr: l.Addr().String(), names: make(chan string, 16)}
+	cfg := &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: fx.ca.Pool}
+	serveConns(t, l, func(conn net.Conn) {
+		c.conns.Add(1)
+		tc := tls.Server(conn, cfg)
+		if tc.Handshake() == nil {
+			c.names <- tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+		}
+		_ = tc.Close()
+	})
+	return c
+}
+
+// TestProbeHandlerCredentials replays finding 5 of issue 13: /probe with
+// a module that carries credentials (an Authorization or Cookie header, a
+// client certificate) and a target of the caller's choosing. The module
+// probes only the targets of the config's origins that use it and those
+// its allowed_targets match; any other target is answered 403 and never
+// reached (the capture server sees no connection at all), while a listed
+// target gets the secret.
+func TestProbeHandlerCredentials(t *testing.T) {
+	t.Parallel()
+	const token = "Bearer SUPERSECRET-MODULE-TOKEN"
+	const cookie = "session=SUPERSECRET-COOKIE"
+	fx := newTLSFixture(t)
+	listed := newCapture(t, nil)                // an origin of module withauth
+	originSrv := newCapture(t, fakeOrigin(nil)) // an origin of module withcookie (kind oxcross)
+	allowHost := newCapture(t, nil)             // matched by allowlisted's allowed_targets
+	stranger := newCapture(t, nil)              // the attacker's capture server
+	open := newCapture(t, nil)                  // probed with a module without credentials
+	tlsListed, tlsStranger := newTLSCapture(t, fx), newTLSCapture(t, fx)
+
+	cfg, err := DefaultKinds(discard).Parser(config.Limits{}).Parse(fmt.Appendf(nil, `
+modules:
+  withauth:
+    kind: http
+    http: {headers: {Authorization: %[1]q}}
+  withcookie:
+    kind: oxcross
+    http: {headers: {cookie: %[2]q}}
+  allowlisted:
+    kind: http
+    allowed_targets: ['%[3]s/allowed/[a-z]+']
+    http: {headers: {AUTHORIZATION: %[1]q}}
+  withcert:
+    kind: tcp
+    tcp: {tls: true, tls_config: {ca_file: %[4]q, cert_file: %[5]q, key_file: %[6]q}}
+origins:
+  - {name: listed, url: '%[7]s/secret-path', module: withauth}
+  - {name: listed-origin, url: '%[8]s', module: withcookie}
+  - {name: listed-tls, address: '%[9]s', module: withcert}
+`, token, cookie, regexp.QuoteMeta(allowHost.URL), fx.ca.CertFile, fx.client.CertFile, fx.client.KeyFile,
+		listed.URL, originSrv.URL, tlsListed.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := probeEndpoint(t, NewHandler(newTestProber(), func() *config.Config { return cfg }, DefaultMaxConcurrentProbes, discard))
+
+	for _, tc := range []struct {
+		name, module, target string
+		// reached is the server the probe reaches, with the secret it
+		// must get; nil for a refused probe, which reaches none.
+		reached *capture
+		secret  string
+		tls     *tlsCapture
+	}{
+		{name: "header, the attack: another target", module: "withauth", target: stranger.URL + "/steal"},
+		{name: "header, the origin's target", module: "withauth", target: listed.URL + "/secret-path", reached: listed, secret: token},
+		{name: "header, the origin's target without scheme", module: "withauth", target: strings.TrimPrefix(listed.URL, "http://") + "/secret-path", reached: listed, secret: token},
+		{name: "header, another path of the origin's host", module: "withauth", target: listed.URL + "/other"},
+		{name: "header, an origin of another module", module: "withauth", target: originSrv.URL + origin.Path},
+		{name: "cookie, the attack", module: "withcookie", target: stranger.URL},
+		{name: "cookie, the origin's target", module: "withcookie", target: originSrv.URL, reached: originSrv, secret: cookie},
+		{name: "allowed_targets, a match", module: "allowlisted", target: allowHost.URL + "/allowed/abc", reached: allowHost, secret: token},
+		{name: "allowed_targets, a longer path", module: "allowlisted", target: allowHost.URL + "/allowed/abc/x"},
+		{name: "allowed_targets, the path at another host", module: "allowlisted", target: stranger.URL + "/allowed/abc"},
+		{name: "client certificate, the attack", module: "withcert", target: tlsStranger.addr},
+		{name: "client certificate, the origin's address", module: "withcert", target: tlsListed.addr, tls: tlsListed},
+		{name: "no credentials, any target", module: "simple", target: open.URL + "/anything", reached: open},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := map[*capture]int64{}
+			for _, c := range []*capture{listed, originSrv, allowHost, stranger, open} {
+				before[c] = c.conns.Load()
+			}
+			tlsBefore := tlsStranger.conns.Load()
+			a := getProbe(t, endpoint, tc.target, tc.module, "")
+			refused := tc.reached == nil && tc.tls == nil
+			if refused {
+				if a.status != http.StatusForbidden {
+					t.Fatalf("status %d, want 403: %s", a.status, a.body)
+				}
+				if want := "module " + tc.module + " "; !strings.Contains(a.body, want) {
+					t.Errorf("403 message %q does not name the module (%q)", a.body, want)
+				}
+				if strings.Contains(a.body, "SUPERSECRET") {
+					t.Errorf("403 message %q shows the secret", a.body)
+				}
+			} else {
+				a.wantProbe(t, ReasonOK)
+			}
+			// The answer comes after the probe: whatever it reached, it
+			// has reached by now.
+			for c, n := range before {
+				got := c.conns.Load() - n
+				if c == tc.reached {
+					if got != 1 {
+						t.Errorf("the target server saw %d connections, want 1", got)
+					}
+					if s := c.lastSecret(); s != tc.secret {
+						t.Errorf("the target got credentials %q, want %q", s, tc.secret)
+					}
+				} else if got != 0 {
+					t.Errorf("%d connections reached %s, which is not the target", got, c.URL)
+				}
+			}
+			if got := tlsStranger.conns.Load() - tlsBefore; got != 0 {
+				t.Errorf("%d connections reached the stranger's TLS listener", got)
+			}
+			if tc.tls != nil {
+				if name := <-tc.tls.names; name != "oxcross-leaf" {
+					t.Errorf("client certificate %q, want the module's (oxcross-leaf)", name)
+				}
+			}
+		})
+	}
+	if n := stranger.conns.Load(); n != 0 {
+		t.Errorf("the stranger's capture server saw %d connections, want none", n)
+	}
 }

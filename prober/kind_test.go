@@ -184,7 +184,7 @@ origins:
 		return result("greeted", "true", "ok") >= 1 && result(cfg.Origins[1].ID, "false", "body_mismatch") >= 1
 	})
 
-	srv := httptest.NewServer(prober.NewHandler(p, func() *config.Config { return cfg }, logger))
+	srv := httptest.NewServer(prober.NewHandler(p, func() *config.Config { return cfg }, prober.DefaultMaxConcurrentProbes, logger))
 	defer srv.Close()
 	body := get(t, srv.URL+"/probe?module=greet&target="+addr, http.StatusOK)
 	for _, want := range []string{"probe_success 1", `probe_banner_duration_seconds{phase="connect"}`, `probe_oxcross_reason{reason="ok"} 1`} {
