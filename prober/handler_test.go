@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -551,4 +553,152 @@ origins:
 	if n := stranger.conns.Load(); n != 0 {
 		t.Errorf("the stranger's capture server saw %d connections, want none", n)
 	}
+}
+
+// openFiles counts the process' open file descriptors, -1 where
+// /proc/self/fd is not there to read.
+func openFiles() int {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(fds)
+}
+
+// peak samples the goroutines and open files every few milliseconds until
+// stop is called, which returns the highest counts seen.
+func peak() (stop func() (goroutines, files int)) {
+	done := make(chan struct{})
+	var g, f int
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			g, f = max(g, runtime.NumGoroutine()), max(f, openFiles())
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	return func() (int, int) {
+		close(done)
+		wg.Wait()
+		return g, f
+	}
+}
+
+// probeResult is a /probe answer got off the test's goroutine.
+type probeResult struct {
+	status  int
+	body    string
+	elapsed time.Duration
+	err     error
+}
+
+func tryProbe(c *http.Client, endpoint, target, timeoutHeader string) probeResult {
+	req, err := http.NewRequest(http.MethodGet, endpoint+"?"+url.Values{"target": {target}, "module": {"simple"}}.Encode(), nil)
+	if err != nil {
+		return probeResult{err: err}
+	}
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeoutHeader)
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return probeResult{err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return probeResult{status: resp.StatusCode, body: string(body), elapsed: time.Since(start), err: err}
+}
+
+// TestProbeHandlerMaxConcurrent replays finding 10 of issue 13: 200
+// concurrent /probe calls to a silent listener (it accepts and never
+// answers). The first 10 (--probe.max-concurrent's default) probe and hold
+// their slots; the other 190 wait their probe timeout for a slot and get
+// 503. Exactly 10 connections reach the listener, the process' goroutines
+// and open files grow by what the waiting requests themselves hold (not by
+// a probe each), and all of it is gone afterwards.
+func TestProbeHandlerMaxConcurrent(t *testing.T) {
+	// Not parallel: it counts the process' goroutines and open files.
+	const limit, callers = DefaultMaxConcurrentProbes, 200
+	silent := listenLoopback(t, false)
+	var accepted atomic.Int64
+	serveConns(t, silent, func(c net.Conn) {
+		accepted.Add(1)
+		_, _ = io.Copy(io.Discard, c) // until the probe gives up
+		_ = c.Close()
+	})
+	endpoint := probeEndpoint(t, NewHandler(newTestProber(), func() *config.Config { return nil }, limit, discard))
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+
+	runtime.GC()
+	baseGoroutines, baseFiles := runtime.NumGoroutine(), openFiles()
+	stop := peak()
+	results := make([]probeResult, callers)
+	var wg sync.WaitGroup
+	// The first ones hold their slots for 1.5 s (a 2 s scrape timeout)...
+	for i := range limit {
+		wg.Go(func() { results[i] = tryProbe(client, endpoint, "http://"+silent.Addr().String()+"/", "2") })
+	}
+	testutil.Eventually(t, 5*time.Second, "the first probes to reach the silent listener", func() bool { return accepted.Load() == limit })
+	// ... while the others wait their 0.5 s (a 1 s scrape timeout) in vain.
+	for i := limit; i < callers; i++ {
+		wg.Go(func() { results[i] = tryProbe(client, endpoint, "http://"+silent.Addr().String()+"/", "1") })
+	}
+	wg.Wait()
+	peakGoroutines, peakFiles := stop()
+
+	refused := 0
+	for i, r := range results {
+		switch {
+		case r.err != nil:
+			t.Fatalf("call %d: %v", i, r.err)
+		case i < limit:
+			if r.status != http.StatusOK || !strings.Contains(r.body, `probe_oxcross_reason{reason="timeout"} 1`) {
+				t.Errorf("call %d, holding a slot: status %d, want 200 with reason timeout: %s", i, r.status, r.body)
+			}
+		case r.status != http.StatusServiceUnavailable:
+			t.Errorf("call %d, beyond the limit: status %d, want 503: %s", i, r.status, r.body)
+		default:
+			refused++
+			if !strings.Contains(r.body, "too many concurrent probes (--probe.max-concurrent=10)") {
+				t.Errorf("call %d: 503 message %q does not name the limit", i, r.body)
+			}
+			// It waited its probe timeout for a slot, and answered within
+			// the scrape timeout.
+			if r.elapsed < 450*time.Millisecond || r.elapsed > time.Second {
+				t.Errorf("call %d: 503 after %v, want after its 0.5 s probe timeout", i, r.elapsed)
+			}
+		}
+	}
+	if got := accepted.Load(); got != limit {
+		t.Errorf("%d connections reached the silent listener, want %d: one per slot", got, limit)
+	}
+	// What the waiting requests hold themselves, in this process: the
+	// server's connection goroutine and the client's three (the caller,
+	// the transport's reader and writer), and a socket at either end.
+	// The probes add 3 goroutines and 2 sockets each (their transport's
+	// and the listener's): without the limit the numbers would be about
+	// 7 and 4 per call.
+	growG, growF := peakGoroutines-baseGoroutines, peakFiles-baseFiles
+	t.Logf("%d calls, %d probing: goroutines %d → peak %d (+%d), open files %d → peak %d (+%d); %d answered 503",
+		callers, limit, baseGoroutines, peakGoroutines, growG, baseFiles, peakFiles, growF, refused)
+	if maxG := 5*callers + 50; growG > maxG {
+		t.Errorf("goroutines grew by %d, want at most %d", growG, maxG)
+	}
+	if maxF := 2*callers + 4*limit + 20; baseFiles >= 0 && growF > maxF {
+		t.Errorf("open files grew by %d, want at most %d", growF, maxF)
+	}
+	client.CloseIdleConnections()
+	testutil.EventuallyReason(t, 5*time.Second, "goroutines and open files back to where they were", func() string {
+		g, f := runtime.NumGoroutine(), openFiles()
+		if g <= baseGoroutines+5 && f <= baseFiles+5 {
+			return ""
+		}
+		return fmt.Sprintf("%d goroutines (were %d), %d open files (were %d)", g, baseGoroutines, f, baseFiles)
+	})
 }

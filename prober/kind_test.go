@@ -129,7 +129,7 @@ origins:
 	for _, want := range []string{
 		"modules.empty: banner: expect: missing", // the kind's own validation
 		"modules.wrongkey: unknown field \"tcp\" (known: kind, ip_family, no_ip_fallback, max_body_bytes, allowed_targets, banner)", // only known kinds' keys
-		"url: not for module greet (kind banner); give address or hostname",                                        // the kind's target shape
+		"url: not for module greet (kind banner); give address or hostname",                                                         // the kind's target shape
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad config: error %v, want it to contain %q", err, want)
