@@ -644,20 +644,26 @@ func tryProbe(c *http.Client, endpoint, target, timeoutHeader string) probeResul
 // TestProbeHandlerMaxConcurrent replays finding 10 of issue 13: 200
 // concurrent /probe calls to a silent listener (it accepts and never
 // answers). The first 10 (--probe.max-concurrent's default) probe and hold
-// their slots; the other 190 wait their probe timeout for a slot and get
-// 503. Exactly 10 connections reach the listener, the process' goroutines
-// and open files grow by what the waiting requests themselves hold (not by
-// a probe each), and all of it is gone afterwards.
+// their slots until the test lets them go; the other 190 wait their probe
+// timeout for a slot and get 503. Exactly 10 connections reach the
+// listener, the process' goroutines and open files grow by what the
+// waiting requests themselves hold (not by a probe each), and all of it
+// is gone afterwards.
 func TestProbeHandlerMaxConcurrent(t *testing.T) {
 	// Not parallel: it counts the process' goroutines and open files.
 	const limit, callers = DefaultMaxConcurrentProbes, 200
 	silent := listenLoopback(t, false)
 	var accepted atomic.Int64
+	release := make(chan struct{})
 	serveConns(t, silent, func(c net.Conn) {
 		accepted.Add(1)
-		_, _ = io.Copy(io.Discard, c) // until the probe gives up
+		<-release // never answering until then
 		_ = c.Close()
 	})
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before serveConns' cleanup waits for its connections
+	target := "http://" + silent.Addr().String() + "/"
 	endpoint := probeEndpoint(t, NewHandler(newTestProber(), func() *config.Config { return nil }, limit, discard))
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
@@ -666,18 +672,21 @@ func TestProbeHandlerMaxConcurrent(t *testing.T) {
 	baseGoroutines, baseFiles := runtime.NumGoroutine(), openFiles()
 	stop := peak()
 	results := make([]probeResult, callers)
-	var wg sync.WaitGroup
-	// The first ones hold their slots for 1.5 s (a 2 s scrape timeout)...
+	var holders, waiters sync.WaitGroup
+	// The first ones take every slot (a 30 s scrape timeout) and hold
+	// them until the listener lets them go...
 	for i := range limit {
-		wg.Go(func() { results[i] = tryProbe(client, endpoint, "http://"+silent.Addr().String()+"/", "2") })
+		holders.Go(func() { results[i] = tryProbe(client, endpoint, target, "30") })
 	}
-	testutil.Eventually(t, 5*time.Second, "the first probes to reach the silent listener", func() bool { return accepted.Load() == limit })
+	testutil.Eventually(t, 10*time.Second, "the first probes to reach the silent listener", func() bool { return accepted.Load() == limit })
 	// ... while the others wait their 0.5 s (a 1 s scrape timeout) in vain.
 	for i := limit; i < callers; i++ {
-		wg.Go(func() { results[i] = tryProbe(client, endpoint, "http://"+silent.Addr().String()+"/", "1") })
+		waiters.Go(func() { results[i] = tryProbe(client, endpoint, target, "1") })
 	}
-	wg.Wait()
+	waiters.Wait()
 	peakGoroutines, peakFiles := stop()
+	letGo()
+	holders.Wait()
 
 	refused := 0
 	for i, r := range results {
@@ -685,8 +694,9 @@ func TestProbeHandlerMaxConcurrent(t *testing.T) {
 		case r.err != nil:
 			t.Fatalf("call %d: %v", i, r.err)
 		case i < limit:
-			if r.status != http.StatusOK || !strings.Contains(r.body, `probe_oxcross_reason{reason="timeout"} 1`) {
-				t.Errorf("call %d, holding a slot: status %d, want 200 with reason timeout: %s", i, r.status, r.body)
+			// Its probe failed when the listener closed the connection.
+			if r.status != http.StatusOK || !strings.Contains(r.body, "probe_success 0") {
+				t.Errorf("call %d, holding a slot: status %d, want 200 with a failed probe: %s", i, r.status, r.body)
 			}
 		case r.status != http.StatusServiceUnavailable:
 			t.Errorf("call %d, beyond the limit: status %d, want 503: %s", i, r.status, r.body)
@@ -695,10 +705,10 @@ func TestProbeHandlerMaxConcurrent(t *testing.T) {
 			if !strings.Contains(r.body, "too many concurrent probes (--probe.max-concurrent=10)") {
 				t.Errorf("call %d: 503 message %q does not name the limit", i, r.body)
 			}
-			// It waited its probe timeout for a slot, and answered within
-			// the scrape timeout.
-			if r.elapsed < 450*time.Millisecond || r.elapsed > time.Second {
-				t.Errorf("call %d: 503 after %v, want after its 0.5 s probe timeout", i, r.elapsed)
+			// It waited its probe timeout for a slot (and, as the slots
+			// were held until all of them had answered, no longer).
+			if r.elapsed < 450*time.Millisecond {
+				t.Errorf("call %d: 503 after %v, before its 0.5 s probe timeout", i, r.elapsed)
 			}
 		}
 	}
