@@ -56,12 +56,14 @@ type jsonModule struct {
 	IPFamily     IPFamily `json:"ip_family,omitempty"`
 	NoIPFallback bool     `json:"no_ip_fallback,omitempty"`
 	MaxBodyBytes int64    `json:"max_body_bytes,omitempty"`
+	// AllowedTargets is the module's allowed_targets.
+	AllowedTargets []string `json:"allowed_targets,omitempty"`
 }
 
 // marshalModule encodes a module as a config writes it: the common keys,
 // then the kind's settings under its key unless they are all zero.
 func (c *Config) marshalModule(m Module) ([]byte, error) {
-	common, err := json.Marshal(jsonModule{m.Kind, m.IPFamily, m.NoIPFallback, m.MaxBodyBytes})
+	common, err := json.Marshal(jsonModule{m.Kind, m.IPFamily, m.NoIPFallback, m.MaxBodyBytes, m.AllowedTargets})
 	if err != nil || isZeroSettings(m.Settings) {
 		return common, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -55,6 +56,17 @@ type Settings interface {
 	// once (errors.Join), each naming its field ("method: …"); nil when
 	// nothing is.
 	Validate() error
+}
+
+// CredentialCarrier is implemented by Settings that can hold secrets a
+// probe sends to its target (an Authorization header, a client
+// certificate). A module whose settings carry credentials probes, through
+// the leaf's /probe, only its origins' targets and those its
+// allowed_targets match, so that a caller cannot make the leaf hand the
+// secrets to a host of the caller's choosing.
+type CredentialCarrier interface {
+	// CarriesCredentials reports whether the settings hold credentials.
+	CarriesCredentials() bool
 }
 
 // Kinds is the set of probe kinds a config may use.
@@ -160,16 +172,53 @@ type Module struct {
 	// MaxBodyBytes bounds the response body a probe reads; 0 means the
 	// kind's default.
 	MaxBodyBytes int64
+	// AllowedTargets are regular expressions, each matched against the
+	// whole of a /probe target as resolved (the URL, or host:port or a
+	// host): a restricted module (see Restricted) probes through /probe
+	// only its origins' targets and those matching one of them.
+	AllowedTargets []string
 	// Settings are the kind's own settings (nil for a kind without any).
 	Settings Settings
 }
 
+// CarriesCredentials reports whether m's settings hold credentials (see
+// CredentialCarrier).
+func (m *Module) CarriesCredentials() bool {
+	c, ok := m.Settings.(CredentialCarrier)
+	return ok && c.CarriesCredentials()
+}
+
+// Restricted reports whether /probe may use m only for its origins'
+// targets and those its AllowedTargets match: when it carries credentials
+// or lists allowed targets.
+func (m *Module) Restricted() bool {
+	return len(m.AllowedTargets) > 0 || m.CarriesCredentials()
+}
+
+// AllowsTarget reports whether one of m's AllowedTargets matches the whole
+// of target. The patterns were checked when the config was parsed; one
+// that does not compile matches nothing.
+func (m *Module) AllowsTarget(target string) bool {
+	for _, p := range m.AllowedTargets {
+		if re, err := compileAllowedTarget(p); err == nil && re.MatchString(target) {
+			return true
+		}
+	}
+	return false
+}
+
+// compileAllowedTarget compiles an allowed_targets pattern, anchored at
+// both ends.
+func compileAllowedTarget(pattern string) (*regexp.Regexp, error) {
+	return regexp.Compile(`^(?:` + pattern + `)$`)
+}
+
 // reservedModuleKeys are the keys every module has.
-var reservedModuleKeys = map[string]bool{"kind": true, "ip_family": true, "no_ip_fallback": true, "max_body_bytes": true}
+var reservedModuleKeys = map[string]bool{"kind": true, "ip_family": true, "no_ip_fallback": true, "max_body_bytes": true, "allowed_targets": true}
 
 // moduleKeys lists the keys a module may have with kinds ks.
 func (ks *Kinds) moduleKeys() []string {
-	keys := []string{"kind", "ip_family", "no_ip_fallback", "max_body_bytes"}
+	keys := []string{"kind", "ip_family", "no_ip_fallback", "max_body_bytes", "allowed_targets"}
 	extra := make([]string, 0, len(ks.keys))
 	for k := range ks.keys {
 		extra = append(extra, k)

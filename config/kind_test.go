@@ -56,6 +56,7 @@ func TestNewKindsErrors(t *testing.T) {
 		{"settings key ip_family", []config.Kind{{Name: "a", SettingsKey: "ip_family", NewSettings: newTestSettings}}, `settings key "ip_family" is a module key of every kind`},
 		{"settings key no_ip_fallback", []config.Kind{{Name: "a", SettingsKey: "no_ip_fallback", NewSettings: newTestSettings}}, `settings key "no_ip_fallback" is a module key of every kind`},
 		{"settings key max_body_bytes", []config.Kind{{Name: "a", SettingsKey: "max_body_bytes", NewSettings: newTestSettings}}, `settings key "max_body_bytes" is a module key of every kind`},
+		{"settings key allowed_targets", []config.Kind{{Name: "a", SettingsKey: "allowed_targets", NewSettings: newTestSettings}}, `settings key "allowed_targets" is a module key of every kind`},
 	} {
 		ks, err := config.NewKinds(tc.kinds...)
 		if err == nil || ks != nil || !strings.Contains(err.Error(), tc.want) {
@@ -230,7 +231,7 @@ origins: [{url: 'http://h'}]
 		"line 7: modules.m4: s: x: bad\n", // each of Validate's problems on its own line
 		"line 7: modules.m4: s: y: worse",
 		"line 8: modules.m5: s: field z not found in type config_test.testSettings",
-		`line 9: modules.m6: unknown field "u" (known: kind, ip_family, no_ip_fallback, max_body_bytes, s, t)`,
+		`line 9: modules.m6: unknown field "u" (known: kind, ip_family, no_ip_fallback, max_body_bytes, allowed_targets, s, t)`,
 	} {
 		if err == nil || !strings.Contains(err.Error()+"\n", want) {
 			t.Errorf("error %v, want it to contain %q", err, want)

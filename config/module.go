@@ -86,6 +86,9 @@ func (p *parser) module(n *yaml.Node, where string) (Module, bool) {
 			p.errorf(v, "%s: max_body_bytes: %d is not between 0 and 64 MiB", where, m.MaxBodyBytes)
 		}
 	}
+	if v := f["allowed_targets"]; v != nil {
+		m.AllowedTargets = p.allowedTargets(v, where+": allowed_targets")
+	}
 	if kind.NewSettings != nil {
 		m.Settings = kind.NewSettings()
 	}
@@ -100,6 +103,40 @@ func (p *parser) module(n *yaml.Node, where string) (Module, bool) {
 		p.settings(v, where+": "+key, m.Settings)
 	}
 	return m, len(p.errs) == before
+}
+
+// maxAllowedTargets bounds a module's allowed_targets.
+const maxAllowedTargets = 100
+
+// allowedTargets reads a module's allowed_targets, a list of regular
+// expressions, and checks that each compiles; an empty list is none.
+func (p *parser) allowedTargets(n *yaml.Node, where string) []string {
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "%s: want a list of regular expressions, got %s", where, kindName(n))
+		return nil
+	}
+	if len(n.Content) > maxAllowedTargets {
+		p.errorf(n, "%s: %d patterns, at most %d", where, len(n.Content), maxAllowedTargets)
+		return nil
+	}
+	var out []string
+	for i, e := range n.Content {
+		at := fmt.Sprintf("%s[%d]", where, i)
+		s := p.str(e, at)
+		if e.Kind != yaml.ScalarNode || e.Tag == "!!null" {
+			continue
+		}
+		if s == "" {
+			p.errorf(e, "%s: empty pattern", at)
+			continue
+		}
+		if _, err := compileAllowedTarget(s); err != nil {
+			p.errorf(e, "%s: %v", at, err)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // settings decodes a kind's settings strictly into s and validates them.

@@ -131,7 +131,12 @@ func TestModuleErrors(t *testing.T) {
 		{"max_body_bytes negative", "modules:\n  m:\n    kind: http\n    max_body_bytes: -1\n" + origin, []string{"line 4", "modules.m: max_body_bytes: -1 is not between 0 and 64 MiB"}},
 		{"max_body_bytes over 64 MiB", "modules:\n  m:\n    kind: http\n    max_body_bytes: 67108865\n" + origin, []string{"line 4", "modules.m: max_body_bytes: 67108865 is not between 0 and 64 MiB"}},
 		{"max_body_bytes not a number", "modules:\n  m:\n    kind: http\n    max_body_bytes: lots\n" + origin, []string{"line 4", `modules.m: max_body_bytes: "lots" is not a whole number`}},
-		{"unknown module key", "modules:\n  m:\n    kind: http\n    x: 1\n" + origin, []string{"line 4", `modules.m: unknown field "x" (known: kind, ip_family, no_ip_fallback, max_body_bytes, http, tcp)`}},
+		{"allowed_targets a string", "modules:\n  m:\n    kind: http\n    allowed_targets: 'https://a/'\n" + origin, []string{"line 4", `modules.m: allowed_targets: want a list of regular expressions, got "https://a/"`}},
+		{"allowed_targets a bad regexp", "modules:\n  m:\n    kind: http\n    allowed_targets:\n      - 'https://a/.*'\n      - 'https://(b/'\n" + origin, []string{"line 6", "modules.m: allowed_targets[1]: error parsing regexp: missing closing ): `^(?:https://(b/)$`"}},
+		{"allowed_targets an empty pattern", "modules:\n  m:\n    kind: tcp\n    allowed_targets: ['']\n" + origin, []string{"line 4", "modules.m: allowed_targets[0]: empty pattern"}},
+		{"allowed_targets a list in a list", "modules:\n  m:\n    kind: tcp\n    allowed_targets: [[a]]\n" + origin, []string{"line 4", "modules.m: allowed_targets[0]: want a string, got a list"}},
+		{"allowed_targets too many", "modules:\n  m:\n    kind: icmp\n    allowed_targets: [" + strings.Repeat("a, ", 100) + "a]\n" + origin, []string{"line 4", "modules.m: allowed_targets: 101 patterns, at most 100"}},
+		{"unknown module key", "modules:\n  m:\n    kind: http\n    x: 1\n" + origin, []string{"line 4", `modules.m: unknown field "x" (known: kind, ip_family, no_ip_fallback, max_body_bytes, allowed_targets, http, tcp)`}},
 		{"settings of another kind: http for tcp", "modules:\n  m:\n    kind: tcp\n    http: {method: GET}\n" + origin, []string{"line 4", "modules.m: http: only for kinds http and oxcross"}},
 		{"settings of another kind: tcp for http", "modules:\n  m:\n    kind: http\n    tcp: {tls: true}\n" + origin, []string{"line 4", "modules.m: tcp: only for kind tcp"}},
 		{"settings of another kind: tcp for oxcross", "modules:\n  m:\n    kind: oxcross\n    tcp: {tls: true}\n" + origin, []string{"line 4", "modules.m: tcp: only for kind tcp"}},
@@ -203,5 +208,90 @@ origins: [{url: 'http://h'}]
 	}
 	if again := mustParse(t, b); !reflect.DeepEqual(again, cfg) {
 		t.Errorf("round trip through %s changed the config", b)
+	}
+}
+
+// TestModuleAllowedTargets: allowed_targets, a key of every kind's
+// modules, is read as anchored regular expressions, kept in the normalized
+// JSON, and read back equal.
+func TestModuleAllowedTargets(t *testing.T) {
+	cfg := mustParse(t, []byte(`modules:
+  web:
+    kind: http
+    allowed_targets: ['https://[a-z]+\.example\.com/health', 'http://10\.0\.0\.1:8080/']
+    http: {headers: {authorization: Bearer x}}
+  ssh:
+    kind: tcp
+    allowed_targets: ['db[0-9]\.example\.com:22']
+  empty: {kind: icmp, allowed_targets: []}
+origins: [{url: 'http://h'}]
+`))
+	web, ssh := cfg.Modules["web"], cfg.Modules["ssh"]
+	if want := []string{`https://[a-z]+\.example\.com/health`, `http://10\.0\.0\.1:8080/`}; !reflect.DeepEqual(web.AllowedTargets, want) {
+		t.Errorf("web: allowed_targets %q, want %q", web.AllowedTargets, want)
+	}
+	if got := cfg.Modules["empty"].AllowedTargets; got != nil {
+		t.Errorf("empty: allowed_targets %q, want none", got)
+	}
+	for _, tc := range []struct {
+		m      config.Module
+		target string
+		want   bool
+	}{
+		{web, "https://api.example.com/health", true},
+		{web, "http://10.0.0.1:8080/", true},
+		// Anchored at both ends: no prefix, no suffix, no other host.
+		{web, "https://api.example.com/health/more", false},
+		{web, "https://api.example.com.evil.test/health", false},
+		{web, "http://evil.test/?https://api.example.com/health", false},
+		{web, "http://10.0.0.1:8080/x", false},
+		{ssh, "db1.example.com:22", true},
+		{ssh, "db1.example.com:2222", false},
+		{ssh, "xdb1.example.com:22", false},
+		{cfg.Modules["simple"], "http://h/", false},
+	} {
+		if got := tc.m.AllowsTarget(tc.target); got != tc.want {
+			t.Errorf("module with %q: AllowsTarget(%q) = %v, want %v", tc.m.AllowedTargets, tc.target, got, tc.want)
+		}
+	}
+	b, err := cfg.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"allowed_targets":["db[0-9]\\.example\\.com:22"]`) {
+		t.Errorf("normalized JSON lacks ssh's allowed_targets: %s", b)
+	}
+	if again := mustParse(t, b); !reflect.DeepEqual(again, cfg) {
+		t.Errorf("round trip through %s changed the config", b)
+	}
+}
+
+// TestModuleRestricted: a module is restricted when its settings carry
+// credentials (an Authorization, Proxy-Authorization or Cookie header in
+// any case, a client certificate) or it lists allowed_targets; the
+// built-in modules and plain ones are not.
+func TestModuleRestricted(t *testing.T) {
+	cfg := mustParse(t, []byte(`modules:
+  bearer: {kind: http, http: {headers: {Authorization: Bearer x}}}
+  lower: {kind: oxcross, http: {headers: {authorization: Basic eDp5}}}
+  cookie: {kind: http, http: {headers: {COOKIE: session=1}}}
+  proxy: {kind: http, http: {headers: {Proxy-Authorization: Basic eDp5}}}
+  cert: {kind: http, http: {tls: {cert_file: c.pem, key_file: k.pem}}}
+  tcpcert: {kind: tcp, tcp: {tls: true, tls_config: {cert_file: c.pem, key_file: k.pem}}}
+  listed: {kind: icmp, allowed_targets: ['10\.0\.0\.[0-9]+']}
+  plain: {kind: http, http: {headers: {X-Probe: oxcross, Host: example.com}, tls: {ca_file: ca.pem}}}
+  tcptls: {kind: tcp, tcp: {tls: true, tls_config: {ca_file: ca.pem}}}
+origins: [{url: 'http://h'}]
+`))
+	for name, want := range map[string][2]bool{ // credentials, restricted
+		"bearer": {true, true}, "lower": {true, true}, "cookie": {true, true}, "proxy": {true, true},
+		"cert": {true, true}, "tcpcert": {true, true}, "listed": {false, true},
+		"plain": {false, false}, "tcptls": {false, false},
+		"simple": {false, false}, "advanced": {false, false}, "tcp": {false, false}, "icmp": {false, false},
+	} {
+		m := cfg.Modules[name]
+		if got := [2]bool{m.CarriesCredentials(), m.Restricted()}; got != want {
+			t.Errorf("module %s: credentials, restricted = %v, want %v", name, got, want)
+		}
 	}
 }

@@ -70,6 +70,10 @@ type TLSSettings struct {
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify,omitempty" json:"insecure_skip_verify,omitempty"`
 }
 
+// carriesCredentials reports whether the settings present a client
+// certificate.
+func (s TLSSettings) carriesCredentials() bool { return s.CertFile != "" || s.KeyFile != "" }
+
 func (s TLSSettings) validate() error {
 	if (s.CertFile == "") != (s.KeyFile == "") {
 		return errors.New("cert_file and key_file go together")

@@ -13,8 +13,10 @@ import (
 // FuzzCheckOxcross: whatever an origin answers, the /oxcross parser ends
 // with a reason from the fixed set, an error exactly when it fails, and a
 // drift estimate whose uncertainty is not negative and whose offset has
-// the sign of the true NTP formula (no overflow), and a token it accepted
-// once is refused as cached the second time.
+// the sign of the true NTP formula (no overflow) and stays within a year
+// and the round trip of the leaf's clock (a time further off is
+// invalid_response), and a token it accepted once is refused as cached
+// the second time.
 func FuzzCheckOxcross(f *testing.F) {
 	good, _ := json.Marshal(origin.Response{ServerTime: "2026-11-25T19:14:14.123456789Z", Token: "abc", Nonce: "n1", ReceivedUnixNano: 1795633454123400000, SentUnixNano: 1795633454123456789})
 	f.Add(good, "n1", int64(1795633454123000000), uint32(1000000))
@@ -43,6 +45,9 @@ func FuzzCheckOxcross(f *testing.F) {
 		}
 		if d.Uncertainty < 0 {
 			t.Errorf("uncertainty %s is negative", d.Uncertainty)
+		}
+		if bound := maxClockDistance + time.Second + time.Duration(rttNano); d.Offset > bound || d.Offset < -bound {
+			t.Errorf("offset %s is more than a year from the leaf's clock", d.Offset)
 		}
 		var or origin.Response
 		_ = json.Unmarshal(body, &or)

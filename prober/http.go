@@ -58,6 +58,24 @@ func (h *HTTPSettings) Validate() error {
 	return errors.Join(errs...)
 }
 
+var _ config.CredentialCarrier = (*HTTPSettings)(nil)
+
+// credentialHeaders are the headers whose values are secrets, in
+// canonical form.
+var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
+
+// CarriesCredentials reports whether the settings send secrets: an
+// Authorization, Proxy-Authorization or Cookie header (in any case), or a
+// TLS client certificate (config.CredentialCarrier).
+func (h *HTTPSettings) CarriesCredentials() bool {
+	for name := range h.Headers {
+		if slices.Contains(credentialHeaders, http.CanonicalHeaderKey(name)) {
+			return true
+		}
+	}
+	return h.TLS.carriesCredentials()
+}
+
 func validMethod(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:

@@ -113,8 +113,8 @@ origins:
 	_, err = config.NewFile(bad, parser).Load(false)
 	for _, want := range []string{
 		"modules.empty: banner: expect: missing", // the kind's own validation
-		"modules.wrongkey: unknown field \"tcp\" (known: kind, ip_family, no_ip_fallback, max_body_bytes, banner)", // only known kinds' keys
-		"url: not for module greet (kind banner); give address or hostname",                                        // the kind's target shape
+		"modules.wrongkey: unknown field \"tcp\" (known: kind, ip_family, no_ip_fallback, max_body_bytes, allowed_targets, banner)", // only known kinds' keys
+		"url: not for module greet (kind banner); give address or hostname",                                                         // the kind's target shape
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad config: error %v, want it to contain %q", err, want)
@@ -169,7 +169,7 @@ origins:
 		return result("greeted", "true", "ok") >= 1 && result(cfg.Origins[1].ID, "false", "body_mismatch") >= 1
 	})
 
-	srv := httptest.NewServer(prober.NewHandler(p, func() *config.Config { return cfg }, logger))
+	srv := httptest.NewServer(prober.NewHandler(p, func() *config.Config { return cfg }, prober.DefaultMaxConcurrentProbes, logger))
 	defer srv.Close()
 	body := get(t, srv.URL+"/probe?module=greet&target="+addr, http.StatusOK)
 	for _, want := range []string{"probe_success 1", `probe_banner_duration_seconds{phase="connect"}`, `probe_oxcross_reason{reason="ok"} 1`} {

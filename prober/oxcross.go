@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -57,22 +58,42 @@ func (k *oxcrossKind) Probe(ctx context.Context, p *Params, r *Result) {
 	r.Success = true
 }
 
-// tokenRing holds the last tokens an origin sent.
+// tokenRing remembers the last tokens an origin sent as digests: the
+// first 128 bits of each token's SHA-256, so that its size is fixed
+// (1 KiB) whatever the tokens' length, and two different tokens pass for
+// one only by a collision of SHA-256 truncated to 128 bits (about 2^64
+// tries to find one, and an origin could only fail its own probes with
+// it).
 type tokenRing struct {
-	tokens [64]string
-	next   int
+	digests [64][16]byte
+	n, next int
 }
 
 // seen reports whether token is among the last ones, and remembers it.
 func (s *tokenRing) seen(token string) bool {
-	for _, t := range s.tokens {
-		if t == token {
+	sum := sha256.Sum256([]byte(token))
+	var d [16]byte
+	copy(d[:], sum[:])
+	for _, t := range s.digests[:s.n] {
+		if t == d {
 			return true
 		}
 	}
-	s.tokens[s.next] = token
-	s.next = (s.next + 1) % len(s.tokens)
+	s.digests[s.next] = d
+	s.next = (s.next + 1) % len(s.digests)
+	s.n = min(s.n+1, len(s.digests))
 	return false
+}
+
+// maxClockDistance is how far from the leaf's clock an origin's times may
+// be: an answer beyond it is invalid, not a drift to export.
+const maxClockDistance = 365 * 24 * time.Hour
+
+// farFrom reports whether t is more than maxClockDistance from ref.
+// time.Time.Sub saturates, so that no time overflows it.
+func farFrom(t, ref time.Time) bool {
+	d := t.Sub(ref)
+	return d > maxClockDistance || d < -maxClockDistance
 }
 
 // checkOxcross validates an /oxcross answer and estimates the drift.
@@ -83,19 +104,43 @@ func checkOxcross(body []byte, nonce string, st *tokenRing, wrote, firstByte tim
 	}
 	serverTime, err := time.Parse(time.RFC3339Nano, or.ServerTime)
 	if err != nil || or.Token == "" {
-		return Drift{}, ReasonInvalidResponse, fmt.Errorf("response lacks a server_time or token: %q %q", or.ServerTime, or.Token)
-	}
-	if (or.Nonce != "" && or.Nonce != nonce) || (st != nil && st.seen(or.Token)) {
-		return Drift{}, ReasonCached, errors.New("response repeats a token or another request's nonce: served from a cache")
+		return Drift{}, ReasonInvalidResponse, fmt.Errorf("response lacks a server_time or token: %q %q", short(or.ServerTime), short(or.Token))
 	}
 	if wrote.IsZero() || firstByte.IsZero() {
 		return Drift{}, ReasonError, errors.New("no request-written or first-byte timestamp")
+	}
+	for _, c := range []struct {
+		name string
+		t    time.Time
+		set  bool
+	}{
+		{"server_time", serverTime, true},
+		{"received_unix_nano", time.Unix(0, or.ReceivedUnixNano), or.ReceivedUnixNano != 0},
+		{"sent_unix_nano", time.Unix(0, or.SentUnixNano), or.SentUnixNano != 0},
+	} {
+		if c.set && farFrom(c.t, wrote) {
+			return Drift{}, ReasonInvalidResponse, fmt.Errorf("response's %s %s is more than a year from the leaf's clock (%s): not a clock to compare with",
+				c.name, c.t.UTC().Format(time.RFC3339Nano), wrote.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	if (or.Nonce != "" && or.Nonce != nonce) || (st != nil && st.seen(or.Token)) {
+		return Drift{}, ReasonCached, errors.New("response repeats a token or another request's nonce: served from a cache")
 	}
 	rtt := firstByte.Sub(wrote)
 	if or.ReceivedUnixNano != 0 && or.SentUnixNano != 0 && or.Nonce == nonce {
 		return EstimateDrift(wrote, time.Unix(0, or.ReceivedUnixNano), time.Unix(0, or.SentUnixNano), firstByte, rtt), ReasonOK, nil
 	}
 	return EstimateDriftLegacy(wrote, serverTime, firstByte, rtt), ReasonOK, nil
+}
+
+// short cuts a string from an answer to a length fit for an error
+// message.
+func short(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func addNonce(raw, nonce string) string {

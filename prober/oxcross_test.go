@@ -1,12 +1,20 @@
 package prober
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/oxcross/oxcross/origin"
 )
@@ -276,5 +284,162 @@ func TestTokenRingRemembers64Tokens(t *testing.T) {
 	}
 	if st.seen("A") {
 		t.Error("oldest token still remembered after 65 tokens")
+	}
+}
+
+// hugeTokenOrigin answers like an origin whose tokens are size bytes
+// long, each a fresh one unless repeat is set.
+func hugeTokenOrigin(t testing.TB, size int, repeat *atomic.Bool) *httptest.Server {
+	t.Helper()
+	var n atomic.Int64
+	return newServer(t, fakeOrigin(func(_ *http.Request, resp *origin.Response) {
+		i := n.Load()
+		if !repeat.Load() {
+			i = n.Add(1)
+		}
+		suffix := strconv.FormatInt(i, 10)
+		resp.Token = strings.Repeat("f", size-len(suffix)) + suffix
+	}))
+}
+
+// TestProbeHugeTokens replays finding 9 of issue 13: an origin sending
+// 1 MB tokens made the leaf keep the last 64 of them, 64 MB per origin
+// (the heap went from 7 MB to 87 MB in 75 probes). The token ring now
+// keeps a fixed-size digest of each: 75 probes leave the heap within
+// 4 MiB of where it was, and a repeated 1 MB token is still recognised.
+func TestProbeHugeTokens(t *testing.T) {
+	// Not parallel: it measures the heap.
+	const size, probes = 1_000_000, 75
+	var repeat atomic.Bool
+	ts := hugeTokenOrigin(t, size, &repeat)
+	p := newTestProber()
+	checkReason(t, probe(t, p, advanced(ts.URL+origin.Path), &tokenRing{}), ReasonOK) // the client exists from now on
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	st := &tokenRing{}
+	for i := range probes {
+		r := probe(t, p, advanced(ts.URL+origin.Path), st)
+		if r.Reason != ReasonOK {
+			t.Fatalf("probe %d: %s: %v", i, r.Reason, r.Err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	retained := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d probes of 1 MB tokens: heap %+.1f MiB after GC; the token ring is %d bytes", probes, float64(retained)/(1<<20), unsafe.Sizeof(*st))
+	if retained > 4<<20 {
+		t.Errorf("heap grew by %.1f MiB over %d probes of 1 MB tokens, want under 4 MiB", float64(retained)/(1<<20), probes)
+	}
+	// The last token, sent again, is a cached answer.
+	repeat.Store(true)
+	checkReason(t, probe(t, p, advanced(ts.URL+origin.Path), st), ReasonCached)
+	runtime.KeepAlive(st)
+}
+
+// BenchmarkProbeHugeTokens probes an origin sending 1 MB tokens with one
+// token ring: what it retains stays at the ring's fixed size whatever
+// b.N (retained-B: the heap after GC minus before).
+func BenchmarkProbeHugeTokens(b *testing.B) {
+	var repeat atomic.Bool
+	ts := hugeTokenOrigin(b, 1_000_000, &repeat)
+	p := newTestProber()
+	tg, m := advanced(ts.URL+origin.Path), builtinModules["advanced"]
+	run := func(st *tokenRing) {
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		defer cancel()
+		if r := p.Probe(ctx, &tg, &m, st); r.Reason != ReasonOK {
+			b.Fatalf("%s: %v", r.Reason, r.Err)
+		}
+	}
+	run(&tokenRing{})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	st := &tokenRing{}
+	b.ResetTimer()
+	for b.Loop() {
+		run(st)
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)), "retained-B")
+	b.ReportMetric(float64(unsafe.Sizeof(*st)), "ring-B")
+	runtime.KeepAlive(st)
+}
+
+func BenchmarkTokenRing(b *testing.B) {
+	for _, size := range []int{32, 1_000_000} {
+		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) {
+			tokens := make([]string, 128)
+			for i := range tokens {
+				tokens[i] = strings.Repeat("f", size-4) + fmt.Sprintf("%04d", i)
+			}
+			st := &tokenRing{}
+			b.SetBytes(int64(size))
+			i := 0
+			for b.Loop() {
+				st.seen(tokens[i%len(tokens)])
+				i++
+			}
+		})
+	}
+}
+
+// TestProbeAbsurdDrift replays finding 14 of issue 13: an origin claiming
+// a time 234 years away made a successful probe with a drift of 7.4e9 s.
+// An answer whose server_time, received_unix_nano or sent_unix_nano is
+// more than a year from the leaf's clock now fails as invalid_response,
+// through the scheduler's probes and /probe alike; a year's drift less a
+// day is still a drift.
+func TestProbeAbsurdDrift(t *testing.T) {
+	t.Parallel()
+	year := 365 * 24 * time.Hour
+	endpoint := probeEndpoint(t, newProbeHandler())
+	for _, tc := range []struct {
+		name string
+		edit func(*origin.Response)
+		// real: the real origin handler with its clock this far off.
+		real time.Duration
+		want Reason
+	}{
+		{name: "origin clock 234 years ahead", real: time.Until(time.Now().AddDate(234, 0, 0)), want: ReasonInvalidResponse},
+		{name: "origin clock 100 years behind", real: -100 * year, want: ReasonInvalidResponse},
+		{name: "origin clock a year and a day ahead", real: year + 24*time.Hour, want: ReasonInvalidResponse},
+		{name: "origin clock a year less a day behind", real: -year + 24*time.Hour, want: ReasonOK},
+		{name: "legacy origin 234 years ahead", edit: func(r *origin.Response) {
+			*r = origin.Response{ServerTime: time.Now().AddDate(234, 0, 0).UTC().Format(time.RFC3339), Token: r.Token}
+		}, want: ReasonInvalidResponse},
+		{name: "legacy origin at year 9999", edit: func(r *origin.Response) {
+			*r = origin.Response{ServerTime: "9999-12-31T23:59:59Z", Token: r.Token}
+		}, want: ReasonInvalidResponse},
+		{name: "only received_unix_nano absurd", edit: func(r *origin.Response) { r.ReceivedUnixNano = math.MaxInt64 }, want: ReasonInvalidResponse},
+		{name: "only sent_unix_nano absurd", edit: func(r *origin.Response) { r.SentUnixNano = 1 }, want: ReasonInvalidResponse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var ts *httptest.Server
+			if tc.edit != nil {
+				ts = newServer(t, fakeOrigin(func(_ *http.Request, r *origin.Response) { tc.edit(r) }))
+			} else {
+				ts = newOriginServer(t, origin.Options{Now: func() time.Time { return time.Now().Add(tc.real) }})
+			}
+			r := probe(t, newTestProber(), advanced(ts.URL+origin.Path), &tokenRing{})
+			checkReason(t, r, tc.want)
+			if tc.want == ReasonOK {
+				if err := abs(r.Drift.Offset - tc.real); err > 50*time.Millisecond {
+					t.Errorf("offset %v, want %v ± 50ms", r.Drift.Offset, tc.real)
+				}
+			} else if !strings.Contains(r.Err.Error(), "more than a year from the leaf's clock") {
+				t.Errorf("error %q does not say the time is more than a year off", r.Err)
+			}
+			a := getProbe(t, endpoint, ts.URL+origin.Path, "advanced", "")
+			a.wantProbe(t, tc.want)
+			if _, ok := a.value("probe_oxcross_time_drift_seconds"); ok != (tc.want == ReasonOK) {
+				t.Errorf("/probe answers a drift: %v, want %v", ok, tc.want == ReasonOK)
+			}
+		})
 	}
 }

@@ -25,6 +25,12 @@ func (s *TCPSettings) Validate() error {
 	return nil
 }
 
+var _ config.CredentialCarrier = (*TCPSettings)(nil)
+
+// CarriesCredentials reports whether the settings present a TLS client
+// certificate (config.CredentialCarrier).
+func (s *TCPSettings) CarriesCredentials() bool { return s.TLSConfig.carriesCredentials() }
+
 // tcpKind connects to host:port and, when the module asks, does a TLS
 // handshake: it measures reachability of any TCP service.
 type tcpKind struct{}

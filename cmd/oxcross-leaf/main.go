@@ -27,6 +27,7 @@ type options struct {
 	cacheFile      string
 	httpClientFile string
 	maxConcurrency int
+	maxConcurrent  int
 	register       bool
 	advertise      string
 	labels         []string
@@ -63,6 +64,8 @@ func main() {
 		PlaceHolder("FILE").StringVar(&o.httpClientFile)
 	app.Flag("probe.max-concurrency", "Most probes in flight at once across all origins; a probe that finds no free slot before its next one is skipped and counted in oxcross_leaf_probe_skipped_total.").
 		Default(strconv.Itoa(prober.DefaultMaxConcurrency)).IntVar(&o.maxConcurrency)
+	app.Flag("probe.max-concurrent", "Most /probe requests (blackbox-style probes for Prometheus) probing at once, apart from the scheduled probes of --probe.max-concurrency; a request that finds no free slot within its probe timeout is answered 503.").
+		Default(strconv.Itoa(prober.DefaultMaxConcurrentProbes)).IntVar(&o.maxConcurrent)
 	app.Flag("leaf.id", "This leaf's id, the source_id label of its metrics.").
 		Envar("OXCROSS_LEAF_ID").Default(hostname).StringVar(&o.leafID)
 	app.Flag("leaf.register", "Register with the configserver (heartbeat at start and at every refresh, removal on shutdown) so that its /sd/leaves lists this leaf.").

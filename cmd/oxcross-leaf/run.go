@@ -31,6 +31,10 @@ func runLeaf(o *options) int {
 		logger.Error("Bad --probe.max-concurrency: it must be at least 1", "value", o.maxConcurrency)
 		return 2
 	}
+	if o.maxConcurrent < 1 {
+		logger.Error("Bad --probe.max-concurrent: it must be at least 1", "value", o.maxConcurrent)
+		return 2
+	}
 	if err := config.ValidateLeafID(o.leafID); err != nil {
 		logger.Error("Bad --leaf.id (or OXCROSS_LEAF_ID; the default is the hostname)", "err", err)
 		return 2
@@ -75,7 +79,7 @@ func runLeaf(o *options) int {
 		logger.Error("Cannot follow the config", "err", err)
 		return 2
 	}
-	probeHandler := prober.NewHandler(probes, follower.Config, logger)
+	probeHandler := prober.NewHandler(probes, follower.Config, o.maxConcurrent, logger)
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", service.MetricsHandler(reg))
