@@ -453,7 +453,7 @@ func newTLSCapture(t *testing.T, fx *tlsFixture) *tlsCapture {
 	l := listenLoopback(t, false)
 	c := &tlsCapture{addr: l.Addr().String(), names: make(chan string, 16)}
 	cfg := &tls.Config{Certificates: []tls.Certificate{fx.server.TLS}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: fx.ca.Pool}
-	serveConns(t, l, func(conn net.Conn) {
+	testutil.ServeConns(t, l, func(conn net.Conn) {
 		c.conns.Add(1)
 		tc := tls.Server(conn, cfg)
 		if tc.Handshake() == nil {
@@ -655,7 +655,7 @@ func TestProbeHandlerMaxConcurrent(t *testing.T) {
 	silent := listenLoopback(t, false)
 	var accepted atomic.Int64
 	release := make(chan struct{})
-	serveConns(t, silent, func(c net.Conn) {
+	testutil.ServeConns(t, silent, func(c net.Conn) {
 		accepted.Add(1)
 		<-release // never answering until then
 		_ = c.Close()
