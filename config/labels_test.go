@@ -170,7 +170,7 @@ func TestValidateAddress(t *testing.T) {
 		{"a:b:80", `"a:b:80" is not host:port`},
 		{"h:0", `port "0" is outside 1-65535`},
 		{"h:65536", `port "65536" is outside 1-65535`},
-		{"h:http", `port "http" is outside 1-65535`},
+		{"h:http", `port "http" is not 1-65535 in plain digits`},
 		{":80", `host "" is not a host name or IP address`},
 		{"a b:80", `host "a b" is not`},
 		{"a/b:80", `host "a/b" is not`},

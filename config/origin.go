@@ -135,10 +135,7 @@ func (p *parser) urlOrigin(k *Kind, module string, f map[string]*yaml.Node, wher
 	host = strings.Trim(host, "[]")
 	port := defaultPort(scheme)
 	if v := f["port"]; v != nil {
-		port = p.integer(v, where+": port")
-		if port < 1 || port > 65535 {
-			p.errorf(v, "%s: port: %d is outside 1-65535", where, port)
-		}
+		port = p.port(v, where+": port")
 	}
 	path := k.DefaultPath
 	if v := f["path"]; v != nil {
@@ -198,10 +195,7 @@ func (p *parser) addressOrigin(k *Kind, module string, f map[string]*yaml.Node, 
 		if f["port"] == nil {
 			p.errorf(n, "%s: port: missing; the %s kind needs one", where, k.Name)
 		} else {
-			port = p.integer(f["port"], where+": port")
-			if port < 1 || port > 65535 {
-				p.errorf(f["port"], "%s: port: %d is outside 1-65535", where, port)
-			}
+			port = p.port(f["port"], where+": port")
 		}
 	} else if f["port"] != nil {
 		p.errorf(f["port"], "%s: port: not for the %s kind", where, k.Name)
@@ -230,8 +224,8 @@ func urlTarget(raw string, k *Kind) (*url.URL, error) {
 		return nil, fmt.Errorf("%q has a fragment", raw)
 	}
 	if ps := u.Port(); ps != "" {
-		if port, _ := strconv.Atoi(ps); port < 1 || port > 65535 {
-			return nil, fmt.Errorf("port %s is outside 1-65535", ps)
+		if _, problem := parsePort(ps); problem != "" {
+			return nil, fmt.Errorf("port %s %s", ps, problem)
 		}
 	}
 	if u.Path == "" || (k.FixedPath && u.Path == "/") {
@@ -259,9 +253,9 @@ func addressTarget(raw string, k *Kind) (string, string, int, error) {
 			return "", "", 0, fmt.Errorf("%q is not host:port", raw)
 		}
 		host = h
-		var perr error
-		if port, perr = strconv.Atoi(ps); perr != nil || port < 1 || port > 65535 {
-			return "", "", 0, fmt.Errorf("port %q is outside 1-65535", ps)
+		var problem string
+		if port, problem = parsePort(ps); problem != "" {
+			return "", "", 0, fmt.Errorf("port %q %s", ps, problem)
 		}
 	}
 	if err := checkHost(host); err != nil {
@@ -289,6 +283,47 @@ func checkHost(host string) error {
 func validHost(h string) bool {
 	u, err := url.Parse((&url.URL{Scheme: "http", Host: net.JoinHostPort(h, "80")}).String())
 	return err == nil && u.Hostname() == h
+}
+
+// parsePort reads a port as Prometheus and people write it: 1-65535 in
+// plain decimal digits. It returns what is wrong with s, or "". A sign,
+// spaces, another base or leading zeros would let two spellings name one
+// address ("127.0.0.1:+29299" is 127.0.0.1:29299 to a dialer).
+func parsePort(s string) (int, string) {
+	digits := s != "" && (s == "0" || s[0] != '0')
+	for i := 0; digits && i < len(s); i++ {
+		digits = s[i] >= '0' && s[i] <= '9'
+	}
+	if !digits {
+		return 0, portNotDigits
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, portOutside
+	}
+	return n, ""
+}
+
+// What parsePort finds wrong.
+const (
+	portNotDigits = "is not 1-65535 in plain digits (no sign, spaces or leading zeros)"
+	portOutside   = "is outside 1-65535"
+)
+
+// port reads a port field: a number or string of plain digits, 1-65535.
+func (p *parser) port(n *yaml.Node, where string) int {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, "%s: want a number, got %s", where, kindName(n))
+		return 0
+	}
+	port, problem := parsePort(n.Value)
+	switch problem {
+	case portNotDigits:
+		p.errorf(n, "%s: %q %s", where, n.Value, problem)
+	case portOutside:
+		p.errorf(n, "%s: %s %s", where, n.Value, problem)
+	}
+	return port
 }
 
 func defaultPort(scheme string) int {
