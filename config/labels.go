@@ -116,13 +116,13 @@ func ValidateLeafID(id string) error {
 func ValidateAddress(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q is not host:port", truncate(addr, 64))
+		return fmt.Errorf("%q is not host:port", RedactURL(truncate(addr, 64)))
 	}
 	if _, problem := parsePort(port); problem != "" {
-		return fmt.Errorf("port %q %s", truncate(port, 16), problem)
+		return fmt.Errorf("port %q %s", RedactURL(truncate(port, 16)), problem)
 	}
 	if host == "" || len(host) > 253 || !printableASCII(host) || strings.ContainsAny(host, "/?#@ \t") || !validHost(host) {
-		return fmt.Errorf("host %q is not a host name or IP address", truncate(host, 64))
+		return fmt.Errorf("host %q is not a host name or IP address", RedactURL(truncate(host, 64)))
 	}
 	return nil
 }

@@ -174,7 +174,7 @@ func TestValidateAddress(t *testing.T) {
 		{":80", `host "" is not a host name or IP address`},
 		{"a b:80", `host "a b" is not`},
 		{"a/b:80", `host "a/b" is not`},
-		{"u@h:80", `host "u@h" is not`},
+		{"u@h:80", `host "xxxxx@h" is not`}, // a userinfo is never shown
 		{"bücher.example:80", `host "bücher.example" is not`},
 		{"a\x00b:80", "is not a host name or IP address"},
 		{strings.Repeat("a", 254) + ":80", "is not a host name or IP address"},

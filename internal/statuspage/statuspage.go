@@ -28,6 +28,9 @@ var funcs = template.FuncMap{
 	"chart":  chart,
 	"phases": phases,
 	"labels": labels,
+	// redact hides the password of a URL's userinfo: the pages show
+	// where the config and the origins are, never their credentials.
+	"redact": config.RedactURL,
 }
 
 var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "*.html"))
@@ -36,7 +39,8 @@ var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "*.html")
 type Leaf struct {
 	ID      string
 	Version string
-	// ConfigSource says where the config comes from (a URL or a file).
+	// ConfigSource says where the config comes from (a URL or a file);
+	// the page redacts a URL's userinfo.
 	ConfigSource string
 	// Ready is nil when the leaf has a config, else why not.
 	Ready   error
