@@ -28,9 +28,7 @@ var funcs = template.FuncMap{
 	"chart":  chart,
 	"phases": phases,
 	"labels": labels,
-	// redact hides the password of a URL's userinfo: the pages show
-	// where the config and the origins are, never their credentials.
-	"redact": config.RedactURL,
+	"redact": redact,
 }
 
 var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "*.html"))
@@ -69,6 +67,16 @@ type Configserver struct {
 // RenderConfigserver writes the configserver's page.
 func RenderConfigserver(w io.Writer, c Configserver) error {
 	return pages.ExecuteTemplate(w, "configserver.html", c)
+}
+
+// redact hides the password of a URL's userinfo: the pages show where
+// the config and the origins are, never their credentials. Anything else,
+// such as the path of a config file, is shown as it is.
+func redact(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	return config.RedactURL(s)
 }
 
 func ago(now, t time.Time) string {
