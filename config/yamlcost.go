@@ -523,7 +523,7 @@ func (s *yamlScan) spaces() int {
 func (s *yamlScan) skipToToken() {
 	for !s.eof() {
 		if s.col == 0 && s.pos+2 < len(s.data) && s.data[s.pos] == 0xEF && s.data[s.pos+1] == 0xBB && s.data[s.pos+2] == 0xBF {
-			s.pos += 3 // a byte order mark may start a line
+			s.advance(1) // a byte order mark may start a line, and takes a column
 			continue
 		}
 		c := s.data[s.pos]
