@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -23,19 +24,34 @@ const maxYAMLDepth = 10000
 // errYAMLDepth is returned for YAML nested deeper than the library allows.
 var errYAMLDepth = errors.New("nested more than 10000 levels deep")
 
+// errTwoBOMs is returned for text that starts with a second byte order
+// mark: the YAML library then skips a character at the start of lines
+// while that mark is in its buffer, which no count can follow.
+var errTwoBOMs = errors.New("starts with two byte order marks")
+
 // countYAMLNodes returns an upper bound of the number of nodes (the
 // document, every scalar, alias, list and mapping, empty values included)
 // the YAML library builds for the first document of data. It stops
 // counting as soon as the count passes limit (when limit > 0), so what it
 // costs is bounded by the limit, not by the size of data.
 func countYAMLNodes(data []byte, limit int) (int, error) {
-	s := yamlScan{data: toUTF8(data), limit: limit, n: 1, keyAllowed: true}
+	text := toUTF8(data)
+	if bytes.HasPrefix(text, utf8BOM) {
+		return 0, errTwoBOMs
+	}
+	s := yamlScan{data: text, limit: limit, n: 1, keyAllowed: true}
 	return s.run()
 }
 
-// toUTF8 decodes UTF-16 with a byte order mark, which the YAML library
-// reads too; anything else is taken as UTF-8.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// toUTF8 returns data as the YAML library's reader passes it on: UTF-16
+// with a byte order mark decoded, anything else taken as UTF-8, and the
+// byte order mark of either removed.
 func toUTF8(data []byte) []byte {
+	if bytes.HasPrefix(data, utf8BOM) {
+		return data[len(utf8BOM):]
+	}
 	if len(data) < 2 || !(data[0] == 0xFF && data[1] == 0xFE || data[0] == 0xFE && data[1] == 0xFF) {
 		return data
 	}
@@ -522,10 +538,6 @@ func (s *yamlScan) spaces() int {
 // between tokens.
 func (s *yamlScan) skipToToken() {
 	for !s.eof() {
-		if s.col == 0 && s.pos+2 < len(s.data) && s.data[s.pos] == 0xEF && s.data[s.pos+1] == 0xBB && s.data[s.pos+2] == 0xBF {
-			s.advance(1) // a byte order mark may start a line, and takes a column
-			continue
-		}
 		c := s.data[s.pos]
 		switch {
 		case c == ' ' || c == '\t':
