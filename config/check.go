@@ -9,7 +9,8 @@ import (
 )
 
 // WriteSummary writes what a valid config holds: counts by module, then
-// one line per origin. It is --config.check's report.
+// one line per origin, URLs with their userinfo redacted. It is
+// --config.check's report.
 func WriteSummary(w io.Writer, cfg *Config) error {
 	byModule := map[string]int{}
 	for _, t := range cfg.Origins {
@@ -31,7 +32,7 @@ func WriteSummary(w io.Writer, cfg *Config) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ORIGIN_ID\tMODE\tTARGET\tINTERVAL\tTIMEOUT")
 	for _, t := range cfg.Origins {
-		target := t.URL
+		target := RedactURL(t.URL)
 		if target == "" {
 			target = t.Address
 		}

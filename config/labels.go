@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -120,13 +119,13 @@ func ValidateLeafID(id string) error {
 func ValidateAddress(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q is not host:port", truncate(addr, 64))
+		return fmt.Errorf("%q is not host:port", RedactURL(truncate(addr, 64)))
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("port %q is outside 1-65535", truncate(port, 16))
+	if _, problem := parsePort(port); problem != "" {
+		return fmt.Errorf("port %q %s", RedactURL(truncate(port, 16)), problem)
 	}
 	if host == "" || len(host) > 253 || !printableASCII(host) || strings.ContainsAny(host, "/?#@ \t") || !validHost(host) {
-		return fmt.Errorf("host %q is not a host name or IP address", truncate(host, 64))
+		return fmt.Errorf("host %q is not a host name or IP address", RedactURL(truncate(host, 64)))
 	}
 	return nil
 }
@@ -194,14 +193,26 @@ func truncate(s string, n int) string {
 }
 
 // labelNameProblem says what is wrong with a label name, by the rules that
-// config labels and leaf labels share, or "" when nothing is; with
-// reserved, the names Oxcross sets itself are refused.
+// config labels and leaf labels share, or "" when nothing is. Names
+// starting with __ are always refused; with reserved, so are the names
+// Oxcross sets itself and those that would clash with scraped labels (le,
+// quantile, exported_*).
 func labelNameProblem(name string, reserved bool) string {
 	switch {
-	case !labelRE.MatchString(name) || strings.HasPrefix(name, "__") || len(name) > maxLabelNameLength:
+	case !labelRE.MatchString(name) || len(name) > maxLabelNameLength:
 		return fmt.Sprintf("%q is not a valid label name", truncate(name, 64))
-	case reserved && reservedLabels[name]:
+	case strings.HasPrefix(name, "__"):
+		return fmt.Sprintf("%q is not a valid label name: names starting with __ are reserved for Prometheus", name)
+	case !reserved:
+	case reservedLabels[name]:
 		return fmt.Sprintf("%q is set by Oxcross and cannot be configured", name)
+	case name == "le" || name == "quantile":
+		// As a target label it would clash with the scraped series' own:
+		// Prometheus would rename theirs to exported_le and break every
+		// histogram (or summary) of the target.
+		return fmt.Sprintf("%q is reserved: Prometheus' histograms and summaries use it", name)
+	case strings.HasPrefix(name, "exported_"):
+		return fmt.Sprintf("%q is reserved: Prometheus gives exported_ names to scraped labels that clash with target labels", name)
 	}
 	return ""
 }

@@ -201,11 +201,11 @@ func TestValidateAddress(t *testing.T) {
 		{"a:b:80", `"a:b:80" is not host:port`},
 		{"h:0", `port "0" is outside 1-65535`},
 		{"h:65536", `port "65536" is outside 1-65535`},
-		{"h:http", `port "http" is outside 1-65535`},
+		{"h:http", `port "http" is not 1-65535 in plain digits`},
 		{":80", `host "" is not a host name or IP address`},
 		{"a b:80", `host "a b" is not`},
 		{"a/b:80", `host "a/b" is not`},
-		{"u@h:80", `host "u@h" is not`},
+		{"u@h:80", `host "xxxxx@h" is not`}, // a userinfo is never shown
 		{"bücher.example:80", `host "bücher.example" is not`},
 		{"a\x00b:80", "is not a host name or IP address"},
 		{strings.Repeat("a", 254) + ":80", "is not a host name or IP address"},

@@ -71,13 +71,15 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 
 	var scheme, host string
 	var port int
+	targetErrs := len(p.errs)
 	if kind.Target == TargetURL {
 		scheme, host, port = p.urlOrigin(kind, t.Module, f, where, n, &t)
 	} else {
 		host, port = p.addressOrigin(kind, t.Module, f, where, n, &t)
 		scheme = kind.Name
 	}
-	if name == "" && host != "" {
+	// A name derived from a target in error would only repeat the error.
+	if name == "" && host != "" && len(p.errs) == targetErrs {
 		if kind.Target == TargetHost {
 			name = host + "-" + kind.Name
 		} else {
@@ -130,15 +132,12 @@ func (p *parser) urlOrigin(k *Kind, module string, f map[string]*yaml.Node, wher
 	if host == "" {
 		p.errorf(n, "%s: hostname: missing, or give a url", where)
 	} else if strings.ContainsAny(host, "/?#@ \t") || strings.Contains(strings.Trim(host, "[]"), "[") || !validHost(strings.Trim(host, "[]")) {
-		p.errorf(f["hostname"], "%s: hostname: %q is not a host name or IP address", where, host)
+		p.errorf(f["hostname"], "%s: hostname: %q is not a host name or IP address", where, RedactURL(host))
 	}
 	host = strings.Trim(host, "[]")
 	port := defaultPort(scheme)
 	if v := f["port"]; v != nil {
-		port = p.integer(v, where+": port")
-		if port < 1 || port > 65535 {
-			p.errorf(v, "%s: port: %d is outside 1-65535", where, port)
-		}
+		port = p.port(v, where+": port")
 	}
 	path := k.DefaultPath
 	if v := f["path"]; v != nil {
@@ -198,10 +197,7 @@ func (p *parser) addressOrigin(k *Kind, module string, f map[string]*yaml.Node, 
 		if f["port"] == nil {
 			p.errorf(n, "%s: port: missing; the %s kind needs one", where, k.Name)
 		} else {
-			port = p.integer(f["port"], where+": port")
-			if port < 1 || port > 65535 {
-				p.errorf(f["port"], "%s: port: %d is outside 1-65535", where, port)
-			}
+			port = p.port(f["port"], where+": port")
 		}
 	} else if f["port"] != nil {
 		p.errorf(f["port"], "%s: port: not for the %s kind", where, k.Name)
@@ -215,23 +211,28 @@ func (p *parser) addressOrigin(k *Kind, module string, f map[string]*yaml.Node, 
 }
 
 // urlTarget checks a URL target of kind k and completes its path.
+// Errors show raw with its userinfo redacted.
 func urlTarget(raw string, k *Kind) (*url.URL, error) {
 	u, err := url.Parse(raw)
+	shown := RedactURL(raw)
+	var uerr *url.Error
 	switch {
+	case errors.As(err, &uerr):
+		return nil, fmt.Errorf("%q: %w", shown, uerr.Err)
 	case err != nil:
-		return nil, err
+		return nil, fmt.Errorf("%q: %w", shown, err)
 	case strings.Contains(raw, " "):
-		return nil, fmt.Errorf("%q contains a space; write it as %%20", raw)
+		return nil, fmt.Errorf("%q contains a space; write it as %%20", shown)
 	case u.Scheme != "http" && u.Scheme != "https":
 		return nil, fmt.Errorf("scheme %q is not http or https", u.Scheme)
 	case u.Hostname() == "":
-		return nil, fmt.Errorf("%q has no host", raw)
+		return nil, fmt.Errorf("%q has no host", shown)
 	case u.Fragment != "":
-		return nil, fmt.Errorf("%q has a fragment", raw)
+		return nil, fmt.Errorf("%q has a fragment", shown)
 	}
 	if ps := u.Port(); ps != "" {
-		if port, _ := strconv.Atoi(ps); port < 1 || port > 65535 {
-			return nil, fmt.Errorf("port %s is outside 1-65535", ps)
+		if _, problem := parsePort(ps); problem != "" {
+			return nil, fmt.Errorf("port %s %s", ps, problem)
 		}
 	}
 	if u.Path == "" || (k.FixedPath && u.Path == "/") {
@@ -256,12 +257,12 @@ func addressTarget(raw string, k *Kind) (string, string, int, error) {
 	if k.Target == TargetHostPort {
 		h, ps, err := net.SplitHostPort(raw)
 		if err != nil {
-			return "", "", 0, fmt.Errorf("%q is not host:port", raw)
+			return "", "", 0, fmt.Errorf("%q is not host:port", RedactURL(raw))
 		}
 		host = h
-		var perr error
-		if port, perr = strconv.Atoi(ps); perr != nil || port < 1 || port > 65535 {
-			return "", "", 0, fmt.Errorf("port %q is outside 1-65535", ps)
+		var problem string
+		if port, problem = parsePort(ps); problem != "" {
+			return "", "", 0, fmt.Errorf("port %q %s", RedactURL(ps), problem)
 		}
 	}
 	if err := checkHost(host); err != nil {
@@ -279,7 +280,7 @@ func joinAddress(k *Kind, host string, port int) string {
 
 func checkHost(host string) error {
 	if host == "" || strings.ContainsAny(host, "/?#@ \t") || !validHost(host) {
-		return fmt.Errorf("%q is not a host name or IP address", host)
+		return fmt.Errorf("%q is not a host name or IP address", RedactURL(host))
 	}
 	return nil
 }
@@ -289,6 +290,47 @@ func checkHost(host string) error {
 func validHost(h string) bool {
 	u, err := url.Parse((&url.URL{Scheme: "http", Host: net.JoinHostPort(h, "80")}).String())
 	return err == nil && u.Hostname() == h
+}
+
+// parsePort reads a port as Prometheus and people write it: 1-65535 in
+// plain decimal digits. It returns what is wrong with s, or "". A sign,
+// spaces, another base or leading zeros would let two spellings name one
+// address ("127.0.0.1:+29299" is 127.0.0.1:29299 to a dialer).
+func parsePort(s string) (int, string) {
+	digits := s != "" && (s == "0" || s[0] != '0')
+	for i := 0; digits && i < len(s); i++ {
+		digits = s[i] >= '0' && s[i] <= '9'
+	}
+	if !digits {
+		return 0, portNotDigits
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, portOutside
+	}
+	return n, ""
+}
+
+// What parsePort finds wrong.
+const (
+	portNotDigits = "is not 1-65535 in plain digits (no sign, spaces or leading zeros)"
+	portOutside   = "is outside 1-65535"
+)
+
+// port reads a port field: a number or string of plain digits, 1-65535.
+func (p *parser) port(n *yaml.Node, where string) int {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, "%s: want a number, got %s", where, kindName(n))
+		return 0
+	}
+	port, problem := parsePort(n.Value)
+	switch problem {
+	case portNotDigits:
+		p.errorf(n, "%s: %q %s", where, RedactURL(n.Value), problem)
+	case portOutside:
+		p.errorf(n, "%s: %s %s", where, n.Value, problem)
+	}
+	return port
 }
 
 func defaultPort(scheme string) int {
@@ -324,14 +366,14 @@ func (c *Config) ProbeTarget(raw, module string, timeout time.Duration) (Target,
 		}
 		u, err := urlTarget(in, k)
 		if err != nil {
-			return Target{}, Module{}, fmt.Errorf("target %q for module %s: url: %w", raw, module, err)
+			return Target{}, Module{}, fmt.Errorf("target %q for module %s: url: %w", RedactURL(raw), module, err)
 		}
 		t.URL = u.String()
 		return t, m, nil
 	}
 	addr, _, _, err := addressTarget(raw, k)
 	if err != nil {
-		return Target{}, Module{}, fmt.Errorf("target %q for module %s: address: %w", raw, module, err)
+		return Target{}, Module{}, fmt.Errorf("target %q for module %s: address: %w", RedactURL(raw), module, err)
 	}
 	t.Address = addr
 	return t, m, nil

@@ -27,6 +27,25 @@ type Limits struct {
 // --config.min-interval by default.
 var DefaultLimits = Limits{MaxOrigins: 10000, MinInterval: time.Second}
 
+// The YAML node budget that MaxOrigins implies: the fullest valid origin
+// (ten keys, 32 labels and a 32-label leaf selector) is 150 nodes.
+const (
+	nodesPerOrigin = 160
+	nodesBase      = 100_000
+)
+
+// MaxNodes is the most YAML nodes (keys, values, lists and mappings) a
+// config may have: 160 for each origin MaxOrigins allows, and 100,000 for
+// everything else (modules, static leaves); 0, no limit, when MaxOrigins
+// sets none. A config with more is refused before the YAML library builds
+// its tree, which costs memory and time by the node.
+func (l Limits) MaxNodes() int {
+	if l.MaxOrigins <= 0 {
+		return 0
+	}
+	return nodesBase + nodesPerOrigin*l.MaxOrigins
+}
+
 // Parser parses and validates configs with one set of probe kinds, within
 // limits.
 type Parser struct {
@@ -54,6 +73,16 @@ func (ps Parser) ParseView(data []byte) (*Config, error) {
 func (ps Parser) parse(data []byte, allowEmpty bool) (*Config, error) {
 	if ps.Kinds == nil {
 		return nil, errors.New("config parser without probe kinds")
+	}
+	if limit := ps.Limits.MaxNodes(); limit > 0 {
+		n, err := countYAMLNodes(data, limit)
+		if err != nil {
+			return nil, fmt.Errorf("parsing config: %w", err)
+		}
+		if n > limit {
+			return nil, fmt.Errorf("config has more than %d YAML nodes (keys, values, lists and mappings): the most that %d origins (--config.max-origins) can need, %d per origin and %d besides; refused before parsing",
+				limit, ps.Limits.MaxOrigins, nodesPerOrigin, nodesBase)
+		}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,8 @@ type FollowerOptions struct {
 	// File is the local config file of a standalone leaf.
 	File *config.File
 	// CacheFile keeps the last good config from Remote, read back with
-	// Remote's parser; empty disables it.
+	// Remote's parser; empty disables it. A write that fails is retried at
+	// every refresh until it succeeds.
 	CacheFile string
 	// RefreshInterval is how often Remote is asked for a new config.
 	RefreshInterval time.Duration
@@ -61,6 +63,15 @@ type Follower struct {
 	refreshFailures prometheus.Counter
 	origins         prometheus.Gauge
 	fromCache       prometheus.Gauge
+
+	// The cache, when there is one; only Run's goroutine uses these.
+	// cacheStale: the cache file does not hold the current config yet;
+	// cacheWriteErr is the errorKind of the last failed write, "" after a
+	// success.
+	cacheStale         bool
+	cacheWriteErr      string
+	cacheWriteFailures prometheus.Counter
+	cacheWriteSuccess  prometheus.Gauge
 }
 
 // DefaultFetchTimeout bounds a request to the configserver unless
@@ -103,7 +114,24 @@ func NewFollower(o FollowerOptions) (*Follower, error) {
 		}),
 	}
 	o.Registerer.MustRegister(f.refreshSuccess, f.refreshFailures, f.origins, f.fromCache)
+	if f.usesCache() {
+		f.cacheWriteFailures = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oxcross_leaf_config_cache_write_failures_total",
+			Help: "Writes of the config cache file that failed; the write is retried at every refresh until it succeeds.",
+		})
+		f.cacheWriteSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "oxcross_leaf_config_cache_last_write_success_timestamp_seconds",
+			Help: "Time the config cache file was last written, as a Unix timestamp; 0 if not since start.",
+		})
+		o.Registerer.MustRegister(f.cacheWriteFailures, f.cacheWriteSuccess)
+	}
 	return f, nil
+}
+
+// usesCache reports whether the follower keeps a cache of the config from
+// the configserver.
+func (f *Follower) usesCache() bool {
+	return f.o.Remote != nil && f.o.CacheFile != ""
 }
 
 // Reload asks Run to reload the config now (SIGHUP).
@@ -202,8 +230,62 @@ func (f *Follower) hasConfig() bool {
 }
 
 // refresh loads the config once. With poll set, an unchanged local file is
-// not reported again.
+// not reported again. A cache that could not be written is written now,
+// whatever the configserver answers.
 func (f *Follower) refresh(ctx context.Context, poll bool) error {
+	l, err := f.load(ctx, poll)
+	if l != nil {
+		// Into the cache before it is applied: a leaf that restarts
+		// finds what it probed with.
+		if f.usesCache() {
+			f.writeCache(l.Body)
+		}
+		f.use(l)
+		return nil
+	}
+	if f.usesCache() && f.cacheStale {
+		if cur := f.current.Load(); cur != nil {
+			f.writeCache(cur.Body)
+		}
+	}
+	return err
+}
+
+// writeCache writes body to the cache file, and says when that starts or
+// stops failing.
+func (f *Follower) writeCache(body []byte) {
+	if err := WriteCache(f.o.CacheFile, body); err != nil {
+		f.cacheStale = true
+		f.cacheWriteFailures.Inc()
+		if msg := errorKind(err); msg != f.cacheWriteErr {
+			f.o.Logger.Warn("Could not write the config cache; retrying at every refresh", "file", f.o.CacheFile, "err", err)
+			f.cacheWriteErr = msg
+		} else {
+			f.o.Logger.Debug("Could not write the config cache again", "file", f.o.CacheFile, "err", err)
+		}
+		return
+	}
+	if f.cacheWriteErr != "" {
+		f.o.Logger.Info("Wrote the config cache again", "file", f.o.CacheFile)
+		f.cacheWriteErr = ""
+	}
+	f.cacheStale = false
+	f.cacheWriteSuccess.SetToCurrentTime()
+}
+
+// errorKind is what an error of a file operation says without naming the
+// file: the write's temporary file has a new name every time.
+func errorKind(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// load fetches or reads the config once. It returns a config that is new
+// or changed, nil when there is none.
+func (f *Follower) load(ctx context.Context, poll bool) (*config.Snapshot, error) {
 	var (
 		l   *config.Snapshot
 		err error
@@ -228,10 +310,10 @@ func (f *Follower) refresh(ctx context.Context, poll bool) error {
 			f.refreshSuccess.SetToCurrentTime()
 			f.fromCache.Set(0)
 		}
-		return nil
+		return nil, nil
 	case err != nil:
 		if ctx.Err() != nil {
-			return err
+			return nil, err
 		}
 		f.refreshFailures.Inc()
 		f.mu.Lock()
@@ -241,17 +323,11 @@ func (f *Follower) refresh(ctx context.Context, poll bool) error {
 		if had {
 			f.o.Logger.Error("Config refresh failed, keeping the last good config", "err", err)
 		}
-		return err
+		return nil, err
 	}
 	f.refreshSuccess.SetToCurrentTime()
 	f.fromCache.Set(0)
-	if f.o.Remote != nil && f.o.CacheFile != "" {
-		if err := WriteCache(f.o.CacheFile, l.Body); err != nil {
-			f.o.Logger.Warn("Could not write the config cache", "err", err)
-		}
-	}
-	f.use(l)
-	return nil
+	return l, nil
 }
 
 func (f *Follower) use(l *config.Snapshot) {

@@ -72,7 +72,8 @@ func originID(c *config.Config) string {
 	return c.Origins[0].ID
 }
 
-// follow creates a Follower from o and runs it until the test ends; it
+// follow creates a Follower from o (logging nowhere unless o has a
+// Logger) and runs it until the test ends; it
 // checks that Run returns once its context is cancelled, and that every
 // config Apply gets is already the one Config returns.
 func follow(t *testing.T, o discovery.FollowerOptions) (*discovery.Follower, applied, *prometheus.Registry) {
@@ -86,7 +87,10 @@ func follow(t *testing.T, o discovery.FollowerOptions) (*discovery.Follower, app
 		}
 		a <- c
 	}
-	o.Logger, o.Registerer = discardLogger, reg
+	if o.Logger == nil {
+		o.Logger = discardLogger
+	}
+	o.Registerer = reg
 	f, err := discovery.NewFollower(o)
 	if err != nil {
 		t.Fatalf("NewFollower: %v", err)

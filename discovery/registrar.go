@@ -30,7 +30,9 @@ type Registration struct {
 // Registrar sends a leaf's heartbeats to the configserver and deregisters
 // it on shutdown.
 type Registrar struct {
-	url    string
+	url string
+	// shown is url with its userinfo redacted, for messages.
+	shown  string
 	client *http.Client
 	agent  string
 	body   []byte
@@ -44,16 +46,16 @@ func NewRegistrar(base string, client *http.Client, userAgent, id string, reg Re
 	if err := config.ValidateLabels(reg.Labels); err != nil {
 		return nil, fmt.Errorf("leaf labels: %w", err)
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("config URL %q: want http(s)://host[:port][/prefix]", base)
+	u, err := parseBase(base)
+	if err != nil {
+		return nil, err
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/api/v1/leaves/" + url.PathEscape(id)
 	body, err := json.Marshal(reg)
 	if err != nil {
 		return nil, fmt.Errorf("encoding registration: %w", err)
 	}
-	return &Registrar{url: u.String(), client: client, agent: userAgent, body: body}, nil
+	return &Registrar{url: u.String(), shown: config.RedactURL(u.String()), client: client, agent: userAgent, body: body}, nil
 }
 
 // Heartbeat registers the leaf, or renews its registration.
@@ -69,7 +71,7 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 func (r *Registrar) do(ctx context.Context, method string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, method, r.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, r.url, err)
+		return fmt.Errorf("%s %s: %w", method, r.shown, err)
 	}
 	req.Header.Set("User-Agent", r.agent)
 	if body != nil {
@@ -77,12 +79,12 @@ func (r *Registrar) do(ctx context.Context, method string, body []byte) error {
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, r.url, err)
+		return fmt.Errorf("%s %s: %w", method, r.shown, redactErr(err))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, r.url, resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("%s %s: %s: %s", method, r.shown, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
 }

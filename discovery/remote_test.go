@@ -182,7 +182,7 @@ func TestNewRemote(t *testing.T) {
 		{"https://cs.example.com/oxcross", "", "https://cs.example.com/oxcross/config"},
 		{"https://cs.example.com/oxcross/", "", "https://cs.example.com/oxcross/config"},
 		{"http://[2001:db8::1]:9300/a/b", "", "http://[2001:db8::1]:9300/a/b/config"},
-		{"http://user:pw@cs.example.com:9300/", "", "http://user:pw@cs.example.com:9300/config"},
+		{"http://user:pw@cs.example.com:9300/", "", "http://user:xxxxx@cs.example.com:9300/config"}, // shown redacted
 		{"http://cs.example.com:9300", "ams-1", "http://cs.example.com:9300/config?leaf_id=ams-1"},
 		{"https://cs.example.com/oxcross/", "eu.west_2", "https://cs.example.com/oxcross/config?leaf_id=eu.west_2"},
 	} {

@@ -59,7 +59,7 @@ func LeafGroups(leaves []Leaf) []TargetGroup {
 // OriginGroups returns one target group per origin, in config order: the
 // origin's host:port as target, origin_id, mode and the config's labels,
 // and __meta_oxcross_origin_* labels (the full URL or address among them,
-// for driving /probe through relabelling).
+// for driving /probe through relabelling; a URL's userinfo redacted).
 func OriginGroups(cfg *config.Config) []TargetGroup {
 	out := make([]TargetGroup, 0, len(cfg.Origins))
 	for _, t := range cfg.Origins {
@@ -75,7 +75,9 @@ func OriginGroups(cfg *config.Config) []TargetGroup {
 		labels[metaPrefix+"origin_kind"] = cfg.Modules[t.Module].Kind
 		target := t.Address
 		if t.URL != "" {
-			labels[metaPrefix+"origin_url"] = t.URL
+			// A password in the URL is for the leaves that probe it,
+			// never for Prometheus' labels.
+			labels[metaPrefix+"origin_url"] = config.RedactURL(t.URL)
 			target = hostPort(t.URL)
 		} else {
 			labels[metaPrefix+"origin_address"] = t.Address

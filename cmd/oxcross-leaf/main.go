@@ -46,7 +46,7 @@ func main() {
 	var o options
 	app := kingpin.New("oxcross-leaf", "Oxcross leaf: probes every origin of its config on schedule and exports latency, success and clock drift as Prometheus metrics. OXCROSS_METRICS_PORT sets the port of the default listen address. Shell completion: eval \"$(oxcross-leaf --completion-script-bash)\" (or --completion-script-zsh).")
 	o.web = service.AddFlags(app, name, "OXCROSS_METRICS_PORT", "9299")
-	app.Flag("config.url", "Base URL of the configserver; the config is fetched from <url>/config. Either this or --config.file.").
+	app.Flag("config.url", "Base URL of the configserver; the config is fetched from <url>/config. Either this or --config.file. A user:password@ in it is sent as basic auth and shown as user:xxxxx@ in logs and on pages; --config.http-client-file with a password_file keeps the password out of the command line.").
 		Envar("OXCROSS_CONFIG_API_BASE").PlaceHolder("URL").StringVar(&o.configURL)
 	app.Flag("config.file", "Local target config file (YAML or JSON) for a standalone leaf, reloaded when it changes and on SIGHUP. Either this or --config.url. With the probe command: where to find the config's own modules.").
 		PlaceHolder("FILE").StringVar(&o.configFile)

@@ -34,7 +34,9 @@ func probeOnce(o *options) int {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	r := p.Probe(ctx, &t, &m, nil)
-	if err := prober.WriteReport(os.Stdout, &t, r, time.Now()); err != nil {
+	shown := t
+	shown.URL = config.RedactURL(t.URL)
+	if err := prober.WriteReport(os.Stdout, &shown, r, time.Now()); err != nil {
 		return 2
 	}
 	if !r.Success {

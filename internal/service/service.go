@@ -158,7 +158,7 @@ func SignalContext() (context.Context, context.CancelFunc) {
 // --config.min-interval, the limits a target config must keep, on app.
 func AddConfigLimitFlags(app *kingpin.Application) *config.Limits {
 	lim := &config.Limits{}
-	app.Flag("config.max-origins", "Most origins a config may list; a config with more is refused (0: no limit).").
+	app.Flag("config.max-origins", "Most origins a config may list; a config with more is refused, and so is one of more than 160 YAML nodes per origin allowed plus 100,000, before it is parsed (0: neither limit).").
 		Default(strconv.Itoa(config.DefaultLimits.MaxOrigins)).IntVar(&lim.MaxOrigins)
 	app.Flag("config.min-interval", "Shortest probe interval a config may set; a config with a shorter one is refused (0s: no limit).").
 		Default(config.DefaultLimits.MinInterval.String()).DurationVar(&lim.MinInterval)

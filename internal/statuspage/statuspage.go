@@ -28,6 +28,7 @@ var funcs = template.FuncMap{
 	"chart":  chart,
 	"phases": phases,
 	"labels": labels,
+	"redact": redact,
 }
 
 var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "*.html"))
@@ -36,7 +37,8 @@ var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "*.html")
 type Leaf struct {
 	ID      string
 	Version string
-	// ConfigSource says where the config comes from (a URL or a file).
+	// ConfigSource says where the config comes from (a URL or a file);
+	// the page redacts a URL's userinfo.
 	ConfigSource string
 	// Ready is nil when the leaf has a config, else why not.
 	Ready   error
@@ -65,6 +67,16 @@ type Configserver struct {
 // RenderConfigserver writes the configserver's page.
 func RenderConfigserver(w io.Writer, c Configserver) error {
 	return pages.ExecuteTemplate(w, "configserver.html", c)
+}
+
+// redact hides the password of a URL's userinfo: the pages show where
+// the config and the origins are, never their credentials. Anything else,
+// such as the path of a config file, is shown as it is.
+func redact(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	return config.RedactURL(s)
 }
 
 func ago(now, t time.Time) string {
