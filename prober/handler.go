@@ -101,7 +101,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res := h.prober.Probe(ctx, &t, &m, nil)
 	if !res.Success {
-		h.logger.Debug("Probe failed", "target", q.Get("target"), "module", module, "reason", res.Reason, "err", res.Err)
+		h.logger.Debug("Probe failed", "target", config.RedactURL(q.Get("target")), "module", module, "reason", res.Reason, "err", res.Err)
 	}
 	reg := prometheus.NewRegistry()
 	probeMetrics(reg, m.Kind, res)

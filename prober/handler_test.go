@@ -1,9 +1,11 @@
 package prober
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -738,4 +740,37 @@ func TestProbeHandlerMaxConcurrent(t *testing.T) {
 		}
 		return fmt.Sprintf("%d goroutines (were %d), %d open files (were %d)", g, baseGoroutines, f, baseFiles)
 	})
+}
+
+// TestProbeHandlerLogRedactsURL: a failed /probe of a URL with a password
+// logs the target with the password redacted (issue 13, #6).
+func TestProbeHandlerLogRedactsURL(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := NewHandler(newTestProber(), func() *config.Config { return nil }, DefaultMaxConcurrentProbes, logger)
+	endpoint := probeEndpoint(t, h)
+	target := "http://probe-user:SECRETPW@" + testutil.ClosedAddr(t) + "/"
+	if a := getProbe(t, endpoint, target, "simple", ""); a.status != http.StatusOK || !strings.Contains(a.body, "probe_success 0") {
+		t.Fatalf("probe of a closed port: %d %s", a.status, a.body)
+	}
+	got := logs.String()
+	if !strings.Contains(got, "Probe failed") || !strings.Contains(got, "probe-user:xxxxx@") {
+		t.Errorf("no debug log of the failed probe with the redacted target:\n%s", got)
+	}
+	if strings.Contains(got, "SECRETPW") {
+		t.Errorf("the log shows the password:\n%s", got)
+	}
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
