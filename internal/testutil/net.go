@@ -1,23 +1,40 @@
 package testutil
 
 import (
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 )
 
 // FreePort returns a port of 127.0.0.1 that was free a moment ago, for a
-// server the test starts on it. Another process may take it meanwhile:
-// prefer listening on port 0 where the code under test allows it.
+// server the test starts on it. It picks one below the kernel's ephemeral
+// range (net.ipv4.ip_local_port_range, 32768-60999 by default): a port
+// from that range, as listening on port 0 gives, may be taken meanwhile by
+// any outgoing connection of a busy machine, which made servers fail with
+// "address already in use". Another test may still take it: prefer
+// listening on port 0 where the code under test allows it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+	for range 100 {
+		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // taken
+		}
+		if err := l.Close(); err != nil {
+			t.Fatalf("finding a free port: %v", err)
+		}
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("finding a free port: 100 ports in %d-%d were taken", freePortLow, freePortHigh)
+	return 0
 }
+
+// The ports FreePort picks from: below the kernel's ephemeral range, above
+// the ports of common services.
+const freePortLow, freePortHigh = 20000, 32000
 
 // ClosedAddr returns an address on 127.0.0.1, host:port, where nothing
 // listens: a connection to it is refused (unless another process has
