@@ -30,7 +30,9 @@
 // while a timing test runs, the truth a schedule is compared with on a
 // busy machine.
 //
-// Configs: OriginsConfig, the text of a config file of many origins.
+// Configs: OriginsConfig, the text of a config file of many origins;
+// OriginalConfig and ParseOriginalConfig, the original Oxcross' config as
+// its configserver serves it and its leaf reads it.
 //
 // Files: WriteFile, WriteAtomic (ReplaceFile without a test) and
 // ConfigMap (NewConfigMap, ConfigMap.Swap), a directory laid out and
