@@ -135,7 +135,7 @@ func TestOriginalConfigserverResponses(t *testing.T) {
 		interval, timeout time.Duration
 		origins           []originalTarget
 	}{
-		"configserver-config.json": {30 * time.Second, 10 * time.Second, []originalTarget{edge1, status, {"10.0.0.7-8080-http", "http://10.0.0.7:8080/", "simple"}}},
+		"configserver-config.json":          {30 * time.Second, 10 * time.Second, []originalTarget{edge1, status, {"10.0.0.7-8080-http", "http://10.0.0.7:8080/", "simple"}}},
 		"configserver-config-indented.json": {15 * time.Second, 5 * time.Second, []originalTarget{edge1}},
 	} {
 		t.Run(name, func(t *testing.T) {
