@@ -16,7 +16,8 @@
 //     function on a goroutine of its own, closed and waited for at the end
 //     of the test.
 //   - FreePort, ClosedAddr, ClosedURL: ports to listen on and addresses
-//     where nothing listens.
+//     where nothing listens; ListenOriginalPort, a listener on a port the
+//     original Oxcross probes (at most 32767).
 //
 // TLS: CA (NewCA) is a certificate authority issuing server and client
 // certificates (CA.Server, CA.Client, CA.Issue with CertOptions for names,

@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
+	"net"
 	"net/url"
+	"strconv"
+	"testing"
 )
 
 // OriginalConfig is the config of the original Oxcross
@@ -80,4 +84,28 @@ func ParseOriginalConfig(body []byte) (*OriginalConfig, error) {
 		return nil, errors.New("the original finds no valid origin in the config")
 	}
 	return &cfg, nil
+}
+
+// OriginalMaxPort is the highest port the original Oxcross probes: it
+// skips origins with a higher one, and most systems give listeners on
+// port 0 a higher one.
+const OriginalMaxPort = 32767
+
+// ListenOriginalPort listens on a free port of 127.0.0.1 at most
+// OriginalMaxPort, for an origin the original Oxcross probes; the
+// listener is closed at the end of the test.
+func ListenOriginalPort(t testing.TB) net.Listener {
+	t.Helper()
+	var last error
+	for range 200 {
+		port := 10000 + mrand.IntN(OriginalMaxPort-10000+1)
+		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			t.Cleanup(func() { _ = l.Close() })
+			return l
+		}
+		last = err
+	}
+	t.Fatalf("no free port up to %d: %v", OriginalMaxPort, last)
+	return nil
 }

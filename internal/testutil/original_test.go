@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 )
@@ -53,4 +54,17 @@ func TestParseOriginalConfig(t *testing.T) {
 	if _, err := ParseOriginalConfig([]byte(`{"interval":"30s"}`)); err == nil || !strings.Contains(err.Error(), "cannot unmarshal string") {
 		t.Errorf("error %v, want the original leaf's", err)
 	}
+}
+
+func TestListenOriginalPort(t *testing.T) {
+	l := ListenOriginalPort(t)
+	port := l.Addr().(*net.TCPAddr).Port
+	if port < 1 || port > OriginalMaxPort {
+		t.Errorf("port %d", port)
+	}
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }
