@@ -47,7 +47,8 @@ type servedConfig struct {
 	Interval int              `json:"interval"`
 	Timeout  int              `json:"timeout"`
 	Origins  []originalOrigin `json:"origins"`
-	Oxcross  json.RawMessage  `json:"oxcross"`
+	// The normalized config follows, under ServedKey: appended as it is,
+	// which encoding/json would check and compact again.
 }
 
 // originalOrigin is an origin as the original leaf reads it.
@@ -71,7 +72,7 @@ func (c *Config) served() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := servedConfig{Interval: originalSeconds(c.Interval), Timeout: originalSeconds(c.Timeout), Origins: []originalOrigin{}, Oxcross: normalized}
+	sc := servedConfig{Interval: originalSeconds(c.Interval), Timeout: originalSeconds(c.Timeout), Origins: []originalOrigin{}}
 	for i := range c.Origins {
 		t := &c.Origins[i]
 		if !t.Selects(nil) {
@@ -81,7 +82,15 @@ func (c *Config) served() ([]byte, error) {
 			sc.Origins = append(sc.Origins, o)
 		}
 	}
-	return json.Marshal(sc)
+	view, err := json.Marshal(sc)
+	if err != nil {
+		return nil, err
+	}
+	body := make([]byte, 0, len(view)+len(ServedKey)+len(normalized)+4)
+	body = append(body, view[:len(view)-1]...)
+	body = append(body, `,"`+ServedKey+`":`...)
+	body = append(body, normalized...)
+	return append(body, '}'), nil
 }
 
 // originalSeconds is d in whole seconds as the original reads them:
