@@ -44,12 +44,16 @@ func WriteSummary(w io.Writer, cfg *Config) error {
 // Check is the programs' --config.check: it validates the config file at
 // path with parser, as the configserver and a standalone leaf would load
 // it, and writes every error with its line to errOut (status 1) or a
-// summary of its origins to out (status 0).
+// summary of its origins to out (status 0). The warnings of a valid file
+// (Config.Warnings) go to errOut, one a line, with its line.
 func Check(path string, parser Parser, out, errOut io.Writer) int {
 	l, err := NewFile(path, parser).Load(false)
 	if err != nil {
 		fmt.Fprintf(errOut, "FAILED: %v\n", err)
 		return 1
+	}
+	for _, w := range l.Config.Warnings {
+		fmt.Fprintf(errOut, "WARNING: config file %s: %s\n", path, w)
 	}
 	fmt.Fprintf(out, "SUCCESS: %s is valid\n", path)
 	if err := WriteSummary(out, l.Config); err != nil {

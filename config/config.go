@@ -50,6 +50,12 @@ type Config struct {
 	Modules map[string]Module
 	// Leaves are the leaves listed in the config, always in /sd/leaves.
 	Leaves []StaticLeaf
+	// Warnings name, each with its line ("line 3: …"), what a config in
+	// the original Oxcross' JSON shape had that the original ignored or
+	// skipped, and so does the parser, where it would refuse anything
+	// else. They describe the text parsed, not the config: the JSON it is
+	// served as carries none.
+	Warnings []string
 
 	// kinds are the probe kinds the config was parsed with.
 	kinds *Kinds
@@ -124,15 +130,18 @@ func (c *Config) ForLeaf(leafLabels map[string]string) *Config {
 // cached as. A program swaps whole snapshots, never edits one.
 type Snapshot struct {
 	Config *Config
-	// Body is the normalized JSON of Config.
+	// Body is Config as GET /config serves it and a leaf caches it: the
+	// original Oxcross leaf's view of it (integer seconds; scheme,
+	// hostname, port and mode of the origins it can probe) and, under
+	// ServedKey, its normalized JSON (MarshalJSON).
 	Body []byte
 	// ETag identifies Body.
 	ETag string
 }
 
-// NewSnapshot normalizes cfg.
+// NewSnapshot encodes cfg as it is served.
 func NewSnapshot(cfg *Config) (*Snapshot, error) {
-	body, err := cfg.MarshalJSON()
+	body, err := cfg.served()
 	if err != nil {
 		return nil, fmt.Errorf("encoding config: %w", err)
 	}

@@ -193,8 +193,14 @@ func TestNewSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Config != cfg || string(snap.Body) != string(body) || snap.ETag != config.ETag(body) {
-		t.Errorf("NewSnapshot = %+v, want the config, its normalized JSON and that JSON's ETag", snap)
+	var served struct {
+		Oxcross json.RawMessage `json:"oxcross"`
+	}
+	if err := json.Unmarshal(snap.Body, &served); err != nil {
+		t.Fatalf("served body %s: %v", snap.Body, err)
+	}
+	if snap.Config != cfg || string(served.Oxcross) != string(body) || snap.ETag != config.ETag(snap.Body) {
+		t.Errorf("NewSnapshot = %+v (%s), want the config, its normalized JSON under %q and the body's ETag", snap, snap.Body, config.ServedKey)
 	}
 	// The same config written differently has the same body and ETag.
 	again, err := config.NewSnapshot(mustParse(t, []byte(strings.ReplaceAll(string(readTestdata(t, "full.yaml")), "interval: 1m", "interval: 60"))))

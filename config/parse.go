@@ -59,6 +59,12 @@ type Parser struct {
 // Oxcross JSON loads unchanged. It returns every problem it finds, each
 // naming its line, entry and field. A config with any error is refused
 // whole, as is one without origins.
+//
+// A config in the original's JSON shape (see originalShape) is read as the
+// original read it where the rules would refuse it: keys in another case
+// or unknown to it, and origins it skipped (a scheme other than http and
+// https), each with a warning in Config.Warnings. A served config (a body
+// of GET /config, see Snapshot) is read from its ServedKey.
 func (ps Parser) Parse(data []byte) (*Config, error) {
 	return ps.parse(data, false)
 }
@@ -92,10 +98,20 @@ func (ps Parser) parse(data []byte, allowEmpty bool) (*Config, error) {
 		return nil, errors.New("config is empty: it needs at least one origin")
 	}
 	p := &parser{allowEmpty: allowEmpty, lim: ps.Limits, kinds: ps.Kinds}
-	cfg := p.config(doc.Content[0])
+	root := doc.Content[0]
+	if inner := p.unwrapServed(root); inner != root {
+		root = inner
+	} else if originalShape(data, root) {
+		p.original = &original{fields: make(map[*yaml.Node]map[string]*yaml.Node)}
+	}
+	cfg := p.config(root)
+	if p.original != nil {
+		p.finishOriginal(cfg)
+	}
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
 	}
+	cfg.Warnings = p.warnings
 	return cfg, nil
 }
 
@@ -104,6 +120,10 @@ type parser struct {
 	allowEmpty bool
 	lim        Limits
 	kinds      *Kinds
+	// original is set for a config in the original's JSON shape, read
+	// leniently (original.go), and warnings are what it let pass.
+	original *original
+	warnings []string
 }
 
 var topKeys = []string{"interval", "timeout", "modules", "leaves", "origins"}
@@ -154,6 +174,9 @@ func (p *parser) config(root *yaml.Node) *Config {
 	}
 	seen := make(map[string]int)
 	for i, n := range origins.Content {
+		if p.original != nil && p.skipOriginal(origins, i, n) {
+			continue
+		}
 		t, ok := p.origin(cfg, i, n)
 		if !ok {
 			continue
@@ -182,6 +205,9 @@ func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
 // fields checks that n is a mapping with only known, unique keys and
 // returns its values by key.
 func (p *parser) fields(n *yaml.Node, where string, known []string) map[string]*yaml.Node {
+	if p.original != nil {
+		return p.originalFields(n, where, known)
+	}
 	if n.Kind != yaml.MappingNode {
 		p.errorf(n, "%swant a mapping, got %s", prefix(where), kindName(n))
 		return nil

@@ -570,6 +570,12 @@ func FuzzParse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// The original's configs and its configserver's /config.
+	original, err := filepath.Glob(filepath.Join("testdata", "original", "*.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	files = append(files, original...)
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -662,6 +668,13 @@ func FuzzParse(f *testing.F) {
 				t.Errorf("origins[%d]: module %q has kind %q", i, o.Module, m.Kind)
 			}
 		}
+		// The warnings are the text's, not the config's: its JSON has none.
+		for _, w := range cfg.Warnings {
+			if !strings.HasPrefix(w, "line ") {
+				t.Errorf("warning %q does not name its line", w)
+			}
+		}
+		cfg.Warnings = nil
 		b, err := cfg.MarshalJSON()
 		if err != nil {
 			t.Fatalf("MarshalJSON: %v", err)
@@ -672,6 +685,42 @@ func FuzzParse(f *testing.F) {
 		}
 		if !reflect.DeepEqual(cfg, again) {
 			t.Fatalf("round trip through\n %s\nchanged the config:\n got  %+v\n want %+v", b, again, cfg)
+		}
+		// The served body reads back the same, as a config and as a view.
+		snap, err := config.NewSnapshot(cfg)
+		if err != nil {
+			t.Fatalf("NewSnapshot: %v", err)
+		}
+		for _, parse := range []func([]byte) (*config.Config, error){parser.Parse, parser.ParseView} {
+			served, err := parse(snap.Body)
+			if err != nil {
+				t.Fatalf("parsing the served\n %s\nfailed: %v", snap.Body, err)
+			}
+			if !reflect.DeepEqual(cfg, served) {
+				t.Fatalf("round trip through the served\n %s\nchanged the config:\n got  %+v\n want %+v", snap.Body, served, cfg)
+			}
+		}
+		// The original leaf reads it, and probes each origin it finds as
+		// the new leaf does: the same URL, with the same module.
+		orig, err := testutil.ParseOriginalConfig(snap.Body)
+		if err != nil {
+			var doc struct{ Origins []json.RawMessage }
+			if jerr := json.Unmarshal(snap.Body, &doc); jerr != nil || len(doc.Origins) > 0 {
+				t.Fatalf("the original cannot read the served\n %s\n%v", snap.Body, err)
+			}
+			return // none it can probe
+		}
+		if want := int((cfg.Interval + time.Second - 1) / time.Second); orig.Interval != max(want, 1) {
+			t.Errorf("the original reads interval %d for %s", orig.Interval, cfg.Interval)
+		}
+		for _, o := range orig.Origins {
+			found := false
+			for _, t := range cfg.Origins {
+				found = found || (t.Module == o.Mode && t.Selects(nil) && sameTarget(o.URL, t.URL))
+			}
+			if !found {
+				t.Errorf("the original probes %s (%s), which is no origin of the config: %s", o.URL, o.Mode, snap.Body)
+			}
 		}
 	})
 }

@@ -172,6 +172,9 @@ func (s *Server) load(onlyIfChanged bool) error {
 		}
 		return err
 	}
+	for _, w := range l.Config.Warnings {
+		s.logger.Warn("Config accepted as the original Oxcross read it", "file", s.file.Path(), "warning", w)
+	}
 	// The same content keeps its views: a reload of an unchanged file
 	// does not make every leaf's view be encoded again.
 	if v := s.views.Load(); v == nil || v.snap.ETag != l.ETag {

@@ -179,17 +179,20 @@ func TestServeConfig(t *testing.T) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
+	// The config under "oxcross"; beside it, the original leaf's view.
 	var doc struct {
-		Origins []struct {
-			Name string `json:"name"`
-			URL  string `json:"url"`
-		} `json:"origins"`
+		Oxcross struct {
+			Origins []struct {
+				Name string `json:"name"`
+				URL  string `json:"url"`
+			} `json:"origins"`
+		} `json:"oxcross"`
 	}
 	if err := json.Unmarshal([]byte(r.Body), &doc); err != nil {
 		t.Fatalf("body is not JSON: %v: %s", err, r.Body)
 	}
-	if len(doc.Origins) != 1 || doc.Origins[0].Name != "example.com-9301-http" || doc.Origins[0].URL != "http://example.com:9301/oxcross" {
-		t.Errorf("origins = %+v", doc.Origins)
+	if o := doc.Oxcross.Origins; len(o) != 1 || o[0].Name != "example.com-9301-http" || o[0].URL != "http://example.com:9301/oxcross" {
+		t.Errorf("origins = %+v", o)
 	}
 	etag := r.Header.Get("ETag")
 	if etag != want.ETag || etag != f.s.Current().ETag {

@@ -179,15 +179,17 @@ func (rs *regServer) origins(t *testing.T, c *http.Client, id string, header ...
 		t.Fatalf("GET /config?leaf_id=%s: %d %s", id, r.Code, r.Body)
 	}
 	var cfg struct {
-		Origins []struct {
-			Name string `json:"name"`
-		} `json:"origins"`
+		Oxcross struct {
+			Origins []struct {
+				Name string `json:"name"`
+			} `json:"origins"`
+		} `json:"oxcross"`
 	}
 	if err := json.Unmarshal([]byte(r.Body), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, o := range cfg.Origins {
+	for _, o := range cfg.Oxcross.Origins {
 		names = append(names, o.Name)
 	}
 	slices.Sort(names)

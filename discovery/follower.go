@@ -327,7 +327,26 @@ func (f *Follower) load(ctx context.Context, poll bool) (*config.Snapshot, error
 	}
 	f.refreshSuccess.SetToCurrentTime()
 	f.fromCache.Set(0)
+	f.warn(l)
 	return l, nil
+}
+
+// warn logs the warnings of a config just loaded (config.Config.Warnings):
+// each time a local file is read, and for a configserver's config when it
+// changed, not at every refresh.
+func (f *Follower) warn(l *config.Snapshot) {
+	if f.o.Remote != nil {
+		if prev := f.current.Load(); prev != nil && prev.ETag == l.ETag {
+			return
+		}
+	}
+	logger := f.o.Logger
+	if f.o.File != nil {
+		logger = logger.With("file", f.o.File.Path())
+	}
+	for _, w := range l.Config.Warnings {
+		logger.Warn("Config accepted as the original Oxcross read it", "warning", w)
+	}
 }
 
 func (f *Follower) use(l *config.Snapshot) {

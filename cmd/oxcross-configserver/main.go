@@ -36,7 +36,7 @@ func main() {
 	allowCIDRs := app.Flag("registry.allow-address-cidr", "A network (CIDR) whose addresses leaves may advertise whatever address their registration comes from, e.g. when a reverse proxy fronts the configserver. Repeatable. Outside these, a leaf may only advertise the address its request comes from.").
 		Strings()
 	limits := service.AddConfigLimitFlags(app)
-	check := app.Flag("config.check", "Validate this config file offline, print every error with its line (exit 1) or a summary of its origins (exit 0), and exit.").
+	check := app.Flag("config.check", "Validate this config file offline, print every error with its line (exit 1) or a summary of its origins (exit 0) and, on stderr, a warning with its line for each thing the original Oxcross ignored or skipped in its JSON, and exit.").
 		PlaceHolder("FILE").String()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 	logger := flags.Logger()

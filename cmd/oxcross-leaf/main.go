@@ -50,7 +50,7 @@ func main() {
 		Envar("OXCROSS_CONFIG_API_BASE").PlaceHolder("URL").StringVar(&o.configURL)
 	app.Flag("config.file", "Local target config file (YAML or JSON) for a standalone leaf, reloaded when it changes and on SIGHUP. Either this or --config.url. With the probe command: where to find the config's own modules.").
 		PlaceHolder("FILE").StringVar(&o.configFile)
-	app.Flag("config.check", "Validate this config file offline, print every error with its line (exit 1) or a summary of its origins (exit 0), and exit.").
+	app.Flag("config.check", "Validate this config file offline, print every error with its line (exit 1) or a summary of its origins (exit 0) and, on stderr, a warning with its line for each thing the original Oxcross ignored or skipped in its JSON, and exit.").
 		PlaceHolder("FILE").StringVar(&o.check)
 	app.Flag("config.refresh-interval", "How often to ask the configserver for a new config (conditional requests: an unchanged config costs a 304) and to renew this leaf's registration.").
 		Default("60s").SetValue(&o.refresh)

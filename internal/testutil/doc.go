@@ -16,7 +16,8 @@
 //     function on a goroutine of its own, closed and waited for at the end
 //     of the test.
 //   - FreePort, ClosedAddr, ClosedURL: ports to listen on and addresses
-//     where nothing listens.
+//     where nothing listens; ListenOriginalPort, a listener on a port the
+//     original Oxcross probes (at most 32767).
 //
 // TLS: CA (NewCA) is a certificate authority issuing server and client
 // certificates (CA.Server, CA.Client, CA.Issue with CertOptions for names,
@@ -30,7 +31,9 @@
 // while a timing test runs, the truth a schedule is compared with on a
 // busy machine.
 //
-// Configs: OriginsConfig, the text of a config file of many origins.
+// Configs: OriginsConfig, the text of a config file of many origins;
+// OriginalConfig and ParseOriginalConfig, the original Oxcross' config as
+// its configserver serves it and its leaf reads it.
 //
 // Files: WriteFile, WriteAtomic (ReplaceFile without a test) and
 // ConfigMap (NewConfigMap, ConfigMap.Swap), a directory laid out and
