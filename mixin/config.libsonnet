@@ -26,6 +26,16 @@
     driftThresholdSeconds: 0.1,
     driftFor: '15m',
 
+    // The fleet's clock loop (recording rules of the group
+    // oxcross-leaf-clock-loop): alert when an origin's clock is further than
+    // this from the fleet's consensus, beyond the uncertainty bound, while
+    // most leaves agree about it. The consensus needs at least this many
+    // leaves and origins to tell which origin is the odd one.
+    clockConsensusThresholdSeconds: 0.01,
+    clockConsensusMinLeaves: 3,
+    clockConsensusMinOrigins: 3,
+    clockConsensusFor: '15m',
+
     // Answers served from a cache (reason="cached"): alert when they keep
     // coming for this long.
     cachedFor: '10m',

@@ -65,6 +65,22 @@
             "Origin {{ $labels.origin_id }}'s clock is at least {{ $value | humanizeDuration }} off leaf {{ $labels.source_id }}'s clock (the estimate less its uncertainty), beyond the bound of %(driftThresholdSeconds)gs. When every origin is off from this leaf alike, the leaf's clock is the one that is wrong." % c,
           ),
           alert(
+            'OxcrossOriginClockOffConsensus',
+            'warning',
+            |||
+              origin:oxcross_leaf_origin_time_drift:consensus_excess > %(clockConsensusThresholdSeconds)g
+              and on (job, origin_id)
+                quantile by (job, origin_id) (0.5, origin_source:oxcross_leaf_origin_time_drift:loop_residual_excess) <= 0
+              and on (job, origin_id)
+                count by (job, origin_id) (origin_source:oxcross_leaf_origin_time_drift:loop_residual) >= %(clockConsensusMinLeaves)d
+              and on (job)
+                count by (job) (origin:oxcross_leaf_origin_time_drift:consensus) >= %(clockConsensusMinOrigins)d
+            ||| % c,
+            c.clockConsensusFor,
+            "An origin's clock disagrees with the fleet's consensus.",
+            "Origin {{ $labels.origin_id }}'s clock is at least {{ $value | humanizeDuration }} off the fleet's consensus (the median origin's clock), beyond the uncertainty and the threshold of %(clockConsensusThresholdSeconds)gs, while the leaves of job {{ $labels.job }} agree among themselves about it: the origin's clock is the one to fix." % c,
+          ),
+          alert(
             'OxcrossOriginResponsesCached',
             'warning',
             |||

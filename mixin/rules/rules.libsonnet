@@ -28,7 +28,95 @@ local quantiles = ['0.5', '0.9', '0.99'];
         histogram_quantile(%(q)s, sum by (%(by)s) (rate(%(native)s[5m])))
       ||| % { q: q, by: by, buckets: buckets, native: native },
 
+    // The clock loop. For leaves A, B and origins X, Y the drifts must agree
+    // around the loop: (A→X − A→Y) − (B→X − B→Y) = 0, whatever the leaves'
+    // clocks. Rather than every pair of leaves × pair of origins, each
+    // drift is compared with the leaf's median over its origins (which
+    // cancels the leaf's clock), and that with the median over the leaves
+    // (the fleet's consensus about the origin); see mixin/README.md.
+    local drift = 'avg by (job, origin_id, source_id) (oxcross_leaf_origin_time_drift{%s})' % c.leafSelector,
+    local unc = 'avg by (job, origin_id, source_id) (oxcross_leaf_origin_time_drift_uncertainty_seconds{%s})' % c.leafSelector,
+    local loop = 'oxcross_leaf_origin_time_drift',
+    local loopUnc = 'oxcross_leaf_origin_time_drift_uncertainty_seconds',
+
     groups+: [
+      {
+        name: 'oxcross-leaf-clock-loop',
+        rules: [
+          {
+            // r_L(X): leaf L's drift to X less its median drift over all
+            // its origins. The leaf's own clock cancels out.
+            record: 'origin_source:%s:offset_from_median_origin' % loop,
+            expr: |||
+              %(drift)s
+              - on (job, source_id) group_left ()
+                quantile by (job, source_id) (0.5, %(drift)s)
+            ||| % { drift: drift },
+          },
+          {
+            // Its bound: the drift's uncertainty plus the largest of the
+            // leaf's (a median moves no further than its inputs' worst error).
+            record: 'origin_source:%s:offset_from_median_origin' % loopUnc,
+            expr: |||
+              %(unc)s
+              + on (job, source_id) group_left ()
+                max by (job, source_id) (%(unc)s)
+            ||| % { unc: unc },
+          },
+          {
+            // c(X): the fleet's consensus about origin X, the median over the
+            // leaves of r_L(X): X's clock minus the median origin's clock.
+            record: 'origin:%s:consensus' % loop,
+            expr: |||
+              quantile by (job, origin_id) (0.5, origin_source:%s:offset_from_median_origin)
+            ||| % loop,
+          },
+          {
+            // Its bound: the largest of the leaves' bounds (conservative).
+            record: 'origin:%s:consensus' % loopUnc,
+            expr: |||
+              max by (job, origin_id) (origin_source:%s:offset_from_median_origin)
+            ||| % loopUnc,
+          },
+          {
+            // e_L(X): the loop residual of leaf L and origin X, r_L(X) − c(X).
+            // 0 when the paths are symmetric; the residual of leaves A, B and
+            // origins X, Y is e_A(X) − e_A(Y) − e_B(X) + e_B(Y).
+            record: 'origin_source:%s:loop_residual' % loop,
+            expr: |||
+              origin_source:%(loop)s:offset_from_median_origin
+              - on (job, origin_id) group_left ()
+                origin:%(loop)s:consensus
+            ||| % { loop: loop },
+          },
+          {
+            record: 'origin_source:%s:loop_residual' % loopUnc,
+            expr: |||
+              origin_source:%(unc)s:offset_from_median_origin
+              + on (job, origin_id) group_left ()
+                origin:%(unc)s:consensus
+            ||| % { unc: loopUnc },
+          },
+          {
+            // |e_L(X)| beyond its bound: above 0, the path from L to X is
+            // asymmetric beyond its uncertainty (or a clock stepped).
+            record: 'origin_source:%s:loop_residual_excess' % loop,
+            expr: |||
+              abs(origin_source:%(loop)s:loop_residual)
+              - origin_source:%(unc)s:loop_residual
+            ||| % { loop: loop, unc: loopUnc },
+          },
+          {
+            // |c(X)| beyond its bound: above 0, origin X's clock is off the
+            // median origin's by at least that much.
+            record: 'origin:%s:consensus_excess' % loop,
+            expr: |||
+              abs(origin:%(loop)s:consensus)
+              - origin:%(unc)s:consensus
+            ||| % { loop: loop, unc: loopUnc },
+          },
+        ],
+      },
       {
         name: 'oxcross-leaf-probes',
         rules: [
