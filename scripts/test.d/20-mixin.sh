@@ -103,6 +103,16 @@ promtool check rules "$tmp/dashboard_queries.yaml" >"$tmp/dashboard_queries.out"
 grep -q "SUCCESS: $(jq -s '[.[].panels[].targets[]?] | length' mixin/out/dashboards/*.json) rules found" "$tmp/dashboard_queries.out" ||
   { cat "$tmp/dashboard_queries.out"; fail "promtool did not check every dashboard query"; }
 
+step "mixin/tests/clock_loop.yaml is current with its generator"
+if command -v python3 >/dev/null; then
+  python3 mixin/tests/clock_loop.py | diff -u mixin/tests/clock_loop.yaml - >"$tmp/clock_loop.diff" || {
+    head -40 "$tmp/clock_loop.diff"
+    fail "mixin/tests/clock_loop.yaml is stale: python3 mixin/tests/clock_loop.py >mixin/tests/clock_loop.yaml"
+  }
+else
+  echo "no python3: not checked"
+fi
+
 step "promtool test rules mixin/tests/*.yaml"
 promtool test rules mixin/tests/*.yaml
 
