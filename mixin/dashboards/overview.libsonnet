@@ -51,7 +51,7 @@ local common = import 'common.libsonnet';
       c,
       'overview',
       'Overview',
-      'Every origin as seen from every leaf: success, latency, the worst pairs and clock drift.',
+      'Every origin as seen from every leaf: success, latency, the worst pairs, clock drift and the clock loop.',
       common.variables(c),
       [
         g.row('At a glance'),
@@ -154,6 +154,24 @@ local common = import 'common.libsonnet';
           'Origin clock minus leaf clock, as each leaf estimates it (advanced mode only).',
           [g.target('oxcross_leaf_origin_time_drift{%s}' % sel, common.pair)],
           's',
+        ),
+        g.timeseries(
+          "Origin clock against the fleet's consensus",
+          "Each origin's clock minus the median origin's, the median over all leaves of the job (the clock loop's consensus; the leaf selection does not apply). Leaves' clocks cancel out; an origin further from 0 than its bound (dashed) is the origin to fix.",
+          [
+            g.target('origin:oxcross_leaf_origin_time_drift:consensus{%s}' % ors, '{{origin_id}}'),
+            g.target('origin:oxcross_leaf_origin_time_drift_uncertainty_seconds:consensus{%s}' % ors, 'bound {{origin_id}}'),
+          ],
+          's',
+          overrides=[g.override('byRegexp', '^bound .*', [['custom.lineStyle', { fill: 'dash', dash: [10, 10] }]])],
+        ),
+        ranking(
+          'Worst loop residuals (beyond the bound)',
+          "The ten leaf → origin pairs whose drift disagrees most with the fleet's consensus around the clock loop, less the sum of the uncertainties: above 0 (red), the path is asymmetric beyond its bound or a clock stepped.",
+          'topk(10, origin_source:oxcross_leaf_origin_time_drift:loop_residual_excess{%s})' % rs,
+          's',
+          [[null, 'green'], [0, 'red']],
+          true,
         ),
       ],
     ),
