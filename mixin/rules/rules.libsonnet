@@ -54,14 +54,27 @@ local quantiles = ['0.5', '0.9', '0.99'];
             ||| % { drift: drift },
           },
           {
-            // Its bound: the drift's uncertainty plus the largest of the
-            // leaf's (a median moves no further than its inputs' worst error).
+            // Its bound: the drift's uncertainty plus how far the median
+            // could be off. A median is monotone in its inputs, so it lies
+            // between the median of (drift − uncertainty) and that of
+            // (drift + uncertainty): the larger of the two distances.
             record: 'origin_source:%s:offset_from_median_origin' % loopUnc,
             expr: |||
               %(unc)s
               + on (job, source_id) group_left ()
-                max by (job, source_id) (%(unc)s)
-            ||| % { unc: unc },
+                (
+                  (
+                    quantile by (job, source_id) (0.5, %(drift)s + %(unc)s)
+                    - quantile by (job, source_id) (0.5, %(drift)s)
+                    >=
+                    quantile by (job, source_id) (0.5, %(drift)s)
+                    - quantile by (job, source_id) (0.5, %(drift)s - %(unc)s)
+                  )
+                  or
+                  quantile by (job, source_id) (0.5, %(drift)s)
+                  - quantile by (job, source_id) (0.5, %(drift)s - %(unc)s)
+                )
+            ||| % { drift: drift, unc: unc },
           },
           {
             // c(X): the fleet's consensus about origin X, the median over the
@@ -72,11 +85,25 @@ local quantiles = ['0.5', '0.9', '0.99'];
             ||| % loop,
           },
           {
-            // Its bound: the largest of the leaves' bounds (conservative).
+            // Its bound, the same way: the larger distance from c(X) to the
+            // median over the leaves of r ± its bound.
             record: 'origin:%s:consensus' % loopUnc,
             expr: |||
-              max by (job, origin_id) (origin_source:%s:offset_from_median_origin)
-            ||| % loopUnc,
+              (
+                quantile by (job, origin_id) (0.5, %(r)s + %(br)s)
+                - %(c)s
+                >=
+                %(c)s
+                - quantile by (job, origin_id) (0.5, %(r)s - %(br)s)
+              )
+              or
+              %(c)s
+              - quantile by (job, origin_id) (0.5, %(r)s - %(br)s)
+            ||| % {
+              r: 'origin_source:%s:offset_from_median_origin' % loop,
+              br: 'origin_source:%s:offset_from_median_origin' % loopUnc,
+              c: 'origin:%s:consensus' % loop,
+            },
           },
           {
             // e_L(X): the loop residual of leaf L and origin X, r_L(X) − c(X).

@@ -14,9 +14,15 @@ def q50(xs):
 def rules(drift, unc):
     leaves = list(drift); origins = list(next(iter(drift.values())))
     r = {(l, o): drift[l][o] - q50([drift[l][y] for y in origins]) for l in leaves for o in origins}
-    br = {(l, o): unc[l][o] + max(unc[l][y] for y in origins) for l in leaves for o in origins}
+    def mb(xs, us):  # how far the median of xs can be off, each within ±u
+        m = q50(xs)
+        a = q50([x + u for x, u in zip(xs, us)]) - m
+        b = m - q50([x - u for x, u in zip(xs, us)])
+        return a if a >= b else b
+    mo = {l: mb([drift[l][y] for y in origins], [unc[l][y] for y in origins]) for l in leaves}
+    br = {(l, o): unc[l][o] + mo[l] for l in leaves for o in origins}
     c = {o: q50([r[(l, o)] for l in leaves]) for o in origins}
-    bc = {o: max(br[(l, o)] for l in leaves) for o in origins}
+    bc = {o: mb([r[(l, o)] for l in leaves], [br[(l, o)] for l in leaves]) for o in origins}
     e = {(l, o): r[(l, o)] - c[o] for l in leaves for o in origins}
     be = {(l, o): br[(l, o)] + bc[o] for l in leaves for o in origins}
     ex = {(l, o): abs(e[(l, o)]) - be[(l, o)] for l in leaves for o in origins}
@@ -137,3 +143,27 @@ print('  - interval: 1m\n    input_series:')
 print(series(d, u))
 print(promql(d, u, ['origin:%s:consensus' % D, 'origin_source:%s:loop_residual_excess' % D]))
 print(quiet())
+
+# 5. An origin with whole-second server_time (0.5 s of uncertainty) among five
+# does not hide edge2's 50 ms: the medians' bounds follow the other origins.
+O5 = ['edge1', 'edge2', 'edge3', 'edge4', 'edge5']
+d, u = fleet({'edge2': 0.05}, {}, lambda l, o: 0.5 if o == 'edge5' else 0.002, origins=O5)
+print('\n  # 5. Five origins, edge5 sends whole-second server_time (0.5 s of\n'
+      '  # uncertainty), edge2 is 50 ms ahead: the bounds of the medians follow the\n'
+      '  # other origins, the alert fires for edge2 only.')
+print('  - interval: 1m\n    input_series:')
+print(series(d, u))
+print(promql(d, u, ['origin:%s:consensus' % D, 'origin:%s:consensus' % U, 'origin:%s:consensus_excess' % D]))
+cx = dict(rules(d, u))['origin:%s:consensus_excess' % D]['edge2']
+print('''    alert_rule_test:
+      - eval_time: 20m
+        alertname: %s
+        exp_alerts:
+          - exp_labels:
+              severity: warning
+              job: oxcross-leaf
+              origin_id: edge2
+            exp_annotations:
+              summary: "An origin's clock disagrees with the fleet's consensus."
+              description: "Origin edge2's clock is at least %dms off the fleet's consensus (the median origin's clock), beyond the uncertainty and the threshold of 0.01s, while the leaves of job oxcross-leaf agree among themselves about it: the origin's clock is the one to fix."
+              runbook_url: %s''' % (A, round(cx * 1000), RUNBOOK))
