@@ -1,4 +1,5 @@
-// Recording rules: the success ratios and latency quantiles that the alerts
+// Recording rules: the clock loop (drifts checked against each other), and
+// the success ratios and latency quantiles that the alerts
 // and dashboards use. Every rule keeps the job label, so dashboards can
 // filter on it; per-pair rules keep origin_id and source_id (the leaf).
 local quantiles = ['0.5', '0.9', '0.99'];
