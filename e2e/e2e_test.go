@@ -466,9 +466,12 @@ func TestConfigserverSIGHUP(t *testing.T) {
 		t.Errorf("configserver exit after SIGTERM: %v", err)
 	}
 
-	out, err := exec.Command(filepath.Join(binDir, "oxcross-configserver"), "--version").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "oxcross_configserver, version") {
-		t.Errorf("--version: %v %q", err, out)
+	out, err := exec.Command(filepath.Join(binDir, "oxcross-configserver"), "--version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "oxcross-configserver, version") {
+		t.Errorf("--version on stdout: %v %q, want it to start with the program's name", err, out)
+	}
+	if out, err := exec.Command(filepath.Join(binDir, "oxcross-configserver"), "--help").Output(); err != nil || !strings.Contains(string(out), "--config.file") {
+		t.Errorf("--help on stdout: %v %q", err, out)
 	}
 	// A config that does not load stops the configserver at start.
 	testutil.WriteFile(t, cfg, "origins: []\n")

@@ -48,7 +48,8 @@ type Flags struct {
 }
 
 // AddFlags registers --web.listen-address, --web.config.file, --log.level,
-// --log.format and --version on app. The default listen address is ":<port>",
+// --log.format and --version on app, and sends its help and version to
+// stdout. The default listen address is ":<port>",
 // where port comes from the environment variable portEnv when it is set (the
 // original Oxcross' OXCROSS_ORIGIN_PORT and OXCROSS_METRICS_PORT) and from
 // defaultPort otherwise.
@@ -64,7 +65,11 @@ func AddFlags(app *kingpin.Application, name, portEnv, defaultPort string) *Flag
 	promslogflag.AddFlags(app, f.Log)
 	app.Flag("web.read-header-timeout", "How long a client may take to send a request's headers; slower clients (a slowloris trickling its headers) are disconnected.").
 		Default(DefaultReadHeaderTimeout.String()).DurationVar(&f.ReadHeaderTimeout)
-	app.Version(version.Print(name))
+	// The program's name as it is invoked (oxcross-leaf), not its metric
+	// prefix; help and version on stdout, as Prometheus' programs print
+	// them, so that `oxcross-leaf --help | less` works.
+	app.Version(version.Print(app.Name))
+	app.UsageWriter(os.Stdout)
 	app.HelpFlag.Short('h')
 	return f
 }
