@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,8 +52,9 @@ type FollowerOptions struct {
 // refreshes it on schedule and on demand, keeping the last good config
 // whenever a refresh fails. It holds the leaf's one copy of its config.
 type Follower struct {
-	o       FollowerOptions
-	reload  chan struct{}
+	o FollowerOptions
+	// reload carries Reload's requests; each gets the load's result.
+	reload  chan chan error
 	current atomic.Pointer[config.Snapshot]
 	mu      sync.Mutex
 	lastErr error
@@ -95,7 +97,7 @@ func NewFollower(o FollowerOptions) (*Follower, error) {
 	o.FetchTimeout = min(o.FetchTimeout, max(o.RefreshInterval, time.Second))
 	f := &Follower{
 		o:      o,
-		reload: make(chan struct{}, 1),
+		reload: make(chan chan error),
 		refreshSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "oxcross_leaf_config_last_refresh_success_timestamp_seconds",
 			Help: "Time of the last successful config load or refresh (a 304 counts), as a Unix timestamp.",
@@ -134,11 +136,22 @@ func (f *Follower) usesCache() bool {
 	return f.o.Remote != nil && f.o.CacheFile != ""
 }
 
-// Reload asks Run to reload the config now (SIGHUP).
-func (f *Follower) Reload() {
+// Reload has Run load the config now (SIGHUP, POST /-/reload): it rereads
+// the config file, or fetches from the configserver, and returns when that
+// is done, with why it failed (the last good config stays), or when ctx
+// ends. Before the first config it cuts the start's backoff short.
+func (f *Follower) Reload(ctx context.Context) error {
+	done := make(chan error, 1)
 	select {
-	case f.reload <- struct{}{}:
-	default:
+	case f.reload <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -183,8 +196,8 @@ func (f *Follower) Run(ctx context.Context) {
 			return
 		case <-ticker.C:
 			f.refresh(ctx, true)
-		case <-f.reload:
-			f.refresh(ctx, false)
+		case done := <-f.reload:
+			done <- f.refresh(ctx, false)
 		}
 	}
 }
@@ -193,9 +206,17 @@ func (f *Follower) Run(ctx context.Context) {
 // backoff until there is one.
 func (f *Follower) start(ctx context.Context) {
 	backoff := time.Second
+	var waiting chan error // a Reload that cut the backoff short
+	answer := func(err error) {
+		if waiting != nil {
+			waiting <- err
+			waiting = nil
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		err := f.refresh(ctx, false)
 		if err == nil || f.hasConfig() {
+			answer(nil)
 			return
 		}
 		if attempt == 1 && f.o.Remote != nil && f.o.CacheFile != "" {
@@ -211,15 +232,17 @@ func (f *Follower) start(ctx context.Context) {
 				f.o.Remote.SetETag(l.ETag)
 				f.fromCache.Set(1)
 				f.use(l)
+				answer(err)
 				return
 			}
 		}
+		answer(err)
 		f.o.Logger.Error("No config to probe with yet, retrying", "in", backoff, "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(backoff):
-		case <-f.reload:
+		case waiting = <-f.reload:
 		}
 		backoff = min(backoff*2, f.o.RefreshInterval)
 	}
@@ -363,4 +386,21 @@ func (f *Follower) use(l *config.Snapshot) {
 	f.origins.Set(float64(len(l.Config.Origins)))
 	f.o.Logger.Info("Loaded config", "origins", len(l.Config.Origins), "etag", l.ETag)
 	f.o.Apply(l.Config)
+}
+
+// ServeReload answers POST /-/reload as the configserver does: it reloads
+// the config now (Reload) and answers 200 once that is done, or 500 with
+// the reason the last good config stays.
+func (f *Follower) ServeReload(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := f.Reload(r.Context()); err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = fmt.Fprintf(w, "Reload failed, keeping the last good config: %v\n", err)
+		return
+	}
+	n := 0
+	if cfg := f.Config(); cfg != nil {
+		n = len(cfg.Origins)
+	}
+	_, _ = fmt.Fprintf(w, "Reloaded: %d origins.\n", n)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -519,10 +520,13 @@ func TestFollowerFile(t *testing.T) {
 func reload(t *testing.T, f *discovery.Follower, reg prometheus.Gatherer) {
 	t.Helper()
 	ts := metric(t, reg, metricRefreshSuccess)
-	f.Reload()
-	testutil.Eventually(t, 2*time.Second, "the reload", func() bool {
-		return metric(t, reg, metricRefreshSuccess) > ts
-	})
+	if err := f.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	// Reload returns once the load is done: no waiting.
+	if got := metric(t, reg, metricRefreshSuccess); got <= ts {
+		t.Errorf("%s = %v after Reload returned, want later than %v", metricRefreshSuccess, got, ts)
+	}
 }
 
 func TestFollowerFileReload(t *testing.T) {
@@ -537,7 +541,9 @@ func TestFollowerFileReload(t *testing.T) {
 	// is nothing to wait for, only a window in which to see nothing.
 	time.Sleep(50 * time.Millisecond)
 	a.none(t)
-	f.Reload()
+	if err := f.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
 	a.nextOrigin(t, 2*time.Second, "b.example.com-9301-http", "the reloaded config")
 
 	// Reloading an unchanged file applies nothing. The second reload
@@ -548,10 +554,12 @@ func TestFollowerFileReload(t *testing.T) {
 
 	// Reloading a broken file counts a failure and keeps the config.
 	testutil.WriteAtomic(t, path, "origins: []\n")
-	f.Reload()
-	testutil.Eventually(t, 2*time.Second, "the failed reload to be counted", func() bool {
-		return metric(t, reg, metricRefreshFailures) == 1
-	})
+	if err := f.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "origins: empty") {
+		t.Errorf("Reload of a broken file: %v, want the parser's error", err)
+	}
+	if got := metric(t, reg, metricRefreshFailures); got != 1 {
+		t.Errorf("%s = %v after the failed Reload returned, want 1", metricRefreshFailures, got)
+	}
 	a.none(t)
 	if err := f.Ready(); err != nil {
 		t.Errorf("Ready after a failed reload: %v", err)
@@ -570,9 +578,46 @@ func TestFollowerFileMissingAtStart(t *testing.T) {
 	})
 	// Reload cuts the start backoff short.
 	testutil.WriteAtomic(t, path, srcConfig("a.example.com"))
-	f.Reload()
+	if err := f.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
 	a.nextOrigin(t, 3*time.Second, "a.example.com-9301-http", "the first config")
 	if err := f.Ready(); err != nil {
 		t.Errorf("Ready: %v", err)
+	}
+}
+
+// TestFollowerServeReload: the leaf's POST /-/reload rereads the file at
+// once and answers when it is done; a broken file answers 500 with the
+// reason and keeps the config; GET is 405.
+func TestFollowerServeReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	testutil.WriteFile(t, path, srcConfig("a.example.com"))
+	f, a, _ := follow(t, discovery.FollowerOptions{File: config.NewFile(path, parser), WatchInterval: time.Hour})
+	a.nextOrigin(t, 3*time.Second, "a.example.com-9301-http", "the first config")
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /-/reload", f.ServeReload)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	testutil.WriteAtomic(t, path, srcConfig("b.example.com"))
+	if r := testutil.Do(t, nil, http.MethodPost, srv.URL+"/-/reload", ""); r.Code != http.StatusOK || r.Body != "Reloaded: 1 origins.\n" {
+		t.Errorf("POST /-/reload: %d %q", r.Code, r.Body)
+	}
+	// Answered once done: the new config is in use already.
+	if got := originID(f.Config()); got != "b.example.com-9301-http" {
+		t.Errorf("Config() right after the reload answered: %s", got)
+	}
+	a.nextOrigin(t, 2*time.Second, "b.example.com-9301-http", "the reloaded config")
+
+	testutil.WriteAtomic(t, path, "origins: []\n")
+	if r := testutil.Do(t, nil, http.MethodPost, srv.URL+"/-/reload", ""); r.Code != http.StatusInternalServerError || !strings.Contains(r.Body, "keeping the last good config") || !strings.Contains(r.Body, "origins: empty") {
+		t.Errorf("POST /-/reload of a broken file: %d %q", r.Code, r.Body)
+	}
+	if got := originID(f.Config()); got != "b.example.com-9301-http" {
+		t.Errorf("Config() after a failed reload: %s", got)
+	}
+	if r := testutil.Do(t, nil, http.MethodGet, srv.URL+"/-/reload", ""); r.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload: %d, want 405", r.Code)
 	}
 }

@@ -48,7 +48,7 @@ func main() {
 	o.web = service.AddFlags(app, name, "OXCROSS_METRICS_PORT", "9299")
 	app.Flag("config.url", "Base URL of the configserver; the config is fetched from <url>/config. Either this or --config.file. A user:password@ in it is sent as basic auth and shown as user:xxxxx@ in logs and on pages; --config.http-client-file with a password_file keeps the password out of the command line.").
 		Envar("OXCROSS_CONFIG_API_BASE").PlaceHolder("URL").StringVar(&o.configURL)
-	app.Flag("config.file", "Local target config file (YAML or JSON) for a standalone leaf, reloaded when it changes and on SIGHUP. Either this or --config.url. With the probe command: where to find the config's own modules.").
+	app.Flag("config.file", "Local target config file (YAML or JSON) for a standalone leaf, reloaded when it changes, on SIGHUP and on POST /-/reload. Either this or --config.url. With the probe command: where to find the config's own modules.").
 		PlaceHolder("FILE").StringVar(&o.configFile)
 	app.Flag("config.check", "Validate this config file offline, print every error with its line (exit 1) or a summary of its origins (exit 0) and, on stderr, a warning with its line for each thing the original Oxcross ignored or skipped in its JSON, and exit.").
 		PlaceHolder("FILE").StringVar(&o.check)

@@ -86,6 +86,7 @@ func runLeaf(o *options) int {
 	mux.Handle("GET /probe", probeHandler)
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
 	mux.HandleFunc("GET /-/ready", service.Ready(follower.Ready))
+	mux.HandleFunc("POST /-/reload", follower.ServeReload)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		page := statuspage.Leaf{ID: o.leafID, Version: version.Info(), ConfigSource: configSource, Ready: follower.Ready(), Origins: history.Statuses(follower.Config()), Now: time.Now(), Refresh: 15}
@@ -103,7 +104,7 @@ func runLeaf(o *options) int {
 	wg.Go(func() {
 		service.OnSIGHUP(ctx, func() {
 			logger.Info("SIGHUP: reloading the config")
-			follower.Reload()
+			_ = follower.Reload(ctx) // a failure is logged by the follower
 		})
 	})
 	wg.Go(func() { follower.Run(ctx) })
