@@ -473,11 +473,17 @@ func TestConfigserverSIGHUP(t *testing.T) {
 	if out, err := exec.Command(filepath.Join(binDir, "oxcross-configserver"), "--help").Output(); err != nil || !strings.Contains(string(out), "--config.file") {
 		t.Errorf("--help on stdout: %v %q", err, out)
 	}
-	// A config that does not load stops the configserver at start.
+	// A config that does not load stops the configserver at start, with
+	// one log line per problem.
 	testutil.WriteFile(t, cfg, "origins: []\n")
 	out, err = exec.Command(filepath.Join(binDir, "oxcross-configserver"), "--config.file="+cfg, "--web.listen-address=127.0.0.1:0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "origins") {
 		t.Errorf("configserver with an empty config: err %v, output %q; want a failure naming origins", err, out)
+	}
+	testutil.WriteFile(t, cfg, "origins:\n  - url: ftp://x/\n  - url: gopher://y/\n")
+	out, _ = exec.Command(filepath.Join(binDir, "oxcross-configserver"), "--config.file="+cfg, "--web.listen-address=127.0.0.1:0").CombinedOutput()
+	if n := strings.Count(string(out), `msg="Cannot load the config"`); n != 2 || strings.Contains(string(out), `\n`) {
+		t.Errorf("configserver with two bad origins: %d log lines, want one per problem and no escaped newlines:\n%s", n, out)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -64,7 +65,11 @@ func main() {
 	auth := configserver.WebConfigAuthentication(*flags.Web.WebConfigFile)
 	srv, err := configserver.New(*configFile, configserver.Options{Parser: parser, Registry: ropts, Authentication: auth, IdentitiesFile: *identities}, reg, logger)
 	if err != nil {
-		logger.Error("Cannot load the config", "err", err)
+		// One log line per problem, as --config.check prints them, rather
+		// than one line with every problem joined by escaped newlines.
+		for _, problem := range strings.Split(err.Error(), "\n") {
+			logger.Error("Cannot load the config", "err", strings.TrimSpace(problem))
+		}
 		os.Exit(1)
 	}
 	switch a, err := auth(); {
