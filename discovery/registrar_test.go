@@ -92,8 +92,8 @@ func TestRegistrarUnreachable(t *testing.T) {
 	}
 	ctx := context.Background()
 	// A configserver that is not there.
-	if err := r.Heartbeat(ctx); err == nil || !strings.Contains(err.Error(), "PUT "+base+"/api/v1/leaves/gone") {
-		t.Errorf("Heartbeat to a closed server: %v", err)
+	if err := r.Heartbeat(ctx); err == nil || !strings.Contains(err.Error(), "PUT "+base+"/api/v1/leaves/gone") || strings.Count(err.Error(), base) != 1 {
+		t.Errorf("Heartbeat to a closed server: %v, want the method and URL once", err)
 	}
 	// A cancelled context stops it.
 	cctx, cancel := context.WithCancel(ctx)
