@@ -77,7 +77,7 @@ func TestStatusPages(t *testing.T) {
 	}
 
 	csDOM := headless(t, bin, "http://"+f.csAddr+"/", "--dump-dom")
-	for _, want := range []string{`data-leaf="leaf-e2e"`, `data-origin="adv"`, `data-origin="simple"`, "registered"} {
+	for _, want := range []string{`data-leaf="leaf-e2e"`, `data-origin="adv"`, `data-origin="simple"`, "dynamic"} {
 		if !strings.Contains(csDOM, want) {
 			t.Errorf("configserver page lacks %q", want)
 		}
