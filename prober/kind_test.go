@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -209,4 +211,49 @@ func get(t *testing.T, url string, wantCode int) string {
 		t.Fatalf("GET %s: %s, want %d: %s", url, resp.Status, wantCode, b)
 	}
 	return string(b)
+}
+
+// TestEverySettingDocumented: every settings key of the shipped kinds (the
+// yaml names of their settings types, nested ones included) is in
+// docs/configuration.md; config's TestEveryKeyDocumented checks the rest.
+func TestEverySettingDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := prober.DefaultKinds(slog.New(slog.DiscardHandler)).Parser(config.Limits{}).Kinds
+	var walk func(where string, typ reflect.Type)
+	walk = func(where string, typ reflect.Type) {
+		for typ.Kind() == reflect.Pointer {
+			typ = typ.Elem()
+		}
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			if !testutil.DocumentsKey(doc, name) {
+				t.Errorf("docs/configuration.md does not document %s.%s", where, name)
+			}
+			if f.Type.Kind() == reflect.Struct {
+				walk(where+"."+name, f.Type)
+			}
+		}
+	}
+	checked := 0
+	for _, name := range kinds.Names() {
+		k, _ := kinds.Lookup(name)
+		if k.NewSettings == nil {
+			continue
+		}
+		if !testutil.DocumentsKey(doc, k.SettingsKey) {
+			t.Errorf("docs/configuration.md does not document the settings key %q of kind %s", k.SettingsKey, name)
+		}
+		walk(k.SettingsKey, reflect.TypeOf(k.NewSettings()))
+		checked++
+	}
+	if checked < 3 {
+		t.Errorf("checked the settings of %d kinds, want those of http, oxcross and tcp", checked)
+	}
 }
