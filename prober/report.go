@@ -30,7 +30,11 @@ func WriteReport(w io.Writer, t *config.Target, r Result, now time.Time) error {
 	}
 	fmt.Fprintf(tw, "total\t%s\n", msString(r.Duration))
 	for p := range numPhases {
-		if d, ok := r.Phases.Get(p); ok {
+		d, ok := r.Phases.Get(p)
+		// The metrics carry a tls phase of 0 for every probe, as
+		// blackbox_exporter's do; a person reads it as a handshake that
+		// took no time, so the report leaves it out.
+		if ok && (p != PhaseTLS || d > 0) {
 			fmt.Fprintf(tw, "  %s\t%s\n", p, msString(d))
 		}
 	}
@@ -38,7 +42,7 @@ func WriteReport(w io.Writer, t *config.Target, r Result, now time.Time) error {
 		fmt.Fprintf(tw, "http\tstatus %d, HTTP/%g\n", r.StatusCode, r.HTTPVersion)
 	}
 	if !r.TLSExpiry.IsZero() {
-		fmt.Fprintf(tw, "tls cert\texpires %s (in %s)\n", r.TLSExpiry.UTC().Format(time.RFC3339), r.TLSExpiry.Sub(now).Round(time.Hour))
+		fmt.Fprintf(tw, "tls cert\texpires %s (%s)\n", r.TLSExpiry.UTC().Format(time.RFC3339), untilString(r.TLSExpiry.Sub(now)))
 	}
 	if r.Drift != nil {
 		fmt.Fprintf(tw, "clock drift\t%s ± %s (origin minus this machine)\n", msString(r.Drift.Offset), msString(r.Drift.Uncertainty))
@@ -48,4 +52,24 @@ func WriteReport(w io.Writer, t *config.Target, r Result, now time.Time) error {
 
 func msString(d time.Duration) string {
 	return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond))
+}
+
+// untilString says how far off an expiry is, for a person: in days from
+// two days on, in hours below.
+func untilString(d time.Duration) string {
+	past := d < 0
+	if past {
+		d = -d
+	}
+	var s string
+	switch {
+	case d >= 48*time.Hour:
+		s = fmt.Sprintf("%d days", int(d/(24*time.Hour)))
+	default:
+		s = fmt.Sprintf("%d hours", int(d.Round(time.Hour)/time.Hour))
+	}
+	if past {
+		return s + " ago"
+	}
+	return "in " + s
 }

@@ -23,6 +23,7 @@ func TestWriteReport(t *testing.T) {
 	ok.Phases.Set(PhaseTLS, 5*time.Millisecond)
 	failed := Result{Reason: ReasonConnect, Duration: time.Millisecond, Err: errors.New("connection refused")}
 	failed.Phases.Set(PhaseResolve, 0)
+	failed.Phases.Set(PhaseTLS, 0) // no handshake: no tls line
 	for _, tc := range []struct {
 		name   string
 		target config.Target
@@ -36,7 +37,7 @@ func TestWriteReport(t *testing.T) {
 			r:      ok,
 			want: []string{
 				"target https://origin.example/oxcross", "module advanced", "result success", "total 23.000 ms",
-				"connect 2.000 ms", "tls 5.000 ms", "http status 200, HTTP/2", "tls cert expires 2026-03-03T12:00:00Z (in 48h0m0s)",
+				"connect 2.000 ms", "tls 5.000 ms", "http status 200, HTTP/2", "tls cert expires 2026-03-03T12:00:00Z (in 2 days)",
 				"clock drift 1.500 ms ± 0.250 ms",
 			},
 			absent: []string{"error", "resolve", "processing"},
@@ -46,7 +47,7 @@ func TestWriteReport(t *testing.T) {
 			target: config.Target{Address: "origin.example:443", Module: "tcp"},
 			r:      failed,
 			want:   []string{"target origin.example:443", "module tcp", "result FAILED (connect)", "error connection refused", "resolve 0.000 ms"},
-			absent: []string{"http", "tls cert", "clock drift"},
+			absent: []string{"http", "tls", "clock drift"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,5 +72,21 @@ func TestWriteReport(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestUntilString(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		825 * 24 * time.Hour:          "in 825 days",
+		48 * time.Hour:                "in 2 days",
+		47*time.Hour + 40*time.Minute: "in 48 hours",
+		90 * time.Minute:              "in 2 hours",
+		-3 * 24 * time.Hour:           "3 days ago",
+		-5 * time.Hour:                "5 hours ago",
+	} {
+		if got := untilString(d); got != want {
+			t.Errorf("untilString(%v) = %q, want %q", d, got, want)
+		}
 	}
 }
