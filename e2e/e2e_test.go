@@ -324,10 +324,12 @@ origins:
 }
 
 // TestLeafStartsFromCache: a leaf that cannot reach its configserver at
-// start probes with the config it cached before.
+// start probes with the config it cached before. The cache's directory
+// does not exist at first: without systemd's StateDirectory the leaf makes
+// it.
 func TestLeafStartsFromCache(t *testing.T) {
 	f := startFleet(t, "")
-	cache := filepath.Join(t.TempDir(), "cache.json")
+	cache := filepath.Join(t.TempDir(), "var/lib/oxcross-leaf/cache.json")
 	leaf, _ := f.startLeaf(t, cache)
 	testutil.EventuallyReason(t, 10*time.Second, "cache written", func() string {
 		if _, err := os.Stat(cache); err != nil {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -141,6 +143,13 @@ func followConfigserver(o *options, opts *discovery.FollowerOptions, agent strin
 		return nil, err
 	}
 	opts.Remote, opts.CacheFile = remote, o.cacheFile
+	if o.cacheFile != "" {
+		// systemd's StateDirectory makes it for the packaged unit; without
+		// systemd (containers, WSL, a chroot) the leaf makes it itself.
+		if err := os.MkdirAll(filepath.Dir(o.cacheFile), 0o750); err != nil {
+			logger.Warn("Cannot create the config cache's directory; the cache write is retried at every refresh", "dir", filepath.Dir(o.cacheFile), "err", err)
+		}
+	}
 	logger.Info("Following the configserver", "url", remote.URL(), "refresh_interval", o.refresh.get(), "cache_file", o.cacheFile)
 	if !o.register {
 		return nil, nil
