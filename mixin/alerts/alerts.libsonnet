@@ -26,7 +26,7 @@
               origin:oxcross_leaf_probe_success:ratio_rate5m <= %(originDownRatio)g
             ||| % c,
             c.originDownFor,
-            'Origin {{ $labels.origin_id }} is down from every leaf.',
+            'An origin is down from every leaf.',
             'No leaf of job {{ $labels.job }} has reached origin {{ $labels.origin_id }}: {{ $value | humanizePercentage }} of the probes of the last 5 minutes succeeded, across all leaves.',
           ),
           alert(
@@ -38,7 +38,7 @@
               origin:oxcross_leaf_probe_success:ratio_rate5m > %(originDownRatio)g
             ||| % c,
             c.originDownFor,
-            'Origin {{ $labels.origin_id }} is down from leaf {{ $labels.source_id }} but not from every leaf.',
+            'An origin is down from a leaf but not from every leaf.',
             'Leaf {{ $labels.source_id }} has not reached origin {{ $labels.origin_id }} ({{ $value | humanizePercentage }} of its probes of the last 5 minutes succeeded), while other leaves still do: a regional or network-path problem, or a problem of this leaf.',
           ),
           alert(
@@ -48,7 +48,7 @@
               origin_source_quantile:oxcross_leaf_probe_timings:histogram_quantile5m{quantile="%(latencyQuantile)s"} > %(latencyThresholdSeconds)g
             ||| % c,
             c.latencyFor,
-            'Origin {{ $labels.origin_id }} is slow from leaf {{ $labels.source_id }}.',
+            'An origin is slow from a leaf.',
             'The %(latencyQuantile)s quantile of the round trips from leaf {{ $labels.source_id }} to origin {{ $labels.origin_id }} over the last 5 minutes is {{ $value | humanizeDuration }}, above the threshold of %(latencyThresholdSeconds)gs.' % c,
           ),
           alert(
@@ -61,7 +61,7 @@
               ) > %(driftThresholdSeconds)g
             ||| % c,
             c.driftFor,
-            "Origin {{ $labels.origin_id }}'s clock differs from leaf {{ $labels.source_id }}'s.",
+            "An origin's clock differs from a leaf's.",
             "Origin {{ $labels.origin_id }}'s clock is at least {{ $value | humanizeDuration }} off leaf {{ $labels.source_id }}'s clock (the estimate less its uncertainty), beyond the bound of %(driftThresholdSeconds)gs. When every origin is off from this leaf alike, the leaf's clock is the one that is wrong." % c,
           ),
           alert(
@@ -89,7 +89,7 @@
               ) > 0
             ||| % c,
             c.cachedFor,
-            'Origin {{ $labels.origin_id }} answers leaf {{ $labels.source_id }} from a cache.',
+            'An origin answers a leaf from a cache.',
             'Probes from leaf {{ $labels.source_id }} to origin {{ $labels.origin_id }} keep getting answers that did not come from the origin (a repeated token or a foreign nonce): something between them caches /oxcross.',
           ),
           alert(
@@ -101,11 +101,11 @@
               ) - time() < %(tlsExpiryWarningDays)g * 86400
             ||| % c,
             c.tlsExpiryFor,
-            "Origin {{ $labels.origin_id }}'s TLS certificate expires soon.",
+            "An origin's TLS certificate expires soon.",
             'The TLS certificate that origin {{ $labels.origin_id }} presents to the leaves expires in {{ $value | humanizeDuration }} (less than %(tlsExpiryWarningDays)g days).' % c,
           ),
           alert(
-            'OxcrossOriginTLSCertificateExpiringCritical',
+            'OxcrossOriginTLSCertExpiringCritical',
             'critical',
             |||
               min by (job, origin_id) (
@@ -113,7 +113,7 @@
               ) - time() < %(tlsExpiryCriticalDays)g * 86400
             ||| % c,
             c.tlsExpiryFor,
-            "Origin {{ $labels.origin_id }}'s TLS certificate is about to expire.",
+            "An origin's TLS certificate is about to expire.",
             'The TLS certificate that origin {{ $labels.origin_id }} presents to the leaves expires in {{ $value | humanizeDuration }} (less than %(tlsExpiryCriticalDays)g days); a negative duration means it has expired.' % c,
           ),
         ],
@@ -128,7 +128,7 @@
               up{%(leafSelector)s} == 0
             ||| % c,
             c.leafDownFor,
-            'Leaf {{ $labels.instance }} is down.',
+            'A leaf is down.',
             'Prometheus cannot scrape leaf {{ $labels.instance }} of job {{ $labels.job }}: the origins lose this vantage point.',
           ),
           alert(
@@ -139,7 +139,7 @@
             ||| % c,
             c.leafDownFor,
             'Prometheus finds no Oxcross leaf to scrape.',
-            'There is no target for the leaves (%(leafSelector)s): service discovery of the leaves returns nothing, or the scrape job is gone.' % c,
+            'There is no target for the leaves (%(leafSelector)s{{ with $labels.job }}, job {{ . }}{{ end }}): service discovery of the leaves returns nothing, or the scrape job is gone.' % c,
           ),
           alert(
             'OxcrossLeafNotProbing',
@@ -154,7 +154,7 @@
               )
             ||| % c,
             c.leafNotProbingFor,
-            'Leaf {{ $labels.instance }} probes nothing.',
+            'A leaf probes nothing.',
             'Leaf {{ $labels.instance }} is up but has not run a probe in 10 minutes, or its config lists no origin.',
           ),
           alert(
@@ -171,7 +171,7 @@
               (increase(oxcross_leaf_config_refresh_failures_total{%(leafSelector)s}[10m]) > 0)
             ||| % c,
             c.configStaleFor,
-            "Leaf {{ $labels.instance }}'s config is stale.",
+            "A leaf's config is stale.",
             'Leaf {{ $labels.instance }} has not loaded its config for {{ $value | humanizeDuration }} (or since it started from its cache file) and its refreshes keep failing: it probes with its last good config and misses any change.',
           ),
         ],
@@ -186,7 +186,7 @@
               up{%(configserverSelector)s} == 0
             ||| % c,
             c.configserverDownFor,
-            'Configserver {{ $labels.instance }} is down.',
+            'A configserver is down.',
             'Prometheus cannot scrape configserver {{ $labels.instance }}: leaves keep their last config but get no change, and service discovery of the leaves may fail.',
           ),
           alert(
@@ -196,7 +196,7 @@
               oxcross_configserver_config_last_reload_successful{%(configserverSelector)s} == 0
             ||| % c,
             c.configserverReloadFailedFor,
-            'Configserver {{ $labels.instance }} failed to reload its config.',
+            'A configserver failed to reload its config.',
             'The last reload of the config on configserver {{ $labels.instance }} failed: it keeps serving the previous config until the file is fixed.',
           ),
         ],

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The monitoring mixin's suite (mixin/): formatting, a current render,
 # promtool check and unit tests of the rules and alerts (every alert both
-# firing and quiet), the queries of docs/migrating.md's metric table (valid,
+# firing and quiet), mixtool's lint rules (mixin/lint), the queries of docs/migrating.md's metric table (valid,
 # and each replacement tested in mixin/tests/migrating.yaml), sanity of the
 # dashboards' JSON and PromQL, the runbook of every alert, and that every
 # metric the render names is exported by a running leaf or configserver. Runs from the repository root; needs Go,
@@ -39,6 +39,9 @@ diff -r mixin/out "$tmp/out" >"$tmp/render.diff" || {
   head -40 "$tmp/render.diff"
   fail "mixin/out is stale: run 'make mixin' and commit mixin/out"
 }
+
+step "mixin lint (mixtool's alert and dashboard rules: mixin/lint)"
+go run ./mixin/lint mixin/out || fail "mixin lint: fix the findings above"
 
 step "promtool check rules"
 promtool check rules mixin/out/prometheus_rules.yaml mixin/out/prometheus_alerts.yaml
