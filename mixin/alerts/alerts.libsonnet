@@ -14,6 +14,26 @@
     },
   },
 
+  // The leaves whose clock is off: beyond the threshold, in the same
+  // direction, against more than half of their origins (at least
+  // leafClockMinOrigins of them). Against one origin only, that origin's
+  // clock is the one that is off.
+  local drift = 'oxcross_leaf_origin_time_drift{%(leafSelector)s}' % c,
+  local uncertainty = 'oxcross_leaf_origin_time_drift_uncertainty_seconds{%(leafSelector)s}' % c,
+  local leafClockOff = std.rstripChars(|||
+    (
+      (
+        count by (job, source_id) ((%(d)s - %(u)s) > %(t)g)
+          > on (job, source_id) count by (job, source_id) (%(d)s) / 2
+        or
+        count by (job, source_id) ((-%(d)s - %(u)s) > %(t)g)
+          > on (job, source_id) count by (job, source_id) (%(d)s) / 2
+      )
+      and on (job, source_id)
+      count by (job, source_id) (%(d)s) >= %(n)d
+    )
+  ||| % { d: drift, u: uncertainty, t: c.driftThresholdSeconds, n: c.leafClockMinOrigins }, '\n'),
+
   prometheusAlerts+:: {
     groups+: [
       {
@@ -55,14 +75,18 @@
             'OxcrossOriginClockDrift',
             'warning',
             |||
-              (
-                abs(oxcross_leaf_origin_time_drift{%(leafSelector)s})
-                - oxcross_leaf_origin_time_drift_uncertainty_seconds{%(leafSelector)s}
+              max by (job, origin_id) (
+                (
+                  abs(oxcross_leaf_origin_time_drift{%(leafSelector)s})
+                  - oxcross_leaf_origin_time_drift_uncertainty_seconds{%(leafSelector)s}
+                )
+                unless on (job, source_id)
+                %(leafClockOff)s
               ) > %(driftThresholdSeconds)g
-            ||| % c,
+            ||| % (c { leafClockOff: std.strReplace(leafClockOff, '\n', '\n  ') }),
             c.driftFor,
-            "An origin's clock differs from a leaf's.",
-            "Origin {{ $labels.origin_id }}'s clock is at least {{ $value | humanizeDuration }} off leaf {{ $labels.source_id }}'s clock (the estimate less its uncertainty), beyond the bound of %(driftThresholdSeconds)gs. When every origin is off from this leaf alike, the leaf's clock is the one that is wrong." % c,
+            "An origin's clock differs from the leaves'.",
+            "Origin {{ $labels.origin_id }}'s clock is at least {{ $value | humanizeDuration }} off the clock of a leaf of job {{ $labels.job }} that probes it (the largest estimate less its uncertainty), beyond the bound of %(driftThresholdSeconds)gs. Leaves whose clock is off against most of their origins are left out: OxcrossLeafClockDrift covers them." % c,
           ),
           alert(
             'OxcrossOriginClockOffConsensus',
@@ -96,13 +120,21 @@
             'OxcrossOriginTLSCertificateExpiring',
             'warning',
             |||
-              min by (job, origin_id) (
-                oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
-              ) - time() < %(tlsExpiryWarningDays)g * 86400
+              (
+                min by (job, origin_id) (
+                  oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
+                ) - time() < %(tlsExpiryWarningDays)g * 86400
+              )
+              unless on (job, origin_id)
+              (
+                min by (job, origin_id) (
+                  oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
+                ) - time() < %(tlsExpiryCriticalDays)g * 86400
+              )
             ||| % c,
             c.tlsExpiryFor,
             "An origin's TLS certificate expires soon.",
-            'The TLS certificate that origin {{ $labels.origin_id }} presents to the leaves expires in {{ $value | humanizeDuration }} (less than %(tlsExpiryWarningDays)g days).' % c,
+            'The TLS certificate that origin {{ $labels.origin_id }} presents to the leaves expires in {{ $value | humanizeDuration }} (less than %(tlsExpiryWarningDays)g days). From %(tlsExpiryCriticalDays)g days on, OxcrossOriginTLSCertExpiringCritical fires instead.' % c,
           ),
           alert(
             'OxcrossOriginTLSCertExpiringCritical',
@@ -156,6 +188,30 @@
             c.leafNotProbingFor,
             'A leaf probes nothing.',
             'Leaf {{ $labels.instance }} is up but has not run a probe in 10 minutes, or its config lists no origin.',
+          ),
+          alert(
+            'OxcrossLeafClockDrift',
+            'warning',
+            |||
+              quantile by (job, source_id) (0.5, abs(%(d)s) - %(u)s)
+              and on (job, source_id)
+              %(off)s
+            ||| % { d: drift, u: uncertainty, off: leafClockOff },
+            c.driftFor,
+            "A leaf's clock is off.",
+            "Leaf {{ $labels.source_id }} of job {{ $labels.job }} measures the clocks of most of its origins off in the same direction, by {{ $value | humanizeDuration }} (the median estimate less its uncertainty), beyond the bound of %(driftThresholdSeconds)gs: the leaf's own clock is the one that is wrong, and its drift measurements of every origin are off with it." % c,
+          ),
+          alert(
+            'OxcrossLeafProbesSkipped',
+            'warning',
+            |||
+              sum by (job, instance) (
+                increase(oxcross_leaf_probe_skipped_total{%(leafSelector)s}[10m])
+              ) > 0
+            ||| % c,
+            c.probesSkippedFor,
+            'A leaf skips probes.',
+            'Leaf {{ $labels.instance }} of job {{ $labels.job }} skipped {{ $value | printf "%%.0f" }} probe slots in the last 10 minutes, and has kept skipping for %(probesSkippedFor)s: its scheduler cannot keep up (a probe still running when the next one is due, or no slot of --probe.max-concurrency free in time), so its origins are probed less often than configured.' % c,
           ),
           alert(
             'OxcrossLeafConfigStale',
