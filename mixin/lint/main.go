@@ -4,11 +4,19 @@
 // from the JSON alone. It prints one line per finding and exits 1 when there
 // is any.
 //
-//	go run ./mixin/lint [mixin/out]
+// With -runbooks FILE it also checks that each alert's section of the
+// runbooks (## AlertName) names the panel that shows the alert, in a line
+//
+//	**Panel:** <dashboard title> › [<panel title>](<path>/<uid>.json), at `/d/<uid>?viewPanel=<id>` on your Grafana.
+//
+// whose dashboard and panel are in the render under those titles.
+//
+//	go run ./mixin/lint [-runbooks docs/runbooks.md] [mixin/out]
 package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,20 +76,26 @@ var (
 )
 
 func main() {
+	runbooks := flag.String("runbooks", "", "the runbooks (Markdown) whose alert sections must link to a panel")
+	flag.Parse()
 	dir := "mixin/out"
-	if len(os.Args) > 1 {
-		dir = os.Args[1]
+	if flag.NArg() > 0 {
+		dir = flag.Arg(0)
 	}
 	var findings []string
 	add := func(format string, a ...any) { findings = append(findings, fmt.Sprintf(format, a...)) }
 
-	lintAlerts(filepath.Join(dir, "prometheus_alerts.yaml"), add)
+	alerts := lintAlerts(filepath.Join(dir, "prometheus_alerts.yaml"), add)
 	dashboards, err := filepath.Glob(filepath.Join(dir, "dashboards", "*.json"))
 	if err != nil || len(dashboards) == 0 {
 		add("%s: no dashboards", filepath.Join(dir, "dashboards"))
 	}
 	for _, d := range dashboards {
 		lintDashboard(d, add)
+	}
+
+	if *runbooks != "" {
+		lintRunbookPanels(*runbooks, dir, alerts, add)
 	}
 
 	sort.Strings(findings)
@@ -95,7 +109,7 @@ func main() {
 	fmt.Printf("mixin lint: no findings (%d dashboards)\n", len(dashboards))
 }
 
-func lintAlerts(path string, add func(string, ...any)) {
+func lintAlerts(path string, add func(string, ...any)) (names []string) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		add("%s: %v", path, err)
@@ -114,6 +128,7 @@ func lintAlerts(path string, add func(string, ...any)) {
 			}
 			n++
 			a := r.Alert
+			names = append(names, a)
 			if len(a) > maxAlertNameLength {
 				add("alert %s: name has %d characters, more than %d", a, len(a), maxAlertNameLength)
 			}
@@ -149,6 +164,79 @@ func lintAlerts(path string, add func(string, ...any)) {
 	}
 	if n == 0 {
 		add("%s: no alert", path)
+	}
+	return names
+}
+
+var panelLine = regexp.MustCompile("^\\*\\*Panel:\\*\\* (.+) › \\[(.+)\\]\\([^)]*/([a-z0-9-]+)\\.json\\), at `/d/([a-z0-9-]+)\\?viewPanel=([0-9]+)` on your Grafana\\.$")
+
+// lintRunbookPanels checks that the runbook section of every alert names,
+// and links to, a panel of the render.
+func lintRunbookPanels(path, dir string, alerts []string, add func(string, ...any)) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		add("%s: %v", path, err)
+		return
+	}
+	lines := map[string][]string{} // alert section -> its Panel lines
+	section := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if h, ok := strings.CutPrefix(l, "## "); ok {
+			section = strings.TrimSpace(h)
+			continue
+		}
+		if strings.HasPrefix(l, "**Panel:**") && section != "" {
+			lines[section] = append(lines[section], l)
+		}
+	}
+	for _, a := range alerts {
+		ls := lines[a]
+		if len(ls) != 1 {
+			add("runbook %s: %d **Panel:** lines, want 1", a, len(ls))
+			continue
+		}
+		m := panelLine.FindStringSubmatch(ls[0])
+		if m == nil {
+			add("runbook %s: the **Panel:** line is not of the form \"**Panel:** Dashboard › [Panel](…/<uid>.json), at `/d/<uid>?viewPanel=<id>` on your Grafana.\"", a)
+			continue
+		}
+		dashTitle, panelTitle, fileUID, uid, id := m[1], m[2], m[3], m[4], m[5]
+		if fileUID != uid {
+			add("runbook %s: links to %s.json but to /d/%s", a, fileUID, uid)
+			continue
+		}
+		db, err := os.ReadFile(filepath.Join(dir, "dashboards", uid+".json"))
+		if err != nil {
+			add("runbook %s: no dashboard %s in the render", a, uid)
+			continue
+		}
+		var d struct {
+			UID    string `json:"uid"`
+			Title  string `json:"title"`
+			Panels []struct {
+				ID    int    `json:"id"`
+				Title string `json:"title"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(db, &d); err != nil {
+			add("runbook %s: %s.json: %v", a, uid, err)
+			continue
+		}
+		if d.UID != uid || d.Title != dashTitle {
+			add("runbook %s: dashboard %s is %q (uid %s), not %q", a, uid, d.Title, d.UID, dashTitle)
+		}
+		found := false
+		for _, p := range d.Panels {
+			if fmt.Sprint(p.ID) == id {
+				found = true
+				if p.Title != panelTitle {
+					add("runbook %s: panel %s of %s is %q, not %q", a, id, uid, p.Title, panelTitle)
+				}
+			}
+		}
+		if !found {
+			add("runbook %s: %s has no panel %s", a, uid, id)
+		}
 	}
 }
 

@@ -41,7 +41,7 @@ diff -r mixin/out "$tmp/out" >"$tmp/render.diff" || {
 }
 
 step "mixin lint (mixtool's alert and dashboard rules: mixin/lint)"
-go run ./mixin/lint mixin/out || fail "mixin lint: fix the findings above"
+go run ./mixin/lint -runbooks docs/runbooks.md mixin/out || fail "mixin lint: fix the findings above"
 
 step "jb install, and another mixin imports this one"
 # jsonnet-bundler from tools/go.mod: jb install works in mixin/ (no
