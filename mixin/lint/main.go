@@ -50,8 +50,13 @@ type dashboard struct {
 	Panels     []panel `json:"panels"`
 	Templating struct {
 		List []struct {
-			Name string `json:"name"`
-			Type string `json:"type"`
+			Name       string `json:"name"`
+			Type       string `json:"type"`
+			Multi      bool   `json:"multi"`
+			IncludeAll bool   `json:"includeAll"`
+			Datasource *struct {
+				UID string `json:"uid"`
+			} `json:"datasource"`
 		} `json:"list"`
 	} `json:"templating"`
 }
@@ -73,6 +78,7 @@ var (
 	rateRange = regexp.MustCompile(`\b(?:i?rate)\(`)
 	rangeSel  = regexp.MustCompile(`\[([^\]:]+)(?::[^\]]*)?\]`)
 	template  = regexp.MustCompile(`\{\{.*?\}\}`)
+	camelCase = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
 )
 
 func main() {
@@ -129,6 +135,9 @@ func lintAlerts(path string, add func(string, ...any)) (names []string) {
 			n++
 			a := r.Alert
 			names = append(names, a)
+			if !camelCase.MatchString(a) {
+				add("alert %s: name is not in CamelCase", a)
+			}
 			if len(a) > maxAlertNameLength {
 				add("alert %s: name has %d characters, more than %d", a, len(a), maxAlertNameLength)
 			}
@@ -255,6 +264,16 @@ func lintDashboard(path string, add func(string, ...any)) {
 	vars := map[string]string{}
 	for _, v := range d.Templating.List {
 		vars[v.Name] = v.Type
+		// The query variables ask the selected data source, and allow
+		// several values and All.
+		if v.Type == "query" {
+			if v.Datasource == nil || !strings.HasPrefix(v.Datasource.UID, "$") {
+				add("dashboard %s: variable %s: datasource is not a template variable", name, v.Name)
+			}
+			if !v.Multi || !v.IncludeAll {
+				add("dashboard %s: variable %s: not multi-select with All", name, v.Name)
+			}
+		}
 	}
 	// template-datasource-rule, template-job-rule, template-instance-rule.
 	if vars["datasource"] != "datasource" {
