@@ -25,6 +25,10 @@
     // that a slow or asymmetric path alone cannot fire it.
     driftThresholdSeconds: 0.1,
     driftFor: '15m',
+    // A leaf's clock is off (OxcrossLeafClockDrift, and its pairs leave
+    // OxcrossOriginClockDrift) when more than half of its origins, at least
+    // this many, drift beyond the threshold in the same direction.
+    leafClockMinOrigins: 2,
 
     // The fleet's clock loop (recording rules of the group
     // oxcross-leaf-clock-loop): alert when an origin's clock is further than
@@ -43,6 +47,9 @@
     // Leaves and the configserver.
     leafDownFor: '5m',
     leafNotProbingFor: '15m',
+    // Skipped probe slots (the scheduler cannot keep up): alert when they
+    // keep coming for this long.
+    probesSkippedFor: '15m',
     // A leaf that follows a configserver refreshes every
     // --config.refresh-interval (60s by default); its config is stale when
     // no refresh succeeded for this long and refreshes keep failing.

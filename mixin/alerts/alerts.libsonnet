@@ -14,6 +14,26 @@
     },
   },
 
+  // The leaves whose clock is off: beyond the threshold, in the same
+  // direction, against more than half of their origins (at least
+  // leafClockMinOrigins of them). Against one origin only, that origin's
+  // clock is the one that is off.
+  local drift = 'oxcross_leaf_origin_time_drift{%(leafSelector)s}' % c,
+  local uncertainty = 'oxcross_leaf_origin_time_drift_uncertainty_seconds{%(leafSelector)s}' % c,
+  local leafClockOff = std.rstripChars(|||
+    (
+      (
+        count by (job, source_id) ((%(d)s - %(u)s) > %(t)g)
+          > on (job, source_id) count by (job, source_id) (%(d)s) / 2
+        or
+        count by (job, source_id) ((-%(d)s - %(u)s) > %(t)g)
+          > on (job, source_id) count by (job, source_id) (%(d)s) / 2
+      )
+      and on (job, source_id)
+      count by (job, source_id) (%(d)s) >= %(n)d
+    )
+  ||| % { d: drift, u: uncertainty, t: c.driftThresholdSeconds, n: c.leafClockMinOrigins }, '\n'),
+
   prometheusAlerts+:: {
     groups+: [
       {
@@ -26,7 +46,7 @@
               origin:oxcross_leaf_probe_success:ratio_rate5m <= %(originDownRatio)g
             ||| % c,
             c.originDownFor,
-            'Origin {{ $labels.origin_id }} is down from every leaf.',
+            'An origin is down from every leaf.',
             'No leaf of job {{ $labels.job }} has reached origin {{ $labels.origin_id }}: {{ $value | humanizePercentage }} of the probes of the last 5 minutes succeeded, across all leaves.',
           ),
           alert(
@@ -38,7 +58,7 @@
               origin:oxcross_leaf_probe_success:ratio_rate5m > %(originDownRatio)g
             ||| % c,
             c.originDownFor,
-            'Origin {{ $labels.origin_id }} is down from leaf {{ $labels.source_id }} but not from every leaf.',
+            'An origin is down from a leaf but not from every leaf.',
             'Leaf {{ $labels.source_id }} has not reached origin {{ $labels.origin_id }} ({{ $value | humanizePercentage }} of its probes of the last 5 minutes succeeded), while other leaves still do: a regional or network-path problem, or a problem of this leaf.',
           ),
           alert(
@@ -48,21 +68,25 @@
               origin_source_quantile:oxcross_leaf_probe_timings:histogram_quantile5m{quantile="%(latencyQuantile)s"} > %(latencyThresholdSeconds)g
             ||| % c,
             c.latencyFor,
-            'Origin {{ $labels.origin_id }} is slow from leaf {{ $labels.source_id }}.',
+            'An origin is slow from a leaf.',
             'The %(latencyQuantile)s quantile of the round trips from leaf {{ $labels.source_id }} to origin {{ $labels.origin_id }} over the last 5 minutes is {{ $value | humanizeDuration }}, above the threshold of %(latencyThresholdSeconds)gs.' % c,
           ),
           alert(
             'OxcrossOriginClockDrift',
             'warning',
             |||
-              (
-                abs(oxcross_leaf_origin_time_drift{%(leafSelector)s})
-                - oxcross_leaf_origin_time_drift_uncertainty_seconds{%(leafSelector)s}
+              max by (job, origin_id) (
+                (
+                  abs(oxcross_leaf_origin_time_drift{%(leafSelector)s})
+                  - oxcross_leaf_origin_time_drift_uncertainty_seconds{%(leafSelector)s}
+                )
+                unless on (job, source_id)
+                %(leafClockOff)s
               ) > %(driftThresholdSeconds)g
-            ||| % c,
+            ||| % (c { leafClockOff: std.strReplace(leafClockOff, '\n', '\n  ') }),
             c.driftFor,
-            "Origin {{ $labels.origin_id }}'s clock differs from leaf {{ $labels.source_id }}'s.",
-            "Origin {{ $labels.origin_id }}'s clock is at least {{ $value | humanizeDuration }} off leaf {{ $labels.source_id }}'s clock (the estimate less its uncertainty), beyond the bound of %(driftThresholdSeconds)gs. When every origin is off from this leaf alike, the leaf's clock is the one that is wrong." % c,
+            "An origin's clock differs from the leaves'.",
+            "Origin {{ $labels.origin_id }}'s clock is at least {{ $value | humanizeDuration }} off the clock of a leaf of job {{ $labels.job }} that probes it (the largest estimate less its uncertainty), beyond the bound of %(driftThresholdSeconds)gs. Leaves whose clock is off against most of their origins are left out: OxcrossLeafClockDrift covers them." % c,
           ),
           alert(
             'OxcrossOriginClockOffConsensus',
@@ -89,23 +113,31 @@
               ) > 0
             ||| % c,
             c.cachedFor,
-            'Origin {{ $labels.origin_id }} answers leaf {{ $labels.source_id }} from a cache.',
+            'An origin answers a leaf from a cache.',
             'Probes from leaf {{ $labels.source_id }} to origin {{ $labels.origin_id }} keep getting answers that did not come from the origin (a repeated token or a foreign nonce): something between them caches /oxcross.',
           ),
           alert(
             'OxcrossOriginTLSCertificateExpiring',
             'warning',
             |||
-              min by (job, origin_id) (
-                oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
-              ) - time() < %(tlsExpiryWarningDays)g * 86400
+              (
+                min by (job, origin_id) (
+                  oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
+                ) - time() < %(tlsExpiryWarningDays)g * 86400
+              )
+              unless on (job, origin_id)
+              (
+                min by (job, origin_id) (
+                  oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
+                ) - time() < %(tlsExpiryCriticalDays)g * 86400
+              )
             ||| % c,
             c.tlsExpiryFor,
-            "Origin {{ $labels.origin_id }}'s TLS certificate expires soon.",
-            'The TLS certificate that origin {{ $labels.origin_id }} presents to the leaves expires in {{ $value | humanizeDuration }} (less than %(tlsExpiryWarningDays)g days).' % c,
+            "An origin's TLS certificate expires soon.",
+            'The TLS certificate that origin {{ $labels.origin_id }} presents to the leaves expires in {{ $value | humanizeDuration }} (less than %(tlsExpiryWarningDays)g days). From %(tlsExpiryCriticalDays)g days on, OxcrossOriginTLSCertExpiringCritical fires instead.' % c,
           ),
           alert(
-            'OxcrossOriginTLSCertificateExpiringCritical',
+            'OxcrossOriginTLSCertExpiringCritical',
             'critical',
             |||
               min by (job, origin_id) (
@@ -113,7 +145,7 @@
               ) - time() < %(tlsExpiryCriticalDays)g * 86400
             ||| % c,
             c.tlsExpiryFor,
-            "Origin {{ $labels.origin_id }}'s TLS certificate is about to expire.",
+            "An origin's TLS certificate is about to expire.",
             'The TLS certificate that origin {{ $labels.origin_id }} presents to the leaves expires in {{ $value | humanizeDuration }} (less than %(tlsExpiryCriticalDays)g days); a negative duration means it has expired.' % c,
           ),
         ],
@@ -128,7 +160,7 @@
               up{%(leafSelector)s} == 0
             ||| % c,
             c.leafDownFor,
-            'Leaf {{ $labels.instance }} is down.',
+            'A leaf is down.',
             'Prometheus cannot scrape leaf {{ $labels.instance }} of job {{ $labels.job }}: the origins lose this vantage point.',
           ),
           alert(
@@ -139,7 +171,7 @@
             ||| % c,
             c.leafDownFor,
             'Prometheus finds no Oxcross leaf to scrape.',
-            'There is no target for the leaves (%(leafSelector)s): service discovery of the leaves returns nothing, or the scrape job is gone.' % c,
+            'There is no target for the leaves (%(leafSelector)s{{ with $labels.job }}, job {{ . }}{{ end }}): service discovery of the leaves returns nothing, or the scrape job is gone.' % c,
           ),
           alert(
             'OxcrossLeafNotProbing',
@@ -154,8 +186,32 @@
               )
             ||| % c,
             c.leafNotProbingFor,
-            'Leaf {{ $labels.instance }} probes nothing.',
+            'A leaf probes nothing.',
             'Leaf {{ $labels.instance }} is up but has not run a probe in 10 minutes, or its config lists no origin.',
+          ),
+          alert(
+            'OxcrossLeafClockDrift',
+            'warning',
+            |||
+              quantile by (job, source_id) (0.5, abs(%(d)s) - %(u)s)
+              and on (job, source_id)
+              %(off)s
+            ||| % { d: drift, u: uncertainty, off: leafClockOff },
+            c.driftFor,
+            "A leaf's clock is off.",
+            "Leaf {{ $labels.source_id }} of job {{ $labels.job }} measures the clocks of most of its origins off in the same direction, by {{ $value | humanizeDuration }} (the median estimate less its uncertainty), beyond the bound of %(driftThresholdSeconds)gs: the leaf's own clock is the one that is wrong, and its drift measurements of every origin are off with it." % c,
+          ),
+          alert(
+            'OxcrossLeafProbesSkipped',
+            'warning',
+            |||
+              sum by (job, instance) (
+                increase(oxcross_leaf_probe_skipped_total{%(leafSelector)s}[10m])
+              ) > 0
+            ||| % c,
+            c.probesSkippedFor,
+            'A leaf skips probes.',
+            'Leaf {{ $labels.instance }} of job {{ $labels.job }} skipped {{ $value | printf "%%.0f" }} probe slots in the last 10 minutes, and has kept skipping for %(probesSkippedFor)s: its scheduler cannot keep up (a probe still running when the next one is due, or no slot of --probe.max-concurrency free in time), so its origins are probed less often than configured.' % c,
           ),
           alert(
             'OxcrossLeafConfigStale',
@@ -171,7 +227,7 @@
               (increase(oxcross_leaf_config_refresh_failures_total{%(leafSelector)s}[10m]) > 0)
             ||| % c,
             c.configStaleFor,
-            "Leaf {{ $labels.instance }}'s config is stale.",
+            "A leaf's config is stale.",
             'Leaf {{ $labels.instance }} has not loaded its config for {{ $value | humanizeDuration }} (or since it started from its cache file) and its refreshes keep failing: it probes with its last good config and misses any change.',
           ),
         ],
@@ -186,7 +242,7 @@
               up{%(configserverSelector)s} == 0
             ||| % c,
             c.configserverDownFor,
-            'Configserver {{ $labels.instance }} is down.',
+            'A configserver is down.',
             'Prometheus cannot scrape configserver {{ $labels.instance }}: leaves keep their last config but get no change, and service discovery of the leaves may fail.',
           ),
           alert(
@@ -196,7 +252,7 @@
               oxcross_configserver_config_last_reload_successful{%(configserverSelector)s} == 0
             ||| % c,
             c.configserverReloadFailedFor,
-            'Configserver {{ $labels.instance }} failed to reload its config.',
+            'A configserver failed to reload its config.',
             'The last reload of the config on configserver {{ $labels.instance }} failed: it keeps serving the previous config until the file is fixed.',
           ),
         ],

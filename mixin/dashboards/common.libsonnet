@@ -2,17 +2,20 @@
 local g = import '../lib/grafana.libsonnet';
 
 {
-  // Variables: datasource, job (the leaves' jobs), origin and leaf
-  // (source_id), each multi-select with "All".
+  // Variables, the same on every dashboard: datasource, job (the leaves'
+  // jobs), instance (the leaves' scrape targets), origin and leaf
+  // (source_id), each multi-select with "All". Each narrows the next:
+  // picking an instance leaves only its origins and its leaf.
   variables(c):: [
     g.datasourceVariable(c.datasourceRegex),
     g.queryVariable('job', 'Job', 'oxcross_leaf_config_origins{%s}' % c.leafSelector, 'job'),
-    g.queryVariable('origin', 'Origin', 'oxcross_leaf_probe_results{%s, job=~"$job"}' % c.leafSelector, 'origin_id'),
-    g.queryVariable('leaf', 'Leaf', 'oxcross_leaf_probe_results{%s, job=~"$job", origin_id=~"$origin"}' % c.leafSelector, 'source_id'),
+    g.queryVariable('instance', 'Leaf (instance)', 'up{%s, job=~"$job"}' % c.leafSelector, 'instance'),
+    g.queryVariable('origin', 'Origin', 'oxcross_leaf_probe_results{%s, job=~"$job", instance=~"$instance"}' % c.leafSelector, 'origin_id'),
+    g.queryVariable('leaf', 'Leaf', 'oxcross_leaf_probe_results{%s, job=~"$job", instance=~"$instance", origin_id=~"$origin"}' % c.leafSelector, 'source_id'),
   ],
 
   // Selector of raw leaf metrics of the selected origins and leaves.
-  sel(c):: '%s, job=~"$job", origin_id=~"$origin", source_id=~"$leaf"' % c.leafSelector,
+  sel(c):: '%s, job=~"$job", instance=~"$instance", origin_id=~"$origin", source_id=~"$leaf"' % c.leafSelector,
   // Selector of the recording rules' series (already restricted to the
   // leaves' jobs).
   ruleSel:: 'job=~"$job", origin_id=~"$origin", source_id=~"$leaf"',

@@ -18,12 +18,7 @@ local common = import 'common.libsonnet';
         or process_start_time_seconds{%(ls)s}
       )
     ||| % { ls: ls },
-    local variables = [
-      g.datasourceVariable(c.datasourceRegex),
-      g.queryVariable('job', 'Job', 'oxcross_leaf_config_origins{%s}' % c.leafSelector, 'job'),
-      g.queryVariable('instance', 'Leaf (instance)', 'up{%s, job=~"$job"}' % c.leafSelector, 'instance'),
-      g.queryVariable('origin', 'Origin', 'oxcross_leaf_probe_results{%s, job=~"$job", instance=~"$instance"}' % c.leafSelector, 'origin_id'),
-    ],
+    local variables = common.variables(c),
     local upMapping = g.valueMappings({ '1': ['up', 'green'], '0': ['down', 'red'] }),
     local yesNo = g.valueMappings({ '1': ['yes', 'orange'], '0': ['no', 'green'] }),
     local ageSteps = [[null, 'green'], [c.configStaleSeconds / 2, 'orange'], [c.configStaleSeconds, 'red']],
@@ -33,7 +28,7 @@ local common = import 'common.libsonnet';
       ['on cached config', 'oxcross_leaf_config_from_cache{%s}' % ls],
       ['origins', 'oxcross_leaf_config_origins{%s}' % ls],
       ['refresh failures', 'increase(oxcross_leaf_config_refresh_failures_total{%s}[$__range])' % ls],
-      ['skipped probes', 'sum by (job, instance) (increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin"}[$__range]))' % ls],
+      ['skipped probes', 'sum by (job, instance) (increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__range]))' % ls],
     ],
 
     'oxcross-fleet.json': g.dashboard(
@@ -80,7 +75,7 @@ local common = import 'common.libsonnet';
         g.stat(
           'Skipped probes',
           'Probes skipped in the time range because the previous probe of the same origin was still running.',
-          [g.target('sum(increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin"}[$__range])) or vector(0)' % ls)],
+          [g.target('sum(increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__range])) or vector(0)' % ls)],
           'none',
           steps=[[null, 'green'], [1, 'orange']],
         ),
@@ -147,7 +142,7 @@ local common = import 'common.libsonnet';
         g.timeseries(
           'Probes per second',
           'Probes run per second by each leaf, whatever their result. A leaf at 0 probes nothing.',
-          [g.target('sum by (instance) (rate(oxcross_leaf_probe_results{%s, origin_id=~"$origin"}[$__rate_interval]))' % ls, '{{instance}}')],
+          [g.target('sum by (instance) (rate(oxcross_leaf_probe_results{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__rate_interval]))' % ls, '{{instance}}')],
           'reqps',
           w=8,
           min=0,
@@ -156,7 +151,7 @@ local common = import 'common.libsonnet';
           'Skipped probes',
           'Probes skipped per interval because the previous probe of the same origin was still running: the origin is slower than its interval allows, or the leaf is overloaded.',
           [g.target(
-            'sum by (source_id, origin_id) (increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin"}[$__rate_interval])) > 0' % ls,
+            'sum by (source_id, origin_id) (increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__rate_interval])) > 0' % ls,
             common.pair,
           )],
           'short',

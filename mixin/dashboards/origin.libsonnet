@@ -60,12 +60,12 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
       [
         g.row('At a glance'),
         g.stat(
-          'Success ratio (5m)',
-          'Probes of the selected pairs that succeeded over the last 5 minutes.',
+          'Success ratio',
+          'Probes of the selected pairs that succeeded over $__rate_interval.',
           [g.target(|||
-            sum(rate(oxcross_leaf_probe_results{%(sel)s, result="true"}[5m]))
+            sum(rate(oxcross_leaf_probe_results{%(sel)s, result="true"}[$__rate_interval]))
             /
-            sum(rate(oxcross_leaf_probe_results{%(sel)s}[5m]))
+            sum(rate(oxcross_leaf_probe_results{%(sel)s}[$__rate_interval]))
           ||| % { sel: sel })],
           'percentunit',
           steps=common.ratioSteps,
@@ -73,17 +73,17 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
           graph=true,
         ),
         g.stat(
-          'Median latency (5m)',
-          'Median round trip of the successful probes of the selected pairs over the last 5 minutes.',
-          [g.target('histogram_quantile(0.5, sum by (le) (rate(oxcross_leaf_probe_timings_bucket{%s}[5m])))' % sel)],
+          'Median latency',
+          'Median round trip of the successful probes of the selected pairs over $__rate_interval.',
+          [g.target('histogram_quantile(0.5, sum by (le) (rate(oxcross_leaf_probe_timings_bucket{%s}[$__rate_interval])))' % sel)],
           's',
           steps=common.latencySteps(c),
           graph=true,
         ),
         g.stat(
-          '99th percentile latency (5m)',
-          '99th percentile round trip of the successful probes of the selected pairs over the last 5 minutes.',
-          [g.target('histogram_quantile(0.99, sum by (le) (rate(oxcross_leaf_probe_timings_bucket{%s}[5m])))' % sel)],
+          '99th percentile latency',
+          '99th percentile round trip of the successful probes of the selected pairs over $__rate_interval.',
+          [g.target('histogram_quantile(0.99, sum by (le) (rate(oxcross_leaf_probe_timings_bucket{%s}[$__rate_interval])))' % sel)],
           's',
           steps=common.latencySteps(c),
           graph=true,

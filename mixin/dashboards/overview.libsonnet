@@ -78,12 +78,12 @@ local common = import 'common.libsonnet';
           w=6,
         ),
         g.stat(
-          'Success ratio (5m)',
-          'Probes that succeeded over the last 5 minutes, all selected pairs together.',
+          'Success ratio',
+          'Probes that succeeded over $__rate_interval, all selected pairs together.',
           [g.target(|||
-            sum(rate(oxcross_leaf_probe_results{%(sel)s, result="true"}[5m]))
+            sum(rate(oxcross_leaf_probe_results{%(sel)s, result="true"}[$__rate_interval]))
             /
-            sum(rate(oxcross_leaf_probe_results{%(sel)s}[5m]))
+            sum(rate(oxcross_leaf_probe_results{%(sel)s}[$__rate_interval]))
           ||| % { sel: sel })],
           'percentunit',
           steps=common.ratioSteps,

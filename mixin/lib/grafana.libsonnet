@@ -248,7 +248,7 @@ local refIds = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
     title: config.dashboardTitlePrefix + title,
     description: description,
     tags: config.dashboardTags,
-    editable: true,
+    editable: false,
     graphTooltip: 1,
     fiscalYearStartMonth: 0,
     liveNow: false,

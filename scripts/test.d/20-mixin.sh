@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The monitoring mixin's suite (mixin/): formatting, a current render,
 # promtool check and unit tests of the rules and alerts (every alert both
-# firing and quiet), the queries of docs/migrating.md's metric table (valid,
+# firing and quiet), mixtool's lint rules (mixin/lint), the queries of docs/migrating.md's metric table (valid,
 # and each replacement tested in mixin/tests/migrating.yaml), sanity of the
 # dashboards' JSON and PromQL, the runbook of every alert, and that every
 # metric the render names is exported by a running leaf or configserver. Runs from the repository root; needs Go,
@@ -39,6 +39,41 @@ diff -r mixin/out "$tmp/out" >"$tmp/render.diff" || {
   head -40 "$tmp/render.diff"
   fail "mixin/out is stale: run 'make mixin' and commit mixin/out"
 }
+
+step "mixin lint (mixtool's alert and dashboard rules: mixin/lint)"
+go run ./mixin/lint -runbooks docs/runbooks.md mixin/out || fail "mixin lint: fix the findings above"
+
+step "jb install, and another mixin imports this one"
+# jsonnet-bundler from tools/go.mod: jb install works in mixin/ (no
+# dependencies), and in a consumer whose jsonnetfile.json names the mixin as
+# a local dependency (from GitHub it is a git source with subdir mixin, in
+# the same vendor/mixin). The consumer imports mixin/mixin.libsonnet and
+# overrides the selectors, which must reach every query.
+go build -modfile=tools/go.mod -o "$tmp/bin/jb" github.com/jsonnet-bundler/jsonnet-bundler/cmd/jb
+cp -r mixin "$tmp/mixin-copy"
+rm -rf "$tmp/mixin-copy/vendor" "$tmp/mixin-copy/jsonnetfile.lock.json"
+(cd "$tmp/mixin-copy" && "$tmp/bin/jb" install) || fail "jb install fails in mixin/"
+mkdir -p "$tmp/consumer"
+printf '{\n  "version": 1,\n  "dependencies": [\n    { "source": { "local": { "directory": "%s/mixin" } }, "version": "" }\n  ],\n  "legacyImports": true\n}\n' "$PWD" >"$tmp/consumer/jsonnetfile.json"
+(cd "$tmp/consumer" && "$tmp/bin/jb" install) || fail "jb install of the mixin as a dependency fails"
+cat >"$tmp/consumer/consumer.jsonnet" <<'JSONNET'
+local oxcross = (import 'mixin/mixin.libsonnet') + {
+  _config+:: { leafSelector: 'job="leaves"', configserverSelector: 'job="cs"' },
+};
+{
+  alerts: oxcross.prometheusAlerts,
+  rules: oxcross.prometheusRules,
+  dashboards: oxcross.grafanaDashboards,
+}
+JSONNET
+go tool -modfile=tools/go.mod jsonnet -J "$tmp/consumer/vendor" "$tmp/consumer/consumer.jsonnet" >"$tmp/consumer.json" ||
+  fail "a mixin importing mixin/mixin.libsonnet does not render"
+jq -e '(.alerts.groups | length) > 0 and (.rules.groups | length) > 0 and (.dashboards | length) == 3' "$tmp/consumer.json" >/dev/null ||
+  fail "the importing mixin misses alerts, rules or dashboards"
+if grep -qE 'oxcross-(leaf|configserver)\\"' "$tmp/consumer.json"; then
+  fail "the importing mixin's selectors do not reach every query: $(grep -oE '.{40}oxcross-(leaf|configserver)\\"' "$tmp/consumer.json" | head -3)"
+fi
+echo "jb install works; an importing mixin renders with its own selectors"
 
 step "promtool check rules"
 promtool check rules mixin/out/prometheus_rules.yaml mixin/out/prometheus_alerts.yaml
