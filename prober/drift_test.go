@@ -177,7 +177,7 @@ func driftErrors(t *testing.T, h http.Handler, offset, up, down time.Duration, n
 	px := testutil.StartDelayProxy(t, ts.Listener.Addr().String(), up, down)
 	p := newTestProber()
 	tg, m := advanced("http://"+px.Addr()+origin.Path), builtinModules["advanced"]
-	st := &tokenRing{}
+	st := &oxcrossState{}
 	for i := range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		r := p.Probe(ctx, &tg, &m, st)

@@ -37,7 +37,7 @@ func TestProbeAdvancedRealOrigin(t *testing.T) {
 			}
 			ts := newOriginServer(t, opts)
 			p := newTestProber()
-			st := &tokenRing{}
+			st := &oxcrossState{}
 			for i := range 3 {
 				r := probe(t, p, advanced(ts.URL+origin.Path), st)
 				checkReason(t, r, ReasonOK)
@@ -84,8 +84,8 @@ func TestOxcrossKindState(t *testing.T) {
 	for module, want := range map[string]bool{"advanced": true, "simple": false, "tcp": false, "icmp": false} {
 		m := builtinModules[module]
 		st := p.newState(&m)
-		if _, ok := st.(*tokenRing); ok != want || (!want && st != nil) {
-			t.Errorf("module %s: state %T, want a *tokenRing: %v", module, st, want)
+		if _, ok := st.(*oxcrossState); ok != want || (!want && st != nil) {
+			t.Errorf("module %s: state %T, want an *oxcrossState: %v", module, st, want)
 		}
 	}
 	m := builtinModules["advanced"]
@@ -101,25 +101,25 @@ func TestProbeCached(t *testing.T) {
 	t.Run("repeated token", func(t *testing.T) {
 		t.Parallel()
 		ts := newServer(t, fakeOrigin(func(_ *http.Request, resp *origin.Response) { resp.Token = "cafe" }))
-		st := &tokenRing{}
+		st := &oxcrossState{}
 		checkReason(t, probe(t, p, advanced(ts.URL), st), ReasonOK)
 		checkReason(t, probe(t, p, advanced(ts.URL), st), ReasonCached)
 		// Another origin's state has not seen the token.
-		checkReason(t, probe(t, p, advanced(ts.URL), &tokenRing{}), ReasonOK)
+		checkReason(t, probe(t, p, advanced(ts.URL), &oxcrossState{}), ReasonOK)
 	})
 	t.Run("repeated token, legacy origin", func(t *testing.T) {
 		t.Parallel()
 		ts := newServer(t, fakeOrigin(func(_ *http.Request, resp *origin.Response) {
 			*resp = origin.Response{ServerTime: time.Now().UTC().Format(time.RFC3339), Token: "cafe"}
 		}))
-		st := &tokenRing{}
+		st := &oxcrossState{}
 		checkReason(t, probe(t, p, advanced(ts.URL), st), ReasonOK)
 		checkReason(t, probe(t, p, advanced(ts.URL), st), ReasonCached)
 	})
 	t.Run("wrong nonce", func(t *testing.T) {
 		t.Parallel()
 		ts := newServer(t, fakeOrigin(func(_ *http.Request, resp *origin.Response) { resp.Nonce = "0123456789abcdef" }))
-		checkReason(t, probe(t, p, advanced(ts.URL), &tokenRing{}), ReasonCached)
+		checkReason(t, probe(t, p, advanced(ts.URL), &oxcrossState{}), ReasonCached)
 	})
 }
 
@@ -185,7 +185,7 @@ func TestProbeFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ts := newServer(t, tc.handler)
-			r := probe(t, p, advanced(ts.URL+origin.Path), &tokenRing{})
+			r := probe(t, p, advanced(ts.URL+origin.Path), &oxcrossState{})
 			checkReason(t, r, tc.want)
 			if !r.HTTP {
 				t.Error("an oxcross probe's result does not say it speaks HTTP")
@@ -219,7 +219,7 @@ func TestProbeLegacyOrigin(t *testing.T) {
 					"token":       randomToken(),
 				})
 			}))
-			st := &tokenRing{}
+			st := &oxcrossState{}
 			for i := range 3 {
 				r := probe(t, newTestProber(), advanced(ts.URL+origin.Path), st)
 				checkReason(t, r, ReasonOK)
@@ -313,12 +313,12 @@ func TestProbeHugeTokens(t *testing.T) {
 	var repeat atomic.Bool
 	ts := hugeTokenOrigin(t, size, &repeat)
 	p := newTestProber()
-	checkReason(t, probe(t, p, advanced(ts.URL+origin.Path), &tokenRing{}), ReasonOK) // the client exists from now on
+	checkReason(t, probe(t, p, advanced(ts.URL+origin.Path), &oxcrossState{}), ReasonOK) // the client exists from now on
 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	st := &tokenRing{}
+	st := &oxcrossState{}
 	for i := range probes {
 		r := probe(t, p, advanced(ts.URL+origin.Path), st)
 		if r.Reason != ReasonOK {
@@ -346,18 +346,18 @@ func BenchmarkProbeHugeTokens(b *testing.B) {
 	ts := hugeTokenOrigin(b, 1_000_000, &repeat)
 	p := newTestProber()
 	tg, m := advanced(ts.URL+origin.Path), builtinModules["advanced"]
-	run := func(st *tokenRing) {
+	run := func(st *oxcrossState) {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 		defer cancel()
 		if r := p.Probe(ctx, &tg, &m, st); r.Reason != ReasonOK {
 			b.Fatalf("%s: %v", r.Reason, r.Err)
 		}
 	}
-	run(&tokenRing{})
+	run(&oxcrossState{})
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	st := &tokenRing{}
+	st := &oxcrossState{}
 	b.ResetTimer()
 	for b.Loop() {
 		run(st)
@@ -426,7 +426,7 @@ func TestProbeAbsurdDrift(t *testing.T) {
 			} else {
 				ts = newOriginServer(t, origin.Options{Now: func() time.Time { return time.Now().Add(tc.real) }})
 			}
-			r := probe(t, newTestProber(), advanced(ts.URL+origin.Path), &tokenRing{})
+			r := probe(t, newTestProber(), advanced(ts.URL+origin.Path), &oxcrossState{})
 			checkReason(t, r, tc.want)
 			if tc.want == ReasonOK {
 				if err := abs(r.Drift.Offset - tc.real); err > 50*time.Millisecond {
