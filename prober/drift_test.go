@@ -12,6 +12,7 @@ import (
 
 	"github.com/oxcross/oxcross/internal/testutil"
 	"github.com/oxcross/oxcross/origin"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestEstimateDrift(t *testing.T) {
@@ -387,4 +388,78 @@ func TestClockFilterQueueing(t *testing.T) {
 		fmt.Fprintf(&b, " %d:%.1f/%.1f", i+1, float64(r.last)/1e6, float64(r.filtered)/1e6)
 	}
 	t.Logf("  per probe, last/filtered error in ms:%s", b.String())
+}
+
+// TestClockFilter: the filter takes the kept exchange with the smallest
+// round trip (the newest of equal ones), forgets the oldest beyond K, and
+// keeps the newest when K changes.
+func TestClockFilter(t *testing.T) {
+	base := time.Now()
+	ms := time.Millisecond
+	ex := func(offset, unc time.Duration) Drift { return Drift{Offset: offset, Uncertainty: unc} }
+	var f clockFilter
+	steps := []struct {
+		d          Drift
+		k          int
+		wantOffset time.Duration
+		wantN      int
+	}{
+		{ex(10*ms, 20*ms), 3, 10 * ms, 1},
+		{ex(2*ms, 5*ms), 3, 2 * ms, 2},    // a shorter round trip wins
+		{ex(-7*ms, 15*ms), 3, 2 * ms, 3},  // a longer one does not
+		{ex(1*ms, 5*ms), 3, 1 * ms, 3},    // of equal ones, the newest
+		{ex(9*ms, 30*ms), 3, 1 * ms, 3},   // the 2ms one gone: 1ms remains
+		{ex(4*ms, 30*ms), 3, 1 * ms, 3},   // still kept: 1ms, 9ms, 4ms
+		{ex(6*ms, 25*ms), 3, 6 * ms, 3},   // the 1ms one gone at last
+		{ex(5*ms, 40*ms), 2, 6 * ms, 2},   // K 2: 6ms and 5ms kept
+		{ex(3*ms, 50*ms), 2, 5 * ms, 2},   // K 2: the 6ms one gone
+		{ex(8*ms, 60*ms), 1, 8 * ms, 1},   // K 1: the exchange as it is
+		{ex(7*ms, 90*ms), 0, 8 * ms, 2},   // K 0: the default 8, from the one kept
+		{ex(11*ms, 95*ms), 8, 8 * ms, 3},  // ... 8ms, 7ms, 11ms
+		{ex(12*ms, 1*ms), 64, 12 * ms, 4}, // K 64
+	}
+	for i, s := range steps {
+		at := base.Add(time.Duration(i) * time.Second)
+		got := f.add(s.d, at, s.k)
+		if got.Offset != s.wantOffset || got.Samples != s.wantN {
+			t.Errorf("step %d: offset %v of %d samples, want %v of %d", i, got.Offset, got.Samples, s.wantOffset, s.wantN)
+		}
+	}
+	if n := len(f.samples); n != 64 {
+		t.Errorf("%d samples allocated, want 64", n)
+	}
+	// The bound widens with the chosen exchange's age at 15 ppm.
+	got := f.add(ex(0, time.Second), base, 64)
+	if want := time.Millisecond + 1500*time.Microsecond; got.UncertaintyAt(got.At.Add(100*time.Second)) != want {
+		t.Errorf("uncertainty after 100s %v, want %v", got.UncertaintyAt(got.At.Add(100*time.Second)), want)
+	}
+	if got.UncertaintyAt(got.At.Add(-time.Second)) != got.Bound {
+		t.Errorf("uncertainty before the exchange %v, want its bound %v", got.UncertaintyAt(got.At.Add(-time.Second)), got.Bound)
+	}
+}
+
+// TestMetricsDriftFiltered: the drift gauge is the filter's, _last_seconds
+// the exchange's, and the uncertainty is the filter's bound widened by the
+// exchange's age at the scrape.
+func TestMetricsDriftFiltered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	om := m.forOrigin("o", "leaf")
+	age := 1000 * time.Second
+	om.record(Result{
+		Success:  true,
+		Drift:    &Drift{Offset: -9 * time.Millisecond, Uncertainty: 20 * time.Millisecond},
+		Filtered: &FilteredDrift{Offset: time.Millisecond, Bound: 4 * time.Millisecond, At: time.Now().Add(-age), Samples: 8},
+	})
+	get := func(name string) float64 { return testutil.MetricValue(t, reg, name, "origin_id", "o") }
+	if v := get("oxcross_leaf_origin_time_drift"); v != 0.001 {
+		t.Errorf("drift %v, want the filter's 0.001", v)
+	}
+	if v := get("oxcross_leaf_origin_time_drift_last_seconds"); v != -0.009 {
+		t.Errorf("drift_last_seconds %v, want the exchange's -0.009", v)
+	}
+	// 4ms plus 1000s × 15ppm = 19ms, and a little more by the scrape.
+	if v := get("oxcross_leaf_origin_time_drift_uncertainty_seconds"); v < 0.019 || v > 0.0191 {
+		t.Errorf("uncertainty %v, want 0.019 (4ms and 1000s at 15ppm)", v)
+	}
 }
