@@ -64,7 +64,7 @@ origins:
 		}},
 		"origin4":  {Kind: "oxcross", IPFamily: config.IP4, Settings: &prober.OxcrossSettings{HTTPSettings: prober.HTTPSettings{Headers: map[string]string{"Authorization": "Bearer x"}}}},
 		"plain":    {Kind: "http", Settings: &prober.HTTPSettings{}},
-		"filtered": {Kind: "oxcross", Settings: &prober.OxcrossSettings{ClockFilterSamples: 16, HTTPSettings: prober.HTTPSettings{Method: "GET"}}},
+		"filtered": {Kind: "oxcross", Settings: &prober.OxcrossSettings{ClockFilterSamples: new(16), HTTPSettings: prober.HTTPSettings{Method: "GET"}}},
 		"ssh":      {Kind: "tcp", Settings: &prober.TCPSettings{TLS: true, TLSConfig: prober.TLSSettings{ServerName: "s.example"}}},
 		"ping":     {Kind: "icmp", IPFamily: config.IP6},
 	}
@@ -158,6 +158,7 @@ func TestModuleErrors(t *testing.T) {
 		{"http tls cert without key", "modules:\n  m:\n    kind: http\n    http:\n      tls: {cert_file: c.pem}\n" + origin, []string{"line 5", "modules.m: http: tls: cert_file and key_file go together"}},
 		{"clock_filter_samples for http", "modules:\n  m:\n    kind: http\n    http:\n      clock_filter_samples: 4\n" + origin, []string{"line 5", "modules.m: http: field clock_filter_samples not found in type prober.HTTPSettings"}},
 		{"clock_filter_samples too many", "modules:\n  m:\n    kind: oxcross\n    http:\n      clock_filter_samples: 65\n" + origin, []string{"line 5", "modules.m: http: clock_filter_samples: 65 is not between 1 and 64"}},
+		{"clock_filter_samples zero", "modules:\n  m:\n    kind: oxcross\n    http:\n      clock_filter_samples: 0\n" + origin, []string{"line 5", "modules.m: http: clock_filter_samples: 0 is not between 1 and 64"}},
 		{"clock_filter_samples negative", "modules:\n  m:\n    kind: oxcross\n    http:\n      clock_filter_samples: -1\n" + origin, []string{"line 5", "modules.m: http: clock_filter_samples: -1 is not between 1 and 64"}},
 		{"tcp tls key without cert", "modules:\n  m:\n    kind: tcp\n    tcp:\n      tls_config: {key_file: k.pem}\n" + origin, []string{"line 5", "modules.m: tcp: tls_config: cert_file and key_file go together"}},
 

@@ -41,9 +41,9 @@ func (k *oxcrossKind) Spec() config.Kind {
 type OxcrossSettings struct {
 	HTTPSettings `yaml:",inline"`
 	// ClockFilterSamples is how many of an origin's last exchanges the
-	// clock filter keeps (K), 1 to 64; 0 means DefaultClockFilterSamples.
+	// clock filter keeps (K), 1 to 64; nil means DefaultClockFilterSamples.
 	// 1 reports every exchange as it is.
-	ClockFilterSamples int `yaml:"clock_filter_samples,omitempty" json:"clock_filter_samples,omitempty"`
+	ClockFilterSamples *int `yaml:"clock_filter_samples,omitempty" json:"clock_filter_samples,omitempty"`
 }
 
 // Validate reports every problem of the settings.
@@ -52,16 +52,16 @@ func (o *OxcrossSettings) Validate() error {
 	if err := o.HTTPSettings.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if o.ClockFilterSamples < 0 || o.ClockFilterSamples > MaxClockFilterSamples {
-		errs = append(errs, fmt.Errorf("clock_filter_samples: %d is not between 1 and %d", o.ClockFilterSamples, MaxClockFilterSamples))
+	if k := o.ClockFilterSamples; k != nil && (*k < 1 || *k > MaxClockFilterSamples) {
+		errs = append(errs, fmt.Errorf("clock_filter_samples: %d is not between 1 and %d", *k, MaxClockFilterSamples))
 	}
 	return errors.Join(errs...)
 }
 
 // clockFilterSamples is m's K.
 func clockFilterSamples(m *config.Module) int {
-	if s, ok := m.Settings.(*OxcrossSettings); ok && s != nil && s.ClockFilterSamples > 0 {
-		return s.ClockFilterSamples
+	if s, ok := m.Settings.(*OxcrossSettings); ok && s != nil && s.ClockFilterSamples != nil && *s.ClockFilterSamples > 0 {
+		return *s.ClockFilterSamples
 	}
 	return DefaultClockFilterSamples
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/origin"
 )
 
@@ -441,5 +442,44 @@ func TestProbeAbsurdDrift(t *testing.T) {
 				t.Errorf("/probe answers a drift: %v, want %v", ok, tc.want == ReasonOK)
 			}
 		})
+	}
+}
+
+// TestOxcrossClockFilterSamples: a module's clock_filter_samples is the
+// filter's K; a scheduled origin's probe has the filter's estimate, a
+// one-off probe (no state) only its exchange.
+func TestOxcrossClockFilterSamples(t *testing.T) {
+	t.Parallel()
+	ts := newOriginServer(t, origin.Options{})
+	p := newTestProber()
+	tg := advanced(ts.URL + origin.Path)
+	for _, tc := range []struct {
+		k    *int
+		want []int // samples kept after each probe
+	}{
+		{nil, []int{1, 2, 3}},
+		{new(1), []int{1, 1, 1}},
+		{new(2), []int{1, 2, 2}},
+	} {
+		m := config.Module{Kind: "oxcross", Settings: &OxcrossSettings{ClockFilterSamples: tc.k}}
+		st := p.newState(&m)
+		for i, want := range tc.want {
+			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+			r := p.Probe(ctx, &tg, &m, st)
+			cancel()
+			checkReason(t, r, ReasonOK)
+			if r.Filtered == nil || r.Filtered.Samples != want {
+				t.Fatalf("K %v, probe %d: filtered %+v, want %d samples", tc.k, i, r.Filtered, want)
+			}
+			if tc.k != nil && *tc.k == 1 && (r.Filtered.Offset != r.Drift.Offset || r.Filtered.Bound != r.Drift.Uncertainty) {
+				t.Errorf("K 1, probe %d: filtered %+v, want the exchange %+v", i, r.Filtered, r.Drift)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		r := p.Probe(ctx, &tg, &m, nil)
+		cancel()
+		if checkReason(t, r, ReasonOK); r.Drift == nil || r.Filtered != nil {
+			t.Errorf("one-off probe: drift %v, filtered %v; want only the exchange", r.Drift, r.Filtered)
+		}
 	}
 }
