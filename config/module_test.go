@@ -31,6 +31,7 @@ func TestModules(t *testing.T) {
     ip_family: ip4
     http: {headers: {Authorization: Bearer x}}
   plain: {kind: http}
+  filtered: {kind: oxcross, http: {clock_filter_samples: 16, method: GET}}
   ssh:
     kind: tcp
     tcp: {tls: true, tls_config: {server_name: s.example}}
@@ -49,7 +50,7 @@ origins:
 		// The built-in modules: the original's modes, and tcp and icmp,
 		// with default settings.
 		"simple":   {Kind: "http", Settings: &prober.HTTPSettings{}},
-		"advanced": {Kind: "oxcross", Settings: &prober.HTTPSettings{}},
+		"advanced": {Kind: "oxcross", Settings: &prober.OxcrossSettings{}},
 		"tcp":      {Kind: "tcp", Settings: &prober.TCPSettings{}},
 		"icmp":     {Kind: "icmp"},
 
@@ -61,10 +62,11 @@ origins:
 			FollowRedirects:  true,
 			TLS:              prober.TLSSettings{CAFile: "/ca.pem", ServerName: "s.example", CertFile: "c.pem", KeyFile: "k.pem", InsecureSkipVerify: true},
 		}},
-		"origin4": {Kind: "oxcross", IPFamily: config.IP4, Settings: &prober.HTTPSettings{Headers: map[string]string{"Authorization": "Bearer x"}}},
-		"plain":   {Kind: "http", Settings: &prober.HTTPSettings{}},
-		"ssh":     {Kind: "tcp", Settings: &prober.TCPSettings{TLS: true, TLSConfig: prober.TLSSettings{ServerName: "s.example"}}},
-		"ping":    {Kind: "icmp", IPFamily: config.IP6},
+		"origin4":  {Kind: "oxcross", IPFamily: config.IP4, Settings: &prober.OxcrossSettings{HTTPSettings: prober.HTTPSettings{Headers: map[string]string{"Authorization": "Bearer x"}}}},
+		"plain":    {Kind: "http", Settings: &prober.HTTPSettings{}},
+		"filtered": {Kind: "oxcross", Settings: &prober.OxcrossSettings{ClockFilterSamples: new(16), HTTPSettings: prober.HTTPSettings{Method: "GET"}}},
+		"ssh":      {Kind: "tcp", Settings: &prober.TCPSettings{TLS: true, TLSConfig: prober.TLSSettings{ServerName: "s.example"}}},
+		"ping":     {Kind: "icmp", IPFamily: config.IP6},
 	}
 	if len(cfg.Modules) != len(want) {
 		t.Errorf("%d modules, want %d: %+v", len(cfg.Modules), len(want), cfg.Modules)
@@ -154,6 +156,10 @@ func TestModuleErrors(t *testing.T) {
 		{"status code", "modules:\n  m:\n    kind: http\n    http:\n      valid_status_codes: [200, 600]\n" + origin, []string{"line 5", "modules.m: http: valid_status_codes: 600 is not an HTTP status code"}},
 		{"body_regexp", "modules:\n  m:\n    kind: http\n    http:\n      body_regexp: '('\n" + origin, []string{"line 5", "modules.m: http: body_regexp: ", "missing closing )"}},
 		{"http tls cert without key", "modules:\n  m:\n    kind: http\n    http:\n      tls: {cert_file: c.pem}\n" + origin, []string{"line 5", "modules.m: http: tls: cert_file and key_file go together"}},
+		{"clock_filter_samples for http", "modules:\n  m:\n    kind: http\n    http:\n      clock_filter_samples: 4\n" + origin, []string{"line 5", "modules.m: http: field clock_filter_samples not found in type prober.HTTPSettings"}},
+		{"clock_filter_samples too many", "modules:\n  m:\n    kind: oxcross\n    http:\n      clock_filter_samples: 65\n" + origin, []string{"line 5", "modules.m: http: clock_filter_samples: 65 is not between 1 and 64"}},
+		{"clock_filter_samples zero", "modules:\n  m:\n    kind: oxcross\n    http:\n      clock_filter_samples: 0\n" + origin, []string{"line 5", "modules.m: http: clock_filter_samples: 0 is not between 1 and 64"}},
+		{"clock_filter_samples negative", "modules:\n  m:\n    kind: oxcross\n    http:\n      clock_filter_samples: -1\n" + origin, []string{"line 5", "modules.m: http: clock_filter_samples: -1 is not between 1 and 64"}},
 		{"tcp tls key without cert", "modules:\n  m:\n    kind: tcp\n    tcp:\n      tls_config: {key_file: k.pem}\n" + origin, []string{"line 5", "modules.m: tcp: tls_config: cert_file and key_file go together"}},
 
 		// An origin of a refused module is refused too.
@@ -199,7 +205,7 @@ origins: [{url: 'http://h'}]
 	if got := cfg.Modules["m"].Settings; !reflect.DeepEqual(got, &prober.HTTPSettings{Method: "GET"}) {
 		t.Errorf("module m settings %+v, want no headers or status codes", got)
 	}
-	if got := cfg.Modules["n"].Settings; !reflect.DeepEqual(got, &prober.HTTPSettings{}) {
+	if got := cfg.Modules["n"].Settings; !reflect.DeepEqual(got, &prober.OxcrossSettings{}) {
 		t.Errorf("module n settings %+v, want the defaults", got)
 	}
 	b, err := cfg.MarshalJSON()

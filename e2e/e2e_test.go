@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -245,6 +246,18 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if unc <= 0 || unc > 0.1 {
 		t.Errorf("drift uncertainty = %v, want in (0, 100ms]", unc)
+	}
+	if last, ok := testutil.LookupMetric(t, m, "oxcross_leaf_origin_time_drift_last_seconds", "origin_id", "adv"); !ok || math.Abs(last) > 0.02 {
+		t.Errorf("last exchange's drift on one clock = %v (present %v), want |drift| < 20ms", last, ok)
+	}
+	// The leaf's own clock, from the kernel (Linux): whatever this
+	// machine's NTP daemon says, the three series are there.
+	if runtime.GOOS == "linux" {
+		for _, name := range []string{"oxcross_leaf_clock_synchronized", "oxcross_leaf_clock_max_error_seconds", "oxcross_leaf_clock_estimated_error_seconds"} {
+			if !hasSeries(t, m, name) {
+				t.Errorf("no %s", name)
+			}
+		}
 	}
 	if hasSeries(t, m, "oxcross_leaf_origin_time_drift", "origin_id", "simple") {
 		t.Errorf("simple mode has a drift series")

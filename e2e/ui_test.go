@@ -61,7 +61,7 @@ func TestStatusPages(t *testing.T) {
 	})
 
 	dom := headless(t, bin, "http://"+leafAddr+"/", "--dump-dom")
-	for _, want := range []string{`id="leaf-id">leaf-e2e<`, `data-origin="adv"`, `data-origin="simple"`, `class="up"`, "advanced", "± "} {
+	for _, want := range []string{`id="leaf-id">leaf-e2e<`, `data-origin="adv"`, `data-origin="simple"`, `class="up"`, "advanced", "± ", "last exchange", `id="leaf-clock"`} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("leaf page lacks %q", want)
 		}

@@ -3,13 +3,16 @@ package prober
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/oxcross/oxcross/internal/testutil"
 	"github.com/oxcross/oxcross/origin"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestEstimateDrift(t *testing.T) {
@@ -177,7 +180,7 @@ func driftErrors(t *testing.T, h http.Handler, offset, up, down time.Duration, n
 	px := testutil.StartDelayProxy(t, ts.Listener.Addr().String(), up, down)
 	p := newTestProber()
 	tg, m := advanced("http://"+px.Addr()+origin.Path), builtinModules["advanced"]
-	st := &tokenRing{}
+	st := &oxcrossState{}
 	for i := range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		r := p.Probe(ctx, &tg, &m, st)
@@ -281,5 +284,182 @@ func TestDriftAccuracyLegacyOrigin(t *testing.T) {
 		if uncs[i] < 500*time.Millisecond {
 			t.Errorf("probe %d: uncertainty %v does not include the half second of truncation", i, uncs[i])
 		}
+	}
+}
+
+// TestClockFilterQueueing is issue 18's proof: behind the delaying proxy,
+// over a path symmetric at rest (5ms each way) where 30% of the answers
+// wait a further random 0-30ms on the way back (queueing), one origin is
+// probed every second with one state, as the scheduler does. After the
+// first K probes the clock filter's drift stays within 2ms of the true
+// offset for 60 probes in a row, while the single exchange's wanders by
+// more than 10ms; the filter's uncertainty contains its true error every
+// time. It takes 68 s (the issue's 1 s interval, which keeps the age term
+// as it is in use) and runs in parallel with the package's other tests.
+func TestClockFilterQueueing(t *testing.T) {
+	t.Parallel()
+	const (
+		offset   = 1234 * time.Millisecond // the origin's clock minus the leaf's
+		oneWay   = 5 * time.Millisecond
+		jitter   = 30 * time.Millisecond
+		k        = DefaultClockFilterSamples
+		inRow    = 60
+		interval = time.Second
+	)
+	h, err := origin.NewHandler(origin.Options{Now: func() time.Time { return time.Now().Add(offset) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newServer(t, h)
+	px := testutil.StartDelayProxyWithOptions(t, ts.Listener.Addr().String(), testutil.DelayProxyOptions{
+		Up: oneWay, Down: oneWay, DownJitterFraction: 0.3, DownJitterMax: jitter,
+	})
+	p := newTestProber()
+	tg, m := advanced("http://"+px.Addr()+origin.Path), builtinModules["advanced"]
+	st := p.newState(&m)
+	if _, ok := st.(*oxcrossState); !ok {
+		t.Fatalf("state %T, want an *oxcrossState", st)
+	}
+	type row struct {
+		last, filtered, unc, implied time.Duration
+	}
+	var rows []row
+	tick := time.NewTicker(interval) // the probes' pace, as the scheduler's slots
+	defer tick.Stop()
+	for i := range k + inRow {
+		if i > 0 {
+			<-tick.C
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r := p.Probe(ctx, &tg, &m, st)
+		cancel()
+		if !r.Success || r.Drift == nil || r.Filtered == nil {
+			t.Fatalf("probe %d: %s %v (drift %v, filtered %v)", i, r.Reason, r.Err, r.Drift, r.Filtered)
+		}
+		ex := px.Exchanges()
+		if len(ex) != i+1 {
+			t.Fatalf("after probe %d the proxy recorded %d exchanges", i, len(ex))
+		}
+		rw := row{
+			last:     r.Drift.Offset - offset,
+			filtered: r.Filtered.Offset - offset,
+			unc:      r.Filtered.UncertaintyAt(time.Now()),
+			implied:  ex[i].OffsetError(),
+		}
+		rows = append(rows, rw)
+		if abs(rw.filtered) > rw.unc {
+			t.Errorf("probe %d: the filtered drift's error %v exceeds its uncertainty %v", i, rw.filtered, rw.unc)
+		}
+		if abs(rw.last) > r.Drift.Uncertainty {
+			t.Errorf("probe %d: the exchange's error %v exceeds its uncertainty %v", i, rw.last, r.Drift.Uncertainty)
+		}
+		if i >= k && abs(rw.filtered) > 2*time.Millisecond {
+			t.Errorf("probe %d: the filtered drift is %v from the true offset, want within 2ms (exchange %v, its delays %v up, %v down)",
+				i, rw.filtered, rw.last, ex[i].UpDelay(), ex[i].DownDelay())
+		}
+	}
+	span := func(f func(row) time.Duration, from int) (lo, hi time.Duration) {
+		lo, hi = f(rows[from]), f(rows[from])
+		for _, r := range rows[from:] {
+			lo, hi = min(lo, f(r)), max(hi, f(r))
+		}
+		return lo, hi
+	}
+	lastLo, lastHi := span(func(r row) time.Duration { return r.last }, k)
+	filtLo, filtHi := span(func(r row) time.Duration { return r.filtered }, k)
+	uncLo, uncHi := span(func(r row) time.Duration { return r.unc }, k)
+	implLo, implHi := span(func(r row) time.Duration { return r.implied }, k)
+	queued := 0
+	for _, e := range px.Exchanges() {
+		if e.DownDelay()-e.UpDelay() > 2*time.Millisecond {
+			queued++
+		}
+	}
+	if lastHi-lastLo <= 10*time.Millisecond {
+		t.Errorf("the single-exchange drift wandered over %v only (%v to %v), want more than 10ms: the path did not queue as asked", lastHi-lastLo, lastLo, lastHi)
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%+.3fms", float64(d)/float64(time.Millisecond)) }
+	t.Logf("%d probes at %v, %v each way at rest, %d of %d answers queued 0-%v more on the way back; probes %d-%d, error from the true offset:",
+		len(rows), interval, oneWay, queued, len(rows), jitter, k+1, len(rows))
+	t.Logf("  filtered (K=%d): %s to %s (span %s), uncertainty %s to %s, containing the error every time", k, ms(filtLo), ms(filtHi), ms(filtHi-filtLo), ms(uncLo), ms(uncHi))
+	t.Logf("  last exchange:   %s to %s (span %s); the proxy's recorded delays imply %s to %s", ms(lastLo), ms(lastHi), ms(lastHi-lastLo), ms(implLo), ms(implHi))
+	var b strings.Builder
+	for i, r := range rows {
+		fmt.Fprintf(&b, " %d:%.1f/%.1f", i+1, float64(r.last)/1e6, float64(r.filtered)/1e6)
+	}
+	t.Logf("  per probe, last/filtered error in ms:%s", b.String())
+}
+
+// TestClockFilter: the filter takes the kept exchange with the smallest
+// round trip (the newest of equal ones), forgets the oldest beyond K, and
+// keeps the newest when K changes.
+func TestClockFilter(t *testing.T) {
+	base := time.Now()
+	ms := time.Millisecond
+	ex := func(offset, unc time.Duration) Drift { return Drift{Offset: offset, Uncertainty: unc} }
+	var f clockFilter
+	steps := []struct {
+		d          Drift
+		k          int
+		wantOffset time.Duration
+		wantN      int
+	}{
+		{ex(10*ms, 20*ms), 3, 10 * ms, 1},
+		{ex(2*ms, 5*ms), 3, 2 * ms, 2},    // a shorter round trip wins
+		{ex(-7*ms, 15*ms), 3, 2 * ms, 3},  // a longer one does not
+		{ex(1*ms, 5*ms), 3, 1 * ms, 3},    // of equal ones, the newest
+		{ex(9*ms, 30*ms), 3, 1 * ms, 3},   // the 2ms one gone: 1ms remains
+		{ex(4*ms, 30*ms), 3, 1 * ms, 3},   // still kept: 1ms, 9ms, 4ms
+		{ex(6*ms, 25*ms), 3, 6 * ms, 3},   // the 1ms one gone at last
+		{ex(5*ms, 40*ms), 2, 6 * ms, 2},   // K 2: 6ms and 5ms kept
+		{ex(3*ms, 50*ms), 2, 5 * ms, 2},   // K 2: the 6ms one gone
+		{ex(8*ms, 60*ms), 1, 8 * ms, 1},   // K 1: the exchange as it is
+		{ex(7*ms, 90*ms), 0, 8 * ms, 2},   // K 0: the default 8, from the one kept
+		{ex(11*ms, 95*ms), 8, 8 * ms, 3},  // ... 8ms, 7ms, 11ms
+		{ex(12*ms, 1*ms), 64, 12 * ms, 4}, // K 64
+	}
+	for i, s := range steps {
+		at := base.Add(time.Duration(i) * time.Second)
+		got := f.add(s.d, at, s.k)
+		if got.Offset != s.wantOffset || got.Samples != s.wantN {
+			t.Errorf("step %d: offset %v of %d samples, want %v of %d", i, got.Offset, got.Samples, s.wantOffset, s.wantN)
+		}
+	}
+	if n := len(f.samples); n != 64 {
+		t.Errorf("%d samples allocated, want 64", n)
+	}
+	// The bound widens with the chosen exchange's age at 15 ppm.
+	got := f.add(ex(0, time.Second), base, 64)
+	if want := time.Millisecond + 1500*time.Microsecond; got.UncertaintyAt(got.At.Add(100*time.Second)) != want {
+		t.Errorf("uncertainty after 100s %v, want %v", got.UncertaintyAt(got.At.Add(100*time.Second)), want)
+	}
+	if got.UncertaintyAt(got.At.Add(-time.Second)) != got.Bound {
+		t.Errorf("uncertainty before the exchange %v, want its bound %v", got.UncertaintyAt(got.At.Add(-time.Second)), got.Bound)
+	}
+}
+
+// TestMetricsDriftFiltered: the drift gauge is the filter's, _last_seconds
+// the exchange's, and the uncertainty is the filter's bound widened by the
+// exchange's age at the scrape.
+func TestMetricsDriftFiltered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	om := m.forOrigin("o", "leaf")
+	age := 1000 * time.Second
+	om.record(Result{
+		Success:  true,
+		Drift:    &Drift{Offset: -9 * time.Millisecond, Uncertainty: 20 * time.Millisecond},
+		Filtered: &FilteredDrift{Offset: time.Millisecond, Bound: 4 * time.Millisecond, At: time.Now().Add(-age), Samples: 8},
+	})
+	get := func(name string) float64 { return testutil.MetricValue(t, reg, name, "origin_id", "o") }
+	if v := get("oxcross_leaf_origin_time_drift"); v != 0.001 {
+		t.Errorf("drift %v, want the filter's 0.001", v)
+	}
+	if v := get("oxcross_leaf_origin_time_drift_last_seconds"); v != -0.009 {
+		t.Errorf("drift_last_seconds %v, want the exchange's -0.009", v)
+	}
+	// 4ms plus 1000s × 15ppm = 19ms, and a little more by the scrape.
+	if v := get("oxcross_leaf_origin_time_drift_uncertainty_seconds"); v < 0.019 || v > 0.0191 {
+		t.Errorf("uncertainty %v, want 0.019 (4ms and 1000s at 15ppm)", v)
 	}
 }

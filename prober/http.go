@@ -16,7 +16,8 @@ import (
 	"github.com/oxcross/oxcross/config"
 )
 
-// HTTPSettings configure the http and oxcross kinds: a module's `http:`.
+// HTTPSettings configure the http kind, a module's `http:`, and are part
+// of the oxcross kind's (OxcrossSettings).
 type HTTPSettings struct {
 	// Method defaults to GET.
 	Method  string            `yaml:"method,omitempty" json:"method,omitempty"`
@@ -84,10 +85,18 @@ func validMethod(m string) bool {
 	return false
 }
 
-// httpSettings returns m's HTTP settings, the defaults if it has none.
+// httpSettings returns m's HTTP settings (an oxcross module's too), the
+// defaults if it has none.
 func httpSettings(m *config.Module) *HTTPSettings {
-	if s, ok := m.Settings.(*HTTPSettings); ok && s != nil {
-		return s
+	switch s := m.Settings.(type) {
+	case *HTTPSettings:
+		if s != nil {
+			return s
+		}
+	case *OxcrossSettings:
+		if s != nil {
+			return &s.HTTPSettings
+		}
 	}
 	return &HTTPSettings{}
 }

@@ -45,6 +45,7 @@ const (
 	famStatus
 	famDrift
 	famUncertainty
+	famDriftLast
 	famDuration
 	famPhase
 	famStatusCode
@@ -62,6 +63,7 @@ const (
 	gStatus = iota
 	gDrift
 	gUncertainty
+	gDriftLast
 	gDuration
 	gStatusCode
 	gHTTPVersion
@@ -70,7 +72,7 @@ const (
 	numGauges = gPhase0 + int(numPhases)
 )
 
-var gaugeFamily = [numGauges]family{famStatus, famDrift, famUncertainty, famDuration, famStatusCode, famHTTPVersion, famTLSExpiry, famPhase, famPhase, famPhase, famPhase, famPhase}
+var gaugeFamily = [numGauges]family{famStatus, famDrift, famUncertainty, famDriftLast, famDuration, famStatusCode, famHTTPVersion, famTLSExpiry, famPhase, famPhase, famPhase, famPhase, famPhase}
 
 // reasonsByLabel lists every reason (ok included) in the order of its
 // label value, which is the order of a scrape.
@@ -104,6 +106,10 @@ type Metrics struct {
 	reasonPairs map[Reason]*dto.LabelPair
 	phasePairs  [numPhases]*dto.LabelPair
 
+	// base is when the metrics were made, with its monotonic clock
+	// reading: the exchanges' times are kept as durations since then.
+	base time.Time
+
 	mu      sync.Mutex
 	origins map[originKey]*originMetrics
 	leafIDs map[string]*dto.LabelPair
@@ -133,6 +139,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			NativeHistogramMaxBucketNumber:  100,
 			NativeHistogramMinResetDuration: 0,
 		}),
+		base:        time.Now(),
 		reasonPairs: make(map[Reason]*dto.LabelPair, len(reasonsByLabel)),
 		origins:     make(map[originKey]*originMetrics),
 		leafIDs:     make(map[string]*dto.LabelPair),
@@ -146,9 +153,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		famStatus: prometheus.NewDesc("oxcross_leaf_origin_status",
 			"1 if the last probe of the origin succeeded, 0 otherwise.", ol, nil),
 		famDrift: prometheus.NewDesc("oxcross_leaf_origin_time_drift",
-			"Estimated clock offset of the origin minus the leaf, in seconds, from the last successful advanced-mode probe.", ol, nil),
+			"Estimated clock offset of the origin minus the leaf, in seconds: the clock filter's, the offset of the exchange with the smallest round trip among the origin's last clock_filter_samples successful advanced-mode probes.", ol, nil),
 		famUncertainty: prometheus.NewDesc("oxcross_leaf_origin_time_drift_uncertainty_seconds",
-			"Bound on the error of oxcross_leaf_origin_time_drift: half the round trip the origin did not spend, in seconds.", ol, nil),
+			"Maximum error of oxcross_leaf_origin_time_drift, in seconds: half the round trip its exchange spent outside the origin, plus that exchange's age (at the scrape) times 15 ppm.", ol, nil),
+		famDriftLast: prometheus.NewDesc("oxcross_leaf_origin_time_drift_last_seconds",
+			"Clock offset of the origin minus the leaf, in seconds, from the last successful advanced-mode probe's exchange alone (no clock filter).", ol, nil),
 		famDuration: prometheus.NewDesc("oxcross_leaf_probe_duration_seconds",
 			"Duration of the last probe of the origin, successful or not, in seconds.", ol, nil),
 		famPhase: prometheus.NewDesc("oxcross_leaf_probe_phase_seconds",
@@ -191,6 +200,10 @@ type originMetrics struct {
 	// exists (the gauges appear with the first result that has them).
 	gauges  [numGauges]atomic.Uint64
 	present atomic.Uint32
+	// driftAt is when the exchange of the drift gauge ended, as
+	// nanoseconds since parent.base on the monotonic clock: the
+	// uncertainty gauge's bound widens with its age at each scrape.
+	driftAt atomic.Int64
 
 	// labels backs the series' label pairs, sorted by name as the
 	// exposition wants them: origin_id, then reason, result or phase,
@@ -324,8 +337,14 @@ func (om *originMetrics) record(r Result) {
 	om.results[okSlot].Add(1)
 	om.timings.Observe(r.Duration.Seconds())
 	if r.Drift != nil {
-		om.set(gDrift, r.Drift.Offset.Seconds())
-		om.set(gUncertainty, r.Drift.Uncertainty.Seconds())
+		offset, bound, at := r.Drift.Offset, r.Drift.Uncertainty, time.Now()
+		if f := r.Filtered; f != nil {
+			offset, bound, at = f.Offset, f.Bound, f.At
+		}
+		om.driftAt.Store(int64(at.Sub(om.parent.base)))
+		om.set(gDrift, offset.Seconds())
+		om.set(gUncertainty, bound.Seconds())
+		om.set(gDriftLast, r.Drift.Offset.Seconds())
 	}
 }
 
@@ -405,7 +424,13 @@ func (s *originSeries) Write(out *dto.Metric) error {
 		if int(s.idx) >= gPhase0 {
 			out.Label = om.phaseLabel[int(s.idx)-gPhase0]
 		}
-		out.Gauge = &dto.Gauge{Value: new(math.Float64frombits(om.gauges[s.idx].Load()))}
+		v := math.Float64frombits(om.gauges[s.idx].Load())
+		if s.idx == gUncertainty {
+			// The bound of an exchange made age ago.
+			age := time.Since(om.parent.base) - time.Duration(om.driftAt.Load())
+			v += agePenalty(age).Seconds()
+		}
+		out.Gauge = &dto.Gauge{Value: new(v)}
 	}
 	return nil
 }

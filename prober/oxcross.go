@@ -32,13 +32,51 @@ func (k *oxcrossKind) Spec() config.Kind {
 	return config.Kind{
 		Name: "oxcross", Builtin: "advanced", Target: config.TargetURL,
 		DefaultPath: origin.Path, FixedPath: true,
-		SettingsKey: "http", NewSettings: func() config.Settings { return &HTTPSettings{} },
+		SettingsKey: "http", NewSettings: func() config.Settings { return &OxcrossSettings{} },
 	}
 }
 
-// NewState keeps the last tokens an origin sent, to recognise a cached
-// answer that repeats one.
-func (k *oxcrossKind) NewState() any { return &tokenRing{} }
+// OxcrossSettings configure the oxcross kind, under a module's `http:` as
+// the http kind's do: the http kind's settings and the oxcross kind's own.
+type OxcrossSettings struct {
+	HTTPSettings `yaml:",inline"`
+	// ClockFilterSamples is how many of an origin's last exchanges the
+	// clock filter keeps (K), 1 to 64; nil means DefaultClockFilterSamples.
+	// 1 reports every exchange as it is.
+	ClockFilterSamples *int `yaml:"clock_filter_samples,omitempty" json:"clock_filter_samples,omitempty"`
+}
+
+// Validate reports every problem of the settings.
+func (o *OxcrossSettings) Validate() error {
+	var errs []error
+	if err := o.HTTPSettings.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if k := o.ClockFilterSamples; k != nil && (*k < 1 || *k > MaxClockFilterSamples) {
+		errs = append(errs, fmt.Errorf("clock_filter_samples: %d is not between 1 and %d", *k, MaxClockFilterSamples))
+	}
+	return errors.Join(errs...)
+}
+
+// clockFilterSamples is m's K.
+func clockFilterSamples(m *config.Module) int {
+	if s, ok := m.Settings.(*OxcrossSettings); ok && s != nil && s.ClockFilterSamples != nil && *s.ClockFilterSamples > 0 {
+		return *s.ClockFilterSamples
+	}
+	return DefaultClockFilterSamples
+}
+
+// oxcrossState is what the oxcross kind keeps of a scheduled origin: the
+// last tokens it sent, to recognise a cached answer that repeats one, and
+// the clock filter's last exchanges.
+type oxcrossState struct {
+	tokens tokenRing
+	filter clockFilter
+}
+
+// NewState returns a scheduled origin's state: fixed-size, the token
+// ring's 1 KiB and, from the first exchange on, K filter samples.
+func (k *oxcrossKind) NewState() any { return &oxcrossState{} }
 
 func (k *oxcrossKind) Probe(ctx context.Context, p *Params, r *Result) {
 	var b [16]byte
@@ -48,13 +86,21 @@ func (k *oxcrossKind) Probe(ctx context.Context, p *Params, r *Result) {
 	if !ok {
 		return
 	}
-	seen, _ := p.State.(*tokenRing)
+	st, _ := p.State.(*oxcrossState)
+	var seen *tokenRing
+	if st != nil {
+		seen = &st.tokens
+	}
 	d, reason, err := checkOxcross(a.body, nonce, seen, a.wrote, a.firstByte)
 	if err != nil {
 		r.fail(reason, err)
 		return
 	}
 	r.Drift = &d
+	if st != nil {
+		f := st.filter.add(d, a.firstByte, clockFilterSamples(p.Module))
+		r.Filtered = &f
+	}
 	r.Success = true
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/origin"
 )
 
@@ -37,7 +38,7 @@ func TestProbeAdvancedRealOrigin(t *testing.T) {
 			}
 			ts := newOriginServer(t, opts)
 			p := newTestProber()
-			st := &tokenRing{}
+			st := &oxcrossState{}
 			for i := range 3 {
 				r := probe(t, p, advanced(ts.URL+origin.Path), st)
 				checkReason(t, r, ReasonOK)
@@ -84,8 +85,8 @@ func TestOxcrossKindState(t *testing.T) {
 	for module, want := range map[string]bool{"advanced": true, "simple": false, "tcp": false, "icmp": false} {
 		m := builtinModules[module]
 		st := p.newState(&m)
-		if _, ok := st.(*tokenRing); ok != want || (!want && st != nil) {
-			t.Errorf("module %s: state %T, want a *tokenRing: %v", module, st, want)
+		if _, ok := st.(*oxcrossState); ok != want || (!want && st != nil) {
+			t.Errorf("module %s: state %T, want an *oxcrossState: %v", module, st, want)
 		}
 	}
 	m := builtinModules["advanced"]
@@ -101,25 +102,25 @@ func TestProbeCached(t *testing.T) {
 	t.Run("repeated token", func(t *testing.T) {
 		t.Parallel()
 		ts := newServer(t, fakeOrigin(func(_ *http.Request, resp *origin.Response) { resp.Token = "cafe" }))
-		st := &tokenRing{}
+		st := &oxcrossState{}
 		checkReason(t, probe(t, p, advanced(ts.URL), st), ReasonOK)
 		checkReason(t, probe(t, p, advanced(ts.URL), st), ReasonCached)
 		// Another origin's state has not seen the token.
-		checkReason(t, probe(t, p, advanced(ts.URL), &tokenRing{}), ReasonOK)
+		checkReason(t, probe(t, p, advanced(ts.URL), &oxcrossState{}), ReasonOK)
 	})
 	t.Run("repeated token, legacy origin", func(t *testing.T) {
 		t.Parallel()
 		ts := newServer(t, fakeOrigin(func(_ *http.Request, resp *origin.Response) {
 			*resp = origin.Response{ServerTime: time.Now().UTC().Format(time.RFC3339), Token: "cafe"}
 		}))
-		st := &tokenRing{}
+		st := &oxcrossState{}
 		checkReason(t, probe(t, p, advanced(ts.URL), st), ReasonOK)
 		checkReason(t, probe(t, p, advanced(ts.URL), st), ReasonCached)
 	})
 	t.Run("wrong nonce", func(t *testing.T) {
 		t.Parallel()
 		ts := newServer(t, fakeOrigin(func(_ *http.Request, resp *origin.Response) { resp.Nonce = "0123456789abcdef" }))
-		checkReason(t, probe(t, p, advanced(ts.URL), &tokenRing{}), ReasonCached)
+		checkReason(t, probe(t, p, advanced(ts.URL), &oxcrossState{}), ReasonCached)
 	})
 }
 
@@ -185,7 +186,7 @@ func TestProbeFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ts := newServer(t, tc.handler)
-			r := probe(t, p, advanced(ts.URL+origin.Path), &tokenRing{})
+			r := probe(t, p, advanced(ts.URL+origin.Path), &oxcrossState{})
 			checkReason(t, r, tc.want)
 			if !r.HTTP {
 				t.Error("an oxcross probe's result does not say it speaks HTTP")
@@ -219,7 +220,7 @@ func TestProbeLegacyOrigin(t *testing.T) {
 					"token":       randomToken(),
 				})
 			}))
-			st := &tokenRing{}
+			st := &oxcrossState{}
 			for i := range 3 {
 				r := probe(t, newTestProber(), advanced(ts.URL+origin.Path), st)
 				checkReason(t, r, ReasonOK)
@@ -313,12 +314,12 @@ func TestProbeHugeTokens(t *testing.T) {
 	var repeat atomic.Bool
 	ts := hugeTokenOrigin(t, size, &repeat)
 	p := newTestProber()
-	checkReason(t, probe(t, p, advanced(ts.URL+origin.Path), &tokenRing{}), ReasonOK) // the client exists from now on
+	checkReason(t, probe(t, p, advanced(ts.URL+origin.Path), &oxcrossState{}), ReasonOK) // the client exists from now on
 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	st := &tokenRing{}
+	st := &oxcrossState{}
 	for i := range probes {
 		r := probe(t, p, advanced(ts.URL+origin.Path), st)
 		if r.Reason != ReasonOK {
@@ -346,18 +347,18 @@ func BenchmarkProbeHugeTokens(b *testing.B) {
 	ts := hugeTokenOrigin(b, 1_000_000, &repeat)
 	p := newTestProber()
 	tg, m := advanced(ts.URL+origin.Path), builtinModules["advanced"]
-	run := func(st *tokenRing) {
+	run := func(st *oxcrossState) {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 		defer cancel()
 		if r := p.Probe(ctx, &tg, &m, st); r.Reason != ReasonOK {
 			b.Fatalf("%s: %v", r.Reason, r.Err)
 		}
 	}
-	run(&tokenRing{})
+	run(&oxcrossState{})
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	st := &tokenRing{}
+	st := &oxcrossState{}
 	b.ResetTimer()
 	for b.Loop() {
 		run(st)
@@ -426,7 +427,7 @@ func TestProbeAbsurdDrift(t *testing.T) {
 			} else {
 				ts = newOriginServer(t, origin.Options{Now: func() time.Time { return time.Now().Add(tc.real) }})
 			}
-			r := probe(t, newTestProber(), advanced(ts.URL+origin.Path), &tokenRing{})
+			r := probe(t, newTestProber(), advanced(ts.URL+origin.Path), &oxcrossState{})
 			checkReason(t, r, tc.want)
 			if tc.want == ReasonOK {
 				if err := abs(r.Drift.Offset - tc.real); err > 50*time.Millisecond {
@@ -441,5 +442,44 @@ func TestProbeAbsurdDrift(t *testing.T) {
 				t.Errorf("/probe answers a drift: %v, want %v", ok, tc.want == ReasonOK)
 			}
 		})
+	}
+}
+
+// TestOxcrossClockFilterSamples: a module's clock_filter_samples is the
+// filter's K; a scheduled origin's probe has the filter's estimate, a
+// one-off probe (no state) only its exchange.
+func TestOxcrossClockFilterSamples(t *testing.T) {
+	t.Parallel()
+	ts := newOriginServer(t, origin.Options{})
+	p := newTestProber()
+	tg := advanced(ts.URL + origin.Path)
+	for _, tc := range []struct {
+		k    *int
+		want []int // samples kept after each probe
+	}{
+		{nil, []int{1, 2, 3}},
+		{new(1), []int{1, 1, 1}},
+		{new(2), []int{1, 2, 2}},
+	} {
+		m := config.Module{Kind: "oxcross", Settings: &OxcrossSettings{ClockFilterSamples: tc.k}}
+		st := p.newState(&m)
+		for i, want := range tc.want {
+			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+			r := p.Probe(ctx, &tg, &m, st)
+			cancel()
+			checkReason(t, r, ReasonOK)
+			if r.Filtered == nil || r.Filtered.Samples != want {
+				t.Fatalf("K %v, probe %d: filtered %+v, want %d samples", tc.k, i, r.Filtered, want)
+			}
+			if tc.k != nil && *tc.k == 1 && (r.Filtered.Offset != r.Drift.Offset || r.Filtered.Bound != r.Drift.Uncertainty) {
+				t.Errorf("K 1, probe %d: filtered %+v, want the exchange %+v", i, r.Filtered, r.Drift)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		r := p.Probe(ctx, &tg, &m, nil)
+		cancel()
+		if checkReason(t, r, ReasonOK); r.Drift == nil || r.Filtered != nil {
+			t.Errorf("one-off probe: drift %v, filtered %v; want only the exchange", r.Drift, r.Filtered)
+		}
 	}
 }

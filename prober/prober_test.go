@@ -88,7 +88,7 @@ func addrTarget(addr string) config.Target {
 }
 
 // probe probes tg once with its built-in module and its timeout; st is the
-// origin's state (a *tokenRing for the oxcross kind), nil for a one-off
+// origin's state (an *oxcrossState for the oxcross kind), nil for a one-off
 // probe.
 func probe(t testing.TB, p *Prober, tg config.Target, st any) Result {
 	t.Helper()
@@ -253,7 +253,7 @@ func TestProbeResultReasons(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			tg, m, state := addrTarget("example.test"), kinds.Base().Modules["stub"], &tokenRing{}
+			tg, m, state := addrTarget("example.test"), kinds.Base().Modules["stub"], &oxcrossState{}
 			start := time.Now()
 			r := NewProber(testAgent, kinds).Probe(ctx, &tg, &m, state)
 			elapsed := time.Since(start)
@@ -323,7 +323,7 @@ func TestProbeTimeout(t *testing.T) {
 			tg := advanced(ts.URL + origin.Path)
 			tg.Timeout = 300 * time.Millisecond
 			start := time.Now()
-			r := probe(t, newTestProber(), tg, &tokenRing{})
+			r := probe(t, newTestProber(), tg, &oxcrossState{})
 			elapsed := time.Since(start)
 			checkReason(t, r, ReasonTimeout)
 			if elapsed > tg.Timeout+200*time.Millisecond {
@@ -355,7 +355,7 @@ func TestProbeFreshConnection(t *testing.T) {
 	t.Cleanup(ts.Close)
 
 	p := newTestProber()
-	st := &tokenRing{}
+	st := &oxcrossState{}
 	for range 3 {
 		checkReason(t, probe(t, p, advanced(ts.URL+origin.Path), st), ReasonOK)
 	}

@@ -41,8 +41,13 @@ type Result struct {
 	// TLSExpiry is the earliest NotAfter of the certificates the peer sent,
 	// when there was a TLS handshake.
 	TLSExpiry time.Time
-	// Drift is set by successful oxcross probes.
+	// Drift is set by successful oxcross probes: this probe's exchange
+	// alone.
 	Drift *Drift
+	// Filtered is set with Drift by oxcross probes of a scheduled origin
+	// (one with state): the clock filter's estimate over the origin's last
+	// exchanges, this one included. One-off probes have none.
+	Filtered *FilteredDrift
 	// Err is the underlying error of a failure, for logs only.
 	Err error
 }
@@ -50,4 +55,14 @@ type Result struct {
 // fail marks r failed with reason and err.
 func (r *Result) fail(reason Reason, err error) {
 	r.Success, r.Reason, r.Err = false, reason, err
+}
+
+// DriftEstimate is the drift the leaf reports for r, and its uncertainty
+// at now: the clock filter's when r has one, else r's exchange's; nil
+// without a drift.
+func (r Result) DriftEstimate(now time.Time) *Drift {
+	if r.Filtered != nil {
+		return &Drift{Offset: r.Filtered.Offset, Uncertainty: r.Filtered.UncertaintyAt(now)}
+	}
+	return r.Drift
 }

@@ -50,7 +50,7 @@ func TestUnresolvableName(t *testing.T) {
 		}
 	})
 	// The built-in module advanced, as a scheduled origin of it probes.
-	checkReason(t, probe(t, newTestProber(), advanced("http://nonexistent.invalid:9301"+origin.Path), &tokenRing{}), ReasonDNS)
+	checkReason(t, probe(t, newTestProber(), advanced("http://nonexistent.invalid:9301"+origin.Path), &oxcrossState{}), ReasonDNS)
 	for _, name := range []string{"none.oxcross.test", "nonexistent.invalid"} {
 		if dns.QueriesFor(name) == 0 {
 			t.Errorf("the fake DNS server got no query for %s", name)

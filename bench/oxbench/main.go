@@ -394,7 +394,9 @@ func window(args []string) error {
 // processing phase minus the proxy's round trip (request in to response
 // out), the leaf's duration minus the proxy's connection time, the
 // leaf's duration minus the injected delay, and the drift's error (origin
-// and leaf share a clock here, so any drift is error).
+// and leaf share a clock here, so any drift is error) of both estimators:
+// the clock filter's (oxcross_leaf_origin_time_drift) and the last
+// exchange's alone (oxcross_leaf_origin_time_drift_last_seconds).
 func accuracy(args []string) error {
 	fs := flag.NewFlagSet("accuracy", flag.ExitOnError)
 	metricsURL := fs.String("metrics", "", "leaf /metrics URL")
@@ -404,7 +406,7 @@ func accuracy(args []string) error {
 	every := fs.Duration("every", 100*time.Millisecond, "scrape interval")
 	_ = fs.Parse(args)
 	paired := map[int]float64{}
-	var rtts, conns, delays, drifts []float64
+	var rtts, conns, delays, drifts, lasts []float64
 	end := time.Now().Add(*duration)
 	for time.Now().Before(end) {
 		time.Sleep(*every)
@@ -452,7 +454,8 @@ func accuracy(args []string) error {
 			dur, ok1 := value("oxcross_leaf_probe_duration_seconds", id, nil)
 			proc, ok2 := value("oxcross_leaf_probe_phase_seconds", id, map[string]string{"phase": "processing"})
 			drift, ok3 := value("oxcross_leaf_origin_time_drift", id, nil)
-			if !ok1 || !ok2 || !ok3 {
+			last, ok4 := value("oxcross_leaf_origin_time_drift_last_seconds", id, nil)
+			if !ok1 || !ok2 || !ok3 || !ok4 {
 				continue
 			}
 			paired[i] = count
@@ -460,6 +463,7 @@ func accuracy(args []string) error {
 			conns = append(conns, dur-st.Conn.Seconds())
 			delays = append(delays, dur-delay.Seconds())
 			drifts = append(drifts, math.Abs(drift))
+			lasts = append(lasts, math.Abs(last))
 		}
 	}
 	if len(rtts) == 0 {
@@ -474,7 +478,7 @@ func accuracy(args []string) error {
 	for _, v := range []struct {
 		name string
 		xs   []float64
-	}{{"rtt_err", rtts}, {"conn_err", conns}, {"delay_err", delays}, {"drift_err", drifts}} {
+	}{{"rtt_err", rtts}, {"conn_err", conns}, {"delay_err", delays}, {"drift_err", drifts}, {"drift_last_err", lasts}} {
 		fmt.Printf("%s_p50=%.6f\n%s_p90=%.6f\n", v.name, pct(v.xs, .5), v.name, pct(v.xs, .9))
 	}
 	return nil

@@ -48,6 +48,8 @@ func runLeaf(o *options) int {
 	parser := kinds.Parser(*o.limits)
 	probes := prober.NewProber(agent, kinds)
 	history := prober.NewHistory()
+	// The leaf's own clock, read from the kernel at each scrape.
+	reg.MustRegister(prober.NewClockCollector())
 	sched := prober.NewScheduler(prober.SchedulerOptions{
 		Prober: probes, Metrics: prober.NewMetrics(reg), LeafID: o.leafID,
 		MaxConcurrency: o.maxConcurrency, History: history, Logger: logger,
@@ -92,6 +94,9 @@ func runLeaf(o *options) int {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		page := statuspage.Leaf{ID: o.leafID, Version: version.Info(), ConfigSource: configSource, Ready: follower.Ready(), Origins: history.Statuses(follower.Config()), Now: time.Now(), Refresh: 15}
+		if lc, ok := prober.ReadLeafClock(); ok {
+			page.Clock = &lc
+		}
 		if err := statuspage.RenderLeaf(w, page); err != nil {
 			logger.Error("Rendering the status page", "err", err)
 		}

@@ -43,7 +43,10 @@ type Leaf struct {
 	// Ready is nil when the leaf has a config, else why not.
 	Ready   error
 	Origins []prober.OriginStatus
-	Now     time.Time
+	// Clock is the kernel's view of the leaf's own clock; nil where it
+	// cannot be read.
+	Clock *prober.LeafClock
+	Now   time.Time
 	// Refresh is how often the page reloads itself, in seconds.
 	Refresh int
 }

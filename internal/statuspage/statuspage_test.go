@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/internal/statuspage"
+	"github.com/oxcross/oxcross/prober"
 )
 
 // TestLeafConfigSource: the leaf's page shows a config URL without its
@@ -23,6 +25,39 @@ func TestLeafConfigSource(t *testing.T) {
 		}
 		if !strings.Contains(b.String(), want) || strings.Contains(b.String(), "S3CRET") {
 			t.Errorf("page for source %q lacks %q:\n%s", source, want, b.String())
+		}
+	}
+}
+
+// TestLeafClockAndDrift: the page says how good the leaf's own clock is,
+// and shows an origin's filtered drift, its bound at the page's time, and
+// the last exchange's.
+func TestLeafClockAndDrift(t *testing.T) {
+	now := time.Now()
+	last := prober.Result{
+		Success:  true,
+		Drift:    &prober.Drift{Offset: -9 * time.Millisecond, Uncertainty: 20 * time.Millisecond},
+		Filtered: &prober.FilteredDrift{Offset: time.Millisecond, Bound: 4 * time.Millisecond, At: now.Add(-1000 * time.Second), Samples: 8},
+	}
+	tg := &config.Target{ID: "o", URL: "http://o.example/oxcross", Module: "advanced", Interval: time.Second}
+	for _, tc := range []struct {
+		clock *prober.LeafClock
+		want  []string
+	}{
+		{&prober.LeafClock{Synchronized: true, MaxError: 12 * time.Millisecond, EstimatedError: 500 * time.Microsecond},
+			[]string{"synchronized", "maximum error 12.00 ms", "estimated error 0.50 ms", "1.00 ms ± 19.00 ms", "last exchange -9.00 ms · filter of 8"}},
+		{&prober.LeafClock{MaxError: 16 * time.Second, EstimatedError: 16 * time.Second}, []string{"not synchronized", "maximum error 16000.00 ms"}},
+		{nil, []string{"unknown (read from the kernel on Linux only)"}},
+	} {
+		var b bytes.Buffer
+		page := statuspage.Leaf{ID: "a", Clock: tc.clock, Now: now, Origins: []prober.OriginStatus{{Target: tg, Probed: true, Last: last, LastAt: now}}}
+		if err := statuspage.RenderLeaf(&b, page); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("clock %+v: page lacks %q:\n%s", tc.clock, w, b.String())
+			}
 		}
 	}
 }

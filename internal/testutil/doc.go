@@ -7,8 +7,10 @@
 //     and TCP answering A and AAAA queries from a table that may change
 //     while it runs, counting queries, with a Resolver that asks only it.
 //   - DelayProxy (NewDelayProxy, NewDelayProxyWithOptions,
-//     StartDelayProxy): a TCP proxy delaying each direction by a fixed
-//     time, chunk by chunk, that records when each chunk was read and
+//     StartDelayProxy, StartDelayProxyWithOptions): a TCP proxy delaying
+//     each direction by a fixed time, chunk by chunk (and, as an option,
+//     a random fraction of the answers by a further random time: queueing
+//     on the way back), that records when each chunk was read and
 //     written on, so that a test compares its results with the delays that
 //     actually occurred (ConnRecord, Exchange, Exchange.OffsetError). It
 //     needs no test, for bench/oxbench.

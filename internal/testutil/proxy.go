@@ -3,6 +3,7 @@ package testutil
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"slices"
@@ -34,6 +35,13 @@ type DelayProxyOptions struct {
 	// (the latest); zero keeps them all. Open connections are always
 	// recorded.
 	Keep int
+	// DownJitterFraction of the connections, chosen at random, have their
+	// answer wait a further random delay in [0, DownJitterMax) on its way
+	// back, on top of Down: queueing on the return path only. Every chunk
+	// of such an answer waits the same extra, so that they keep their
+	// order. The records hold the delays the chunks really had.
+	DownJitterFraction float64
+	DownJitterMax      time.Duration
 }
 
 // DelayProxy forwards TCP connections from a listener on 127.0.0.1 to an
@@ -103,8 +111,8 @@ func NewDelayProxy(upstream string, up, down time.Duration) (*DelayProxy, error)
 // NewDelayProxyWithOptions starts a proxy to upstream as o says. Close
 // stops it.
 func NewDelayProxyWithOptions(upstream string, o DelayProxyOptions) (*DelayProxy, error) {
-	if o.Up < 0 || o.Down < 0 || o.Keep < 0 {
-		return nil, fmt.Errorf("delay proxy: negative delay or Keep in %+v", o)
+	if o.Up < 0 || o.Down < 0 || o.Keep < 0 || o.DownJitterFraction < 0 || o.DownJitterFraction > 1 || o.DownJitterMax < 0 {
+		return nil, fmt.Errorf("delay proxy: negative delay, Keep or jitter, or a jitter fraction beyond 1, in %+v", o)
 	}
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -121,6 +129,18 @@ func NewDelayProxyWithOptions(upstream string, o DelayProxyOptions) (*DelayProxy
 func StartDelayProxy(t testing.TB, upstream string, up, down time.Duration) *DelayProxy {
 	t.Helper()
 	p, err := NewDelayProxy(upstream, up, down)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// StartDelayProxyWithOptions is NewDelayProxyWithOptions for a test, as
+// StartDelayProxy.
+func StartDelayProxyWithOptions(t testing.TB, upstream string, o DelayProxyOptions) *DelayProxy {
+	t.Helper()
+	p, err := NewDelayProxyWithOptions(upstream, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +374,11 @@ func (p *DelayProxy) forward(pc *proxyConn) {
 		errs <- err
 	}()
 	go func() {
-		err := p.delayWrite(pc, client, fromUpstream, p.opts.Down, false)
+		down := p.opts.Down
+		if p.opts.DownJitterMax > 0 && rand.Float64() < p.opts.DownJitterFraction {
+			down += rand.N(p.opts.DownJitterMax)
+		}
+		err := p.delayWrite(pc, client, fromUpstream, down, false)
 		_ = client.SetReadDeadline(time.Now().Add(linger))
 		errs <- err
 	}()

@@ -203,6 +203,49 @@ func TestDelayProxyHTTP(t *testing.T) {
 	}
 }
 
+// TestDelayProxyDownJitter: with DownJitterFraction, some answers wait
+// longer on the way back, requests never do, and the records hold the
+// delays each really had.
+func TestDelayProxyDownJitter(t *testing.T) {
+	const base, jitter, n = 2 * time.Millisecond, 20 * time.Millisecond, 40
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "hello oxcross")
+	}))
+	defer ts.Close()
+	p := StartDelayProxyWithOptions(t, ts.Listener.Addr().String(), DelayProxyOptions{Up: base, Down: base, DownJitterFraction: 0.5, DownJitterMax: jitter})
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for range n {
+		if resp := Do(t, client, http.MethodGet, "http://"+p.Addr()+"/", ""); resp.Code != http.StatusOK {
+			t.Fatalf("status %d", resp.Code)
+		}
+	}
+	Eventually(t, 5*time.Second, "every connection finished", func() bool { return p.Finished() == n })
+	// Scheduling may add a couple of milliseconds to any delay.
+	const slack = 3 * time.Millisecond
+	late := 0
+	for i, ex := range p.Exchanges() {
+		up, down := ex.UpDelay(), ex.DownDelay()
+		if up < base || up > base+slack {
+			t.Errorf("exchange %d: up delay %v, want %v", i, up, base)
+		}
+		if down < base || down > base+jitter+slack {
+			t.Errorf("exchange %d: down delay %v, want %v plus at most %v", i, down, base, jitter)
+		}
+		if down > base+slack {
+			late++
+		}
+	}
+	// Half of the answers wait a further random 0-20ms: most of those
+	// beyond the slack. 40 tries make fewer than 5 or more than 35 late
+	// ones a one-in-millions event.
+	if late < 5 || late > 35 {
+		t.Errorf("%d of %d answers waited longer, want about half", late, n)
+	}
+	if _, err := NewDelayProxyWithOptions(ts.Listener.Addr().String(), DelayProxyOptions{DownJitterFraction: 1.5}); err == nil {
+		t.Error("a jitter fraction of 1.5 accepted")
+	}
+}
+
 func TestDelayProxyUpstreamDown(t *testing.T) {
 	p := StartDelayProxy(t, ClosedAddr(t), 0, 0)
 	c, err := net.Dial("tcp4", p.Addr())
