@@ -152,6 +152,17 @@ func (s *Server) loadIdentities(onlyIfChanged bool) error {
 	return nil
 }
 
+// Ready reports nil while the server has a config to serve (always, once
+// New has returned: a config that does not load at start is an error), and
+// why not otherwise. The registry lives in memory; a registry kept
+// elsewhere will also be unready while it cannot be reached.
+func (s *Server) Ready() error {
+	if s.current.Load() == nil {
+		return errors.New("no config loaded yet")
+	}
+	return nil
+}
+
 // Current returns the config being served.
 func (s *Server) Current() *config.Snapshot {
 	return s.current.Load()

@@ -844,3 +844,11 @@ origins:
 		}
 	}
 }
+
+// TestServerReady: a server that has loaded its config is ready.
+func TestServerReady(t *testing.T) {
+	fx := newFixture(t, filepath.Join(t.TempDir(), "config.yaml"), configYAML("a.example.com", 9301))
+	if err := fx.s.Ready(); err != nil {
+		t.Errorf("Ready with a config: %v", err)
+	}
+}

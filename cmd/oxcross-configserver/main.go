@@ -88,7 +88,7 @@ func main() {
 	mux.Handle("GET /metrics", service.MetricsHandler(reg))
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
 	mux.HandleFunc("GET /healthz", service.Healthy)
-	mux.HandleFunc("GET /-/ready", service.Ready(func() error { return nil }))
+	mux.HandleFunc("GET /-/ready", service.Ready(srv.Ready))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		l := srv.Current()
