@@ -136,6 +136,12 @@ Depends: passwd" "$f: control fields"
   echo "$arch: 3 debs ok"
 done
 
+# The test owns its rpm databases, whatever HOME is: Debian's rpm keeps its
+# default one under ~/.rpmdb. Queries of package files use a scratch one; the
+# scratch root below has its own under its /var/lib/rpm.
+rpm() { command rpm --dbpath "$tmp/rpmdb" "$@"; }
+mkdir -p "$tmp/rpmdb"
+
 step "rpm packages: metadata, files, config files, scriptlets"
 for arch in amd64 arm64; do
   rarch=$([ $arch = amd64 ] && echo x86_64 || echo aarch64)
@@ -159,15 +165,16 @@ done
 
 step "rpm: install into a scratch root, verify, erase (--nodeps --noscripts: this is no rpm-based system)"
 rroot="$tmp/rpmroot"
-rpm --root "$rroot" --initdb 2>/dev/null
+rpm_root() { command rpm --root "$rroot" --dbpath /var/lib/rpm "$@"; }
+rpm_root --initdb 2>/dev/null
 for name in "${names[@]}"; do
   f=$(rpmfile "$name" x86_64)
-  rpm --root "$rroot" -i --nodeps --noscripts "$f" 2>/dev/null || fail "rpm -i $f"
-  rpm --root "$rroot" -V --nodeps "$name" || fail "rpm -V $name: the installed files differ from the package"
+  rpm_root -i --nodeps --noscripts "$f" 2>/dev/null || fail "rpm -i $f"
+  rpm_root -V --nodeps "$name" || fail "rpm -V $name: the installed files differ from the package"
   cmp -s "$rroot/usr/lib/systemd/system/$name.service" "packaging/systemd/$name.service" || fail "$f: unit differs"
 done
-rpm --root "$rroot" -e --nodeps --noscripts "${names[@]}" 2>/dev/null || fail "rpm -e"
-left=$(cd "$rroot" && find . -path ./root -prune -o -path ./var -prune -o -type f -print -o -type d -name '*oxcross*' -print)
+rpm_root -e --nodeps --noscripts "${names[@]}" 2>/dev/null || fail "rpm -e"
+left=$(cd "$rroot" && find . -path ./var/lib/rpm -prune -o -type f -print -o -type d -name '*oxcross*' -print)
 [ -z "$left" ] || fail "rpm -e left: $left"
 echo "rpm: 3 packages installed, verified and erased"
 
