@@ -40,6 +40,17 @@ CHANGELOG
   gzip -9nf "$BUILD/changelog/$name/changelog.Debian"
 done
 
+# Man pages and shell completions, from the programs themselves (kingpin's
+# --help-man, --completion-script-bash and --completion-script-zsh), built
+# for this machine with the same version ldflags; the same for every arch.
+echo "building the man pages and shell completions"
+rm -rf "$BUILD/host" "$BUILD/man" "$BUILD/completion"
+mkdir -p "$BUILD/man" "$BUILD/completion/bash" "$BUILD/completion/zsh"
+CGO_ENABLED=0 $GO build -trimpath -ldflags "$LDFLAGS" -o "$BUILD/host/" ./cmd/oxcross-leaf ./cmd/oxcross-origin ./cmd/oxcross-configserver
+for name in "${names[@]}"; do
+  "$BUILD/host/$name" --help-man | gzip -9n > "$BUILD/man/$name.1.gz"
+done
+
 for arch in "${arches[@]}"; do
   echo "building the binaries for linux/$arch"
   CGO_ENABLED=0 GOOS=linux GOARCH=$arch $GO build -trimpath -ldflags "$LDFLAGS -s -w" \

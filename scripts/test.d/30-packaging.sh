@@ -78,7 +78,8 @@ rpmfile() { echo "dist/${1}-${pkg_version}-1.${2}.rpm"; }
 cs_conf=(/etc/oxcross/config.yaml /etc/oxcross/configserver-web.yml /etc/oxcross/registry-identities.yml)
 deb_files() {
   printf '%s\n' "/etc/default/$1" "/lib/systemd/system/$1.service" "/usr/bin/$1" \
-    "/usr/share/doc/$1/changelog.Debian.gz" "/usr/share/doc/$1/copyright" "/usr/share/lintian/overrides/$1"
+    "/usr/share/doc/$1/changelog.Debian.gz" "/usr/share/doc/$1/copyright" "/usr/share/lintian/overrides/$1" \
+    "/usr/share/man/man1/$1.1.gz"
   [ "$1" != oxcross-configserver ] || printf '%s\n' "${cs_conf[@]}"
 }
 deb_conffiles() {
@@ -86,7 +87,7 @@ deb_conffiles() {
   [ "$1" != oxcross-configserver ] || printf '%s\n' "${cs_conf[@]}"
 }
 rpm_files() {
-  printf '%s\n' "/etc/sysconfig/$1" "/usr/bin/$1" "/usr/lib/systemd/system/$1.service"
+  printf '%s\n' "/etc/sysconfig/$1" "/usr/bin/$1" "/usr/lib/systemd/system/$1.service" "/usr/share/man/man1/$1.1.gz"
   [ "$1" != oxcross-configserver ] || printf '%s\n' /etc/oxcross "${cs_conf[@]}"
 }
 rpm_conffiles() {
@@ -131,6 +132,14 @@ Depends: passwd" "$f: control fields"
       ! grep -q @NAME@ "$x/DEBIAN/$s" || fail "$f: $s has an unreplaced @NAME@"
     done
     cmp -s "$x/lib/systemd/system/$name.service" "packaging/systemd/$name.service" || fail "$f: unit differs from packaging/systemd"
+    # The man page: a one-line header with the version, a whatis line, and
+    # no warning from man (lintian runs it too).
+    man=$x/usr/share/man/man1/$name.1.gz
+    zcat "$man" | head -1 | grep -q "^\.TH ${name^^} 1 \"[0-9-]*\" \"$name $version\" \"User Commands\"\$" ||
+      fail "$f: man page header: $(zcat "$man" | head -1)"
+    lexgrog "$man" | grep -q ": \"$name - ." || fail "$f: man page has no whatis line: $(lexgrog "$man")"
+    out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$man" 2>&1 >/dev/null) || fail "$f: man $man: $out"
+    [ -z "$out" ] || fail "$f: man page warnings: $out"
     check_binary "$x/usr/bin/$name" "$arch"
   done
   echo "$arch: 3 debs ok"
