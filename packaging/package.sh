@@ -49,6 +49,8 @@ mkdir -p "$BUILD/man" "$BUILD/completion/bash" "$BUILD/completion/zsh"
 CGO_ENABLED=0 $GO build -trimpath -ldflags "$LDFLAGS" -o "$BUILD/host/" ./cmd/oxcross-leaf ./cmd/oxcross-origin ./cmd/oxcross-configserver
 for name in "${names[@]}"; do
   "$BUILD/host/$name" --help-man | gzip -9n > "$BUILD/man/$name.1.gz"
+  "$BUILD/host/$name" --completion-script-bash > "$BUILD/completion/bash/$name"
+  "$BUILD/host/$name" --completion-script-zsh > "$BUILD/completion/zsh/_$name"
 done
 
 for arch in "${arches[@]}"; do

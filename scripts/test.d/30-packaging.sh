@@ -79,7 +79,7 @@ cs_conf=(/etc/oxcross/config.yaml /etc/oxcross/configserver-web.yml /etc/oxcross
 deb_files() {
   printf '%s\n' "/etc/default/$1" "/lib/systemd/system/$1.service" "/usr/bin/$1" \
     "/usr/share/doc/$1/changelog.Debian.gz" "/usr/share/doc/$1/copyright" "/usr/share/lintian/overrides/$1" \
-    "/usr/share/man/man1/$1.1.gz"
+    "/usr/share/man/man1/$1.1.gz" "/usr/share/bash-completion/completions/$1" "/usr/share/zsh/vendor-completions/_$1"
   [ "$1" != oxcross-configserver ] || printf '%s\n' "${cs_conf[@]}"
 }
 deb_conffiles() {
@@ -87,7 +87,8 @@ deb_conffiles() {
   [ "$1" != oxcross-configserver ] || printf '%s\n' "${cs_conf[@]}"
 }
 rpm_files() {
-  printf '%s\n' "/etc/sysconfig/$1" "/usr/bin/$1" "/usr/lib/systemd/system/$1.service" "/usr/share/man/man1/$1.1.gz"
+  printf '%s\n' "/etc/sysconfig/$1" "/usr/bin/$1" "/usr/lib/systemd/system/$1.service" "/usr/share/man/man1/$1.1.gz" \
+    "/usr/share/bash-completion/completions/$1" "/usr/share/zsh/site-functions/_$1"
   [ "$1" != oxcross-configserver ] || printf '%s\n' /etc/oxcross "${cs_conf[@]}"
 }
 rpm_conffiles() {
@@ -140,6 +141,10 @@ Depends: passwd" "$f: control fields"
     lexgrog "$man" | grep -q ": \"$name - ." || fail "$f: man page has no whatis line: $(lexgrog "$man")"
     out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$man" 2>&1 >/dev/null) || fail "$f: man $man: $out"
     [ -z "$out" ] || fail "$f: man page warnings: $out"
+    # The completions complete this program's flags.
+    bash -n "$x/usr/share/bash-completion/completions/$name" || fail "$f: bash completion is not valid bash"
+    grep -q "^complete -F .* $name\$" "$x/usr/share/bash-completion/completions/$name" || fail "$f: bash completion is not for $name"
+    head -1 "$x/usr/share/zsh/vendor-completions/_$name" | grep -qx "#compdef $name" || fail "$f: zsh completion is not for $name"
     check_binary "$x/usr/bin/$name" "$arch"
   done
   echo "$arch: 3 debs ok"
