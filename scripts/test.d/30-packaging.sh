@@ -76,7 +76,16 @@ rpmfile() { echo "dist/${1}-${pkg_version}-1.${2}.rpm"; }
 # What each package holds (files only), and its configuration files: the
 # configserver's target config, web config and registry identities.
 cs_conf=(/etc/oxcross/config.yaml /etc/oxcross/configserver-web.yml /etc/oxcross/registry-identities.yml)
+# The documentation in /usr/share/doc/NAME: the README, the examples and, in
+# the leaf's package, the rendered mixin (whatever mixin/out holds); %doc
+# files in the rpm.
+doc_files() {
+  printf "/usr/share/doc/$1/%s\n" README.md examples/config.yaml examples/prometheus.yml \
+    examples/web-config.yml examples/http-client.yml
+  [ "$1" != oxcross-leaf ] || (cd mixin/out && find . -type f | sed "s|^\./|/usr/share/doc/$1/mixin/|")
+}
 deb_files() {
+  doc_files "$1"
   printf '%s\n' "/etc/default/$1" "/lib/systemd/system/$1.service" "/usr/bin/$1" \
     "/usr/share/doc/$1/changelog.Debian.gz" "/usr/share/doc/$1/copyright" "/usr/share/lintian/overrides/$1" \
     "/usr/share/man/man1/$1.1.gz" "/usr/share/bash-completion/completions/$1" "/usr/share/zsh/vendor-completions/_$1"
@@ -87,6 +96,9 @@ deb_conffiles() {
   [ "$1" != oxcross-configserver ] || printf '%s\n' "${cs_conf[@]}"
 }
 rpm_files() {
+  doc_files "$1"
+  printf '%s\n' "/usr/share/doc/$1" "/usr/share/doc/$1/examples" "/usr/share/licenses/$1" "/usr/share/licenses/$1/LICENSE"
+  [ "$1" != oxcross-leaf ] || printf '%s\n' "/usr/share/doc/$1/mixin" "/usr/share/doc/$1/mixin/dashboards"
   printf '%s\n' "/etc/sysconfig/$1" "/usr/bin/$1" "/usr/lib/systemd/system/$1.service" "/usr/share/man/man1/$1.1.gz" \
     "/usr/share/bash-completion/completions/$1" "/usr/share/zsh/site-functions/_$1"
   [ "$1" != oxcross-configserver ] || printf '%s\n' /etc/oxcross "${cs_conf[@]}"
@@ -146,6 +158,9 @@ Depends: passwd" "$f: control fields"
     grep -q "^complete -F .* $name\$" "$x/usr/share/bash-completion/completions/$name" || fail "$f: bash completion is not for $name"
     head -1 "$x/usr/share/zsh/vendor-completions/_$name" | grep -qx "#compdef $name" || fail "$f: zsh completion is not for $name"
     check_binary "$x/usr/bin/$name" "$arch"
+    cmp -s "$x/usr/share/doc/$name/examples/config.yaml" packaging/config/config.yaml || fail "$f: examples/config.yaml differs"
+    cmp -s "$x/usr/share/doc/$name/examples/prometheus.yml" examples/prometheus.yml || fail "$f: examples/prometheus.yml differs"
+    [ "$name" != oxcross-leaf ] || diff -r "$x/usr/share/doc/$name/mixin" mixin/out >/dev/null || fail "$f: the mixin differs from mixin/out"
   done
   echo "$arch: 3 debs ok"
 done
@@ -165,6 +180,8 @@ for arch in amd64 arm64; do
     same "$(rpm -qp --qf '%{NAME} %{VERSION} %{RELEASE} %{ARCH} %{OS}\n' "$f")" "$name $pkg_version 1 $rarch linux" "$f: header"
     same "$(rpm -qpl "$f" | sort)" "$(rpm_files "$name" | sort)" "$f: files"
     same "$(rpm -qpc "$f" | sort)" "$(rpm_conffiles "$name" | sort)" "$f: config files"
+    same "$(rpm -qpd "$f" | sort)" "$(doc_files "$name" | sort)" "$f: %doc files"
+    same "$(rpm -qpL "$f")" "/usr/share/licenses/$name/LICENSE" "$f: %license files"
     rpm -qp --requires "$f" | grep -qx shadow-utils || fail "$f: does not require shadow-utils"
     same "$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILENAMES}\n]' "$f" | grep " /usr/bin/$name$")" \
       "-rwxr-xr-x root /usr/bin/$name" "$f: binary mode"
