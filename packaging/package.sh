@@ -26,7 +26,7 @@ date=$(date -R -u -d "@$(git log -1 --format=%ct HEAD)")
 rm -rf "$BUILD/scripts" "$BUILD/changelog"
 for name in "${names[@]}"; do
   mkdir -p "$BUILD/scripts/$name" "$BUILD/changelog/$name"
-  for s in preinstall postinstall preremove postremove; do
+  for s in postinstall preremove postremove; do
     sed "s/@NAME@/$name/g" "packaging/scripts/$s.sh" > "$BUILD/scripts/$name/$s.sh"
   done
   cat > "$BUILD/changelog/$name/changelog.Debian" <<CHANGELOG

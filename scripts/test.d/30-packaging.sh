@@ -139,7 +139,8 @@ Depends: passwd" "$f: control fields"
     x="$tmp/deb-$name-$arch"
     dpkg-deb -R "$f" "$x"
     same "$(sort "$x/DEBIAN/conffiles")" "$(deb_conffiles "$name" | sort)" "$f: conffiles"
-    for s in preinst postinst prerm postrm; do
+    [ ! -e "$x/DEBIAN/preinst" ] || fail "$f: has a preinst (the user is created in postinst)"
+    for s in postinst prerm postrm; do
       [ -x "$x/DEBIAN/$s" ] || fail "$f: no executable $s"
       sh -n "$x/DEBIAN/$s" || fail "$f: $s is not valid sh"
       ! grep -q @NAME@ "$x/DEBIAN/$s" || fail "$f: $s has an unreplaced @NAME@"
@@ -186,7 +187,8 @@ for arch in amd64 arm64; do
     same "$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILENAMES}\n]' "$f" | grep " /usr/bin/$name$")" \
       "-rwxr-xr-x root /usr/bin/$name" "$f: binary mode"
     scripts=$(rpm -qp --scripts "$f")
-    for s in preinstall postinstall preuninstall postuninstall; do
+    ! grep -q "^preinstall scriptlet" <<<"$scripts" || fail "$f: has a %pre scriptlet (the user is created in %post)"
+    for s in postinstall preuninstall postuninstall; do
       grep -q "^$s scriptlet" <<<"$scripts" || fail "$f: no $s scriptlet"
     done
     ! grep -q @NAME@ <<<"$scripts" || fail "$f: a scriptlet has an unreplaced @NAME@"
@@ -228,7 +230,9 @@ if [ "$root" = none ] || ! $root unshare --mount true 2>/dev/null; then
 else
   mkdir -p "$tmp/stub"
   printf '#!/bin/sh\necho "$*" >> "%s/calls"\n' "$tmp" >"$tmp/stub/systemctl"
-  chmod +x "$tmp/stub/systemctl"
+  # and a getent that finds the user, so that postinstall creates none here
+  printf '#!/bin/sh\nexit 0\n' >"$tmp/stub/getent"
+  chmod +x "$tmp/stub/systemctl" "$tmp/stub/getent"
   # run_script SYSTEMD(yes|no) SCRIPT ARGS...: prints the systemctl calls and stdout.
   run_script() {
     local systemd=$1 script=$2
@@ -305,6 +309,8 @@ elif getent passwd oxcross >/dev/null; then
   skip "a user oxcross exists without the packages; the test would remove it"
 else
   cleanups+=("$root dpkg -P ${names[*]} >/dev/null 2>&1")
+  # Purging keeps the user that installing created; the test removes it.
+  cleanups+=("$root userdel oxcross >/dev/null 2>&1; $root groupdel oxcross >/dev/null 2>&1")
   # dpkg waits for no lock; another apt-get may hold it for a while.
   dpkg_() {
     local out
@@ -392,11 +398,12 @@ else
   for p in /etc/default/oxcross-leaf /var/lib/oxcross-leaf /lib/systemd/system/oxcross-leaf.service /usr/share/doc/oxcross-leaf; do
     [ ! -e "$p" ] || fail "purge left $p"
   done
-  getent passwd oxcross >/dev/null || fail "purging the leaf removed the user that the other two packages still use"
+  getent passwd oxcross >/dev/null || fail "purging the leaf removed the user"
 
   dpkg_ -P oxcross-origin oxcross-configserver >/dev/null || fail "dpkg -P origin and configserver"
-  ! getent passwd oxcross >/dev/null || fail "purging the last package left the user oxcross"
-  ! getent group oxcross >/dev/null || fail "purging the last package left the group oxcross"
+  # As Debian's packages do, purging keeps the system user and group.
+  getent passwd oxcross >/dev/null || fail "purging the last package removed the user oxcross"
+  getent group oxcross >/dev/null || fail "purging the last package removed the group oxcross"
   for p in "${cs_conf[@]}" /etc/default/oxcross-configserver /etc/default/oxcross-origin /usr/bin/oxcross-configserver; do
     [ ! -e "$p" ] || fail "purge left $p"
   done
@@ -404,8 +411,7 @@ else
   leftovers=$(find /etc /lib/systemd /usr/lib/systemd /usr/bin /usr/sbin /usr/share/doc /usr/share/lintian /var/lib /run \
     -maxdepth 3 -name '*oxcross*' 2>/dev/null | grep -v -e '^/etc/oxcross$' -e '^/etc/oxcross/web-config.yml$' || true)
   [ -z "$leftovers" ] || fail "purge left: $leftovers"
-  ! $root grep -l '^oxcross:' /etc/passwd /etc/group /etc/shadow /etc/gshadow 2>/dev/null || fail "purge left oxcross in the files above"
-  echo "install, upgrade, remove, purge: ok; purge leaves only the operator's /etc/oxcross/web-config.yml"
+  echo "install, upgrade, remove, purge: ok; purge leaves only the operator's /etc/oxcross/web-config.yml and the user oxcross"
 fi
 
 step "container image (make image)"
