@@ -1,6 +1,6 @@
 #!/bin/sh
-# @NAME@: after removal (deb postrm remove|purge|upgrade|..., rpm %postun 0|1).
-# Purge (deb only; rpm has none) removes what running created: the service's
+# @NAME@: after removal (deb postrm remove|purge|upgrade|..., RPM %postun 0|1).
+# Purge (deb only; RPM has none) removes what running created: the service's
 # state directory (the leaf's config cache, which it fetches anew). It keeps
 # the oxcross user and group (as Debian's packages do: files an operator gave
 # them may remain) and what an operator may have put in /etc/oxcross. dpkg
