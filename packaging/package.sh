@@ -26,7 +26,7 @@ date=$(date -R -u -d "@$(git log -1 --format=%ct HEAD)")
 rm -rf "$BUILD/scripts" "$BUILD/changelog"
 for name in "${names[@]}"; do
   mkdir -p "$BUILD/scripts/$name" "$BUILD/changelog/$name"
-  for s in preinstall postinstall preremove postremove; do
+  for s in postinstall preremove postremove; do
     sed "s/@NAME@/$name/g" "packaging/scripts/$s.sh" > "$BUILD/scripts/$name/$s.sh"
   done
   cat > "$BUILD/changelog/$name/changelog.Debian" <<CHANGELOG
@@ -38,6 +38,30 @@ $name ($PKG_VERSION-1) unstable; urgency=medium
  -- $PKG_MAINTAINER  $date
 CHANGELOG
   gzip -9nf "$BUILD/changelog/$name/changelog.Debian"
+  # The same entry for the rpm (%changelog, in chglog's format), given to
+  # nfpm in a copy of the package's config: nfpm would put a changelog in the
+  # deb too.
+  cat > "$BUILD/changelog/$name/changelog.yml" <<CHANGELOG
+- semver: $PKG_VERSION-1
+  date: $(date -u -d "@$(git log -1 --format=%ct HEAD)" +%Y-%m-%dT%H:%M:%SZ)
+  packager: $PKG_MAINTAINER
+  changes:
+    - note: Built from commit $revision of https://github.com/oxcross/oxcross.
+CHANGELOG
+  { cat "packaging/nfpm/$name.yaml"; echo "changelog: $BUILD/changelog/$name/changelog.yml"; } > "$BUILD/changelog/$name/nfpm-rpm.yaml"
+done
+
+# Man pages and shell completions, from the programs themselves (kingpin's
+# --help-man, --completion-script-bash and --completion-script-zsh), built
+# for this machine with the same version ldflags; the same for every arch.
+echo "building the man pages and shell completions"
+rm -rf "$BUILD/host" "$BUILD/man" "$BUILD/completion"
+mkdir -p "$BUILD/man" "$BUILD/completion/bash" "$BUILD/completion/zsh"
+CGO_ENABLED=0 $GO build -trimpath -ldflags "$LDFLAGS" -o "$BUILD/host/" ./cmd/oxcross-leaf ./cmd/oxcross-origin ./cmd/oxcross-configserver
+for name in "${names[@]}"; do
+  "$BUILD/host/$name" --help-man | gzip -9n > "$BUILD/man/$name.1.gz"
+  "$BUILD/host/$name" --completion-script-bash > "$BUILD/completion/bash/$name"
+  "$BUILD/host/$name" --completion-script-zsh > "$BUILD/completion/zsh/_$name"
 done
 
 for arch in "${arches[@]}"; do
@@ -46,8 +70,10 @@ for arch in "${arches[@]}"; do
     -o "$BUILD/$arch/" ./cmd/oxcross-leaf ./cmd/oxcross-origin ./cmd/oxcross-configserver
   for name in "${names[@]}"; do
     for packager in deb rpm; do
+      config=packaging/nfpm/$name.yaml
+      [ "$packager" = deb ] || config=$BUILD/changelog/$name/nfpm-rpm.yaml
       ARCH=$arch $GO tool -modfile=tools/go.mod nfpm package --packager "$packager" \
-        --config "packaging/nfpm/$name.yaml" --target dist/ | sed 's/^/  /'
+        --config "$config" --target dist/ | sed 's/^/  /'
     done
   done
 done

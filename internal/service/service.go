@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -71,7 +72,40 @@ func AddFlags(app *kingpin.Application, name, portEnv, defaultPort string) *Flag
 	app.Version(version.Print(app.Name))
 	app.UsageWriter(os.Stdout)
 	app.HelpFlag.Short('h')
+	app.PreAction(func(c *kingpin.ParseContext) error {
+		for _, e := range c.Elements {
+			if fc, ok := e.Clause.(*kingpin.FlagClause); ok && fc.Model().Name == "help-man" {
+				if err := app.UsageForContextWithTemplate(c, 2, ManPageTemplate(app.Name, app.Help)); err != nil {
+					return err
+				}
+				os.Exit(0)
+			}
+		}
+		return nil
+	})
 	return f
+}
+
+// ManPageTemplate is kingpin's --help-man template with a valid header and
+// NAME section: kingpin puts the application's version (here the several
+// lines of version.Print) unquoted into .TH, and only the name under NAME.
+// The header here is .TH NAME 1 "build date" "name version", and NAME reads
+// "name \- the first sentence of help", as whatis and lexgrog want it.
+func ManPageTemplate(name, help string) string {
+	date := ""
+	if t, err := time.Parse("20060102-15:04:05", version.BuildDate); err == nil {
+		date = t.Format("2006-01-02")
+	}
+	summary, _, _ := strings.Cut(help, ". ")
+	summary = strings.TrimSuffix(summary, ".")
+	if _, after, ok := strings.Cut(summary, ": "); ok {
+		summary = after
+	}
+	summary = strings.ReplaceAll(summary, `\`, `\e`)
+	t := strings.Replace(kingpin.ManPageTemplate,
+		`.TH {{.App.Name}} 1 {{.App.Version}} "{{.App.Author}}"`,
+		fmt.Sprintf(".TH %s 1 %q %q %q", strings.ToUpper(name), date, name+" "+version.Version, "User Commands"), 1)
+	return strings.Replace(t, ".SH \"NAME\"\n{{.App.Name}}\n", ".SH \"NAME\"\n{{.App.Name}} \\- "+summary+"\n", 1)
 }
 
 // Logger returns the logger the log flags ask for.

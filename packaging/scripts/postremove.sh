@@ -1,11 +1,10 @@
 #!/bin/sh
-# @NAME@: after removal (deb postrm remove|purge|upgrade|..., rpm %postun 0|1).
-# Purge (deb only; rpm has none) removes what installing and running
-# created: the service's state directory (the leaf's config cache, which it
-# fetches anew), and the oxcross user and group once no Oxcross package is
-# left. It keeps what an operator may have put there: other files in
-# /etc/oxcross, and files elsewhere owned by oxcross. dpkg itself removes
-# the package's configuration files.
+# @NAME@: after removal (deb postrm remove|purge|upgrade|..., RPM %postun 0|1).
+# Purge (deb only; RPM has none) removes what running created: the service's
+# state directory (the leaf's config cache, which it fetches anew). It keeps
+# the oxcross user and group (as Debian's packages do: files an operator gave
+# them may remain) and what an operator may have put in /etc/oxcross. dpkg
+# itself removes the package's configuration files.
 set -e
 
 case "$1" in
@@ -20,13 +19,4 @@ fi
 
 rm -rf /var/lib/@NAME@
 
-for bin in oxcross-leaf oxcross-origin oxcross-configserver; do
-    [ -e /usr/bin/$bin ] && exit 0      # another Oxcross package still uses the user
-done
-if getent passwd oxcross >/dev/null; then
-    userdel oxcross >/dev/null 2>&1 || echo "@NAME@: could not remove the user oxcross" >&2
-fi
-if getent group oxcross >/dev/null; then
-    groupdel oxcross >/dev/null 2>&1 || echo "@NAME@: could not remove the group oxcross" >&2
-fi
 exit 0

@@ -5,7 +5,8 @@
 #   1. make package (amd64 and arm64): file lists, metadata, conffiles,
 #      maintainer scripts and binaries of every deb (dpkg-deb) and rpm (rpm -qp)
 #   1b. the rpms installed into a scratch root, verified (rpm -V), erased
-#   2. lintian on the debs: no error and no warning
+#   2. lintian on the debs: no error and no warning; rpmlint on the rpms: no
+#      error but no-signature
 #   3. the maintainer scripts' systemctl calls, with and without systemd
 #   4. systemd-analyze verify and security on the units; the exposure scores
 #      must stay under MAX_EXPOSURE and match docs/install.md
@@ -76,9 +77,19 @@ rpmfile() { echo "dist/${1}-${pkg_version}-1.${2}.rpm"; }
 # What each package holds (files only), and its configuration files: the
 # configserver's target config, web config and registry identities.
 cs_conf=(/etc/oxcross/config.yaml /etc/oxcross/configserver-web.yml /etc/oxcross/registry-identities.yml)
+# The documentation in /usr/share/doc/NAME: the README, the examples and, in
+# the leaf's package, the rendered mixin (whatever mixin/out holds); %doc
+# files in the rpm.
+doc_files() {
+  printf "/usr/share/doc/$1/%s\n" README.md examples/config.yaml examples/prometheus.yml \
+    examples/web-config.yml examples/http-client.yml
+  [ "$1" != oxcross-leaf ] || (cd mixin/out && find . -type f | sed "s|^\./|/usr/share/doc/$1/mixin/|")
+}
 deb_files() {
+  doc_files "$1"
   printf '%s\n' "/etc/default/$1" "/lib/systemd/system/$1.service" "/usr/bin/$1" \
-    "/usr/share/doc/$1/changelog.Debian.gz" "/usr/share/doc/$1/copyright" "/usr/share/lintian/overrides/$1"
+    "/usr/share/doc/$1/changelog.Debian.gz" "/usr/share/doc/$1/copyright" "/usr/share/lintian/overrides/$1" \
+    "/usr/share/man/man1/$1.1.gz" "/usr/share/bash-completion/completions/$1" "/usr/share/zsh/vendor-completions/_$1"
   [ "$1" != oxcross-configserver ] || printf '%s\n' "${cs_conf[@]}"
 }
 deb_conffiles() {
@@ -86,7 +97,11 @@ deb_conffiles() {
   [ "$1" != oxcross-configserver ] || printf '%s\n' "${cs_conf[@]}"
 }
 rpm_files() {
-  printf '%s\n' "/etc/sysconfig/$1" "/usr/bin/$1" "/usr/lib/systemd/system/$1.service"
+  doc_files "$1"
+  printf '%s\n' "/usr/share/doc/$1" "/usr/share/doc/$1/examples" "/usr/share/licenses/$1" "/usr/share/licenses/$1/LICENSE"
+  [ "$1" != oxcross-leaf ] || printf '%s\n' "/usr/share/doc/$1/mixin" "/usr/share/doc/$1/mixin/dashboards"
+  printf '%s\n' "/etc/sysconfig/$1" "/usr/bin/$1" "/usr/lib/systemd/system/$1.service" "/usr/share/man/man1/$1.1.gz" \
+    "/usr/share/bash-completion/completions/$1" "/usr/share/zsh/site-functions/_$1"
   [ "$1" != oxcross-configserver ] || printf '%s\n' /etc/oxcross "${cs_conf[@]}"
 }
 rpm_conffiles() {
@@ -125,16 +140,38 @@ Depends: passwd" "$f: control fields"
     x="$tmp/deb-$name-$arch"
     dpkg-deb -R "$f" "$x"
     same "$(sort "$x/DEBIAN/conffiles")" "$(deb_conffiles "$name" | sort)" "$f: conffiles"
-    for s in preinst postinst prerm postrm; do
+    [ ! -e "$x/DEBIAN/preinst" ] || fail "$f: has a preinst (the user is created in postinst)"
+    for s in postinst prerm postrm; do
       [ -x "$x/DEBIAN/$s" ] || fail "$f: no executable $s"
       sh -n "$x/DEBIAN/$s" || fail "$f: $s is not valid sh"
       ! grep -q @NAME@ "$x/DEBIAN/$s" || fail "$f: $s has an unreplaced @NAME@"
     done
     cmp -s "$x/lib/systemd/system/$name.service" "packaging/systemd/$name.service" || fail "$f: unit differs from packaging/systemd"
+    # The man page: a one-line header with the version, a whatis line, and
+    # no warning from man (lintian runs it too).
+    man=$x/usr/share/man/man1/$name.1.gz
+    zcat "$man" | head -1 | grep -q "^\.TH ${name^^} 1 \"[0-9-]*\" \"$name $version\" \"User Commands\"\$" ||
+      fail "$f: man page header: $(zcat "$man" | head -1)"
+    lexgrog "$man" | grep -q ": \"$name - ." || fail "$f: man page has no whatis line: $(lexgrog "$man")"
+    out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$man" 2>&1 >/dev/null) || fail "$f: man $man: $out"
+    [ -z "$out" ] || fail "$f: man page warnings: $out"
+    # The completions complete this program's flags.
+    bash -n "$x/usr/share/bash-completion/completions/$name" || fail "$f: bash completion is not valid bash"
+    grep -q "^complete -F .* $name\$" "$x/usr/share/bash-completion/completions/$name" || fail "$f: bash completion is not for $name"
+    head -1 "$x/usr/share/zsh/vendor-completions/_$name" | grep -qx "#compdef $name" || fail "$f: zsh completion is not for $name"
     check_binary "$x/usr/bin/$name" "$arch"
+    cmp -s "$x/usr/share/doc/$name/examples/config.yaml" packaging/config/config.yaml || fail "$f: examples/config.yaml differs"
+    cmp -s "$x/usr/share/doc/$name/examples/prometheus.yml" examples/prometheus.yml || fail "$f: examples/prometheus.yml differs"
+    [ "$name" != oxcross-leaf ] || diff -r "$x/usr/share/doc/$name/mixin" mixin/out >/dev/null || fail "$f: the mixin differs from mixin/out"
   done
   echo "$arch: 3 debs ok"
 done
+
+# The test owns its rpm databases, whatever HOME is: Debian's rpm keeps its
+# default one under ~/.rpmdb. Queries of package files use a scratch one; the
+# scratch root below has its own under its /var/lib/rpm.
+rpm() { command rpm --dbpath "$tmp/rpmdb" "$@"; }
+mkdir -p "$tmp/rpmdb"
 
 step "rpm packages: metadata, files, config files, scriptlets"
 for arch in amd64 arm64; do
@@ -145,11 +182,16 @@ for arch in amd64 arm64; do
     same "$(rpm -qp --qf '%{NAME} %{VERSION} %{RELEASE} %{ARCH} %{OS}\n' "$f")" "$name $pkg_version 1 $rarch linux" "$f: header"
     same "$(rpm -qpl "$f" | sort)" "$(rpm_files "$name" | sort)" "$f: files"
     same "$(rpm -qpc "$f" | sort)" "$(rpm_conffiles "$name" | sort)" "$f: config files"
+    same "$(rpm -qpd "$f" | sort)" "$({ doc_files "$name"; echo "/usr/share/man/man1/$name.1.gz"; } | sort)" "$f: %doc files"
+    same "$(rpm -qp --changelog "$f" | head -1)" "* $(date -u -d "@$(git log -1 --format=%ct HEAD)" '+%a %b %d %Y') $(dpkg-deb -f "$(debfile "$name" "$arch")" Maintainer) - $pkg_version-1" "$f: %changelog"
+    same "$(rpm -qp --qf '%{GROUP}' "$f")" "Applications/System" "$f: Group"
+    same "$(rpm -qpL "$f")" "/usr/share/licenses/$name/LICENSE" "$f: %license files"
     rpm -qp --requires "$f" | grep -qx shadow-utils || fail "$f: does not require shadow-utils"
     same "$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILENAMES}\n]' "$f" | grep " /usr/bin/$name$")" \
       "-rwxr-xr-x root /usr/bin/$name" "$f: binary mode"
     scripts=$(rpm -qp --scripts "$f")
-    for s in preinstall postinstall preuninstall postuninstall; do
+    ! grep -q "^preinstall scriptlet" <<<"$scripts" || fail "$f: has a %pre scriptlet (the user is created in %post)"
+    for s in postinstall preuninstall postuninstall; do
       grep -q "^$s scriptlet" <<<"$scripts" || fail "$f: no $s scriptlet"
     done
     ! grep -q @NAME@ <<<"$scripts" || fail "$f: a scriptlet has an unreplaced @NAME@"
@@ -159,15 +201,16 @@ done
 
 step "rpm: install into a scratch root, verify, erase (--nodeps --noscripts: this is no rpm-based system)"
 rroot="$tmp/rpmroot"
-rpm --root "$rroot" --initdb 2>/dev/null
+rpm_root() { command rpm --root "$rroot" --dbpath /var/lib/rpm "$@"; }
+rpm_root --initdb 2>/dev/null
 for name in "${names[@]}"; do
   f=$(rpmfile "$name" x86_64)
-  rpm --root "$rroot" -i --nodeps --noscripts "$f" 2>/dev/null || fail "rpm -i $f"
-  rpm --root "$rroot" -V --nodeps "$name" || fail "rpm -V $name: the installed files differ from the package"
+  rpm_root -i --nodeps --noscripts "$f" 2>/dev/null || fail "rpm -i $f"
+  rpm_root -V --nodeps "$name" || fail "rpm -V $name: the installed files differ from the package"
   cmp -s "$rroot/usr/lib/systemd/system/$name.service" "packaging/systemd/$name.service" || fail "$f: unit differs"
 done
-rpm --root "$rroot" -e --nodeps --noscripts "${names[@]}" 2>/dev/null || fail "rpm -e"
-left=$(cd "$rroot" && find . -path ./root -prune -o -path ./var -prune -o -type f -print -o -type d -name '*oxcross*' -print)
+rpm_root -e --nodeps --noscripts "${names[@]}" 2>/dev/null || fail "rpm -e"
+left=$(cd "$rroot" && find . -path ./var/lib/rpm -prune -o -type f -print -o -type d -name '*oxcross*' -print)
 [ -z "$left" ] || fail "rpm -e left: $left"
 echo "rpm: 3 packages installed, verified and erased"
 
@@ -181,6 +224,26 @@ fi
 printf '%s\n' "$out" | grep -v 'running with root privileges is not recommended' || true
 echo "lintian: clean (pedantic tags are shown, not fatal)"
 
+step "rpmlint (no error but no-signature, which only a signing key fixes; settings: packaging/rpm/rpmlint.toml)"
+if ! command -v rpmlint >/dev/null; then
+  skip "rpmlint is not installed (apt-get install rpmlint python3-magic)"
+else
+  # nfpm writes the rpm payload's names absolute (/usr/bin/...), and rpmlint
+  # unpacks it with `rpm2cpio | cpio -id`, which would write them into this
+  # machine's /: a cpio that keeps them in rpmlint's scratch directory.
+  mkdir -p "$tmp/rpmlint-bin"
+  printf '#!/bin/sh\nexec %s --no-absolute-filenames "$@"\n' "$(command -v cpio)" >"$tmp/rpmlint-bin/cpio"
+  chmod +x "$tmp/rpmlint-bin/cpio"
+  rpms=()
+  for n in "${names[@]}"; do rpms+=("$(rpmfile "$n" x86_64)" "$(rpmfile "$n" aarch64)"); done
+  out=$(PATH="$tmp/rpmlint-bin:$PATH" rpmlint --config packaging/rpm/rpmlint.toml "${rpms[@]}" 2>&1) || true
+  grep -q ' packages and 0 specfiles checked' <<<"$out" || fail "rpmlint did not run: $out"
+  printf '%s\n' "$out" | grep ': [EW]: ' || true
+  errors=$(grep ': E: ' <<<"$out" | grep -v ': E: no-signature$' || true)
+  [ -z "$errors" ] || fail "rpmlint found errors: $errors"
+  echo "rpmlint: no error but no-signature (warnings are shown, not fatal)"
+fi
+
 step "maintainer scripts: systemctl calls with and without systemd (deb and rpm arguments)"
 # Each script runs in a private mount namespace with /run on a tmpfs, with or
 # without /run/systemd/system (where systemd runs), and a systemctl stub that
@@ -190,7 +253,9 @@ if [ "$root" = none ] || ! $root unshare --mount true 2>/dev/null; then
 else
   mkdir -p "$tmp/stub"
   printf '#!/bin/sh\necho "$*" >> "%s/calls"\n' "$tmp" >"$tmp/stub/systemctl"
-  chmod +x "$tmp/stub/systemctl"
+  # and a getent that finds the user, so that postinstall creates none here
+  printf '#!/bin/sh\nexit 0\n' >"$tmp/stub/getent"
+  chmod +x "$tmp/stub/systemctl" "$tmp/stub/getent"
   # run_script SYSTEMD(yes|no) SCRIPT ARGS...: prints the systemctl calls and stdout.
   run_script() {
     local systemd=$1 script=$2
@@ -267,6 +332,8 @@ elif getent passwd oxcross >/dev/null; then
   skip "a user oxcross exists without the packages; the test would remove it"
 else
   cleanups+=("$root dpkg -P ${names[*]} >/dev/null 2>&1")
+  # Purging keeps the user that installing created; the test removes it.
+  cleanups+=("$root userdel oxcross >/dev/null 2>&1; $root groupdel oxcross >/dev/null 2>&1")
   # dpkg waits for no lock; another apt-get may hold it for a while.
   dpkg_() {
     local out
@@ -354,11 +421,12 @@ else
   for p in /etc/default/oxcross-leaf /var/lib/oxcross-leaf /lib/systemd/system/oxcross-leaf.service /usr/share/doc/oxcross-leaf; do
     [ ! -e "$p" ] || fail "purge left $p"
   done
-  getent passwd oxcross >/dev/null || fail "purging the leaf removed the user that the other two packages still use"
+  getent passwd oxcross >/dev/null || fail "purging the leaf removed the user"
 
   dpkg_ -P oxcross-origin oxcross-configserver >/dev/null || fail "dpkg -P origin and configserver"
-  ! getent passwd oxcross >/dev/null || fail "purging the last package left the user oxcross"
-  ! getent group oxcross >/dev/null || fail "purging the last package left the group oxcross"
+  # As Debian's packages do, purging keeps the system user and group.
+  getent passwd oxcross >/dev/null || fail "purging the last package removed the user oxcross"
+  getent group oxcross >/dev/null || fail "purging the last package removed the group oxcross"
   for p in "${cs_conf[@]}" /etc/default/oxcross-configserver /etc/default/oxcross-origin /usr/bin/oxcross-configserver; do
     [ ! -e "$p" ] || fail "purge left $p"
   done
@@ -366,8 +434,7 @@ else
   leftovers=$(find /etc /lib/systemd /usr/lib/systemd /usr/bin /usr/sbin /usr/share/doc /usr/share/lintian /var/lib /run \
     -maxdepth 3 -name '*oxcross*' 2>/dev/null | grep -v -e '^/etc/oxcross$' -e '^/etc/oxcross/web-config.yml$' || true)
   [ -z "$leftovers" ] || fail "purge left: $leftovers"
-  ! $root grep -l '^oxcross:' /etc/passwd /etc/group /etc/shadow /etc/gshadow 2>/dev/null || fail "purge left oxcross in the files above"
-  echo "install, upgrade, remove, purge: ok; purge leaves only the operator's /etc/oxcross/web-config.yml"
+  echo "install, upgrade, remove, purge: ok; purge leaves only the operator's /etc/oxcross/web-config.yml and the user oxcross"
 fi
 
 step "container image (make image)"
