@@ -71,6 +71,7 @@ func AddFlags(app *kingpin.Application, name, portEnv, defaultPort string) *Flag
 	// them, so that `oxcross-leaf --help | less` works.
 	app.Version(version.Print(app.Name))
 	app.UsageWriter(os.Stdout)
+	app.UsageTemplate(UsageTemplate)
 	app.HelpFlag.Short('h')
 	app.PreAction(func(c *kingpin.ParseContext) error {
 		for _, e := range c.Elements {
@@ -85,6 +86,27 @@ func AddFlags(app *kingpin.Application, name, portEnv, defaultPort string) *Flag
 	})
 	return f
 }
+
+// UsageTemplate is kingpin's default usage template, but a command's help
+// (`oxcross-leaf probe --help`) lists the command's own flags first and
+// the program's, which every command shares, after them, rather than the
+// program's dozens of server flags before the command's two.
+var UsageTemplate = strings.Replace(kingpin.DefaultUsageTemplate, `{{if .Context.Flags -}}
+Flags:
+{{.Context.Flags|FlagsToTwoColumns|FormatTwoColumns}}
+{{end -}}`, `{{if .Context.SelectedCommand -}}
+{{if .Context.SelectedCommand.Flags -}}
+Flags of {{.Context.SelectedCommand.FullCommand}}:
+{{.Context.SelectedCommand.Flags|FlagsToTwoColumns|FormatTwoColumns}}
+{{end -}}
+{{if .App.Flags -}}
+Flags of {{.App.Name}}:
+{{.App.Flags|FlagsToTwoColumns|FormatTwoColumns}}
+{{end -}}
+{{else if .Context.Flags -}}
+Flags:
+{{.Context.Flags|FlagsToTwoColumns|FormatTwoColumns}}
+{{end -}}`, 1)
 
 // ManPageTemplate is kingpin's --help-man template with a valid header and
 // NAME section: kingpin puts the application's version (here the several
