@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -157,24 +156,6 @@ func TestOriginalLeafReadsConfig(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination the test reads while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestOriginalConfigFiles: the configserver loads the original's config
 // files, logs a warning naming the line of each thing the original ignored
 // or skipped, at start and at every reload, and serves the rest to leaves
@@ -189,7 +170,7 @@ func TestOriginalConfigFiles(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "oxcross_config.json")
 	testutil.WriteFile(t, path, read("file-capitalised.json"))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	s, err := configserver.New(path, configserver.Options{Parser: parser}, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package discovery_test
 // The new leaf and the original Oxcross' configserver.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -112,7 +111,7 @@ func TestFollowOriginalConfigserver(t *testing.T) {
 		last *config.Config
 	)
 	cache := filepath.Join(t.TempDir(), "config.json")
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	f, err := discovery.NewFollower(discovery.FollowerOptions{
 		Remote: remote, CacheFile: cache, RefreshInterval: time.Second,
 		Apply: func(c *config.Config) {
@@ -178,32 +177,13 @@ func TestFollowOriginalConfigserver(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination the test reads while the follower
-// writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestStandaloneOriginalFileWarnings: a standalone leaf loads the
 // original's config file with its warnings in the log, at the first load
 // and when the file changes.
 func TestStandaloneOriginalFileWarnings(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "oxcross_config.json")
 	testutil.WriteFile(t, path, `{"comment": "x", "interval": 30, "origins": [{"scheme": "http", "hostname": "h", "port": 9301}]}`)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	got := make(applied, 4)
 	f, err := discovery.NewFollower(discovery.FollowerOptions{
 		File: config.NewFile(path, parser), WatchInterval: 10 * time.Millisecond,

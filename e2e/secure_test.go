@@ -65,7 +65,7 @@ func startPrometheus(t *testing.T, args ...string) *proc {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("Prometheus is not installed (%v): run `bash scripts/install-deps.sh`, which installs Debian's prometheus package listed in scripts/packages.d/e2e.txt", err)
 	}
-	p := &proc{name: "prometheus", log: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: "prometheus", log: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {

@@ -1,7 +1,6 @@
 package prober
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -746,8 +745,8 @@ func TestProbeHandlerMaxConcurrent(t *testing.T) {
 // logs the target with the password redacted (issue 13, #6).
 func TestProbeHandlerLogRedactsURL(t *testing.T) {
 	t.Parallel()
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs testutil.SyncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := NewHandler(newTestProber(), func() *config.Config { return nil }, DefaultMaxConcurrentProbes, logger)
 	endpoint := probeEndpoint(t, h)
 	target := "http://probe-user:SECRETPW@" + testutil.ClosedAddr(t) + "/"
@@ -761,16 +760,4 @@ func TestProbeHandlerLogRedactsURL(t *testing.T) {
 	if strings.Contains(got, "SECRETPW") {
 		t.Errorf("the log shows the password:\n%s", got)
 	}
-}
-
-// syncWriter serialises writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

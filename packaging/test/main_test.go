@@ -9,7 +9,6 @@
 package test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,7 +19,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,28 +56,10 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// syncBuffer is a log sink safe for the process' writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is a running oxcross-configserver.
 type server struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testutil.SyncBuffer
 	done chan struct{}
 	err  error
 	// url is http://<its listen address>.
@@ -95,7 +75,7 @@ var listening = regexp.MustCompile(`msg="Listening on" address=(127\.0\.0\.1:[0-
 // test fails.
 func start(t *testing.T, binary string, args, env []string) *server {
 	t.Helper()
-	s := &server{log: &syncBuffer{}, done: make(chan struct{})}
+	s := &server{log: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(binary, args...)
 	s.cmd.Env = env
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
