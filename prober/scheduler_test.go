@@ -108,11 +108,11 @@ func okCount(t testing.TB, reg prometheus.Gatherer, id string) float64 {
 	return ms[0].GetCounter().GetValue()
 }
 
-// scheduled returns how many origins s has a probe loop for.
+// scheduled returns how many origins s schedules.
 func scheduled(s *Scheduler) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.runners)
+	return len(s.origins)
 }
 
 // gauge returns the gauge name of origin id and whether it exists.
