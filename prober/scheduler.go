@@ -383,11 +383,11 @@ func (s *Scheduler) due(now time.Time) time.Duration {
 	return s.slots[0].next.Sub(now)
 }
 
-// probeJob is one probe for a worker: e's at slot.
+// probeJob is one probe for a worker: e's, lag after its slot.
 type probeJob struct {
-	e    *entry
-	ctx  context.Context
-	slot time.Time
+	e   *entry
+	ctx context.Context
+	lag time.Duration
 }
 
 // worker is an idle probe worker's inbox.
@@ -403,7 +403,7 @@ const workerIdle = 10 * time.Second
 func (s *Scheduler) dispatch(e *entry, slot time.Time, self bool) probeJob {
 	ctx, cancel := context.WithTimeout(s.ctx, e.t.Timeout)
 	e.state, e.cancel = stProbing, cancel
-	j := probeJob{e: e, ctx: ctx, slot: slot}
+	j := probeJob{e: e, ctx: ctx, lag: time.Since(slot)}
 	s.busy++
 	switch {
 	case self:
@@ -431,7 +431,7 @@ func (s *Scheduler) work(j probeJob) {
 		}
 	}()
 	for {
-		s.metrics.startLag.Observe(time.Since(j.slot).Seconds())
+		s.metrics.startLag.Observe(j.lag.Seconds())
 		e := j.e
 		res := s.prober.Probe(j.ctx, &e.t, e.module, e.st)
 		// Canceled, not timed out: the origin was replaced or removed
