@@ -17,12 +17,14 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/oxcross/oxcross/config"
@@ -186,8 +188,11 @@ func New(o Options) (*Pusher, error) {
 	}
 	external := make([]prompb.Label, 0, len(o.ExternalLabels))
 	for k, v := range o.ExternalLabels {
-		if err := config.ValidateLabels(map[string]string{k: v}); err != nil {
-			return nil, fmt.Errorf("external label %s=%q: %w", k, v, err)
+		if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {
+			return nil, fmt.Errorf("external label %q: not a valid label name", k)
+		}
+		if !model.LabelValue(v).IsValid() {
+			return nil, fmt.Errorf("external label %s: value %q is not valid UTF-8", k, v)
 		}
 		external = append(external, prompb.Label{Name: k, Value: v})
 	}
