@@ -423,6 +423,9 @@ func (e *endpoint) send(ctx context.Context, batch []sample) {
 	}
 }
 
+// maxErrorLength bounds the error text kept for the status page.
+const maxErrorLength = 300
+
 // fail records a failed attempt; the first of a run of failures is logged.
 func (e *endpoint) fail(err error, final bool) {
 	e.mu.Lock()
@@ -430,7 +433,12 @@ func (e *endpoint) fail(err error, final bool) {
 	if !e.status.Failing && !final {
 		e.logger.Warn("Remote write failed; retrying with backoff", "err", err)
 	}
-	e.status.LastError, e.status.LastErrorAt = err.Error(), time.Now()
+	msg := err.Error()
+	if len(msg) > maxErrorLength {
+		// The receiver's body is in the error; keep the page short.
+		msg = strings.ToValidUTF8(msg[:maxErrorLength], "") + "…"
+	}
+	e.status.LastError, e.status.LastErrorAt = msg, time.Now()
 	e.status.Failing = true
 }
 
@@ -439,4 +447,42 @@ func (e *endpoint) drop(reason string, n int) {
 	e.mu.Lock()
 	e.status.Dropped[reason] += uint64(n)
 	e.mu.Unlock()
+}
+
+// DefaultJob is the job label of pushed series unless --push.label sets
+// one: the job name the mixin's leaf selector expects of a scrape.
+const DefaultJob = "oxcross-leaf"
+
+// seriesLabels are labels of the leaf's own series: an external label of
+// the same name would never apply, so it is refused.
+var seriesLabels = map[string]bool{"origin_id": true, "source_id": true, "result": true, "reason": true, "phase": true, "mode": true}
+
+// ExternalLabels are the labels a leaf adds to every series it pushes, so
+// that they match what Prometheus gets by scraping it through /sd/leaves:
+// job="oxcross-leaf", the leaf's own labels (leafLabels, from
+// --leaf.label), then the --push.label NAME=VALUE ones, which override
+// both, and leaf_id, always the leaf's id.
+func ExternalLabels(leafID string, leafLabels map[string]string, pushLabels []string) (map[string]string, error) {
+	out := map[string]string{"job": DefaultJob}
+	for k, v := range leafLabels {
+		out[k] = v
+	}
+	for _, l := range pushLabels {
+		k, v, ok := strings.Cut(l, "=")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("--push.label %q: want NAME=VALUE", l)
+		case k == "leaf_id":
+			return nil, fmt.Errorf("--push.label %q: leaf_id is always the leaf's id (--leaf.id)", l)
+		case seriesLabels[k]:
+			return nil, fmt.Errorf("--push.label %q: %s is a label of the leaf's series, which would keep their own", l, k)
+		case !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__"):
+			return nil, fmt.Errorf("--push.label %q: %q is not a valid label name", l, k)
+		case !model.LabelValue(v).IsValid():
+			return nil, fmt.Errorf("--push.label %q: the value is not valid UTF-8", l)
+		}
+		out[k] = v
+	}
+	out["leaf_id"] = leafID
+	return out, nil
 }
