@@ -58,7 +58,7 @@ const (
 	DefaultTimeout         = 30 * time.Second
 	DefaultFlushTimeout    = 5 * time.Second
 	DefaultMinBackoff      = 250 * time.Millisecond
-	DefaultMaxBackoff      = 10 * time.Second
+	DefaultMaxBackoff      = 5 * time.Second
 )
 
 // Options configure a Pusher. Zero values take the defaults.
