@@ -172,8 +172,9 @@ func TestPushToPrometheus(t *testing.T) {
 		v, _ := testutil.LookupMetric(t, scrape(t, addr), name, labels...)
 		return v
 	}
-	t.Logf("leaf-push: %d series in Prometheus (a native histogram counts as one), with 2 origins",
-		promCount(t, promAddr, `{leaf_id="leaf-push"}`, time.Time{}))
+	t.Logf("leaf-push: %d series in Prometheus (a native histogram counts as one), %d of them of origin keep (advanced), %d of origin gone (simple)",
+		promCount(t, promAddr, `{leaf_id="leaf-push"}`, time.Time{}), promCount(t, promAddr, `{leaf_id="leaf-push",origin_id="keep"}`, time.Time{}),
+		promCount(t, promAddr, `{leaf_id="leaf-push",origin_id="gone"}`, time.Time{}))
 
 	// (c) An origin removed from the config: its last sample, then its
 	// stale marker one push later.

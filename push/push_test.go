@@ -465,3 +465,25 @@ func TestFormatFloat(t *testing.T) {
 		}
 	}
 }
+
+// TestExternalLabels: job defaults to oxcross-leaf, --leaf.label labels
+// come along, --push.label overrides both, and leaf_id is always the
+// leaf's id.
+func TestExternalLabels(t *testing.T) {
+	got, err := ExternalLabels("l1", map[string]string{"region": "eu", "tier": "a"}, []string{"tier=b", "cluster=c1", "job=edge", "empty="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"job": "edge", "region": "eu", "tier": "b", "cluster": "c1", "empty": "", "leaf_id": "l1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got, _ := ExternalLabels("l1", nil, nil); fmt.Sprint(got) != fmt.Sprint(map[string]string{"job": DefaultJob, "leaf_id": "l1"}) {
+		t.Errorf("defaults: %v", got)
+	}
+	for _, bad := range []string{"leaf_id=x", "origin_id=x", "noequals", "bad-name=x", "__name__=x", "9x=y"} {
+		if _, err := ExternalLabels("l1", nil, []string{bad}); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("--push.label %s: %v, want an error naming it", bad, err)
+		}
+	}
+}
