@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,7 +235,7 @@ func TestPushToPrometheus(t *testing.T) {
 	if smallQueued > smallQueue {
 		t.Errorf("small queue held %v samples, over its bound %d", smallQueued, smallQueue)
 	}
-	prom = startPrometheus(t, promArgs...)
+	startPrometheus(t, promArgs...)
 	up := time.Now()
 	promReady()
 	testutil.EventuallyReason(t, 60*time.Second, "queues delivered", func() string {
@@ -286,6 +287,18 @@ func TestPushToPrometheus(t *testing.T) {
 	}
 	bytes := leafMetric(bigAddr, "oxcross_leaf_push_sent_bytes_total")
 	t.Logf("on the wire in all, the outage's backlog included: %v bytes for %v samples, %.2f bytes per sample", bytes, bigSent, bytes/bigSent)
+
+	// The status page shows the push state.
+	page := testutil.Do(t, nil, http.MethodGet, "http://"+bigAddr+"/", "").Body
+	for _, want := range []string{"Push (remote write)", write, "remote write 1.0", `<span class="up">ok</span>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("leaf-push's status page lacks %q", want)
+		}
+	}
+	page = testutil.Do(t, nil, http.MethodGet, "http://"+smallAddr+"/", "").Body
+	if !strings.Contains(page, "queue_full: ") {
+		t.Error("leaf-small's status page does not show its drops")
+	}
 
 	// A stopped leaf marks all its series stale on its way out.
 	if err := big.stop(t); err != nil {

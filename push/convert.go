@@ -40,9 +40,6 @@ type sample struct {
 	h *dto.Histogram
 }
 
-// stale reports whether the sample is a staleness marker.
-func (x *sample) stale() bool { return x.h == nil && math.Float64bits(x.v) == value.StaleNaN }
-
 // snapshot turns gathered families into samples at time t (milliseconds),
 // with the series it saw. It keeps the series of the previous snapshot so
 // that an unchanged series costs no allocation of its labels.
