@@ -87,7 +87,8 @@ func runLeaf(o *options) int {
 	}
 	var pusher *push.Pusher
 	if len(o.push.urls) > 0 {
-		if pusher, err = newPusher(o, reg, agent, logger); err != nil {
+		// The gatherer must hold every family /metrics serves.
+		if pusher, err = newPusher(o, reg, reg, agent, logger); err != nil {
 			logger.Error("Cannot push", "err", err)
 			return 2
 		}
@@ -194,9 +195,10 @@ func followConfigserver(o *options, opts *discovery.FollowerOptions, agent strin
 	return registrar, nil
 }
 
-// newPusher sets up --push.*: the leaf's registry pushed with its leaf_id,
-// its labels and the --push.label ones.
-func newPusher(o *options, reg *prometheus.Registry, agent string, logger *slog.Logger) (*push.Pusher, error) {
+// newPusher sets up --push.*: the leaf's metrics, from gatherer, pushed
+// with its leaf_id, its labels and the --push.label ones; the pusher's own
+// metrics registered in reg.
+func newPusher(o *options, gatherer prometheus.Gatherer, reg prometheus.Registerer, agent string, logger *slog.Logger) (*push.Pusher, error) {
 	leafLabels := map[string]string{}
 	for _, l := range o.labels {
 		k, v, err := config.ParseLabelFlag(l)
@@ -214,7 +216,7 @@ func newPusher(o *options, reg *prometheus.Registry, agent string, logger *slog.
 		return nil, fmt.Errorf("--push.http-client-file: %w", err)
 	}
 	p, err := push.New(push.Options{
-		URLs: o.push.urls, Gatherer: reg, Interval: o.push.interval.get(), Client: client,
+		URLs: o.push.urls, Gatherer: gatherer, Interval: o.push.interval.get(), Client: client,
 		ExternalLabels: external, QueueMaxSamples: o.push.queueMax, Protocol: o.push.protocol,
 		UserAgent: agent, Registerer: reg, Logger: logger.With("component", "push"),
 	})
