@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/exp/api/remote"
 	writev2 "github.com/prometheus/client_golang/exp/api/remote/genproto/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -485,5 +486,28 @@ func TestExternalLabels(t *testing.T) {
 		if _, err := ExternalLabels("l1", nil, []string{bad}); err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("--push.label %s: %v, want an error naming it", bad, err)
 		}
+	}
+}
+
+// TestWireSize pushes the same gathered samples, the Go runtime's and
+// process metrics among them, by 1.0 and by 2.0 and logs the bytes per
+// sample each put on the wire (snappy-compressed bodies).
+func TestWireSize(t *testing.T) {
+	src := newSource()
+	src.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, proto := range []string{Protocol1, Protocol2} {
+		typ := remote.WriteV1MessageType
+		if proto == Protocol2 {
+			typ = remote.WriteV2MessageType
+		}
+		r := newReceiver(t, typ)
+		_, reg, stop := start(t, Options{URLs: []string{r.url}, Gatherer: src.reg, Interval: time.Hour, Protocol: proto})
+		testutil.Eventually(t, 20*time.Second, proto+" delivered", func() bool { return metric(t, reg, "samples_sent_total") > 0 })
+		stop()
+		sent, bytes := metric(t, reg, "samples_sent_total"), metric(t, reg, "sent_bytes_total")
+		if bytes == 0 || sent == 0 {
+			t.Fatalf("%s: %v bytes for %v samples", proto, bytes, sent)
+		}
+		t.Logf("remote write %s: %v samples in %d requests, %v bytes: %.2f bytes per sample", proto, sent, len(r.requests()), bytes, bytes/sent)
 	}
 }
