@@ -209,10 +209,13 @@ func New(o Options) (*Pusher, error) {
 		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("remote-write URL %q: want http:// or https:// and a host", config.RedactURL(raw))
 		}
-		if seen[raw] {
-			return nil, fmt.Errorf("remote-write URL %q given twice", config.RedactURL(raw))
+		// Two URLs that differ only in their password would share the
+		// url label of their metrics.
+		shown := config.RedactURL(raw)
+		if seen[shown] {
+			return nil, fmt.Errorf("remote-write URL %q given twice", shown)
 		}
-		seen[raw] = true
+		seen[shown] = true
 		e, err := newEndpoint(raw, u, msgType, &o, m)
 		if err != nil {
 			return nil, err

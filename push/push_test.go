@@ -437,15 +437,16 @@ func TestProtocol2(t *testing.T) {
 func TestNewRefuses(t *testing.T) {
 	g := prometheus.NewRegistry()
 	for name, o := range map[string]Options{
-		"no URL":          {Gatherer: g},
-		"bad scheme":      {URLs: []string{"ftp://x/api/v1/write"}, Gatherer: g},
-		"no host":         {URLs: []string{"http:///api/v1/write"}, Gatherer: g},
-		"twice":           {URLs: []string{"http://x/w", "http://x/w"}, Gatherer: g},
-		"protocol":        {URLs: []string{"http://x/w"}, Gatherer: g, Protocol: "3.0"},
-		"queue":           {URLs: []string{"http://x/w"}, Gatherer: g, QueueMaxSamples: -1},
-		"interval":        {URLs: []string{"http://x/w"}, Gatherer: g, Interval: time.Millisecond},
-		"label name":      {URLs: []string{"http://x/w"}, Gatherer: g, ExternalLabels: map[string]string{"bad-name": "x"}},
-		"password hidden": {URLs: []string{"ftp://u:secret@x/w"}, Gatherer: g},
+		"no URL":                     {Gatherer: g},
+		"bad scheme":                 {URLs: []string{"ftp://x/api/v1/write"}, Gatherer: g},
+		"no host":                    {URLs: []string{"http:///api/v1/write"}, Gatherer: g},
+		"twice":                      {URLs: []string{"http://x/w", "http://x/w"}, Gatherer: g},
+		"protocol":                   {URLs: []string{"http://x/w"}, Gatherer: g, Protocol: "3.0"},
+		"queue":                      {URLs: []string{"http://x/w"}, Gatherer: g, QueueMaxSamples: -1},
+		"interval":                   {URLs: []string{"http://x/w"}, Gatherer: g, Interval: time.Millisecond},
+		"label name":                 {URLs: []string{"http://x/w"}, Gatherer: g, ExternalLabels: map[string]string{"bad-name": "x"}},
+		"password hidden":            {URLs: []string{"ftp://u:secret@x/w"}, Gatherer: g},
+		"twice but for the password": {URLs: []string{"http://u:secret@x/w", "http://u:other@x/w"}, Gatherer: g},
 	} {
 		_, err := New(o)
 		if err == nil {
