@@ -14,13 +14,20 @@ import (
 	"github.com/oxcross/oxcross/internal/testutil"
 )
 
+// promAPI is a Prometheus' HTTP API at addr, with the header (name, value
+// pairs) its web config wants.
+type promAPI struct {
+	addr   string
+	header []string
+}
+
 // promSamples returns the raw samples (milliseconds, value) of the one
 // series a range selector query selects at time at, and how many series
 // it selected.
-func promSamples(t *testing.T, addr, query string, at time.Time) ([][2]float64, int, error) {
+func promSamples(t *testing.T, api promAPI, query string, at time.Time) ([][2]float64, int, error) {
 	t.Helper()
-	u := "http://" + addr + "/api/v1/query?query=" + url.QueryEscape(query) + "&time=" + strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)
-	resp, err := testutil.TryDo(nil, http.MethodGet, u, "")
+	u := "http://" + api.addr + "/api/v1/query?query=" + url.QueryEscape(query) + "&time=" + strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)
+	resp, err := testutil.TryDo(nil, http.MethodGet, u, "", api.header...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -54,7 +61,7 @@ func promSamples(t *testing.T, addr, query string, at time.Time) ([][2]float64, 
 
 // promCount is how many series an instant query at time at returns (now
 // when at is zero).
-func promCount(t *testing.T, addr, query string, at time.Time) int {
+func promCount(t *testing.T, api promAPI, query string, at time.Time) int {
 	t.Helper()
 	q := query
 	if !at.IsZero() {
@@ -62,7 +69,7 @@ func promCount(t *testing.T, addr, query string, at time.Time) int {
 	} else {
 		q = url.QueryEscape(query)
 	}
-	resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+addr+"/api/v1/query?query="+q, "")
+	resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+api.addr+"/api/v1/query?query="+q, "", api.header...)
 	if err != nil {
 		return -1
 	}
@@ -114,12 +121,22 @@ func TestPushToPrometheus(t *testing.T) {
 	promAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	promConfig := filepath.Join(dir, "prometheus.yml")
 	testutil.WriteFile(t, promConfig, "global:\n  evaluation_interval: 1h\n")
-	promArgs := []string{"--config.file=" + promConfig, "--storage.tsdb.path=" + filepath.Join(dir, "tsdb"),
+	// Basic auth on the receiver: the leaves' --push.http-client-file
+	// must send it.
+	const pushPassword, testPassword = "push-secret", "test-secret"
+	promWeb := filepath.Join(dir, "prometheus-web.yml")
+	testutil.WriteFile(t, promWeb, fmt.Sprintf("basic_auth_users:\n  pusher: %s\n  test: %s\n", bcryptHash(t, pushPassword), bcryptHash(t, testPassword)))
+	api := promAPI{addr: promAddr, header: basicAuth("test", testPassword)}
+	pushPasswordFile := filepath.Join(dir, "push.password")
+	testutil.WriteFile(t, pushPasswordFile, pushPassword+"\n")
+	pushClient := filepath.Join(dir, "push-client.yml")
+	testutil.WriteFile(t, pushClient, "basic_auth:\n  username: pusher\n  password_file: "+pushPasswordFile+"\n")
+	promArgs := []string{"--config.file=" + promConfig, "--storage.tsdb.path=" + filepath.Join(dir, "tsdb"), "--web.config.file=" + promWeb,
 		"--web.listen-address=" + promAddr, "--web.enable-remote-write-receiver", "--enable-feature=native-histograms"}
 	prom := startPrometheus(t, promArgs...)
 	promReady := func() {
 		testutil.EventuallyReason(t, 60*time.Second, "Prometheus ready", func() string {
-			resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+promAddr+"/-/ready", "")
+			resp, err := testutil.TryDo(nil, http.MethodGet, "http://"+promAddr+"/-/ready", "", api.header...)
 			if err != nil {
 				return err.Error()
 			}
@@ -130,6 +147,9 @@ func TestPushToPrometheus(t *testing.T) {
 		})
 	}
 	promReady()
+	if r := testutil.Do(t, nil, http.MethodPost, "http://"+promAddr+"/api/v1/write", ""); r.Code != http.StatusUnauthorized {
+		t.Fatalf("remote write without credentials: %d, want 401: the test would not show that --push.http-client-file is used", r.Code)
+	}
 
 	cfg := filepath.Join(dir, "config.yaml")
 	config := func(withGone bool) string {
@@ -144,7 +164,7 @@ func TestPushToPrometheus(t *testing.T) {
 	leaf := func(id string, args ...string) (*proc, string) {
 		addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 		p := start(t, "oxcross-leaf", nil, append([]string{"--web.listen-address=" + addr, "--leaf.id=" + id, "--config.file=" + cfg,
-			"--config.watch-interval=100ms", "--config.min-interval=100ms", "--push.url=" + write, "--push.interval=" + interval.String(), "--leaf.label=region=test"}, args...)...)
+			"--config.watch-interval=100ms", "--config.min-interval=100ms", "--push.url=" + write, "--push.interval=" + interval.String(), "--push.http-client-file=" + pushClient, "--leaf.label=region=test"}, args...)...)
 		waitHealthy(t, addr)
 		return p, addr
 	}
@@ -163,7 +183,7 @@ func TestPushToPrometheus(t *testing.T) {
 		`oxcross_leaf_push_samples_sent_total{leaf_id="leaf-push"} > 0`,
 	} {
 		testutil.EventuallyReason(t, 30*time.Second, q, func() string {
-			if n := promCount(t, promAddr, q, time.Time{}); n < 1 {
+			if n := promCount(t, api, q, time.Time{}); n < 1 {
 				return fmt.Sprintf("%d series", n)
 			}
 			return ""
@@ -174,14 +194,14 @@ func TestPushToPrometheus(t *testing.T) {
 		return v
 	}
 	t.Logf("leaf-push: %d series in Prometheus (a native histogram counts as one), %d of them of origin keep (advanced), %d of origin gone (simple)",
-		promCount(t, promAddr, `{leaf_id="leaf-push"}`, time.Time{}), promCount(t, promAddr, `{leaf_id="leaf-push",origin_id="keep"}`, time.Time{}),
-		promCount(t, promAddr, `{leaf_id="leaf-push",origin_id="gone"}`, time.Time{}))
+		promCount(t, api, `{leaf_id="leaf-push"}`, time.Time{}), promCount(t, api, `{leaf_id="leaf-push",origin_id="keep"}`, time.Time{}),
+		promCount(t, api, `{leaf_id="leaf-push",origin_id="gone"}`, time.Time{}))
 
 	// (c) An origin removed from the config: its last sample, then its
 	// stale marker one push later.
 	goneSel := `{leaf_id="leaf-push",origin_id="gone"}`
 	testutil.EventuallyReason(t, 30*time.Second, "gone pushed", func() string {
-		if n := promCount(t, promAddr, "oxcross_leaf_origin_status"+goneSel, time.Time{}); n != 1 {
+		if n := promCount(t, api, "oxcross_leaf_origin_status"+goneSel, time.Time{}); n != 1 {
 			return fmt.Sprintf("%d series", n)
 		}
 		return ""
@@ -189,22 +209,22 @@ func TestPushToPrometheus(t *testing.T) {
 	edited := time.Now()
 	testutil.WriteFile(t, cfg, config(false))
 	testutil.EventuallyReason(t, 30*time.Second, "gone leaves instant queries", func() string {
-		if n := promCount(t, promAddr, "oxcross_leaf_origin_status"+goneSel, time.Time{}); n != 0 {
+		if n := promCount(t, api, "oxcross_leaf_origin_status"+goneSel, time.Time{}); n != 0 {
 			return fmt.Sprintf("%d series", n)
 		}
 		return ""
 	})
 	goneAfter := time.Since(edited)
-	samples, _, err := promSamples(t, promAddr, "oxcross_leaf_origin_status"+goneSel+"[1m]", time.Now())
+	samples, _, err := promSamples(t, api, "oxcross_leaf_origin_status"+goneSel+"[1m]", time.Now())
 	if err != nil || len(samples) == 0 {
 		t.Fatalf("gone's samples: %v, %v", samples, err)
 	}
 	last := time.UnixMilli(int64(samples[len(samples)-1][0]))
 	for _, family := range []string{"oxcross_leaf_origin_status", "oxcross_leaf_probe_timings", "oxcross_leaf_probe_timings_count"} {
-		if n := promCount(t, promAddr, family+goneSel, last.Add(interval/2)); n != 1 {
+		if n := promCount(t, api, family+goneSel, last.Add(interval/2)); n != 1 {
 			t.Errorf("%s of gone: %d series half a push interval after its last sample, want 1 (the lookback)", family, n)
 		}
-		if n := promCount(t, promAddr, family+goneSel, last.Add(interval+interval/2)); n != 0 {
+		if n := promCount(t, api, family+goneSel, last.Add(interval+interval/2)); n != 0 {
 			t.Errorf("%s of gone: %d series one push interval after its last sample, want 0 (stale marker)", family, n)
 		}
 	}
@@ -252,7 +272,7 @@ func TestPushToPrometheus(t *testing.T) {
 	delivered := time.Since(up)
 	window := time.Since(down) + 10*time.Second
 	for _, id := range []string{"leaf-push", "leaf-small"} {
-		samples, n, err := promSamples(t, promAddr, fmt.Sprintf(keep, id)+fmt.Sprintf("[%ds]", int(window.Seconds())), time.Now())
+		samples, n, err := promSamples(t, api, fmt.Sprintf(keep, id)+fmt.Sprintf("[%ds]", int(window.Seconds())), time.Now())
 		if err != nil || n != 1 {
 			t.Fatalf("%s: %d series, %v", id, n, err)
 		}
@@ -305,10 +325,10 @@ func TestPushToPrometheus(t *testing.T) {
 		t.Errorf("leaf exit: %v", err)
 	}
 	stopped := time.Now()
-	if n := promCount(t, promAddr, `{leaf_id="leaf-push"}`, stopped.Add(time.Second)); n != 0 {
+	if n := promCount(t, api, `{leaf_id="leaf-push"}`, stopped.Add(time.Second)); n != 0 {
 		t.Errorf("%d series of the stopped leaf still in instant queries a second after it stopped", n)
 	}
-	if n := promCount(t, promAddr, `{leaf_id="leaf-push"}`, stopped.Add(-2*time.Second)); n == 0 {
+	if n := promCount(t, api, `{leaf_id="leaf-push"}`, stopped.Add(-2*time.Second)); n == 0 {
 		t.Error("no series of leaf-push before it stopped: the check above proves nothing")
 	}
 }
