@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -330,5 +333,44 @@ func TestPushToPrometheus(t *testing.T) {
 	}
 	if n := promCount(t, api, `{leaf_id="leaf-push"}`, stopped.Add(-2*time.Second)); n == 0 {
 		t.Error("no series of leaf-push before it stopped: the check above proves nothing")
+	}
+}
+
+// TestPushFlagsRefused: a leaf with a bad --push.* flag does not start,
+// and says which flag and why.
+func TestPushFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	testutil.WriteFile(t, cfg, "origins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n")
+	clientFile := filepath.Join(dir, "client.yml")
+	testutil.WriteFile(t, clientFile, "basic_auth: [not, a, mapping]\n")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--push.url=ftp://u:hidden@example/w"}, []string{"ftp://u:xxxxx@example/w", "want http:// or https://"}},
+		{[]string{"--push.url=http://example/w", "--push.label=leaf_id=x"}, []string{"--push.label", "leaf_id is always the leaf's id"}},
+		{[]string{"--push.url=http://example/w", "--push.label=nolabel"}, []string{"--push.label", "nolabel", "want NAME=VALUE"}},
+		{[]string{"--push.url=http://example/w", "--push.interval=1ms"}, []string{"push interval 1ms: want at least 100ms"}},
+		{[]string{"--push.url=http://example/w", "--push.queue-max-samples=-5"}, []string{"queue bound -5"}},
+		{[]string{"--push.url=http://example/w", "--push.http-client-file=" + clientFile}, []string{"--push.http-client-file", "client.yml"}},
+		{[]string{"--push.url=http://example/w", "--push.protocol=3.0"}, []string{"enum value must be one of 1.0,2.0, got '3.0'"}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		args := append([]string{"--config.file=" + cfg, "--web.listen-address=127.0.0.1:0", "--leaf.id=flags"}, tc.args...)
+		out, err := exec.CommandContext(ctx, filepath.Join(binDir, "oxcross-leaf"), args...).CombinedOutput()
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+			t.Errorf("oxcross-leaf %v: %v, want a failure:\n%.500s", tc.args, err, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("oxcross-leaf %v: the output lacks %q:\n%.500s", tc.args, w, out)
+			}
+		}
+		if strings.Contains(string(out), "hidden") {
+			t.Errorf("oxcross-leaf %v shows the password: %.500s", tc.args, out)
+		}
 	}
 }

@@ -237,7 +237,7 @@ func configClient(file string, timeout time.Duration) (*http.Client, error) {
 	}
 	cfg, _, err := promconfig.LoadHTTPConfigFile(file)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	c, err := promconfig.NewClientFromConfig(*cfg, "oxcross-leaf")
 	if err != nil {
