@@ -34,10 +34,14 @@ done
 [ ${#unformatted[@]} -eq 0 ] || fail "jsonnetfmt would change: ${unformatted[*]} (go tool -modfile=tools/go.mod jsonnetfmt -i FILE)"
 
 step "the committed render is current"
-bash mixin/build.sh "$tmp/out"
+bash mixin/build.sh "$tmp/out" "$tmp/prometheusrule.yaml"
 diff -r mixin/out "$tmp/out" >"$tmp/render.diff" || {
   head -40 "$tmp/render.diff"
   fail "mixin/out is stale: run 'make mixin' and commit mixin/out"
+}
+diff -u packaging/kubernetes/operator/prometheusrule.yaml "$tmp/prometheusrule.yaml" >"$tmp/rule.diff" || {
+  head -40 "$tmp/rule.diff"
+  fail "packaging/kubernetes/operator/prometheusrule.yaml is stale: run 'make mixin' and commit it"
 }
 
 step "mixin lint (mixtool's alert and dashboard rules: mixin/lint)"
