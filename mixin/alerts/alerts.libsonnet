@@ -1,5 +1,7 @@
 // Alerts. Each has a severity, a summary, a description and a runbook_url
-// into docs/runbooks.md (the anchor is the alert name in lower case).
+// into docs/runbooks.md (the anchor is the alert name in lower case). The
+// description starts with the cluster (_config.clusterLabel) when the alert
+// has one.
 {
   local c = $._config,
   local alert(name, severity, expr, forDuration, summary, description) = {
@@ -9,7 +11,7 @@
     labels: { severity: severity },
     annotations: {
       summary: summary,
-      description: description,
+      description: '{{ with $labels.%s }}Cluster {{ . }}: {{ end }}%s' % [c.clusterLabel, description],
       runbook_url: '%s#%s' % [c.runbookURLBase, std.asciiLower(name)],
     },
   },
