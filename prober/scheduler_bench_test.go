@@ -36,7 +36,7 @@ func (k countKind) Probe(_ context.Context, _ *Params, r *Result) {
 // bookkeeping's share, without the network's.
 func BenchmarkSchedulerOriginHeap(b *testing.B) {
 	const n = 5000
-	const interval = 5 * time.Second
+	const interval = 2 * time.Second
 	res := benchResult()
 	res.Drift = nil
 	var probes atomic.Int64
