@@ -120,13 +120,14 @@ func BenchmarkSchedulerSlot(b *testing.B) {
 	s.mu.Lock()
 	e := s.origins["origin-80-bench"]
 	s.mu.Unlock()
+	var skips []skip
 	b.ReportAllocs()
 	for b.Loop() {
 		s.mu.Lock()
 		now := time.Now()
 		e.next = now
 		heap.Fix(&s.slots, e.index)
-		s.due(now)
+		s.due(now, &skips)
 		s.mu.Unlock()
 		for {
 			s.mu.Lock()

@@ -335,10 +335,16 @@ func (s *Scheduler) loop() {
 	defer s.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var skipped []skip
 	for {
 		s.mu.Lock()
-		wait := s.due(time.Now())
+		wait := s.due(time.Now(), &skipped)
 		s.mu.Unlock()
+		for i, k := range skipped {
+			s.logger.Warn("Probe skipped: no probe slot free before the next interval", "origin_id", k.id, "slot", k.slot)
+			skipped[i] = skip{}
+		}
+		skipped = skipped[:0]
 		timer.Reset(wait)
 		select {
 		case <-s.ctx.Done():
@@ -349,10 +355,16 @@ func (s *Scheduler) loop() {
 	}
 }
 
+// skip is a slot skipped for want of a free worker, to log.
+type skip struct {
+	id   string
+	slot time.Time
+}
+
 // due starts the probes whose slot has come by now, skips the slots of
-// queued entries that found no worker before their next slot, and returns
-// how long until the next slot.
-func (s *Scheduler) due(now time.Time) time.Duration {
+// queued entries that found no worker before their next slot (adding them
+// to skipped), and returns how long until the next slot.
+func (s *Scheduler) due(now time.Time, skipped *[]skip) time.Duration {
 	if s.ctx.Err() != nil {
 		return time.Hour
 	}
@@ -364,7 +376,7 @@ func (s *Scheduler) due(now time.Time) time.Duration {
 			s.queue.Remove(e.elem)
 			e.elem = nil
 			e.om.skipped.Inc()
-			s.logger.Warn("Probe skipped: no probe slot free before the next interval", "origin_id", e.t.ID, "slot", e.next.Add(-e.t.Interval))
+			*skipped = append(*skipped, skip{e.t.ID, e.next.Add(-e.t.Interval)})
 		}
 		slot := e.next
 		e.next = slot.Add(e.t.Interval)
