@@ -48,6 +48,8 @@ type Result struct {
 	// (one with state): the clock filter's estimate over the origin's last
 	// exchanges, this one included. One-off probes have none.
 	Filtered *FilteredDrift
+	// Path is set by path probes: the trace, and the origin's path.
+	Path *PathResult
 	// Err is the underlying error of a failure, for logs only.
 	Err error
 }
