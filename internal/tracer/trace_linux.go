@@ -36,7 +36,9 @@ func ttlOf(seq int) int { return seq >> 4 }
 type session struct {
 	o   *Options
 	v6  bool
-	fd  int // udp and icmp: the socket; tcp: -1
+	// fd is the udp or icmp socket; for tcp, a socket that holds the
+	// trace's local port.
+	fd  int
 	src netip.AddrPort
 	// mtu is the size of the packets sent (udp, icmp); hdr the size of
 	// their IP and transport headers.
@@ -55,7 +57,7 @@ func run(ctx context.Context, o *Options, tr *Trace) error {
 	if err := s.open(); err != nil {
 		return err
 	}
-	defer func() { tr.Src = s.src }()
+	tr.Src = s.src
 	for ttl := o.FirstHop; ttl <= o.MaxHops; ttl++ {
 		hop := Hop{TTL: ttl}
 		var err error
@@ -142,7 +144,7 @@ func (s *session) open() error {
 		s.hdr = 40
 	}
 	if s.o.Method == TCP {
-		return nil
+		return s.openTCP()
 	}
 	var fd int
 	var err error
@@ -191,6 +193,44 @@ func (s *session) open() error {
 // this (jumbo frames), so that a loopback or a virtual interface's MTU of
 // 64 KiB does not make each probe that large.
 const MaxMTU = 9000
+
+// openTCP picks the trace's local address and port, and holds them with a
+// bound socket for the trace's length, so that no other connection takes
+// the port between two probes.
+func (s *session) openTCP() error {
+	// The local address towards the destination, as a connected UDP
+	// socket sees it (connecting one sends nothing).
+	fd, err := unix.Socket(s.family(), unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening a UDP socket: %w", err)
+	}
+	err = unix.Connect(fd, s.sockaddr(s.o.Dst))
+	var sa unix.Sockaddr
+	if err == nil {
+		sa, err = unix.Getsockname(fd)
+	}
+	_ = unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("finding the local address towards %s: %w", s.o.Dst, err)
+	}
+	local := netip.AddrPortFrom(addrPort(sa).Addr(), 0)
+	fd, err = unix.Socket(s.family(), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening a TCP socket: %w", err)
+	}
+	s.fd = fd
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fmt.Errorf("setting SO_REUSEADDR: %w", err)
+	}
+	if err := unix.Bind(fd, s.sockaddr(local)); err != nil {
+		return fmt.Errorf("binding a local port on %s: %w", local.Addr(), err)
+	}
+	if sa, err = unix.Getsockname(fd); err != nil {
+		return fmt.Errorf("reading the local address: %w", err)
+	}
+	s.src = addrPort(sa)
+	return nil
+}
 
 // interfaceMTU is the MTU of the interface that has a (at most MaxMTU);
 // 1500 when none does.
@@ -576,18 +616,11 @@ func (s *session) tcpProbe(ctx context.Context, ttl int) (*answer, time.Duration
 	if err != nil {
 		return nil, 0, fmt.Errorf("setting socket options: %w", err)
 	}
-	if s.src.IsValid() {
-		if err := unix.Bind(fd, s.sockaddr(s.src)); err != nil {
-			return nil, 0, fmt.Errorf("binding %s for the trace's flow: %w", s.src, err)
-		}
+	if err := unix.Bind(fd, s.sockaddr(s.src)); err != nil {
+		return nil, 0, fmt.Errorf("binding %s for the trace's flow: %w", s.src, err)
 	}
 	sent := time.Now()
 	err = unix.Connect(fd, s.sockaddr(s.o.Dst))
-	if !s.src.IsValid() {
-		if sa, gerr := unix.Getsockname(fd); gerr == nil {
-			s.src = addrPort(sa)
-		}
-	}
 	switch {
 	case err == nil:
 		return &answer{from: s.o.Dst.Addr(), final: "reached"}, time.Since(sent), nil
