@@ -34,8 +34,8 @@ func ttlOf(seq int) int { return seq >> 4 }
 // session is an open trace: its socket (or, for tcp, its flow) and the
 // path MTU found so far.
 type session struct {
-	o   *Options
-	v6  bool
+	o  *Options
+	v6 bool
 	// fd is the udp or icmp socket; for tcp, a socket that holds the
 	// trace's local port.
 	fd  int
