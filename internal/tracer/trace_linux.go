@@ -402,8 +402,8 @@ func (s *session) datagramHop(ctx context.Context, hop *Hop) error {
 		}
 		now := time.Now()
 		for _, a := range s.drain() {
-			if a.mtu > 0 {
-				s.mtu = max(min(a.mtu, s.mtu-1), s.minMTU())
+			if a.mtu > 0 && a.mtu < s.mtu {
+				s.mtu = max(a.mtu, s.minMTU())
 			}
 			if a.seq < 0 && len(pending) == 1 && a.mtu == 0 {
 				for seq := range pending {
