@@ -152,11 +152,14 @@ func (k *pathKind) Probe(ctx context.Context, p *Params, r *Result) {
 		return
 	}
 	port, _ := strconv.Atoi(portStr)
-	if o.Method == tracer.UDP {
+	switch o.Method {
+	case tracer.UDP:
 		port = DefaultPathUDPPort
 		if s.UDPPort != 0 {
 			port = s.UDPPort
 		}
+	case tracer.ICMP:
+		port = 0
 	}
 	ip, err := resolveIP(ctx, p.Module, host)
 	r.Phases.Set(PhaseResolve, time.Since(start))

@@ -23,6 +23,7 @@ import (
 
 	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/internal/testutil"
+	"github.com/oxcross/oxcross/internal/tracer"
 )
 
 // pathTopology is leaf → router A → router B → origin, in network
@@ -158,6 +159,15 @@ func (tp *pathTopology) in(t *testing.T, role string, fn func()) {
 	fn()
 }
 
+// traceHops formats the hops a trace found.
+func traceHops(tr *tracer.Trace) string {
+	hops := make([]netip.Addr, len(tr.Hops))
+	for i, h := range tr.Hops {
+		hops[i] = h.Addr
+	}
+	return formatHops(hops)
+}
+
 const pathChildEnv = "OXCROSS_PATH_NETNS_CHILD"
 
 // pathConfig parses a config of path origins, one per method and family,
@@ -169,12 +179,17 @@ modules:
   path_udp: {kind: path, path: {max_hops: 8, hop_timeout: 2s}}
   path_tcp: {kind: path, path: {method: tcp, max_hops: 8, hop_timeout: 2s}}
   path_icmp: {kind: path, path: {method: icmp, max_hops: 8, hop_timeout: 2s}}
+  path_tcp_quick: {kind: path, path: {method: tcp, max_hops: 8, hop_timeout: 300ms}}
+  path_udp_quick: {kind: path, path: {max_hops: 8, hop_timeout: 300ms}}
 origins:
   - {name: udp4, address: '10.14.9.9:%[1]d', module: path_udp}
   - {name: tcp4, address: '10.14.9.9:%[1]d', module: path_tcp}
   - {name: udp6, address: '[fd14:9::9]:%[1]d', module: path_udp}
   - {name: tcp6, address: '[fd14:9::9]:%[1]d', module: path_tcp}
   - {name: icmp4, address: '10.14.9.9:%[1]d', module: path_icmp}
+  - {name: icmp6, address: '[fd14:9::9]:%[1]d', module: path_icmp}
+  - {name: tcp4-quick, address: '10.14.9.9:%[1]d', module: path_tcp_quick}
+  - {name: nowhere, address: '10.14.8.8:%[1]d', module: path_udp_quick}
 `, port))
 	if err != nil {
 		t.Fatal(err)
@@ -240,23 +255,25 @@ func TestPathNetns(t *testing.T) {
 
 	viaB := map[bool]string{false: "10.14.0.1 10.14.1.2 10.14.9.9", true: "fd14::1 fd14:1::2 fd14:9::9"}
 	viaC := map[bool]string{false: "10.14.0.1 10.14.3.2 10.14.9.9", true: "fd14::1 fd14:3::2 fd14:9::9"}
-	for _, id := range []string{"udp4", "tcp4", "udp6", "tcp6"} {
+	// As root, icmp uses raw sockets (ping_group_range admits no group in
+	// a new namespace).
+	for _, id := range []string{"udp4", "tcp4", "udp6", "tcp6", "icmp4", "icmp6"} {
 		r := probe(id)
 		if r.Path == nil {
 			t.Fatalf("%s: no trace: %v", id, r.Err)
 		}
 		tr := r.Path.Trace
 		v6 := strings.HasSuffix(id, "6")
-		t.Logf("%s: %s → %s: hops %q, reached %v, MTU %d, %s", id, tr.Src, tr.Dst, formatHops(r.Path.Hops), tr.Reached, tr.MTU, tr.Duration)
-		if !r.Success || !tr.Reached || len(tr.Hops) != 3 || formatHops(r.Path.Hops) != viaB[v6] {
-			t.Errorf("%s: reached %v at %d hops %q (%v), want 3 hops %q", id, tr.Reached, len(tr.Hops), formatHops(r.Path.Hops), r.Err, viaB[v6])
+		t.Logf("%s: %s → %s: hops %q, reached %v, MTU %d, %s", id, tr.Src, tr.Dst, traceHops(tr), tr.Reached, tr.MTU, tr.Duration)
+		if !r.Success || !tr.Reached || len(tr.Hops) != 3 || traceHops(tr) != viaB[v6] {
+			t.Errorf("%s: reached %v at %d hops %q (%v), want 3 hops %q", id, tr.Reached, len(tr.Hops), traceHops(tr), r.Err, viaB[v6])
 		}
 		for name, want := range map[string]float64{"oxcross_leaf_path_hops": 3, "oxcross_leaf_path_reached": 1} {
 			if got := testutil.MetricValue(t, reg, name, "origin_id", id); got != want {
 				t.Errorf("%s{origin_id=%q} = %v, want %v", name, id, got, want)
 			}
 		}
-		if strings.HasPrefix(id, "udp") {
+		if !strings.HasPrefix(id, "tcp") {
 			if got := testutil.MetricValue(t, reg, "oxcross_leaf_path_mtu_bytes", "origin_id", id); got != 1400 {
 				t.Errorf("%s: path MTU %v, want 1400 (the A–B link's)", id, got)
 			}
@@ -278,7 +295,7 @@ func TestPathNetns(t *testing.T) {
 	for i, want := range []float64{0, 1, 1} {
 		r := probe("udp4")
 		got := testutil.MetricValue(t, reg, "oxcross_leaf_path_changes_total", "origin_id", "udp4")
-		t.Logf("trace %d through C: hops %q, changes %v", i+1, formatHops(r.Path.Hops), got)
+		t.Logf("trace %d through C: hops %q, changes %v", i+1, traceHops(r.Path.Trace), got)
 		if got != want {
 			t.Errorf("after trace %d through C: %v changes, want %v", i+1, got, want)
 		}
@@ -289,7 +306,7 @@ func TestPathNetns(t *testing.T) {
 	if want := fmt.Sprintf("old=%q new=%q", viaB[false], viaC[false]); !strings.Contains(log.String(), want) {
 		t.Errorf("the change's log line lacks %s:\n%s", want, log.String())
 	}
-	for _, id := range []string{"tcp4", "udp6", "tcp6"} {
+	for _, id := range []string{"tcp4", "udp6", "tcp6", "icmp4", "icmp6"} {
 		if got := testutil.MetricValue(t, reg, "oxcross_leaf_path_changes_total", "origin_id", id); got != 0 {
 			t.Errorf("%s: %v changes after one trace, want 0", id, got)
 		}
@@ -314,8 +331,52 @@ func TestPathNetns(t *testing.T) {
 		}
 		// The child could not trace with icmp: it has no CAP_NET_RAW, and
 		// the new namespace's ping_group_range admits no group.
-		if r := results["icmp4"]; r.Reason != ReasonICMP || !strings.Contains(r.Err, "CAP_NET_RAW") {
-			t.Errorf("icmp4 unprivileged: reason %q, error %q; want icmp naming CAP_NET_RAW", r.Reason, r.Err)
+		for _, id := range []string{"icmp4", "icmp6"} {
+			if r := results[id]; r.Reason != ReasonICMP || !strings.Contains(r.Err, "CAP_NET_RAW") || !strings.Contains(r.Err, "ping_group_range") {
+				t.Errorf("%s unprivileged: reason %q, error %q; want icmp naming CAP_NET_RAW and ping_group_range", id, r.Reason, r.Err)
+			}
+		}
+		// Once ping_group_range admits nobody's group, icmp traces through
+		// unprivileged ICMP sockets.
+		mustRun(t, "ip", "netns", "exec", tp.ns["leaf"], "sh", "-c", "echo 65534 65534 > /proc/sys/net/ipv4/ping_group_range")
+		results = runUnprivilegedChild(t, tp, port)
+		for _, id := range []string{"icmp4", "icmp6"} {
+			r := results[id]
+			if want := viaC[strings.HasSuffix(id, "6")]; !r.Reached || strings.Join(r.Hops, " ") != want || r.MTU != 1500 {
+				t.Errorf("%s with ping_group_range: reached %v, hops %q, MTU %d (%s %s), want %q and 1500", id, r.Reached, r.Hops, r.MTU, r.Reason, r.Err, want)
+			} else {
+				t.Logf("%s as uid %d through an ICMP socket: hops %q, MTU %d", id, r.UID, r.Hops, r.MTU)
+			}
+		}
+	})
+
+	// A router that does not answer (C has no route back to the leaf) is
+	// a silent hop, and no change; a router without a route to the
+	// destination ends the trace with its refusal.
+	t.Run("silent and unreachable", func(t *testing.T) {
+		mustRun(t, "ip", "-n", tp.ns["c"], "route", "replace", "blackhole", "10.14.0.0/24")
+		for _, id := range []string{"udp4", "tcp4-quick"} {
+			r := probe(id)
+			tr := r.Path.Trace
+			t.Logf("%s through a silent C: hops %q, reached %v, hop 2 loss %.0f%%, in %s", id, traceHops(tr), tr.Reached, 100*tr.Hops[1].Loss(), tr.Duration)
+			if !tr.Reached || traceHops(tr) != "10.14.0.1 * 10.14.9.9" || tr.Hops[1].Loss() != 1 || tr.Hops[1].Sent != 3 {
+				t.Errorf("%s: reached %v, hops %q, hop 2 %+v; want a silent hop 2", id, tr.Reached, traceHops(tr), tr.Hops[1])
+			}
+		}
+		if got := testutil.MetricValue(t, reg, "oxcross_leaf_path_changes_total", "origin_id", "udp4"); got != 1 {
+			t.Errorf("udp4: %v changes after a silent hop, want still 1", got)
+		}
+		// A limits its "unreachable" answers (the kernel's ip_error: one a
+		// second, tokens from zero for a new source), so the refusal may
+		// come at hop 1 or a later one; it ends the trace either way.
+		r := probe("nowhere")
+		t.Logf("nowhere: %s %v", r.Reason, r.Err)
+		last := lastHop(r.Path.Trace)
+		if r.Success || r.Reason != ReasonConnect || last.Final != "network unreachable" || last.Addr != netip.MustParseAddr("10.14.0.1") {
+			t.Errorf("nowhere: %s %v, hops %+v; want connect, network unreachable from A", r.Reason, r.Err, r.Path.Trace.Hops)
+		}
+		if got := testutil.MetricValue(t, reg, "oxcross_leaf_path_reached", "origin_id", "nowhere"); got != 0 {
+			t.Errorf("nowhere: reached %v", got)
 		}
 	})
 }
@@ -388,6 +449,9 @@ func TestPathNetnsChild(t *testing.T) {
 	p := NewProber("test", kinds)
 	for i := range cfg.Origins {
 		o := &cfg.Origins[i]
+		if o.ID == "nowhere" || o.ID == "tcp4-quick" {
+			continue // the parent's own cases
+		}
 		mod := cfg.Modules[o.Module]
 		ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 		r := p.Probe(ctx, o, &mod, nil)
@@ -398,12 +462,9 @@ func TestPathNetnsChild(t *testing.T) {
 		}
 		if r.Path != nil {
 			res.Reached, res.MTU = r.Path.Trace.Reached, r.Path.Trace.MTU
-			for _, h := range r.Path.Hops {
-				res.Hops = append(res.Hops, formatHops([]netip.Addr{h}))
+			for _, h := range r.Path.Trace.Hops {
+				res.Hops = append(res.Hops, formatHops([]netip.Addr{h.Addr}))
 			}
-		}
-		if o.ID == "icmp4" && r.Path != nil && r.Path.Trace.Reached {
-			t.Errorf("icmp4 traced without privileges")
 		}
 		js, err := json.Marshal(res)
 		if err != nil {

@@ -196,8 +196,11 @@ func (h *History) last(id string) (Result, time.Time, bool) {
 func (v *PathView) fill(t *tracer.Trace) {
 	v.Method, v.Reached, v.MTU, v.DurationSeconds = string(t.Method), t.Reached, t.MTU, t.Duration.Seconds()
 	v.Destination = t.Dst.Addr().String()
-	if t.Src.IsValid() {
+	switch {
+	case t.Src.Port() != 0:
 		v.Source = t.Src.String()
+	case t.Src.IsValid():
+		v.Source = t.Src.Addr().String()
 	}
 	for _, h := range t.Hops {
 		hv := HopView{

@@ -29,8 +29,6 @@ type answer struct {
 // seqOf numbers probe i of hop ttl.
 func seqOf(ttl, i int) int { return ttl<<4 | i }
 
-func ttlOf(seq int) int { return seq >> 4 }
-
 // session is an open trace: its socket (or, for tcp, its flow) and the
 // path MTU found so far.
 type session struct {
@@ -185,6 +183,10 @@ func (s *session) open() error {
 		return fmt.Errorf("reading the local address: %w", err)
 	}
 	s.src = addrPort(sa)
+	if s.o.Method == ICMP {
+		// The "port" of an ICMP socket is its echo id or protocol.
+		s.src = netip.AddrPortFrom(s.src.Addr(), 0)
+	}
 	s.mtu = interfaceMTU(s.src.Addr())
 	return nil
 }

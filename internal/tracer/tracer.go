@@ -138,7 +138,7 @@ func (h *Hop) MedianRTT() time.Duration {
 type Trace struct {
 	Method Method
 	Dst    netip.AddrPort
-	// Src is the local end of the flow.
+	// Src is the local end of the flow (port 0 for icmp).
 	Src netip.AddrPort
 	// Hops are the TTLs probed, from the first hop on.
 	Hops []Hop
