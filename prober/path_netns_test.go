@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,14 +215,22 @@ type pathChildResult struct {
 // router C; and udp and tcp as an unprivileged user.
 func TestPathNetns(t *testing.T) {
 	tp := newPathTopology(t)
-	// The origin listens on its port, so that tcp's SYNs get a SYN-ACK.
+	// The origin listens on its port, so that tcp's SYNs get a SYN-ACK,
+	// and notes where each connection came from.
 	var port int
+	var mu sync.Mutex
+	var peers []string
 	tp.in(t, "origin", func() {
 		ln, err := net.Listen("tcp", ":0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		testutil.ServeConns(t, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+		testutil.ServeConns(t, ln, func(c net.Conn) {
+			mu.Lock()
+			peers = append(peers, c.RemoteAddr().String())
+			mu.Unlock()
+			_, _ = io.Copy(io.Discard, c)
+		})
 		port = ln.Addr().(*net.TCPAddr).Port
 	})
 	var log testutil.SyncBuffer
@@ -282,6 +291,21 @@ func TestPathNetns(t *testing.T) {
 			if h.Loss() != 0 {
 				t.Errorf("%s: hop %d lost %.0f%% of its probes", id, h.TTL, 100*h.Loss())
 			}
+		}
+		if strings.HasPrefix(id, "tcp") {
+			// Paris: the three SYNs that reached the origin all came from
+			// the trace's one source port.
+			testutil.EventuallyReason(t, 5*time.Second, id+"'s connections at the origin", func() string {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(peers) != 3 || peers[0] != tr.Src.String() || peers[1] != peers[0] || peers[2] != peers[0] {
+					return fmt.Sprintf("connections from %v, want 3 from %s", peers, tr.Src)
+				}
+				return ""
+			})
+			mu.Lock()
+			peers = nil
+			mu.Unlock()
 		}
 	}
 	if t.Failed() {

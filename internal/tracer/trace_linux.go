@@ -275,10 +275,11 @@ func (s *session) minMTU() int {
 	return 68
 }
 
-// packet builds probe seq, s.mtu bytes with its headers. The two words
-// after the sequence number sum (in ones' complement) to the same value
-// whatever it is, so that an ICMP probe's checksum, which load balancers
-// may hash as part of the flow, does not change from probe to probe.
+// packet builds probe seq, s.mtu bytes with its headers. The payload
+// holds the sequence number (udp; icmp has it in its header) and its ones'
+// complement, so that the packet's checksum does not change from probe to
+// probe: load balancers may hash an ICMP probe's checksum as part of the
+// flow.
 func (s *session) packet(seq int) []byte {
 	n := max(s.mtu-s.hdr, 4)
 	if s.o.Method == ICMP {
@@ -296,8 +297,13 @@ func (s *session) packet(seq int) []byte {
 		binary.BigEndian.PutUint16(b[6:], uint16(seq))
 		p = b[8:]
 	}
-	binary.BigEndian.PutUint16(p[0:], uint16(seq))
-	binary.BigEndian.PutUint16(p[2:], 0xffff-uint16(seq))
+	if s.o.Method == ICMP {
+		// The header holds the sequence number; the payload compensates.
+		binary.BigEndian.PutUint16(p[0:], 0xffff-uint16(seq))
+	} else {
+		binary.BigEndian.PutUint16(p[0:], uint16(seq))
+		binary.BigEndian.PutUint16(p[2:], 0xffff-uint16(seq))
+	}
 	if s.o.Method == ICMP && !s.v6 && !s.ping {
 		binary.BigEndian.PutUint16(b[2:], checksum(b))
 	}

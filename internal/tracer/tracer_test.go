@@ -52,3 +52,49 @@ func TestLoopbackReachedAtHopOne(t *testing.T) {
 		})
 	}
 }
+
+// TestICMPChecksumConstant: every icmp probe of a trace has the same
+// checksum, which load balancers may hash as part of the flow, whatever
+// its sequence number.
+func TestICMPChecksumConstant(t *testing.T) {
+	for _, ping := range []bool{false, true} {
+		s := &session{o: &Options{Method: ICMP}, ping: ping, id: 0x1234, hdr: 28, mtu: 100, buf: make([]byte, 1500)}
+		var first uint16
+		for ttl := 1; ttl <= MaxHops; ttl++ {
+			for i := range MaxProbesPerHop {
+				b := s.packet(seqOf(ttl, i))
+				sum := checksum(b) // 0 when the checksum field is right
+				if !ping && sum != 0 {
+					t.Fatalf("raw: probe %d/%d has a wrong checksum", ttl, i)
+				}
+				if ping {
+					// The kernel fills it in: compute what it will be.
+					sum = checksum(b)
+				} else {
+					sum = uint16(b[2])<<8 | uint16(b[3])
+				}
+				if ttl == 1 && i == 0 {
+					first = sum
+				} else if sum != first {
+					t.Fatalf("ping %v: probe %d/%d has checksum %#x, the first %#x", ping, ttl, i, sum, first)
+				}
+			}
+		}
+	}
+}
+
+// TestUDPPayloadSumConstant: udp probes of one size differ only in
+// payload words whose ones' complement sum is constant, so their UDP
+// checksum is the same too.
+func TestUDPPayloadSumConstant(t *testing.T) {
+	s := &session{o: &Options{Method: UDP}, hdr: 28, mtu: 100, buf: make([]byte, 1500)}
+	want := checksum(s.packet(seqOf(1, 0)))
+	for ttl := 1; ttl <= MaxHops; ttl++ {
+		for i := range MaxProbesPerHop {
+			b := s.packet(seqOf(ttl, i))
+			if got := checksum(b); got != want || s.seqInPayload(b) != seqOf(ttl, i) {
+				t.Fatalf("probe %d/%d: payload sum %#x, want %#x; seq %d", ttl, i, got, want, s.seqInPayload(b))
+			}
+		}
+	}
+}
