@@ -191,11 +191,6 @@ func (s *session) open() error {
 	return nil
 }
 
-// MaxMTU bounds the probes' size: the path MTU a trace finds is at most
-// this (jumbo frames), so that a loopback or a virtual interface's MTU of
-// 64 KiB does not make each probe that large.
-const MaxMTU = 9000
-
 // openTCP picks the trace's local address and port, and holds them with a
 // bound socket for the trace's length, so that no other connection takes
 // the port between two probes.

@@ -41,6 +41,11 @@ const (
 	MaxProbesPerHop = 10
 )
 
+// MaxMTU bounds the probes' size: the path MTU a trace finds is at most
+// this (jumbo frames), so that a loopback or a virtual interface's MTU of
+// 64 KiB does not make each probe that large.
+const MaxMTU = 9000
+
 // ErrNoICMPSocket is the icmp method's error when the process may open
 // neither kind of ICMP socket.
 var ErrNoICMPSocket = errors.New("the icmp method needs an unprivileged ICMP socket (sysctl net.ipv4.ping_group_range must include the process's group) or CAP_NET_RAW for a raw one")
