@@ -374,8 +374,8 @@ func dnsExchangeReason(ctx context.Context, err error, fallback Reason) Reason {
 // dnsUDPExchange sends q over UDP to addr and waits for its answer. A
 // datagram that is not the answer to q (another id, another question, not
 // a DNS message) is ignored, as a resolver ignores spoofed or late
-// answers; if the probe then ends without one, it fails as
-// invalid_response rather than timeout.
+// answers: the probe keeps waiting, and times out if the answer never
+// comes (its error then counts the datagrams it ignored).
 func dnsUDPExchange(ctx context.Context, addr string, q *dns.Msg) (*dns.Msg, time.Duration, Reason, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "udp", addr)
@@ -396,7 +396,7 @@ func dnsUDPExchange(ctx context.Context, addr string, q *dns.Msg) (*dns.Msg, tim
 		if err != nil {
 			took := time.Since(sent)
 			if ctx.Err() != nil && ignored > 0 {
-				return nil, took, ReasonInvalidResponse, fmt.Errorf("no answer to the query among %d datagrams (the last: %w) before %w", ignored, lastWrong, ctx.Err())
+				return nil, took, ReasonTimeout, fmt.Errorf("%w: no answer to the query, %d other datagrams ignored (the last: %w)", ctx.Err(), ignored, lastWrong)
 			}
 			if errors.Is(err, dns.ErrShortRead) {
 				ignored, lastWrong = ignored+1, err
