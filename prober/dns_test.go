@@ -2,7 +2,9 @@ package prober
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"net"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -381,4 +383,167 @@ func port(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestDNSSettingsConfig: a config's dns modules are read with their
+// defaults, refused with errors naming the module and the key, and read
+// back equal from the normalized JSON.
+func TestDNSSettingsConfig(t *testing.T) {
+	t.Parallel()
+	parser := DefaultKinds(discard).Parser(config.Limits{})
+	_, err := parser.Parse([]byte(`
+modules:
+  noname:
+    kind: dns
+    dns: {query_type: A}
+  badname:
+    kind: dns
+    dns: {query_name: "a..b"}
+  badtype:
+    kind: dns
+    dns: {query_name: example.com, query_type: AA}
+  badtransport:
+    kind: dns
+    dns: {query_name: example.com, transport: doh}
+  badrcode:
+    kind: dns
+    dns: {query_name: example.com, valid_rcodes: [NOERROR, NOSUCH]}
+  badregexp:
+    kind: dns
+    dns:
+      query_name: example.com
+      validate_answer_rrs: {fail_if_matches_regexp: ["("]}
+      validate_authority_rrs: {fail_if_not_matches_regexp: ["[z-a]"]}
+      validate_additional_rrs: {fail_if_not_matches_regexp: ["ok", "*"]}
+  tlsnotdot:
+    kind: dns
+    dns: {query_name: example.com, tls_config: {insecure_skip_verify: true}}
+  halfcert:
+    kind: dns
+    dns: {query_name: example.com, transport: dot, tls_config: {key_file: k}}
+  unknownkey:
+    kind: dns
+    dns: {query_name: example.com, qtype: A}
+`))
+	for _, want := range []string{
+		"modules.noname: dns: query_name: missing",
+		`modules.badname: dns: query_name: "a..b" is not a domain name`,
+		`modules.badtype: dns: query_type: "AA" is not a DNS record type`,
+		`modules.badtransport: dns: transport: "doh" is not udp, tcp or dot`,
+		`modules.badrcode: dns: valid_rcodes: "NOSUCH" is not a DNS response code`,
+		"modules.badregexp: dns: validate_answer_rrs: fail_if_matches_regexp: error parsing regexp: missing closing )",
+		"modules.badregexp: dns: validate_authority_rrs: fail_if_not_matches_regexp: error parsing regexp: invalid character class range",
+		"modules.badregexp: dns: validate_additional_rrs: fail_if_not_matches_regexp: error parsing regexp: missing argument to repetition operator",
+		"modules.tlsnotdot: dns: tls_config: only for transport dot",
+		"modules.halfcert: dns: tls_config: cert_file and key_file go together",
+		`modules.unknownkey: dns: field qtype not found`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nwant it to contain %q", err, want)
+		}
+	}
+
+	cfg, err := parser.Parse([]byte(`
+modules:
+  resolver:
+    kind: dns
+    dns:
+      query_name: example.com
+      query_type: aaaa
+      transport: tcp
+      recursion_desired: false
+      valid_rcodes: [NOERROR, NXDOMAIN]
+      validate_answer_rrs: {fail_if_not_matches_regexp: ['\tAAAA\t2001:db8::']}
+  plain:
+    kind: dns
+    dns: {query_name: example.com}
+origins:
+  - {module: resolver, address: 192.0.2.53}
+  - {module: plain, hostname: ns.example.com, port: 5353}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{cfg.Origins[0].Address, cfg.Origins[1].Address}; got[0] != "192.0.2.53:53" || got[1] != "ns.example.com:5353" {
+		t.Errorf("origin addresses %q, want port 53 by default", got)
+	}
+	s := cfg.Modules["resolver"].Settings.(*DNSSettings)
+	q := s.query()
+	if q.Question[0] != (dns.Question{Name: "example.com.", Qtype: dns.TypeAAAA, Qclass: dns.ClassINET}) || q.RecursionDesired {
+		t.Errorf("query %v, want AAAA example.com. without RD", q)
+	}
+	if !s.validRcode(dns.RcodeNameError) || s.validRcode(dns.RcodeServerFailure) {
+		t.Errorf("valid_rcodes %v: NXDOMAIN must be valid, SERVFAIL not", s.ValidRcodes)
+	}
+	if plain := cfg.Modules["plain"].Settings.(*DNSSettings); !plain.query().RecursionDesired || !plain.validRcode(dns.RcodeSuccess) || plain.validRcode(dns.RcodeNameError) {
+		t.Errorf("defaults: want RD set and only NOERROR valid")
+	}
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := parser.Parse(body)
+	if err != nil {
+		t.Fatalf("reading back %s: %v", body, err)
+	}
+	if !reflect.DeepEqual(back.Modules["resolver"], cfg.Modules["resolver"]) {
+		t.Errorf("read back from JSON %s\n got  %+v\n want %+v", body, back.Modules["resolver"].Settings, s)
+	}
+}
+
+// TestProbeHandlerDNS: /probe?module=…&target=… probes a DNS server with a
+// dns module of the config, the port defaulting to 53, and answers the
+// phases and the answer's rcode and record counts.
+func TestProbeHandlerDNS(t *testing.T) {
+	t.Parallel()
+	srv := startDNSServer(t, nil)
+	cfg, err := DefaultKinds(discard).Parser(config.Limits{}).Parse([]byte(`
+modules:
+  ok:
+    kind: dns
+    dns: {query_name: ok.oxcross.test, validate_answer_rrs: {fail_if_not_matches_regexp: ['192\.0\.2\.1$']}}
+  nx:
+    kind: dns
+    dns: {query_name: nx.oxcross.test}
+  big:
+    kind: dns
+    dns: {query_name: big.oxcross.test, query_type: TXT}
+origins:
+  - {module: ok, address: 192.0.2.53}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := probeEndpoint(t, NewHandler(newTestProber(), func() *config.Config { return cfg }, DefaultMaxConcurrentProbes, discard))
+
+	a := getProbe(t, endpoint, srv.addr, "ok", "")
+	a.wantProbe(t, ReasonOK)
+	for name, want := range map[string]float64{"probe_dns_rcode": 0, "probe_dns_answer_rrs": 1, "probe_dns_authority_rrs": 1, "probe_dns_additional_rrs": 1, "probe_dns_truncated": 0} {
+		if v := a.mustValue(t, name); v != want {
+			t.Errorf("%s %v, want %v", name, v, want)
+		}
+	}
+	for _, phase := range []string{"resolve", "processing"} {
+		a.mustValue(t, "probe_dns_duration_seconds", "phase", phase)
+	}
+
+	a = getProbe(t, endpoint, srv.addr, "nx", "")
+	a.wantProbe(t, ReasonDNSRcode)
+	if v := a.mustValue(t, "probe_dns_rcode"); v != dns.RcodeNameError {
+		t.Errorf("probe_dns_rcode %v, want 3 (NXDOMAIN)", v)
+	}
+
+	a = getProbe(t, endpoint, srv.addr, "big", "")
+	a.wantProbe(t, ReasonOK)
+	if v := a.mustValue(t, "probe_dns_truncated"); v != 1 {
+		t.Errorf("probe_dns_truncated %v, want 1", v)
+	}
+	a.mustValue(t, "probe_dns_duration_seconds", "phase", "connect")
+
+	// A host alone is taken (port 53, where no test server listens).
+	a = getProbe(t, endpoint, "127.0.0.1", "ok", "1")
+	if a.status != 200 || a.mustValue(t, "probe_success") != 0 {
+		t.Errorf("a probe of 127.0.0.1 (port 53): status %d, body %s", a.status, a.body)
+	}
+	getProbe(t, endpoint, "127.0.0.1:x", "ok", "").wantBadRequest(t, "port")
 }
