@@ -393,16 +393,16 @@ func dnsUDPExchange(ctx context.Context, addr string, q *dns.Msg) (*dns.Msg, tim
 	var lastWrong error
 	for {
 		raw, err := co.ReadMsgHeader(nil)
+		if errors.Is(err, dns.ErrShortRead) {
+			ignored, lastWrong = ignored+1, err
+			continue
+		}
 		if err != nil {
-			took := time.Since(sent)
-			if ctx.Err() != nil && ignored > 0 {
-				return nil, took, ReasonTimeout, fmt.Errorf("%w: no answer to the query, %d other datagrams ignored (the last: %w)", ctx.Err(), ignored, lastWrong)
+			reason := dnsExchangeReason(ctx, err, ReasonConnect)
+			if ignored > 0 {
+				err = fmt.Errorf("%w; %d other datagrams ignored (the last: %w)", err, ignored, lastWrong)
 			}
-			if errors.Is(err, dns.ErrShortRead) {
-				ignored, lastWrong = ignored+1, err
-				continue
-			}
-			return nil, took, dnsExchangeReason(ctx, err, ReasonConnect), fmt.Errorf("waiting for the answer: %w", err)
+			return nil, time.Since(sent), reason, fmt.Errorf("waiting for the answer: %w", err)
 		}
 		m := new(dns.Msg)
 		if err := m.Unpack(raw); err != nil {
