@@ -273,6 +273,10 @@ func (dnsKind) Probe(ctx context.Context, p *Params, r *Result) {
 	}
 	addr := net.JoinHostPort(ip.String(), port)
 	q := s.query()
+	// 0 unless a TCP connection or TLS handshake replaces them, so that
+	// a leaf's gauges never keep an earlier probe's.
+	r.Phases.Set(PhaseConnect, 0)
+	r.Phases.Set(PhaseTLS, 0)
 
 	var (
 		resp   *dns.Msg

@@ -195,8 +195,10 @@ func TestDNSKind(t *testing.T) {
 				if d := phaseOf(t, r, PhaseProcessing); d <= 0 || d > r.Duration {
 					t.Errorf("processing phase %v, want in (0, %v]", d, r.Duration)
 				}
-				if _, ok := r.Phases.Get(PhaseConnect); ok {
-					t.Error("a connect phase over UDP")
+				for _, p := range []Phase{PhaseConnect, PhaseTLS} {
+					if d := phaseOf(t, r, p); d != 0 {
+						t.Errorf("%s phase %v over UDP, want 0", p, d)
+					}
 				}
 				if !srv.recursionDesired(dns.TypeA) {
 					t.Error("the query did not ask for recursion (recursion_desired defaults to true)")
