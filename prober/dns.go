@@ -222,6 +222,16 @@ type DNSAnswer struct {
 	Truncated bool
 }
 
+// String describes the answer for a person: "NXDOMAIN, 0 answer, 1
+// authority, 0 additional records".
+func (a *DNSAnswer) String() string {
+	s := fmt.Sprintf("%s, %d answer, %d authority, %d additional records", rcodeName(a.Rcode), a.Answer, a.Authority, a.Additional)
+	if a.Truncated {
+		s += " (truncated over UDP, asked again over TCP)"
+	}
+	return s
+}
+
 // dnsProbeMetrics registers a dns probe's answer on a /probe registry.
 func dnsProbeMetrics(reg *prometheus.Registry, a *DNSAnswer) {
 	setGauge(reg, "probe_dns_rcode", "Response code of the DNS answer (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, …).", float64(a.Rcode))

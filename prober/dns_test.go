@@ -338,6 +338,12 @@ func TestDNSKind(t *testing.T) {
 			want: ReasonConnect,
 		},
 		{
+			name: "no server over UDP",
+			s:    DNSSettings{QueryName: "ok.oxcross.test"},
+			addr: testutil.ClosedUDPAddr(t),
+			want: ReasonConnect,
+		},
+		{
 			name: "a server name that does not resolve",
 			s:    DNSSettings{QueryName: "ok.oxcross.test"},
 			addr: "no-such-server.invalid:53",
