@@ -404,6 +404,8 @@ modules:
   noname:
     kind: dns
     dns: {query_type: A}
+  nokey:
+    kind: dns
   badname:
     kind: dns
     dns: {query_name: "a..b"}
@@ -435,6 +437,7 @@ modules:
 `))
 	for _, want := range []string{
 		"modules.noname: dns: query_name: missing",
+		"modules.nokey: dns: query_name: missing", // the defaults are validated too
 		`modules.badname: dns: query_name: "a..b" is not a domain name`,
 		`modules.badtype: dns: query_type: "AA" is not a DNS record type`,
 		`modules.badtransport: dns: transport: "doh" is not udp, tcp or dot`,
