@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/internal/testutil"
@@ -557,4 +558,43 @@ origins:
 		t.Errorf("a probe of 127.0.0.1 (port 53): status %d, body %s", a.status, a.body)
 	}
 	getProbe(t, endpoint, "127.0.0.1:x", "ok", "").wantBadRequest(t, "port")
+}
+
+// TestDNSScheduled: the leaf schedules dns origins like any other, and
+// its metrics count their results by reason (dns_rcode among them) and
+// carry their phases.
+func TestDNSScheduled(t *testing.T) {
+	t.Parallel()
+	srv := startDNSServer(t, nil)
+	cfg, err := DefaultKinds(discard).Parser(config.Limits{}).Parse([]byte(`
+interval: 1s
+modules:
+  ok: {kind: dns, dns: {query_name: ok.oxcross.test}}
+  nx: {kind: dns, dns: {query_name: nx.oxcross.test}}
+origins:
+  - {name: dns-ok, module: ok, address: "` + srv.addr + `"}
+  - {name: dns-nx, module: nx, address: "` + srv.addr + `"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	sched := NewScheduler(SchedulerOptions{Prober: newTestProber(), Metrics: NewMetrics(reg), LeafID: "leaf-1", Logger: discard})
+	defer sched.Stop()
+	sched.Apply(cfg)
+	result := func(origin, success, reason string) float64 {
+		v, _ := testutil.LookupMetric(t, reg, "oxcross_leaf_probe_results", "origin_id", origin, "result", success, "reason", reason)
+		return v
+	}
+	testutil.Eventually(t, 30*time.Second, "a dns success and a dns_rcode failure", func() bool {
+		return result("dns-ok", "true", "ok") >= 1 && result("dns-nx", "false", "dns_rcode") >= 1
+	})
+	for _, phase := range []string{"resolve", "connect", "tls", "processing"} {
+		if _, ok := testutil.LookupMetric(t, reg, "oxcross_leaf_probe_phase_seconds", "origin_id", "dns-ok", "phase", phase); !ok {
+			t.Errorf("no %s phase of the dns origin", phase)
+		}
+	}
+	if v := testutil.MetricValue(t, reg, "oxcross_leaf_origin_status", "origin_id", "dns-nx"); v != 0 {
+		t.Errorf("status of the NXDOMAIN origin %v, want 0", v)
+	}
 }
