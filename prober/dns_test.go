@@ -318,6 +318,15 @@ func TestDNSKind(t *testing.T) {
 			},
 		},
 		{
+			name: "not DNS over TCP",
+			s:    DNSSettings{QueryName: "ok.oxcross.test", Transport: "tcp"},
+			addr: testutil.ServeTCP(t, func(c net.Conn) {
+				// A length prefix of 12, then 12 bytes that are no header.
+				_, _ = c.Write(append([]byte{0, 12}, "HTTP/1.1 400"...))
+			}),
+			want: ReasonInvalidResponse,
+		},
+		{
 			name: "DNS over TLS",
 			s:    DNSSettings{QueryName: "ok.oxcross.test", Transport: "dot", TLSConfig: TLSSettings{CAFile: fx.ca.CertFile}},
 			addr: srv.dotAddr,
