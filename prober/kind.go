@@ -50,6 +50,7 @@ func DefaultKinds(logger *slog.Logger) *Kinds {
 		newOxcrossKind(),
 		tcpKind{},
 		newICMPKind(logger),
+		dnsKind{},
 		newPathKind(logger),
 	)
 	if err != nil {
