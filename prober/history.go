@@ -45,6 +45,14 @@ type originHistory struct {
 	buckets [HistoryMinutes]minuteBucket
 }
 
+// when returns when the last probe ended, and false before the first.
+func (oh *originHistory) when() (time.Time, bool) {
+	if oh.lastAt == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, oh.lastAt), true
+}
+
 // bucket returns the bucket of Unix minute m, nil when m is older than
 // the ring holds. A newer m moves the ring on, emptying the minutes it
 // skips.
@@ -163,8 +171,8 @@ func (h *History) Statuses(cfg *config.Config) []OriginStatus {
 		if !ok {
 			oh = &originHistory{}
 		}
-		if oh.lastAt != 0 {
-			s.Probed, s.Last, s.LastAt = true, oh.last, time.Unix(0, oh.lastAt)
+		if at, ok := oh.when(); ok {
+			s.Probed, s.Last, s.LastAt = true, oh.last, at
 		}
 		for i := range HistoryMinutes {
 			m := cur - HistoryMinutes + 1 + int64(i)
