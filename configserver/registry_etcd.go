@@ -401,7 +401,8 @@ func (s *EtcdStore) watch(ctx context.Context, r *Registry, rev int64) {
 				}
 			}
 		case <-tick.C:
-			hctx, hcancel := context.WithTimeout(ctx, s.o.RequestTimeout)
+			timeout := min(s.o.RequestTimeout, s.o.HealthInterval)
+			hctx, hcancel := context.WithTimeout(ctx, timeout)
 			// A linearizable read of one key: it needs the cluster's
 			// quorum, as writes do.
 			_, err := s.cli.Get(hctx, s.o.Prefix)
@@ -410,6 +411,9 @@ func (s *EtcdStore) watch(ctx context.Context, r *Registry, rev int64) {
 				return
 			}
 			if err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					err = fmt.Errorf("no answer within %s", timeout)
+				}
 				s.setDown("health", err)
 				continue
 			}
