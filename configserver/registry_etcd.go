@@ -258,6 +258,9 @@ func (s *EtcdStore) delete(ctx context.Context, id string, prev *entry) error {
 // (the leaf gave up) says nothing of etcd.
 func (s *EtcdStore) failed(ctx context.Context, op string, err error) error {
 	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("etcd did not answer within %s", s.o.RequestTimeout)
+		}
 		s.setDown(op, err)
 	}
 	return err
@@ -356,8 +359,8 @@ func (s *EtcdStore) list(ctx context.Context, r *Registry) (int64, error) {
 	}
 	r.replaceAll(entries)
 	s.relists.Inc()
-	s.listed.Store(true)
 	s.setUp()
+	s.listed.Store(true)
 	s.o.Logger.Debug("Listed the registry from etcd", "leaves", len(entries), "revision", resp.Header.Revision)
 	return resp.Header.Revision, nil
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,61 +12,6 @@ import (
 
 	"github.com/oxcross/oxcross/internal/testutil"
 )
-
-// etcdServer is Debian's etcd on loopback, one member, its data in a
-// directory of the test so that it can be stopped and started again.
-type etcdServer struct {
-	bin, dataDir       string
-	clientURL, peerURL string
-	proc               *proc
-}
-
-// startEtcd runs Debian's etcd-server until the test ends.
-func startEtcd(t *testing.T) *etcdServer {
-	t.Helper()
-	e := &etcdServer{
-		bin:       testutil.DebianBinary(t, "/usr/bin/etcd", "etcd-server"),
-		dataDir:   filepath.Join(t.TempDir(), "etcd"),
-		clientURL: fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t)),
-		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t)),
-	}
-	e.start(t)
-	return e
-}
-
-// start starts etcd (again, on its data) and waits until it is healthy.
-func (e *etcdServer) start(t *testing.T) {
-	t.Helper()
-	args := []string{"--name=e2e", "--data-dir=" + e.dataDir,
-		"--listen-client-urls=" + e.clientURL, "--advertise-client-urls=" + e.clientURL,
-		"--listen-peer-urls=" + e.peerURL, "--initial-advertise-peer-urls=" + e.peerURL,
-		"--initial-cluster=e2e=" + e.peerURL, "--initial-cluster-state=new",
-		"--log-level=warn"}
-	p := &proc{name: "etcd", log: &testutil.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(e.bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", e.bin, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = p.stop(t)
-		if t.Failed() {
-			t.Logf("--- log of etcd %v:\n%s", args, p.log.String())
-		}
-	})
-	e.proc = p
-	testutil.EventuallyReason(t, 30*time.Second, "etcd healthy", func() string {
-		resp, err := testutil.TryDo(nil, http.MethodGet, e.clientURL+"/health", "")
-		switch {
-		case err != nil:
-			return err.Error()
-		case !strings.Contains(resp.Body, `"health":"true"`):
-			return resp.Body
-		}
-		return ""
-	})
-}
 
 // ready returns the status of /-/ready at addr, 0 when it does not answer.
 func ready(addr string) int {
@@ -147,14 +91,14 @@ func (p *sdPoller) result() (int, []string) {
 // keep serving /sd/leaves, refuse registrations with 503 and are not
 // ready, and once it is back they are ready again with nothing lost.
 func TestConfigserverReplicasEtcd(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testutil.StartEtcd(t)
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	testutil.WriteFile(t, cfg, "origins:\n  - url: http://127.0.0.1:9/\n    mode: simple\n")
 	prefix := fmt.Sprintf("/oxcross-e2e/%d/", time.Now().UnixNano())
 	replica := func() (*proc, string) {
 		addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 		p := start(t, "oxcross-configserver", nil, "--web.listen-address="+addr, "--config.file="+cfg,
-			"--registry.etcd.endpoints="+etcd.clientURL, "--registry.etcd.prefix="+prefix)
+			"--registry.etcd.endpoints="+etcd.ClientURL, "--registry.etcd.prefix="+prefix)
 		return p, addr
 	}
 	csA, addrA := replica()
@@ -228,9 +172,7 @@ func TestConfigserverReplicasEtcd(t *testing.T) {
 	// Stop etcd.
 	regsBefore := okRegistrations(t, addrB)
 	stopped := time.Now()
-	if err := etcd.proc.stop(t); err != nil {
-		t.Logf("etcd exit: %v", err)
-	}
+	etcd.Stop(t)
 	var notReady time.Duration
 	testutil.Eventually(t, 10*time.Second, "B not ready while etcd is down", func() bool {
 		if ready(addrB) == http.StatusServiceUnavailable {
@@ -264,7 +206,7 @@ func TestConfigserverReplicasEtcd(t *testing.T) {
 	}
 	outage := time.Since(stopped)
 	restarted := time.Now()
-	etcd.start(t)
+	etcd.Start(t)
 	var readyAgain time.Duration
 	testutil.Eventually(t, 20*time.Second, "B ready again after etcd is back", func() bool {
 		if ready(addrB) == http.StatusOK {

@@ -1,0 +1,161 @@
+package configserver_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oxcross/oxcross/configserver"
+	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/testutil"
+)
+
+// etcdRegistry returns a registry on the etcd store at endpoint and prefix,
+// running until the test ends, and its metrics.
+func etcdRegistry(t *testing.T, endpoint, prefix string, opts configserver.RegistryOptions) (*configserver.Registry, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	store, err := configserver.NewEtcdStore(configserver.EtcdOptions{
+		Endpoints: []string{endpoint}, Prefix: prefix, HealthInterval: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+	}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Store = store
+	r := configserver.NewRegistry(opts, reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; _ = store.Close() })
+	testutil.EventuallyReason(t, 10*time.Second, "the etcd store ready", func() string {
+		if err := store.Ready(); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	return r, reg
+}
+
+func sortedIDs(r *configserver.Registry) []string {
+	leaves, _, _ := r.Live()
+	var ids []string
+	for _, l := range leaves {
+		ids = append(ids, l.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func putAs(r *configserver.Registry, id string, from netip.Addr, refresh string) error {
+	_, _, err := r.Put(context.Background(), id, discovery.Registration{Address: from.String() + ":9299", RefreshInterval: refresh}, configserver.Caller{Addr: from}, nil)
+	return err
+}
+
+// TestEtcdRegistryShared: two registries on one etcd prefix share their
+// leaves, and the checks above the store see the other replica's
+// registrations: the per-source cap, the owner of an id; a deletion on one
+// is seen by the other, and etcd's lease expires a leaf whose heartbeats
+// stop, in both.
+func TestEtcdRegistryShared(t *testing.T) {
+	etcd := testutil.StartEtcd(t)
+	prefix := fmt.Sprintf("/oxcross-test/%d/", time.Now().UnixNano())
+	opts := configserver.RegistryOptions{MaxLeavesPerSource: 2}
+	r1, _ := etcdRegistry(t, etcd.ClientURL, prefix, opts)
+	r2, _ := etcdRegistry(t, etcd.ClientURL, prefix, opts)
+
+	if err := putAs(r1, "a", srcA, "1m"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.EventuallyReason(t, 2*time.Second, "r2 lists a", func() string {
+		if ids := sortedIDs(r2); !slices.Equal(ids, []string{"a"}) {
+			return fmt.Sprint(ids)
+		}
+		return ""
+	})
+	// srcA holds a (through r1) and b (through r2): a third id from it is
+	// over the cap, on either replica.
+	if err := putAs(r2, "b", srcA, "1m"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 2*time.Second, "r1 lists b", func() bool { return slices.Contains(sortedIDs(r1), "b") })
+	if err := putAs(r1, "c", srcA, "1m"); err == nil {
+		t.Errorf("a third id from %s through r1 accepted, want the per-source cap of 2 counting r2's registration", srcA)
+	}
+	// a belongs to srcA: another source may not take it through r2.
+	if err := putAs(r2, "a", srcB, "1m"); err == nil {
+		t.Errorf("leaf a, registered from %s through r1, taken from %s through r2", srcA, srcB)
+	}
+	// Renewing through the other replica is the same leaf.
+	if err := putAs(r2, "a", srcA, "1m"); err != nil {
+		t.Errorf("renewing a through r2: %v", err)
+	}
+	if err := r2.Delete("b", configserver.Caller{Addr: srcA}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 2*time.Second, "r1 drops b", func() bool { return !slices.Contains(sortedIDs(r1), "b") })
+
+	// A leaf that stops its heartbeats: refresh 1s, so a lease of 3s.
+	put := time.Now()
+	if err := putAs(r1, "short", srcB, "1s"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 2*time.Second, "r2 lists short", func() bool { return slices.Contains(sortedIDs(r2), "short") })
+	testutil.Eventually(t, 15*time.Second, "short expires", func() bool {
+		return !slices.Contains(sortedIDs(r1), "short") && !slices.Contains(sortedIDs(r2), "short")
+	})
+	gone := time.Since(put)
+	if gone < 3*time.Second {
+		t.Errorf("short left after %s, before its 3s", gone)
+	}
+	t.Logf("a leaf with refresh 1s (lease 3s) left both replicas %s after its only heartbeat", gone.Round(time.Millisecond))
+	if ids := sortedIDs(r2); !slices.Equal(ids, []string{"a"}) {
+		t.Errorf("r2 lists %v, want [a]", ids)
+	}
+}
+
+// TestEtcdRegistryOutage: while etcd is down the registry keeps its leaves
+// and refuses registrations (503, unavailable), is not ready, and counts
+// it; once etcd is back it is ready again, with the leaves it had.
+func TestEtcdRegistryOutage(t *testing.T) {
+	etcd := testutil.StartEtcd(t)
+	prefix := fmt.Sprintf("/oxcross-test/%d/", time.Now().UnixNano())
+	r, reg := etcdRegistry(t, etcd.ClientURL, prefix, configserver.RegistryOptions{})
+	if err := putAs(r, "a", srcA, "10s"); err != nil {
+		t.Fatal(err)
+	}
+	etcd.Stop(t)
+	testutil.Eventually(t, 10*time.Second, "store_up 0", func() bool {
+		return testutil.MetricValue(t, reg, "oxcross_configserver_registry_store_up") == 0
+	})
+	err := putAs(r, "b", srcB, "10s")
+	if err == nil {
+		t.Fatal("a registration accepted while etcd is down")
+	}
+	if !strings.Contains(err.Error(), "etcd") {
+		t.Errorf("the refusal %q does not say etcd is unreachable", err)
+	}
+	if ids := sortedIDs(r); !slices.Equal(ids, []string{"a"}) {
+		t.Errorf("during the outage the registry lists %v, want its last [a]", ids)
+	}
+	etcd.Start(t)
+	testutil.Eventually(t, 15*time.Second, "store_up 1", func() bool {
+		return testutil.MetricValue(t, reg, "oxcross_configserver_registry_store_up") == 1
+	})
+	if ids := sortedIDs(r); !slices.Equal(ids, []string{"a"}) {
+		t.Errorf("after the outage the registry lists %v, want [a]", ids)
+	}
+	if err := putAs(r, "b", srcB, "10s"); err != nil {
+		t.Errorf("a registration after etcd is back: %v", err)
+	}
+	if n := testutil.MetricValue(t, reg, "oxcross_configserver_registry_store_relists_total"); n < 2 {
+		t.Errorf("relists %v, want at least 2 (start, and after the outage)", n)
+	}
+}
