@@ -32,8 +32,8 @@ func addEtcdFlags(app *kingpin.Application) *etcdFlags {
 		keyFile:  app.Flag("registry.etcd.key-file", "Key (PEM) of --registry.etcd.cert-file.").PlaceHolder("FILE").String(),
 		caFile:   app.Flag("registry.etcd.ca-file", "CA certificates (PEM) that etcd's server certificate must chain to; with https:// endpoints and no CA file, the system's roots.").PlaceHolder("FILE").String(),
 		serverName: app.Flag("registry.etcd.server-name", "Name etcd's server certificate must have, when it is not the endpoints' host.").
-			String(),
-		username:     app.Flag("registry.etcd.username", "etcd user to authenticate as (etcd's auth enabled); needs --registry.etcd.password-file.").String(),
+			PlaceHolder("NAME").String(),
+		username:     app.Flag("registry.etcd.username", "etcd user to authenticate as (etcd's auth enabled); needs --registry.etcd.password-file.").PlaceHolder("USER").String(),
 		passwordFile: app.Flag("registry.etcd.password-file", "File holding the password of --registry.etcd.username (trailing newline ignored).").PlaceHolder("FILE").String(),
 	}
 }

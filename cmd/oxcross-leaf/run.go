@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"strings"
 	"time"
 
 	promconfig "github.com/prometheus/common/config"
@@ -156,7 +157,7 @@ func followConfigserver(o *options, opts *discovery.FollowerOptions, agent strin
 			logger.Warn("Cannot create the config cache's directory; the cache write is retried at every refresh", "dir", filepath.Dir(o.cacheFile), "err", err)
 		}
 	}
-	logger.Info("Following the configserver", "url", remote.URL(), "replicas", servers.Len(), "refresh_interval", o.refresh.get(), "cache_file", o.cacheFile)
+	logger.Info("Following the configserver", "url", remote.URL(), "replicas", strings.Join(servers.All(), ","), "refresh_interval", o.refresh.get(), "cache_file", o.cacheFile)
 	if !o.register {
 		return nil, nil
 	}
