@@ -884,11 +884,10 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		code, result = he.code, he.result
 	}
 	s.registry.registrations.WithLabelValues(result).Inc()
-	if code == http.StatusServiceUnavailable {
+	if result == "unavailable" {
 		s.logger.Warn("Refused a leaf registry request: the registry's store cannot be written", "method", r.Method, "path", r.URL.Path, "remote_addr", r.RemoteAddr, "status", code, "err", err)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, err.Error(), code)
-		s.registry.registrations.WithLabelValues(result).Inc()
 		return
 	}
 	s.logger.Debug("Refused a leaf registry request", "method", r.Method, "path", r.URL.Path, "remote_addr", r.RemoteAddr, "status", code, "err", err)
