@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -157,5 +159,60 @@ func TestEtcdRegistryOutage(t *testing.T) {
 	}
 	if n := testutil.MetricValue(t, reg, "oxcross_configserver_registry_store_relists_total"); n < 2 {
 		t.Errorf("relists %v, want at least 2 (start, and after the outage)", n)
+	}
+}
+
+// TestEtcdServerOutage: the configserver's HTTP side of an etcd outage:
+// registrations get 503 with the reason and Retry-After, counted once as
+// unavailable; /sd/leaves and the views keep the last registry; Ready says
+// why not, and recovers by itself.
+func TestEtcdServerOutage(t *testing.T) {
+	etcd := testutil.StartEtcd(t)
+	storeMetrics := prometheus.NewRegistry()
+	store, err := configserver.NewEtcdStore(configserver.EtcdOptions{
+		Endpoints: []string{etcd.ClientURL}, Prefix: fmt.Sprintf("/oxcross-test/%d/", time.Now().UnixNano()),
+		HealthInterval: 100 * time.Millisecond, Logger: discard,
+	}, storeMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	f := startFixture(t, filepath.Join(t.TempDir(), "config.yaml"), regConfig, nil, configserver.RegistryOptions{Store: store})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.s.Registry().Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testutil.Eventually(t, 10*time.Second, "ready", func() bool { return f.s.Ready() == nil })
+
+	if r := f.put(t, "eu-1", `{"address":":9299","labels":{"region":"eu"}}`); r.Code != http.StatusOK {
+		t.Fatalf("PUT eu-1: %d %s", r.Code, r.Body)
+	}
+	view := f.do(t, http.MethodGet, "/config?leaf_id=eu-1", "").Body
+	etcd.Stop(t)
+	testutil.Eventually(t, 10*time.Second, "not ready", func() bool { return f.s.Ready() != nil })
+	if err := f.s.Ready(); !strings.Contains(err.Error(), "etcd") {
+		t.Errorf("Ready while etcd is down: %v, want a reason naming etcd", err)
+	}
+	r := f.put(t, "eu-2", `{"address":":9299"}`)
+	wantCode(t, "PUT while etcd is down", r, http.StatusServiceUnavailable, "etcd")
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("a 503 without Retry-After")
+	}
+	if n := testutil.MetricValue(t, f.reg, metricRegistrations, "result", "unavailable"); n != 1 {
+		t.Errorf("registrations unavailable %v, want 1", n)
+	}
+	if r := f.del(t, "eu-1"); r.Code != http.StatusServiceUnavailable {
+		t.Errorf("DELETE while etcd is down: %d %s, want 503", r.Code, r.Body)
+	}
+	if leaves := f.sdLeaves(t); leaves["eu-1"].Labels == nil {
+		t.Errorf("/sd/leaves while etcd is down lists %v, want the last registry with eu-1", leaves)
+	}
+	if got := f.do(t, http.MethodGet, "/config?leaf_id=eu-1", "").Body; got != view {
+		t.Error("eu-1's view changed while etcd is down")
+	}
+	etcd.Start(t)
+	testutil.Eventually(t, 15*time.Second, "ready again", func() bool { return f.s.Ready() == nil })
+	if r := f.put(t, "eu-2", `{"address":":9299"}`); r.Code != http.StatusOK {
+		t.Errorf("PUT after etcd is back: %d %s", r.Code, r.Body)
 	}
 }
