@@ -260,8 +260,11 @@ func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registratio
 			return discovery.Leaf{}, 0, err
 		}
 		err = r.write(ctx, id, e, ttl, prev)
-		if errors.Is(err, errStoreConflict) && attempt < maxStoreAttempts {
-			continue
+		if errors.Is(err, errStoreConflict) {
+			if attempt < maxStoreAttempts {
+				continue
+			}
+			err = busy(id)
 		}
 		if err != nil {
 			return discovery.Leaf{}, 0, err
@@ -347,6 +350,12 @@ func (r *Registry) applyConflict(id string, err error) {
 		return
 	}
 	r.applyLocked(id, ce.current, r.opts.Now())
+}
+
+// busy is the answer to a request that found leaf id changed by another
+// replica at each of its attempts.
+func busy(id string) error {
+	return refuse(http.StatusServiceUnavailable, "unavailable", "leaf %q changed in the registry's store at each of %d attempts to write it; try again", id, maxStoreAttempts)
 }
 
 // storeRefusal turns a store's error into the registry's answer: 503 with
@@ -614,8 +623,11 @@ func (r *Registry) Delete(id string, c Caller) error {
 			return refuse(http.StatusForbidden, "forbidden", "leaf %q was registered from %s, not %s", id, e.from, c.Addr.Unmap())
 		}
 		err := r.remove(context.Background(), id, e)
-		if errors.Is(err, errStoreConflict) && attempt < maxStoreAttempts {
-			continue
+		if errors.Is(err, errStoreConflict) {
+			if attempt < maxStoreAttempts {
+				continue
+			}
+			err = busy(id)
 		}
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +215,56 @@ func TestEtcdServerOutage(t *testing.T) {
 	testutil.Eventually(t, 15*time.Second, "ready again", func() bool { return f.s.Ready() == nil })
 	if r := f.put(t, "eu-2", `{"address":":9299"}`); r.Code != http.StatusOK {
 		t.Errorf("PUT after etcd is back: %d %s", r.Code, r.Body)
+	}
+}
+
+// TestEtcdRegistryConcurrentReplicas: heartbeats of one leaf id racing
+// through two replicas are each either stored or refused (never lost
+// unseen), and both replicas end with the same entry, the last one etcd
+// stored.
+func TestEtcdRegistryConcurrentReplicas(t *testing.T) {
+	etcd := testutil.StartEtcd(t)
+	prefix := fmt.Sprintf("/oxcross-test/%d/", time.Now().UnixNano())
+	r1, _ := etcdRegistry(t, etcd.ClientURL, prefix, configserver.RegistryOptions{})
+	r2, _ := etcdRegistry(t, etcd.ClientURL, prefix, configserver.RegistryOptions{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored, refused := 0, 0
+	for i := range 20 {
+		r := r1
+		if i%2 == 1 {
+			r = r2
+		}
+		wg.Go(func() {
+			_, _, err := r.Put(context.Background(), "same", discovery.Registration{Address: srcA.String() + ":9299", Version: fmt.Sprint(i), RefreshInterval: "1m"}, configserver.Caller{Addr: srcA}, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if !strings.Contains(err.Error(), "try again") {
+					t.Errorf("heartbeat %d: %v", i, err)
+				}
+				refused++
+				return
+			}
+			stored++
+		})
+	}
+	wg.Wait()
+	version := func(r *configserver.Registry) string {
+		leaves, _, _ := r.Live()
+		if len(leaves) != 1 {
+			return fmt.Sprint(len(leaves), " leaves")
+		}
+		return leaves[0].Version
+	}
+	testutil.EventuallyReason(t, 2*time.Second, "both replicas agree", func() string {
+		if v1, v2 := version(r1), version(r2); v1 != v2 {
+			return fmt.Sprintf("r1 has version %s, r2 %s", v1, v2)
+		}
+		return ""
+	})
+	t.Logf("20 racing heartbeats through two replicas: %d stored, %d refused to retry; both replicas list version %s", stored, refused, version(r1))
+	if stored == 0 {
+		t.Error("no heartbeat stored")
 	}
 }
