@@ -22,7 +22,7 @@ import (
 
 // etcdRegistry returns a registry on the etcd store at endpoint and prefix,
 // running until the test ends, and its metrics.
-func etcdRegistry(t *testing.T, endpoint, prefix string, opts configserver.RegistryOptions) (*configserver.Registry, *prometheus.Registry) {
+func etcdRegistry(t testing.TB, endpoint, prefix string, opts configserver.RegistryOptions) (*configserver.Registry, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	store, err := configserver.NewEtcdStore(configserver.EtcdOptions{
