@@ -3,7 +3,9 @@ package configserver_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/oxcross/oxcross/configserver"
 	"github.com/oxcross/oxcross/discovery"
@@ -266,5 +270,126 @@ func TestEtcdRegistryConcurrentReplicas(t *testing.T) {
 	t.Logf("20 racing heartbeats through two replicas: %d stored, %d refused to retry; both replicas list version %s", stored, refused, version(r1))
 	if stored == 0 {
 		t.Error("no heartbeat stored")
+	}
+}
+
+// cutter forwards TCP connections to upstream until cut, which closes
+// those open and refuses new ones until mend: etcd stays up while the
+// configserver loses it.
+type cutter struct {
+	upstream string
+	mu       sync.Mutex
+	cut      bool
+	open     map[net.Conn]net.Conn
+}
+
+func newCutter(t *testing.T, upstream string) (*cutter, string) {
+	c := &cutter{upstream: upstream, open: map[net.Conn]net.Conn{}}
+	addr := testutil.ServeTCP(t, func(conn net.Conn) {
+		c.mu.Lock()
+		if c.cut {
+			c.mu.Unlock()
+			return
+		}
+		up, err := net.Dial("tcp", c.upstream)
+		if err != nil {
+			c.mu.Unlock()
+			return
+		}
+		c.open[conn] = up
+		c.mu.Unlock()
+		// Either direction ending (or the test's clean-up closing conn)
+		// ends both.
+		done := make(chan struct{})
+		go func() { _, _ = io.Copy(up, conn); _ = up.Close(); close(done) }()
+		_, _ = io.Copy(conn, up)
+		_ = conn.Close()
+		_ = up.Close()
+		<-done
+		c.mu.Lock()
+		delete(c.open, conn)
+		c.mu.Unlock()
+	})
+	return c, addr
+}
+
+func (c *cutter) setCut(cut bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = cut
+	if cut {
+		for conn, up := range c.open {
+			_ = conn.Close()
+			_ = up.Close()
+		}
+	}
+}
+
+// TestEtcdRegistryCompaction: a replica that loses etcd while others
+// write and etcd compacts their history finds its watch compacted when it
+// is back, lists the registry anew, and has exactly what etcd has.
+func TestEtcdRegistryCompaction(t *testing.T) {
+	etcd := testutil.StartEtcd(t)
+	proxy, proxyAddr := newCutter(t, strings.TrimPrefix(etcd.ClientURL, "http://"))
+	prefix := fmt.Sprintf("/oxcross-test/%d/", time.Now().UnixNano())
+	// No health checks: the watch alone must notice.
+	reg := prometheus.NewRegistry()
+	store, err := configserver.NewEtcdStore(configserver.EtcdOptions{
+		Endpoints: []string{"http://" + proxyAddr}, Prefix: prefix, HealthInterval: time.Hour, Logger: discard,
+	}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	r := configserver.NewRegistry(configserver.RegistryOptions{Store: store}, reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testutil.Eventually(t, 10*time.Second, "ready", func() bool { return store.Ready() == nil })
+	other, _ := etcdRegistry(t, etcd.ClientURL, prefix, configserver.RegistryOptions{})
+
+	if err := putAs(r, "a", srcA, "1m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := putAs(other, "b", srcB, "1m"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 2*time.Second, "r lists a and b", func() bool { return slices.Equal(sortedIDs(r), []string{"a", "b"}) })
+
+	proxy.setCut(true)
+	if err := putAs(other, "c", srcB, "1m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Delete("b", configserver.Caller{Addr: srcB}); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.ClientURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	resp, err := cli.Get(context.Background(), prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(context.Background(), resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	if ids := sortedIDs(r); !slices.Equal(ids, []string{"a", "b"}) {
+		t.Errorf("cut off, r lists %v, want its last [a b]", ids)
+	}
+	proxy.setCut(false)
+	testutil.EventuallyReason(t, 20*time.Second, "r lists what etcd has", func() string {
+		if ids := sortedIDs(r); !slices.Equal(ids, []string{"a", "c"}) {
+			return fmt.Sprint(ids)
+		}
+		return ""
+	})
+	if n := testutil.MetricValue(t, reg, "oxcross_configserver_registry_store_relists_total"); n != 2 {
+		t.Errorf("relists %v, want 2: at start, and after the compacted watch", n)
+	}
+	if n := testutil.MetricValue(t, reg, "oxcross_configserver_registry_store_errors_total", "op", "watch"); n != 1 {
+		t.Errorf("watch errors %v, want 1", n)
 	}
 }
