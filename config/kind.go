@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // TargetShape is what an origin of a kind points at.
@@ -41,6 +42,9 @@ type Kind struct {
 	// FixedPath refuses the `path` key and puts DefaultPath in a `url`
 	// whose path is empty or "/".
 	FixedPath bool
+	// DefaultPort is the port of a host:port target that gives only a
+	// host (TargetHostPort only); 0 requires a port.
+	DefaultPort int
 	// SettingsKey is the module key that holds the kind's own settings
 	// ("http"); several kinds may share one. Empty when it has none.
 	SettingsKey string
@@ -48,6 +52,13 @@ type Kind struct {
 	// struct with yaml and json tags that the parser decodes the
 	// SettingsKey mapping into, strictly. Required with SettingsKey.
 	NewSettings func() Settings
+	// DefaultInterval and DefaultTimeout, when set, are the interval and
+	// timeout of this kind's origins that set none, in place of the
+	// config's top-level ones (a kind whose data changes slowly, or whose
+	// probe takes long). An origin's own interval and timeout win; the
+	// timeout is cut to the interval.
+	DefaultInterval time.Duration
+	DefaultTimeout  time.Duration
 }
 
 // Settings are a kind's own module settings.

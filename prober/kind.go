@@ -50,6 +50,8 @@ func DefaultKinds(logger *slog.Logger) *Kinds {
 		newOxcrossKind(),
 		tcpKind{},
 		newICMPKind(logger),
+		dnsKind{},
+		newPathKind(logger),
 	)
 	if err != nil {
 		panic(fmt.Sprintf("the shipped probe kinds conflict: %v", err)) // TestNewKindsConflicts proves they do not

@@ -2,11 +2,13 @@ package prober
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/tracer"
 )
 
 // TestWriteReport: the one-off probe's report names the target and its
@@ -24,6 +26,8 @@ func TestWriteReport(t *testing.T) {
 	failed := Result{Reason: ReasonConnect, Duration: time.Millisecond, Err: errors.New("connection refused")}
 	failed.Phases.Set(PhaseResolve, 0)
 	failed.Phases.Set(PhaseTLS, 0) // no handshake: no tls line
+	nx := Result{Reason: ReasonDNSRcode, Duration: time.Millisecond, Err: errors.New("rcode NXDOMAIN"),
+		DNS: &DNSAnswer{Rcode: 3, Authority: 1, Truncated: true}}
 	for _, tc := range []struct {
 		name   string
 		target config.Target
@@ -47,7 +51,14 @@ func TestWriteReport(t *testing.T) {
 			target: config.Target{Address: "origin.example:443", Module: "tcp"},
 			r:      failed,
 			want:   []string{"target origin.example:443", "module tcp", "result FAILED (connect)", "error connection refused", "resolve 0.000 ms"},
-			absent: []string{"http", "tls", "clock drift"},
+			absent: []string{"http", "tls", "clock drift", "dns"},
+		},
+		{
+			name:   "dns",
+			target: config.Target{Address: "192.0.2.53:53", Module: "resolver"},
+			r:      nx,
+			want:   []string{"result FAILED (dns_rcode)", "dns NXDOMAIN, 0 answer, 1 authority, 0 additional records (truncated over UDP, asked again over TCP)"},
+			absent: []string{"http", "clock drift"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,6 +98,33 @@ func TestUntilString(t *testing.T) {
 	} {
 		if got := untilString(d); got != want {
 			t.Errorf("untilString(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestWriteReportPath: a path probe's report lists the hops, "*" for a
+// silent one, with loss and RTTs.
+func TestWriteReportPath(t *testing.T) {
+	r := Result{Success: true, Reason: ReasonOK, Path: &PathResult{Trace: &tracer.Trace{
+		Method: tracer.UDP, Src: netip.MustParseAddrPort("10.0.0.2:40000"), Reached: true, MTU: 1400, Duration: 12 * time.Millisecond,
+		Hops: []tracer.Hop{
+			{TTL: 1, Addr: netip.MustParseAddr("10.0.0.1"), Sent: 3, RTTs: []time.Duration{time.Millisecond, 3 * time.Millisecond, 2 * time.Millisecond}},
+			{TTL: 2, Sent: 3},
+			{TTL: 3, Addr: netip.MustParseAddr("203.0.113.9"), Sent: 3, RTTs: []time.Duration{10 * time.Millisecond}, Final: "reached"},
+		},
+	}}}
+	var b strings.Builder
+	if err := WriteReport(&b, &config.Target{Address: "203.0.113.9:443", Module: "route"}, r, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"path    udp from 10.0.0.2:40000, reached true, path MTU 1400, traced in 12.000 ms",
+		"  1     10.0.0.1  loss 0% of 3, min 1.000 ms, median 2.000 ms\n",
+		"  2     *  loss 100% of 3\n",
+		"  3     203.0.113.9  loss 67% of 3, min 10.000 ms, median 10.000 ms, reached\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
 	}
 }
