@@ -45,36 +45,61 @@ func clientCertRequested(ctx context.Context) {
 }
 
 func (tt *traceTimes) trace() *httptrace.ClientTrace {
-	lock := func() func() { tt.mu.Lock(); return tt.mu.Unlock }
+	// Each hook takes the time first, then the lock; the hooks lock and
+	// unlock directly, so that a call allocates nothing.
 	return &httptrace.ClientTrace{
-		DNSStart: func(httptrace.DNSStartInfo) { now := time.Now(); defer lock()(); tt.dnsStart = now },
+		DNSStart: func(httptrace.DNSStartInfo) {
+			now := time.Now()
+			tt.mu.Lock()
+			tt.dnsStart = now
+			tt.mu.Unlock()
+		},
 		DNSDone: func(i httptrace.DNSDoneInfo) {
 			now := time.Now()
-			defer lock()()
+			tt.mu.Lock()
 			tt.dnsDone, tt.dnsOK = now, i.Err == nil
+			tt.mu.Unlock()
 		},
 		ConnectStart: func(string, string) {
 			now := time.Now()
-			defer lock()()
+			tt.mu.Lock()
 			if tt.connectStart.IsZero() {
 				tt.connectStart = now
 			}
+			tt.mu.Unlock()
 		},
 		ConnectDone: func(_, _ string, err error) {
 			now := time.Now()
-			defer lock()()
+			tt.mu.Lock()
 			if err == nil {
 				tt.connectEnd, tt.connectOK = now, true
 			}
+			tt.mu.Unlock()
 		},
-		TLSHandshakeStart: func() { now := time.Now(); defer lock()(); tt.tlsStart = now },
+		TLSHandshakeStart: func() {
+			now := time.Now()
+			tt.mu.Lock()
+			tt.tlsStart = now
+			tt.mu.Unlock()
+		},
 		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
 			now := time.Now()
-			defer lock()()
+			tt.mu.Lock()
 			tt.tlsDone, tt.tlsOK = now, err == nil
+			tt.mu.Unlock()
 		},
-		WroteRequest:         func(httptrace.WroteRequestInfo) { now := time.Now(); defer lock()(); tt.wrote = now },
-		GotFirstResponseByte: func() { now := time.Now(); defer lock()(); tt.firstByte = now },
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			now := time.Now()
+			tt.mu.Lock()
+			tt.wrote = now
+			tt.mu.Unlock()
+		},
+		GotFirstResponseByte: func() {
+			now := time.Now()
+			tt.mu.Lock()
+			tt.firstByte = now
+			tt.mu.Unlock()
+		},
 	}
 }
 
