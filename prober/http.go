@@ -123,6 +123,11 @@ type clientKey struct {
 
 type httpClient struct {
 	client *http.Client
+	// mod is the module whose dialling settings the client uses.
+	mod *config.Module
+	// direct is set when plain http:// requests may be made by
+	// roundTrip1 rather than the client: redirects are not followed.
+	direct bool
 	re     *regexp.Regexp
 	err    error
 }
@@ -168,6 +173,7 @@ func (k *httpKind) clientFor(m *config.Module, hs *HTTPSettings) *httpClient {
 		}
 	}
 	mod := *m
+	c.mod, c.direct = &mod, !hs.FollowRedirects
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return dialContext(ctx, &mod, addr)
@@ -239,7 +245,12 @@ func (k *httpKind) request(ctx context.Context, p *Params, target string, r *Res
 		}
 		req.Header.Set(name, v)
 	}
-	resp, err := hc.client.Do(req)
+	var resp *http.Response
+	if hc.direct && directOK(req) {
+		resp, err = hc.roundTrip1(req)
+	} else {
+		resp, err = hc.client.Do(req)
+	}
 	if err != nil {
 		r.Duration = time.Since(start)
 		tt.phases(&r.Phases, start, time.Time{}, true)

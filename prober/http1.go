@@ -1,0 +1,179 @@
+package prober
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The http kind makes a plain http:// request that does not follow
+// redirects itself, on the probe's goroutine: dial, write the request,
+// read the answer, close, as net/http's Transport does with keep-alives
+// off, with the same request bytes, the same response parser
+// (http.ReadResponse), the same header limit and the same trace hooks.
+// The Transport would start three goroutines for it (the dial, a reader
+// and a writer) and hand the request and the answer between them through
+// channels; on a leaf that probes hundreds of origins a second, waking
+// those goroutines cost more than the HTTP itself. https, redirects and
+// requests the fast path does not handle the same way (credentials in the
+// URL, a non-ASCII host, header names or values net/http refuses) go
+// through the http.Client.
+
+// maxResponseHeaderBytes bounds an answer's status line and headers, as
+// the Transport's MaxResponseHeaderBytes.
+const maxResponseHeaderBytes = 64 << 10
+
+// directOK reports whether req can be made by roundTrip1 with the
+// result the http.Client would give.
+func directOK(req *http.Request) bool {
+	u := req.URL
+	if u.Scheme != "http" || u.User != nil || u.Host == "" || u.Opaque != "" || !ascii(u.Host) {
+		return false
+	}
+	if req.Host != "" && !httpguts.ValidHostHeader(req.Host) {
+		return false
+	}
+	for name, vs := range req.Header {
+		if !httpguts.ValidHeaderFieldName(name) {
+			return false
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// aLongTimeAgo is a deadline in the past: it stops a connection's
+// pending reads and writes.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// limitedConn reads at most limit bytes from the connection, so that the
+// answer's headers cannot grow without bound.
+type limitedConn struct {
+	net.Conn
+	limit int64
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.limit <= 0 {
+		return 0, fmt.Errorf("read limit of %d bytes exhausted", maxResponseHeaderBytes)
+	}
+	if int64(len(p)) > c.limit {
+		p = p[:c.limit]
+	}
+	n, err := c.Conn.Read(p)
+	c.limit -= int64(n)
+	return n, err
+}
+
+// roundTrip1 makes req (directOK) over a new connection dialled with the
+// client's module, and returns the answer, whose body closes the
+// connection. Errors are *url.Error as the http.Client's; once the
+// request's context is done, its cause is the error, as the Transport
+// reports it.
+func (c *httpClient) roundTrip1(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	uerr := func(err error) error {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return &url.Error{Op: req.Method[:1] + strings.ToLower(req.Method[1:]), URL: req.URL.String(), Err: err}
+	}
+	port := req.URL.Port()
+	if port == "" {
+		port = "80"
+	}
+	conn, err := dialContext(ctx, c.mod, net.JoinHostPort(req.URL.Hostname(), port))
+	if err != nil {
+		return nil, uerr(err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		_ = conn.Close()
+		return nil, uerr(err)
+	}
+	// As the Transport with keep-alives off: "Connection: close", and
+	// the trace's WroteRequest once the request is in the buffer, which
+	// is then flushed.
+	req.Close = true
+	bw := bufio.NewWriterSize(conn, 4<<10)
+	if err := req.Write(bw); err != nil {
+		return fail(err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	lc := &limitedConn{Conn: conn, limit: maxResponseHeaderBytes}
+	br := bufio.NewReaderSize(lc, 4<<10)
+	if _, err := br.Peek(1); err != nil {
+		return fail(err)
+	}
+	if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.GotFirstResponseByte != nil {
+		tr.GotFirstResponseByte()
+	}
+	var resp *http.Response
+	for {
+		resp, err = http.ReadResponse(br, req)
+		if err != nil {
+			if lc.limit <= 0 {
+				err = fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", maxResponseHeaderBytes)
+			}
+			// The Transport's words for an answer it cannot parse.
+			return fail(fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", err))
+		}
+		// 1xx answers other than 101 precede the answer; the header
+		// limit counts them too.
+		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
+	lc.limit = math.MaxInt64
+	resp.Body = &directBody{ReadCloser: resp.Body, ctx: ctx, conn: conn, stop: stop}
+	return resp, nil
+}
+
+// directBody is a roundTrip1 answer's body: closing it closes the
+// connection; a read that fails once the request's context is done
+// reports the context's cause, as the Transport's body does.
+type directBody struct {
+	io.ReadCloser
+	ctx  context.Context
+	conn net.Conn
+	stop func() bool
+}
+
+func (b *directBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.ctx.Err() != nil {
+		err = context.Cause(b.ctx)
+	}
+	return n, err
+}
+
+func (b *directBody) Close() error {
+	b.stop()
+	return b.conn.Close()
+}
