@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -110,24 +111,30 @@ func (c *httpClient) roundTrip1(req *http.Request) (*http.Response, error) {
 		return nil, uerr(err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
+	lc := &limitedConn{Conn: conn, limit: maxResponseHeaderBytes}
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(lc)
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		_ = conn.Close()
+		putReader(br)
 		return nil, uerr(err)
 	}
 	// As the Transport with keep-alives off: "Connection: close", and
 	// the trace's WroteRequest once the request is in the buffer, which
 	// is then flushed.
 	req.Close = true
-	bw := bufio.NewWriterSize(conn, 4<<10)
-	if err := req.Write(bw); err != nil {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	if err != nil {
 		return fail(err)
 	}
-	if err := bw.Flush(); err != nil {
-		return fail(err)
-	}
-	lc := &limitedConn{Conn: conn, limit: maxResponseHeaderBytes}
-	br := bufio.NewReaderSize(lc, 4<<10)
 	if _, err := br.Peek(1); err != nil {
 		return fail(err)
 	}
@@ -151,8 +158,20 @@ func (c *httpClient) roundTrip1(req *http.Request) (*http.Response, error) {
 		}
 	}
 	lc.limit = math.MaxInt64
-	resp.Body = &directBody{ReadCloser: resp.Body, ctx: ctx, conn: conn, stop: stop}
+	resp.Body = &directBody{ReadCloser: resp.Body, ctx: ctx, conn: conn, br: br, stop: stop}
 	return resp, nil
+}
+
+// readers and writers keep roundTrip1's buffers, 4 KiB each as the
+// Transport's, from one probe to the next.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readers.Put(br)
 }
 
 // directBody is a roundTrip1 answer's body: closing it closes the
@@ -162,10 +181,16 @@ type directBody struct {
 	io.ReadCloser
 	ctx  context.Context
 	conn net.Conn
-	stop func() bool
+	// br is the connection's reader, back to the pool once closed.
+	br     *bufio.Reader
+	stop   func() bool
+	closed bool
 }
 
 func (b *directBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && b.ctx.Err() != nil {
 		err = context.Cause(b.ctx)
@@ -174,6 +199,12 @@ func (b *directBody) Read(p []byte) (int, error) {
 }
 
 func (b *directBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
 	b.stop()
-	return b.conn.Close()
+	err := b.conn.Close()
+	putReader(b.br)
+	return err
 }
