@@ -2,12 +2,16 @@ package prober
 
 import (
 	"context"
+	"crypto/fips140"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/oxcross/oxcross/config"
 )
@@ -128,4 +132,121 @@ func tlsConfig(s TLSSettings) (*tls.Config, error) {
 		return &tls.Certificate{}, nil
 	}
 	return c, nil
+}
+
+// certVerifier verifies a server's certificates as crypto/tls does
+// (x509 Verify against the roots, with the server name), and remembers
+// the chains it verified, so that a probe that gets the same
+// certificates for the same name again, while every certificate of the
+// chain is still valid, costs a hash rather than the chain's signature
+// checks. The handshake itself stays whole: the server still proves it
+// holds the certificate's key on every probe (crypto/tls checks its
+// signature whatever the settings), and a certificate that changes, or
+// whose validity ends, is verified again.
+type certVerifier struct {
+	roots *x509.CertPool
+	mu    sync.Mutex
+	ok    map[certKey]validity
+}
+
+// certKey names a server's certificates (the SHA-256 of each, in order)
+// and the name they were verified for.
+type certKey struct {
+	sum  [sha256.Size]byte
+	name string
+}
+
+// validity is when every certificate of a verified chain is valid.
+type validity struct{ notBefore, notAfter time.Time }
+
+// maxVerifiedChains bounds a verifier's memory; it is emptied when full.
+const maxVerifiedChains = 1024
+
+func newCertVerifier(roots *x509.CertPool) *certVerifier {
+	return &certVerifier{roots: roots, ok: make(map[certKey]validity)}
+}
+
+// verify returns what crypto/tls would for certs (the server's, leaf
+// first) and name: nil, or a *tls.CertificateVerificationError.
+func (v *certVerifier) verify(certs []*x509.Certificate, name string) error {
+	if len(certs) == 0 {
+		return &tls.CertificateVerificationError{Err: errors.New("tls: server sent no certificate")}
+	}
+	h := sha256.New()
+	for _, c := range certs {
+		s := sha256.Sum256(c.Raw)
+		h.Write(s[:])
+	}
+	key := certKey{name: name}
+	h.Sum(key.sum[:0])
+	now := time.Now()
+	v.mu.Lock()
+	w, hit := v.ok[key]
+	v.mu.Unlock()
+	if hit && !now.Before(w.notBefore) && !now.After(w.notAfter) {
+		return nil
+	}
+	opts := x509.VerifyOptions{Roots: v.roots, CurrentTime: now, DNSName: name, Intermediates: x509.NewCertPool()}
+	for _, c := range certs[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	chains, err := certs[0].Verify(opts)
+	if err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
+	}
+	w = validity{notBefore: chains[0][0].NotBefore, notAfter: chains[0][0].NotAfter}
+	for _, c := range chains[0][1:] {
+		if c.NotBefore.After(w.notBefore) {
+			w.notBefore = c.NotBefore
+		}
+		if c.NotAfter.Before(w.notAfter) {
+			w.notAfter = c.NotAfter
+		}
+	}
+	v.mu.Lock()
+	if len(v.ok) >= maxVerifiedChains {
+		clear(v.ok)
+	}
+	v.ok[key] = w
+	v.mu.Unlock()
+	return nil
+}
+
+// tlsDialer returns, for an http.Transport's DialTLSContext, a dial of
+// address with the module's settings that hands the transport a TLS
+// client not yet past its handshake (the transport makes it, with the
+// trace's hooks, on the dialling goroutine), configured as the
+// transport's own TLS dial would (tc, the server name from address when
+// tc has none) but with the verifier's memory of chains it verified.
+// It returns nil when tc does not verify, or in FIPS 140 mode (whose
+// chain rules crypto/tls applies itself).
+func tlsDialer(m *config.Module, tc *tls.Config) func(ctx context.Context, network, address string) (net.Conn, error) {
+	if tc.InsecureSkipVerify || fips140.Enabled() {
+		return nil
+	}
+	v := newCertVerifier(tc.RootCAs)
+	return func(ctx context.Context, _, address string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := dialContext(ctx, m, address)
+		if err != nil {
+			return nil, err
+		}
+		return v.client(conn, tc, host), nil
+	}
+}
+
+// client returns a TLS client on conn configured as tc, for the server
+// name host when tc has none, whose certificates v verifies.
+func (v *certVerifier) client(conn net.Conn, tc *tls.Config, host string) *tls.Conn {
+	cfg := tc.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	name := cfg.ServerName
+	cfg.InsecureSkipVerify = true //nolint:gosec // VerifyConnection verifies, as crypto/tls would
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error { return v.verify(cs.PeerCertificates, name) }
+	return tls.Client(conn, cfg)
 }

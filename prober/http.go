@@ -183,6 +183,7 @@ func (k *httpKind) clientFor(m *config.Module, hs *HTTPSettings) *httpClient {
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 64 << 10,
 		TLSClientConfig:        tc,
+		DialTLSContext:         tlsDialer(&mod, tc),
 		ForceAttemptHTTP2:      true,
 	}
 	c.client = &http.Client{Transport: tr}

@@ -1,0 +1,96 @@
+package prober
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oxcross/oxcross/internal/testutil"
+)
+
+// handshakeErr makes a TLS handshake over a pipe between a server with
+// cert and the client client makes of its end, and returns the client's
+// error.
+func handshakeErr(t *testing.T, cert tls.Certificate, client func(net.Conn) *tls.Conn) error {
+	t.Helper()
+	c, s := net.Pipe()
+	defer func() { _ = c.Close(); _ = s.Close() }()
+	srv := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{cert}})
+	go func() { _ = srv.Handshake(); _ = srv.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return client(c).HandshakeContext(ctx)
+}
+
+// untimed is err's text without the current time that x509 names in an
+// expiry error, which may tick between two handshakes.
+func untimed(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "current time"); i >= 0 {
+		if j := strings.Index(s[i:], " is "); j >= 0 {
+			return s[:i] + s[i+j:]
+		}
+	}
+	return s
+}
+
+// TestCertVerifierAsCryptoTLS compares, for good and bad server
+// certificates, the handshake error of a client that certVerifier
+// verifies (twice: the second time it may remember the chain) with
+// crypto/tls's own verification, error text included.
+func TestCertVerifierAsCryptoTLS(t *testing.T) {
+	ca := testutil.NewCA(t, "verify CA")
+	other := testutil.NewCA(t, "other CA")
+	serverAuth := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	good := ca.Server(t, "127.0.0.1", "good.example")
+	chained := ca.Issue(t, testutil.CertOptions{Hosts: []string{"good.example"}, Usage: serverAuth, Chain: true})
+	expired := ca.Issue(t, testutil.CertOptions{Hosts: []string{"good.example"}, Usage: serverAuth, NotAfter: time.Now().Add(-time.Minute)})
+	foreign := other.Server(t, "good.example")
+	clientOnly := ca.Client(t, "good.example")
+	tc, err := tlsConfig(TLSSettings{CAFile: ca.CertFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One verifier for every case, as a module's client keeps it: a
+	// chain remembered for one name must not pass for another.
+	v := newCertVerifier(tc.RootCAs)
+	for _, c := range []struct {
+		name   string
+		cert   *testutil.Cert
+		server string
+		ok     bool
+	}{
+		{"good", good, "good.example", true},
+		{"good by IP", good, "127.0.0.1", true},
+		{"good, other name", good, "evil.example", false},
+		{"chain sent", chained, "good.example", true},
+		{"expired", expired, "good.example", false},
+		{"unknown CA", foreign, "good.example", false},
+		{"client certificate", clientOnly, "good.example", false},
+	} {
+		want := handshakeErr(t, c.cert.TLS, func(conn net.Conn) *tls.Conn {
+			cfg := tc.Clone()
+			cfg.ServerName = c.server
+			return tls.Client(conn, cfg)
+		})
+		if (want == nil) != c.ok {
+			t.Fatalf("%s: crypto/tls says %v", c.name, want)
+		}
+		for i := range 2 {
+			got := handshakeErr(t, c.cert.TLS, func(conn net.Conn) *tls.Conn { return v.client(conn, tc, c.server) })
+			if (got == nil) != c.ok || (got != nil && untimed(got) != untimed(want)) {
+				t.Errorf("%s, handshake %d: got %v, want %v", c.name, i+1, got, want)
+			}
+		}
+	}
+	v.mu.Lock()
+	n := len(v.ok)
+	v.mu.Unlock()
+	if n != 3 {
+		t.Errorf("verifier remembers %d chains, want 3 (good for two names, chain sent)", n)
+	}
+}
