@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // TargetShape is what an origin of a kind points at.
@@ -56,6 +57,16 @@ type Settings interface {
 	// once (errors.Join), each naming its field ("method: …"); nil when
 	// nothing is.
 	Validate() error
+}
+
+// TimeoutChecker is implemented by Settings whose probes need a minimum
+// time (a train of packets spaced in time): the parser checks every
+// origin's timeout against its module's settings, and ProbeTarget the
+// timeout of a one-off probe.
+type TimeoutChecker interface {
+	// CheckTimeout reports why a probe cannot fit in timeout; nil when it
+	// can.
+	CheckTimeout(timeout time.Duration) error
 }
 
 // CredentialCarrier is implemented by Settings that can hold secrets a
@@ -186,6 +197,15 @@ type Module struct {
 func (m *Module) CarriesCredentials() bool {
 	c, ok := m.Settings.(CredentialCarrier)
 	return ok && c.CarriesCredentials()
+}
+
+// checkTimeout reports why m's probes cannot fit in timeout (see
+// TimeoutChecker).
+func (m Module) checkTimeout(timeout time.Duration) error {
+	if c, ok := m.Settings.(TimeoutChecker); ok {
+		return c.CheckTimeout(timeout)
+	}
+	return nil
 }
 
 // Restricted reports whether /probe may use m only for its origins'
