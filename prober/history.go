@@ -17,7 +17,10 @@ const HistoryMinutes = 60
 type History struct {
 	mu      sync.RWMutex
 	origins map[string]*originHistory
-	now     func() time.Time
+	// trains are the packet trains of origins that probe with them
+	// (trainhistory.go).
+	trains map[string]*trainHistory
+	now    func() time.Time
 }
 
 // NewHistory returns an empty History.
@@ -59,6 +62,7 @@ func (h *History) forget(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.origins, id)
+	delete(h.trains, id)
 }
 
 // record adds one probe's result.
@@ -74,6 +78,7 @@ func (h *History) record(id string, r Result) {
 	if !ok {
 		return
 	}
+	r.Train = h.addTrain(id, now, r.Train)
 	oh.last, oh.lastAt, oh.probed = r, now, true
 	m := now.Unix() / 60
 	b := &oh.buckets[m%HistoryMinutes]
@@ -109,6 +114,9 @@ type OriginStatus struct {
 	// Points are the last hour, oldest first, one per minute (empty
 	// minutes included).
 	Points []Point
+	// Train is the last hour of packet trains, as Points; nil unless the
+	// origin probes with trains (more than one packet).
+	Train []TrainPoint
 }
 
 // Statuses returns the status of every origin of cfg (the leaf's config;
@@ -130,6 +138,7 @@ func (h *History) Statuses(cfg *config.Config) []OriginStatus {
 			oh = &originHistory{}
 		}
 		s.Probed, s.Last, s.LastAt = oh.probed, oh.last, oh.lastAt
+		s.Train = h.trainPoints(t.ID, cur)
 		for i := range HistoryMinutes {
 			m := cur - HistoryMinutes + 1 + int64(i)
 			p := Point{Minute: time.Unix(m*60, 0)}

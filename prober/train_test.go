@@ -216,3 +216,49 @@ func TestTrainMetrics(t *testing.T) {
 		t.Error("a deleted origin keeps its round-trip histogram")
 	}
 }
+
+// TestHistoryTrains: the status page's history keeps, per minute, the
+// trains of origins that probe with more than one packet: their packets,
+// fastest and slowest, and the means of their quartiles; the last result
+// keeps the counts without the round trips. One-packet origins keep none.
+func TestHistoryTrains(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 12, 30, 15, 0, time.UTC)
+	h := NewHistory()
+	h.now = func() time.Time { return now }
+	for _, id := range []string{"smoke", "ping"} {
+		h.track(id)
+	}
+	ms := time.Millisecond
+	h.record("smoke", Result{Success: true, Train: &Train{Sent: 5, Received: 5, RTTs: []time.Duration{5 * ms, 1 * ms, 3 * ms, 2 * ms, 4 * ms}}})
+	h.record("smoke", Result{Success: true, Train: &Train{Sent: 5, Received: 3, RTTs: []time.Duration{7 * ms, 9 * ms, 8 * ms}}})
+	h.record("ping", Result{Success: true, Train: &Train{Sent: 1, Received: 1, RTTs: []time.Duration{ms}}})
+	now = now.Add(time.Minute)
+	h.record("smoke", Result{Reason: ReasonTimeout, Train: &Train{Sent: 5}})
+
+	got := h.Statuses(origins(config.Target{ID: "smoke", Address: "h", Module: "m"}, config.Target{ID: "ping", Address: "h", Module: "icmp"}))
+	ping, smoke := got[0], got[1]
+	if ping.Train != nil {
+		t.Errorf("a one-packet origin has a train history: %+v", ping.Train[HistoryMinutes-1])
+	}
+	if len(smoke.Train) != HistoryMinutes {
+		t.Fatalf("%d train points, want %d", len(smoke.Train), HistoryMinutes)
+	}
+	last, prev := smoke.Train[HistoryMinutes-1], smoke.Train[HistoryMinutes-2]
+	if last.Trains != 1 || last.Sent != 5 || last.Received != 0 || last.Loss() != 1 || last.Median != 0 {
+		t.Errorf("last minute %+v, want one train of 5 packets, all lost", last)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+	// Quartiles (nearest rank): 2, 3, 4 ms and 7, 8, 8 ms; means 4.5, 5.5, 6 ms.
+	if prev.Trains != 2 || prev.Sent != 10 || prev.Received != 8 || !near(prev.Loss(), 0.2) ||
+		!near(prev.Lo, 0.001) || !near(prev.Hi, 0.009) || !near(prev.Q1, 0.0045) || !near(prev.Median, 0.0055) || !near(prev.Q3, 0.006) {
+		t.Errorf("previous minute %+v, want 2 trains, 10 sent, 8 received, 1..9 ms, quartile means 4.5, 5.5, 6 ms", prev)
+	}
+	if tr := smoke.Last.Train; tr == nil || tr.Sent != 5 || tr.Received != 0 || tr.RTTs != nil {
+		t.Errorf("last result's train %+v, want 5 sent, none received, no round trips kept", tr)
+	}
+	h.forget("smoke")
+	if _, ok := h.trains["smoke"]; ok {
+		t.Error("a forgotten origin keeps its train history")
+	}
+}
