@@ -262,3 +262,36 @@ func TestHistoryTrains(t *testing.T) {
 		t.Error("a forgotten origin keeps its train history")
 	}
 }
+
+// TestProbeHandlerTrain: /probe reports a train's packets, loss and
+// spread, and refuses a scrape timeout the train does not fit in.
+func TestProbeHandlerTrain(t *testing.T) {
+	t.Parallel()
+	cfg, err := DefaultKinds(discard).Parser(config.Limits{}).Parse([]byte(`
+modules:
+  syns:
+    kind: tcp
+    tcp: {packets: 4, packet_interval: 50ms}
+origins:
+  - {address: 'origin.example.com:443', module: syns}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := probeEndpoint(t, NewHandler(newTestProber(), func() *config.Config { return cfg }, DefaultMaxConcurrentProbes, discard))
+	l := listenLoopback(t, false)
+	testutil.ServeConns(t, l, func(c net.Conn) { _ = c.Close() })
+
+	a := getProbe(t, endpoint, l.Addr().String(), "syns", "")
+	a.wantProbe(t, ReasonOK)
+	for name, want := range map[string]float64{"probe_oxcross_packets_sent": 4, "probe_oxcross_packets_received": 4, "probe_oxcross_packet_loss_ratio": 0} {
+		if v := a.mustValue(t, name); v != want {
+			t.Errorf("%s = %v, want %v", name, v, want)
+		}
+	}
+	if v := a.mustValue(t, "probe_oxcross_packet_rtt_spread_seconds"); v < 0 || v > a.elapsed.Seconds() {
+		t.Errorf("spread %v, want in [0, %v]", v, a.elapsed.Seconds())
+	}
+	// 4 × 50ms does not fit in a scrape timeout of 0.1s.
+	getProbe(t, endpoint, l.Addr().String(), "syns", "0.1").wantBadRequest(t, "too short for module syns")
+}
