@@ -105,9 +105,10 @@ func (k *icmpKind) Probe(ctx context.Context, p *Params, r *Result) {
 	sentAt := make([]time.Time, n)
 	rtts := make([]time.Duration, n)
 	var sendErr, readErr error
+	unsent := 0 // packets whose sending failed: no reply to wait for
 	buf := make([]byte, 1500)
 	first := time.Now()
-	for train.Received < n && ctx.Err() == nil {
+	for train.Received+unsent < n && ctx.Err() == nil {
 		if next := train.Sent; next < n && !time.Now().Before(first.Add(time.Duration(next)*every)) {
 			binary.BigEndian.PutUint16(payload[icmpTokenLen:], uint16(next))
 			msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: id, Seq: int(k.seq.Add(1) & 0xffff), Data: payload}}
@@ -120,6 +121,7 @@ func (k *icmpKind) Probe(ctx context.Context, p *Params, r *Result) {
 			train.Sent++
 			if _, err := conn.WriteTo(wb, dst); err != nil {
 				sendErr = fmt.Errorf("sending echo request to %s: %w", ip, err)
+				unsent++
 			}
 			continue
 		}

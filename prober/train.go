@@ -64,12 +64,6 @@ func (s TrainSettings) validate() error {
 	return errors.Join(errs...)
 }
 
-// span is how long sending the train takes: the last packet leaves
-// (packets-1) intervals after the first.
-func (s TrainSettings) span() time.Duration {
-	return time.Duration(s.packets()-1) * s.interval()
-}
-
 // checkTimeout refuses a timeout that the train does not fit in: the last
 // packet must leave before it, with at least one interval to spare for its
 // answer.

@@ -39,6 +39,8 @@ type trainChildResult struct {
 	// Log is the leaf's log: which ICMP socket it used.
 	Log string
 	UID int
+	// Took is how long the probe took.
+	Took time.Duration
 }
 
 // TestTrainLossNetns measures loss for real: the leaf and the origin each
@@ -152,6 +154,23 @@ func TestTrainLossNetns(t *testing.T) {
 			}
 		})
 	}
+
+	// An address the leaf's namespace has no route to: the kernel refuses
+	// every packet at once, and the probe says so without waiting for the
+	// timeout.
+	t.Run("unroutable", func(t *testing.T) {
+		for _, tc := range []struct{ kind, target string }{{"icmp", "10.99.0.1"}, {"tcp", "10.99.0.1:80"}} {
+			r := run(t, false, tc.kind, tc.target)
+			t.Logf("%s to %s: sent %d, received %d, %s after %v: %s", tc.kind, tc.target, r.Sent, r.Received, r.Reason, r.Took, r.Err)
+			want := map[string]Reason{"icmp": ReasonICMP, "tcp": ReasonConnect}[tc.kind]
+			if r.Sent != trainPackets || r.Received != 0 || r.Reason != want || !strings.Contains(r.Err, "unreachable") {
+				t.Errorf("%s: sent %d, received %d, %s (%s); want %d sent, none received, %s: network unreachable", tc.kind, r.Sent, r.Received, r.Reason, r.Err, trainPackets, want)
+			}
+			if r.Took >= trainTimeout {
+				t.Errorf("%s: a train the kernel refused took %v, the whole timeout", tc.kind, r.Took)
+			}
+		}
+	})
 }
 
 // childBinary copies the test binary where user nobody may run it.
@@ -202,8 +221,9 @@ func trainChild(t *testing.T, spec string) {
 	tg := config.Target{ID: "origin", Address: target, Module: kind, Interval: time.Minute, Timeout: trainTimeout}
 	ctx, cancel := context.WithTimeout(context.Background(), trainTimeout)
 	defer cancel()
+	start := time.Now()
 	r := p.Probe(ctx, &tg, &m, nil)
-	out := trainChildResult{Reason: r.Reason, Log: logs.String(), UID: os.Getuid()}
+	out := trainChildResult{Reason: r.Reason, Log: logs.String(), UID: os.Getuid(), Took: time.Since(start)}
 	if r.Err != nil {
 		out.Err = r.Err.Error()
 	}
