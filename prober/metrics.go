@@ -109,7 +109,8 @@ var phasesByLabel = func() []Phase {
 // Metrics are the leaf's probe metrics. One Metrics serves every origin.
 type Metrics struct {
 	timings *prometheus.HistogramVec
-	// packetRTT has a series for origins probed with packet trains only.
+	// packetRTT has a series for origins probed with trains of more than
+	// one packet only.
 	packetRTT *prometheus.HistogramVec
 	startLag  prometheus.Histogram
 	descs     [numFamilies]*prometheus.Desc
@@ -226,7 +227,8 @@ type originMetrics struct {
 	results [numReasons]atomic.Uint64
 	skipped counterValue
 	// packetsSent and packetsReceived count the trains' packets; their
-	// series appear with the first train (the gLoss gauge).
+	// series appear with the first train of more than one packet (with
+	// the gLoss gauge).
 	packetsSent, packetsReceived counterValue
 	// gauges holds float64 bits; present has bit i set once gauge i
 	// exists (the gauges appear with the first result that has them).
@@ -364,7 +366,8 @@ func (om *originMetrics) record(r Result) {
 	if !r.TLSExpiry.IsZero() {
 		om.set(gTLSExpiry, float64(r.TLSExpiry.Unix()))
 	}
-	if t := r.Train; t != nil {
+	if t := r.Train; t != nil && t.Sent > 1 {
+		// One packet says no more than the probe's own series.
 		om.recordTrain(t)
 	}
 	if !r.Success {
@@ -388,7 +391,9 @@ func (om *originMetrics) record(r Result) {
 }
 
 // recordTrain counts a train's packets, sets its loss and spread and
-// observes each answered packet's round trip.
+// observes each answered packet's round trip: for trains of more than one
+// packet only, so that origins probed with one packet (the default) keep
+// the series they had.
 func (om *originMetrics) recordTrain(t *Train) {
 	om.packetsSent.Add(float64(t.Sent))
 	om.packetsReceived.Add(float64(t.Received))

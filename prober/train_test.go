@@ -170,7 +170,8 @@ func TestTCPTrain(t *testing.T) {
 }
 
 // TestTrainMetrics: a train's packets, loss, spread and round trips, and
-// the series an origin without trains does not have.
+// the series that origins without trains, or with one-packet trains (the
+// default), do not have.
 func TestTrainMetrics(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
@@ -180,6 +181,7 @@ func TestTrainMetrics(t *testing.T) {
 	om.record(Result{Success: true, Reason: ReasonOK, Duration: 5 * ms, Train: &Train{Sent: 4, Received: 3, RTTs: []time.Duration{5 * ms, 2 * ms, 9 * ms}}})
 	om.record(Result{Success: false, Reason: ReasonTimeout, Duration: time.Second, Train: &Train{Sent: 4}})
 	m.forOrigin("web", "leaf").record(Result{Success: true, Reason: ReasonOK, Duration: 5 * ms})
+	m.forOrigin("ping", "leaf").record(Result{Success: true, Reason: ReasonOK, Duration: ms, Train: &Train{Sent: 1, Received: 1, RTTs: []time.Duration{ms}}})
 
 	o := []string{"origin_id", "smoke", "source_id", "leaf"}
 	for name, want := range map[string]float64{
@@ -206,9 +208,16 @@ func TestTrainMetrics(t *testing.T) {
 	if got, want := h.GetSampleSum(), 0.035; math.Abs(got-want) > 1e-9 {
 		t.Errorf("round trips sum %v, want %v", got, want)
 	}
+	// 21 classic buckets, so 24 series in the text format (docs/metrics.md
+	// counts 28 per origin with the counters and gauges).
+	if n := len(h.GetBucket()); n != 21 {
+		t.Errorf("%d classic buckets, want 21", n)
+	}
 	for _, name := range []string{"oxcross_leaf_probe_packets_sent_total", "oxcross_leaf_probe_packet_loss_ratio", "oxcross_leaf_probe_packet_rtt_spread_seconds", "oxcross_leaf_probe_packet_rtt_seconds"} {
-		if _, ok := testutil.LookupMetric(t, reg, name, "origin_id", "web"); ok {
-			t.Errorf("%s has a series for an origin without trains", name)
+		for _, id := range []string{"web", "ping"} {
+			if _, ok := testutil.LookupMetric(t, reg, name, "origin_id", id); ok {
+				t.Errorf("%s has a series for origin %s, which sends no train of more than one packet", name, id)
+			}
 		}
 	}
 	om.delete()
