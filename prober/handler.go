@@ -209,6 +209,9 @@ func probeMetrics(reg *prometheus.Registry, kind string, r Result) {
 		}
 		setGauge(reg, "probe_oxcross_packet_rtt_spread_seconds", "Slowest minus fastest round trip of the train's answered packets, in seconds; NaN for none.", spread)
 	}
+	if r.DNS != nil {
+		dnsProbeMetrics(reg, r.DNS)
+	}
 	if r.Drift != nil {
 		setGauge(reg, "probe_oxcross_time_drift_seconds", "Estimated clock offset of the origin minus the leaf, in seconds.", r.Drift.Offset.Seconds())
 		setGauge(reg, "probe_oxcross_time_drift_uncertainty_seconds", "Bound on the error of the drift estimate, in seconds.", r.Drift.Uncertainty.Seconds())

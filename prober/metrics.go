@@ -65,7 +65,7 @@ const (
 
 // numReasons is how many reasons there are, ok included: the results
 // series of one origin. reasonsByLabel checks it against failureReasons.
-const numReasons = 12
+const numReasons = 13
 
 // gauge indexes in originMetrics.gauges (phases follow gPhase0).
 const (
