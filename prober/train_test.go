@@ -126,19 +126,31 @@ func TestICMPTrain(t *testing.T) {
 	t.Parallel()
 	const n, every = 10, 20 * time.Millisecond
 	m := config.Module{Kind: "icmp", Settings: &ICMPSettings{TrainSettings{Packets: n, PacketInterval: Duration(every)}}}
-	start := time.Now()
-	r := probeModule(t, m, addrTarget("127.0.0.1"), 5*time.Second)
-	took := time.Since(start)
-	skipWithoutICMP(t, r)
-	checkReason(t, r, ReasonOK)
-	checkTrain(t, r, n, n, took)
-	// The packets were spaced: the train took at least (n-1) intervals.
-	if took < (n-1)*every {
-		t.Errorf("a train of %d packets %v apart took %v", n, every, took)
-	}
-	median, _, _, _ := r.Train.Stats()
-	if d := phaseOf(t, r, PhaseProcessing); d != median {
-		t.Errorf("processing phase %v, want the median round trip %v", d, median)
+	for _, tc := range []struct {
+		host string
+		v6   bool
+	}{{"127.0.0.1", false}, {"::1", true}} {
+		t.Run(tc.host, func(t *testing.T) {
+			t.Parallel()
+			if tc.v6 {
+				_ = listenLoopback(t, true) // skips without ::1
+			}
+			start := time.Now()
+			r := probeModule(t, m, addrTarget(tc.host), 5*time.Second)
+			took := time.Since(start)
+			skipWithoutICMP(t, r)
+			checkReason(t, r, ReasonOK)
+			checkTrain(t, r, n, n, took)
+			// The packets were spaced: the train took at least (n-1)
+			// intervals.
+			if took < (n-1)*every {
+				t.Errorf("a train of %d packets %v apart took %v", n, every, took)
+			}
+			median, _, _, _ := r.Train.Stats()
+			if d := phaseOf(t, r, PhaseProcessing); d != median {
+				t.Errorf("processing phase %v, want the median round trip %v", d, median)
+			}
+		})
 	}
 }
 
