@@ -60,6 +60,11 @@ const (
 	famPacketsReceived
 	famLoss
 	famSpread
+	famPathHops
+	famPathReached
+	famPathChanges
+	famPathMTU
+	famPathDuration
 	numFamilies
 )
 
@@ -79,11 +84,17 @@ const (
 	gTLSExpiry
 	gLoss
 	gSpread
+	gPathHops
+	gPathReached
+	gPathChanges // a counter, kept as a float like the gauges
+	gPathMTU
+	gPathDuration
 	gPhase0
 	numGauges = gPhase0 + int(numPhases)
 )
 
-var gaugeFamily = [numGauges]family{famStatus, famDrift, famUncertainty, famDriftLast, famDuration, famStatusCode, famHTTPVersion, famTLSExpiry, famLoss, famSpread, famPhase, famPhase, famPhase, famPhase, famPhase}
+var gaugeFamily = [numGauges]family{famStatus, famDrift, famUncertainty, famDriftLast, famDuration, famStatusCode, famHTTPVersion, famTLSExpiry,
+	famLoss, famSpread, famPathHops, famPathReached, famPathChanges, famPathMTU, famPathDuration, famPhase, famPhase, famPhase, famPhase, famPhase}
 
 // reasonsByLabel lists every reason (ok included) in the order of its
 // label value, which is the order of a scrape.
@@ -199,6 +210,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Ratio of the last train's packets left unanswered, 0 to 1 (icmp and tcp kinds).", ol, nil),
 		famSpread: prometheus.NewDesc("oxcross_leaf_probe_packet_rtt_spread_seconds",
 			"Spread of the last train's round trips, slowest minus fastest answered packet, in seconds; NaN when none was answered (icmp and tcp kinds).", ol, nil),
+		famPathHops: prometheus.NewDesc("oxcross_leaf_path_hops",
+			"Path probes: the hop the origin answered at in the last trace; when it did not answer, the last hop that did.", ol, nil),
+		famPathReached: prometheus.NewDesc("oxcross_leaf_path_reached",
+			"Path probes: 1 if the last trace reached the origin, 0 otherwise.", ol, nil),
+		famPathChanges: prometheus.NewDesc("oxcross_leaf_path_changes_total",
+			"Path probes: changes of the path to the origin; a new path counts once two traces in a row followed it, and hops that never answered match any address.", ol, nil),
+		famPathMTU: prometheus.NewDesc("oxcross_leaf_path_mtu_bytes",
+			"Path probes (udp and icmp methods): the path MTU the last trace found, in bytes, up to the last hop that answered.", ol, nil),
+		famPathDuration: prometheus.NewDesc("oxcross_leaf_path_trace_duration_seconds",
+			"Path probes: how long the last trace took, in seconds.", ol, nil),
 	}
 	m.resultPairs = [2]*dto.LabelPair{labelPair(labelResult, "false"), labelPair(labelResult, "true")}
 	for _, r := range reasonsByLabel {
@@ -370,6 +391,9 @@ func (om *originMetrics) record(r Result) {
 		// One packet says no more than the probe's own series.
 		om.recordTrain(t)
 	}
+	if p := r.Path; p != nil {
+		om.recordPath(p)
+	}
 	if !r.Success {
 		om.set(gStatus, 0)
 		om.results[reasonSlot(r.Reason)].Add(1)
@@ -409,6 +433,33 @@ func (om *originMetrics) recordTrain(t *Train) {
 			h.Observe(d.Seconds())
 		}
 	}
+}
+
+// recordPath sets the path families of a path probe's result.
+func (om *originMetrics) recordPath(p *PathResult) {
+	t := p.Trace
+	hops := t.LastAnswered()
+	if t.Reached {
+		hops = t.Hops[len(t.Hops)-1].TTL
+	}
+	om.set(gPathHops, float64(hops))
+	om.set(gPathReached, b2f(t.Reached))
+	changes := math.Float64frombits(om.gauges[gPathChanges].Load())
+	if p.Changed {
+		changes++
+	}
+	om.set(gPathChanges, changes)
+	if t.MTU > 0 {
+		om.set(gPathMTU, float64(t.MTU))
+	}
+	om.set(gPathDuration, t.Duration.Seconds())
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // delete removes every series of the origin.
@@ -497,6 +548,10 @@ func (s *originSeries) Write(out *dto.Metric) error {
 			out.Label = om.phaseLabel[int(s.idx)-gPhase0]
 		}
 		v := math.Float64frombits(om.gauges[s.idx].Load())
+		if s.idx == gPathChanges {
+			out.Counter = &dto.Counter{Value: new(v), CreatedTimestamp: om.created}
+			return nil
+		}
 		if s.idx == gUncertainty {
 			// The bound of an exchange made age ago.
 			age := time.Since(om.parent.base) - time.Duration(om.driftAt.Load())
