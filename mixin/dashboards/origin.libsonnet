@@ -156,7 +156,7 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
         ),
         g.timeseries(
           'Failed probes by reason',
-          'Failed probes per minute by reason: timeout, dns, connect, tls, http_status, body_mismatch, invalid_response, cached (a repeated token or foreign nonce), body_too_large, icmp, error (docs/metrics.md lists them).',
+          'Failed probes per minute by reason: timeout, dns, connect, tls, http_status, body_mismatch, invalid_response, dns_rcode (a DNS rcode outside valid_rcodes), cached (a repeated token or foreign nonce), body_too_large, icmp, error (docs/metrics.md lists them).',
           [g.target(
             'sum by (%s, source_id, origin_id, reason) (rate(oxcross_leaf_probe_results{%s, result="false"}[$__rate_interval])) * 60 > 0' % [cl, sel],
             common.pair + ': {{reason}}',
