@@ -26,6 +26,11 @@ const (
 // seconds: from 5 ms to 10 s, which spans internet round trips.
 var TimingBuckets = []float64{.005, .01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 1.5, 2, 3, 5, 10}
 
+// PacketRTTBuckets are the classic buckets of
+// oxcross_leaf_probe_packet_rtt_seconds: TimingBuckets with three more
+// below them, for the sub-millisecond round trips of nearby origins.
+var PacketRTTBuckets = append([]float64{.0005, .001, .0025}, TimingBuckets...)
+
 // StartLagBuckets are the buckets of oxcross_leaf_probe_start_lag_seconds:
 // from 100µs (a timer firing on time) to 10 s (a slot's worth of waiting
 // for a free probe slot at long intervals).
@@ -51,6 +56,10 @@ const (
 	famStatusCode
 	famHTTPVersion
 	famTLSExpiry
+	famPacketsSent
+	famPacketsReceived
+	famLoss
+	famSpread
 	famPathHops
 	famPathReached
 	famPathChanges
@@ -73,6 +82,8 @@ const (
 	gStatusCode
 	gHTTPVersion
 	gTLSExpiry
+	gLoss
+	gSpread
 	gPathHops
 	gPathReached
 	gPathChanges // a counter, kept as a float like the gauges
@@ -83,7 +94,7 @@ const (
 )
 
 var gaugeFamily = [numGauges]family{famStatus, famDrift, famUncertainty, famDriftLast, famDuration, famStatusCode, famHTTPVersion, famTLSExpiry,
-	famPathHops, famPathReached, famPathChanges, famPathMTU, famPathDuration, famPhase, famPhase, famPhase, famPhase, famPhase}
+	famLoss, famSpread, famPathHops, famPathReached, famPathChanges, famPathMTU, famPathDuration, famPhase, famPhase, famPhase, famPhase, famPhase}
 
 // reasonsByLabel lists every reason (ok included) in the order of its
 // label value, which is the order of a scrape.
@@ -108,9 +119,12 @@ var phasesByLabel = func() []Phase {
 
 // Metrics are the leaf's probe metrics. One Metrics serves every origin.
 type Metrics struct {
-	timings  *prometheus.HistogramVec
-	startLag prometheus.Histogram
-	descs    [numFamilies]*prometheus.Desc
+	timings *prometheus.HistogramVec
+	// packetRTT has a series for origins probed with trains of more than
+	// one packet only.
+	packetRTT *prometheus.HistogramVec
+	startLag  prometheus.Histogram
+	descs     [numFamilies]*prometheus.Desc
 
 	// The fixed label pairs: result="true"/"false", reason, phase.
 	resultPairs [2]*dto.LabelPair
@@ -138,6 +152,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name:                            "oxcross_leaf_probe_timings",
 			Help:                            "Round-trip time of successful probes, from the start of the request to the end of the response body, in seconds.",
 			Buckets:                         TimingBuckets,
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: 0,
+		}, ol),
+		packetRTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "oxcross_leaf_probe_packet_rtt_seconds",
+			Help:                            "Round-trip time of each answered packet of the icmp and tcp kinds' trains (echo request to reply; SYN to SYN-ACK), in seconds.",
+			Buckets:                         PacketRTTBuckets,
 			NativeHistogramBucketFactor:     1.1,
 			NativeHistogramMaxBucketNumber:  100,
 			NativeHistogramMinResetDuration: 0,
@@ -180,6 +202,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"HTTP version of the last probe's response (1.1, 2), 0 if there was none.", ol, nil),
 		famTLSExpiry: prometheus.NewDesc("oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds",
 			"Earliest expiry of the certificates the origin sent in the last TLS handshake, as a Unix timestamp.", ol, nil),
+		famPacketsSent: prometheus.NewDesc("oxcross_leaf_probe_packets_sent_total",
+			"Packets the icmp and tcp kinds' probes sent (echo requests; SYNs of new connections).", ol, nil),
+		famPacketsReceived: prometheus.NewDesc("oxcross_leaf_probe_packets_received_total",
+			"Packets of the icmp and tcp kinds' probes that were answered in time (echo replies; completed handshakes).", ol, nil),
+		famLoss: prometheus.NewDesc("oxcross_leaf_probe_packet_loss_ratio",
+			"Ratio of the last train's packets left unanswered, 0 to 1 (icmp and tcp kinds).", ol, nil),
+		famSpread: prometheus.NewDesc("oxcross_leaf_probe_packet_rtt_spread_seconds",
+			"Spread of the last train's round trips, slowest minus fastest answered packet, in seconds; NaN when none was answered (icmp and tcp kinds).", ol, nil),
 		famPathHops: prometheus.NewDesc("oxcross_leaf_path_hops",
 			"Path probes: the hop the origin answered at in the last trace; when it did not answer, the last hop that did.", ol, nil),
 		famPathReached: prometheus.NewDesc("oxcross_leaf_path_reached",
@@ -198,7 +228,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for p := range numPhases {
 		m.phasePairs[p] = labelPair(labelPhase, p.String())
 	}
-	reg.MustRegister(m.timings, m.startLag, (*originCollector)(m))
+	reg.MustRegister(m.timings, m.packetRTT, m.startLag, (*originCollector)(m))
 	return m
 }
 
@@ -217,6 +247,10 @@ type originMetrics struct {
 	// results counts probes by reason, in reasonsByLabel order.
 	results [numReasons]atomic.Uint64
 	skipped counterValue
+	// packetsSent and packetsReceived count the trains' packets; their
+	// series appear with the first train of more than one packet (with
+	// the gLoss gauge).
+	packetsSent, packetsReceived counterValue
 	// gauges holds float64 bits; present has bit i set once gauge i
 	// exists (the gauges appear with the first result that has them).
 	gauges  [numGauges]atomic.Uint64
@@ -233,7 +267,7 @@ type originMetrics struct {
 	resultLabel [numReasons][]*dto.LabelPair
 	phaseLabel  [numPhases][]*dto.LabelPair
 	// series are what Collect sends, one per possible series.
-	series [numReasons + 1 + numGauges]originSeries
+	series [numReasons + 3 + numGauges]originSeries
 }
 
 // counterValue is a counter of whole numbers.
@@ -292,6 +326,10 @@ func (m *Metrics) forOrigin(id, leafID string) *originMetrics {
 	}
 	om.series[i] = originSeries{om: om, fam: famSkipped}
 	i++
+	for _, f := range []family{famPacketsSent, famPacketsReceived} {
+		om.series[i] = originSeries{om: om, fam: f, idx: gLoss}
+		i++
+	}
 	for g := range gPhase0 {
 		om.series[i] = originSeries{om: om, fam: gaugeFamily[g], idx: uint8(g)}
 		i++
@@ -349,6 +387,10 @@ func (om *originMetrics) record(r Result) {
 	if !r.TLSExpiry.IsZero() {
 		om.set(gTLSExpiry, float64(r.TLSExpiry.Unix()))
 	}
+	if t := r.Train; t != nil && t.Sent > 1 {
+		// One packet says no more than the probe's own series.
+		om.recordTrain(t)
+	}
 	if p := r.Path; p != nil {
 		om.recordPath(p)
 	}
@@ -369,6 +411,27 @@ func (om *originMetrics) record(r Result) {
 		om.set(gDrift, offset.Seconds())
 		om.set(gUncertainty, bound.Seconds())
 		om.set(gDriftLast, r.Drift.Offset.Seconds())
+	}
+}
+
+// recordTrain counts a train's packets, sets its loss and spread and
+// observes each answered packet's round trip: for trains of more than one
+// packet only, so that origins probed with one packet (the default) keep
+// the series they had.
+func (om *originMetrics) recordTrain(t *Train) {
+	om.packetsSent.Add(float64(t.Sent))
+	om.packetsReceived.Add(float64(t.Received))
+	spread := math.NaN()
+	if _, lo, hi, ok := t.Stats(); ok {
+		spread = (hi - lo).Seconds()
+	}
+	om.set(gSpread, spread)
+	om.set(gLoss, t.Loss())
+	if len(t.RTTs) > 0 {
+		h := om.parent.packetRTT.WithLabelValues(om.id, om.leafID)
+		for _, d := range t.RTTs {
+			h.Observe(d.Seconds())
+		}
 	}
 }
 
@@ -409,6 +472,7 @@ func (om *originMetrics) delete() {
 	}
 	m.mu.Unlock()
 	m.timings.DeleteLabelValues(om.id, om.leafID)
+	m.packetRTT.DeleteLabelValues(om.id, om.leafID)
 }
 
 // originCollector collects every origin's counters and gauges.
@@ -426,6 +490,7 @@ func (c *originCollector) Collect(ch chan<- prometheus.Metric) {
 		for i := range om.series {
 			s := &om.series[i]
 			if s.fam != famResults && s.fam != famSkipped && om.present.Load()&(1<<s.idx) == 0 {
+				// A gauge not yet set, or packet counters before a train.
 				continue
 			}
 			ch <- s
@@ -470,6 +535,13 @@ func (s *originSeries) Write(out *dto.Metric) error {
 	case famSkipped:
 		out.Label = om.ol
 		out.Counter = &dto.Counter{Value: new(float64(om.skipped.n.Load())), CreatedTimestamp: om.created}
+	case famPacketsSent, famPacketsReceived:
+		c := &om.packetsSent
+		if s.fam == famPacketsReceived {
+			c = &om.packetsReceived
+		}
+		out.Label = om.ol
+		out.Counter = &dto.Counter{Value: new(float64(c.n.Load())), CreatedTimestamp: om.created}
 	default:
 		out.Label = om.ol
 		if int(s.idx) >= gPhase0 {
