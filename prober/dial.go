@@ -234,7 +234,12 @@ func tlsDialer(m *config.Module, tc *tls.Config) func(ctx context.Context, netwo
 		if err != nil {
 			return nil, err
 		}
-		return v.client(conn, tc, host), nil
+		cfg := tc
+		if tt, ok := ctx.Value(traceKey{}).(*traceTimes); ok && tt.onlyH1 {
+			cfg = tc.Clone()
+			cfg.NextProtos = nil
+		}
+		return v.client(conn, cfg, host), nil
 	}
 }
 

@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/internal/testutil"
 )
 
@@ -92,5 +96,36 @@ func TestCertVerifierAsCryptoTLS(t *testing.T) {
 	v.mu.Unlock()
 	if n != 3 {
 		t.Errorf("verifier remembers %d chains, want 3 (good for two names, chain sent)", n)
+	}
+}
+
+// TestHTTPSWebSocketUpgradeOverHTTP1 checks that a probe whose headers
+// ask for a WebSocket upgrade offers no HTTP/2 to an https origin that
+// speaks it, as net/http's own TLS dial does, while a plain probe of the
+// same module's settings gets HTTP/2.
+func TestHTTPSWebSocketUpgradeOverHTTP1(t *testing.T) {
+	ca := testutil.NewCA(t, "h2 CA")
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	srv.EnableHTTP2 = true
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Server(t, "127.0.0.1").TLS}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	k := newHTTPKind()
+	for _, c := range []struct {
+		headers map[string]string
+		version float64
+	}{
+		{nil, 2},
+		{map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, 1.1},
+	} {
+		m := config.Module{Kind: "http", Settings: &HTTPSettings{Headers: c.headers, TLS: TLSSettings{CAFile: ca.CertFile}}}
+		tgt := config.Target{ID: "h2", URL: srv.URL + "/"}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var r Result
+		k.Probe(ctx, &Params{Target: &tgt, Module: &m}, &r)
+		cancel()
+		if !r.Success || r.HTTPVersion != c.version {
+			t.Errorf("headers %v: success %v (%s: %v), HTTP version %v, want %v", c.headers, r.Success, r.Reason, r.Err, r.HTTPVersion, c.version)
+		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/oxcross/oxcross/config"
 )
 
@@ -246,6 +248,9 @@ func (k *httpKind) request(ctx context.Context, p *Params, target string, r *Res
 		}
 		req.Header.Set(name, v)
 	}
+	// As net/http decides that a request needs HTTP/1.
+	tt.onlyH1 = httpguts.HeaderValuesContainsToken([]string{req.Header.Get("Connection")}, "upgrade") &&
+		strings.EqualFold(req.Header.Get("Upgrade"), "websocket")
 	var resp *http.Response
 	if hc.direct && directOK(req) {
 		resp, err = hc.roundTrip1(req)

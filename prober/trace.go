@@ -29,6 +29,10 @@ type traceTimes struct {
 	// certRequested is set when the server asked for a client
 	// certificate during the handshake (see tlsConfig).
 	certRequested bool
+	// onlyH1 is set, before the request, for a request that net/http
+	// makes over HTTP/1 only (a WebSocket upgrade): tlsDialer then
+	// offers no ALPN, as the Transport's own TLS dial would.
+	onlyH1 bool
 }
 
 // traceKey is the context key of the probe's *traceTimes.
