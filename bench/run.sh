@@ -133,6 +133,41 @@ leaf() {
     --web.listen-address=127.0.0.1:0 --web.enable-pprof "${@:3}"
 }
 
+# versus NAME MODULE TARGET WHAT: the leaf ($leaf_pid, $leaf_port) probes by
+# itself while blackbox_exporter ($bb_pid, $bb_port) is driven through
+# /probe?module=MODULE&target=TARGET/healthz at 100 probes/s; after the
+# warm-up, one window from a scrape's start to the next's (the counters are
+# read when a scrape starts, and each window has one scrape's cost). Sets
+# l0 l1 b0 b1 (the leaf's and blackbox_exporter's CPU seconds), secs,
+# probes and what `oxbench window` prints (probes_ok, probes_failed,
+# failed_reasons...); warns about failed WHAT probes of either.
+versus() {
+  local name=$1 module=$2 target=$3 what=$4 drive_pid scraper t0 t1
+  "$ox" drive -url "http://127.0.0.1:$bb_port/probe?module=$module&target=$target/healthz" -rate 100 \
+    -duration "$((WARMUP + WINDOW + 4))s" -expect "probe_success 1" >"$work/drive-$name.out" &
+  drive_pid=$!
+  pids+=("$drive_pid")
+  sleep "$WARMUP"
+  l0=$(cpu "$leaf_pid") b0=$(cpu "$bb_pid") t0=$(date +%s.%N)
+  scrape "$leaf_port" "$work/$name.before"
+  scrape_every "$leaf_port" 15 "$(($(date +%s) + WINDOW - 1))" &
+  scraper=$!
+  sleep "$WINDOW"
+  stop "$scraper"
+  l1=$(cpu "$leaf_pid") b1=$(cpu "$bb_pid") t1=$(date +%s.%N)
+  scrape "$leaf_port" "$work/$name.after"
+  wait "$drive_pid" || true
+  cat "$work/drive-$name.out" >&2
+  eval "$("$ox" window -before "$work/$name.before" -after "$work/$name.after")"
+  secs=$(calc %.3f "$t1 - $t0")
+  # shellcheck disable=SC2154 # probes_ok, probes_failed, failed_reasons: from the eval
+  probes=$((probes_ok + probes_failed))
+  # shellcheck disable=SC2154
+  [ "$probes_failed" = 0 ] || echo "warning: $probes_failed leaf $what probes failed ($failed_reasons)" >&2
+  grep -q "failed=0 dropped=0" "$work/drive-$name.out" ||
+    echo "warning: blackbox_exporter $what probes failed or were dropped: $(cat "$work/drive-$name.out")" >&2
+}
+
 # --- the probed origins -----------------------------------------------------
 step "origins"
 origin_ports=()
@@ -160,28 +195,8 @@ start blackbox "$BLACKBOX" --config.file="$work/blackbox.yml" --web.listen-addre
 bb_pid=$pid bb_port=$port
 # blackbox_exporter probes when asked through /probe: drive it at the
 # leaf's rate (1,000 origins every 10 s) for warm-up, window and margins.
-"$ox" drive -url "http://127.0.0.1:$bb_port/probe?module=http_2xx&target=$target/healthz" -rate 100 \
-  -duration "$((WARMUP + WINDOW + 4))s" -expect "probe_success 1" >"$work/drive.out" &
-drive_pid=$!
-pids+=("$drive_pid")
-sleep "$WARMUP"
-# The window runs from one scrape's start to the next's: the counters are
-# read when a scrape starts, and each window has one scrape's cost.
-l0=$(cpu "$leaf_pid") b0=$(cpu "$bb_pid") t0=$(date +%s.%N)
-scrape "$leaf_port" "$work/leaf1k.before"
-scrape_every "$leaf_port" 15 "$(($(date +%s) + WINDOW - 1))" &
-scraper=$!
-sleep "$WINDOW"
-stop "$scraper"
-l1=$(cpu "$leaf_pid") b1=$(cpu "$bb_pid") t1=$(date +%s.%N)
-scrape "$leaf_port" "$work/leaf1k.after"
-wait "$drive_pid" || true
-cat "$work/drive.out" >&2
-eval "$("$ox" window -before "$work/leaf1k.before" -after "$work/leaf1k.after")"
-secs=$(calc %.3f "$t1 - $t0")
-leaf_probes=$((probes_ok + probes_failed))
-[ "$probes_failed" = 0 ] || echo "warning: $probes_failed leaf probes failed ($failed_reasons)" >&2
-grep -q "failed=0 dropped=0" "$work/drive.out" || echo "warning: blackbox_exporter probes failed or were dropped: $(cat "$work/drive.out")" >&2
+versus leaf1k http_2xx "$target" http
+leaf_probes=$probes
 bb_probes=$(calc %.0f "100 * $secs")
 leaf_us=$(calc %.1f "($l1 - $l0) / $leaf_probes * 1e6")
 bb_us=$(calc %.1f "($b1 - $b0) / $bb_probes * 1e6")
@@ -218,26 +233,8 @@ modules:
 EOF
 start blackboxtls "$BLACKBOX" --config.file="$work/blackbox-tls.yml" --web.listen-address=127.0.0.1:0
 bb_pid=$pid bb_port=$port
-"$ox" drive -url "http://127.0.0.1:$bb_port/probe?module=https_2xx&target=$tls_target/healthz" -rate 100 \
-  -duration "$((WARMUP + WINDOW + 4))s" -expect "probe_success 1" >"$work/drive-tls.out" &
-drive_pid=$!
-pids+=("$drive_pid")
-sleep "$WARMUP"
-l0=$(cpu "$leaf_pid") b0=$(cpu "$bb_pid") t0=$(date +%s.%N)
-scrape "$leaf_port" "$work/leaftls.before"
-scrape_every "$leaf_port" 15 "$(($(date +%s) + WINDOW - 1))" &
-scraper=$!
-sleep "$WINDOW"
-stop "$scraper"
-l1=$(cpu "$leaf_pid") b1=$(cpu "$bb_pid") t1=$(date +%s.%N)
-scrape "$leaf_port" "$work/leaftls.after"
-wait "$drive_pid" || true
-cat "$work/drive-tls.out" >&2
-eval "$("$ox" window -before "$work/leaftls.before" -after "$work/leaftls.after")"
-secs=$(calc %.3f "$t1 - $t0")
-tls_probes=$((probes_ok + probes_failed))
-[ "$probes_failed" = 0 ] || echo "warning: $probes_failed leaf https probes failed ($failed_reasons)" >&2
-grep -q "failed=0 dropped=0" "$work/drive-tls.out" || echo "warning: blackbox_exporter https probes failed or were dropped: $(cat "$work/drive-tls.out")" >&2
+versus leaftls https_2xx "$tls_target" https
+tls_probes=$probes
 tls_leaf_us=$(calc %.1f "($l1 - $l0) / $tls_probes * 1e6")
 tls_bb_us=$(calc %.1f "($b1 - $b0) / (100 * $secs) * 1e6")
 ratio_tls=$(calc %.2f "$tls_leaf_us / $tls_bb_us")
