@@ -138,11 +138,13 @@ leaf() {
 # /probe?module=MODULE&target=TARGET/healthz at 100 probes/s; after the
 # warm-up, one window from a scrape's start to the next's (the counters are
 # read when a scrape starts, and each window has one scrape's cost). Sets
-# l0 l1 b0 b1 (the leaf's and blackbox_exporter's CPU seconds), secs,
-# probes and what `oxbench window` prints (probes_ok, probes_failed,
-# failed_reasons...); warns about failed WHAT probes of either.
+# secs, probes (the leaf's) and bb_probes, the CPU per probe cpu_leaf_us
+# and cpu_bb_us and their ratio cpu_ratio, each one's share of a core
+# cpu_leaf_pct and cpu_bb_pct, and what `oxbench window` prints
+# (probes_ok, probes_failed, failed_reasons...); warns about failed WHAT
+# probes of either.
 versus() {
-  local name=$1 module=$2 target=$3 what=$4 drive_pid scraper t0 t1
+  local name=$1 module=$2 target=$3 what=$4 drive_pid scraper t0 t1 l0 l1 b0 b1
   "$ox" drive -url "http://127.0.0.1:$bb_port/probe?module=$module&target=$target/healthz" -rate 100 \
     -duration "$((WARMUP + WINDOW + 4))s" -expect "probe_success 1" >"$work/drive-$name.out" &
   drive_pid=$!
@@ -166,6 +168,13 @@ versus() {
   [ "$probes_failed" = 0 ] || echo "warning: $probes_failed leaf $what probes failed ($failed_reasons)" >&2
   grep -q "failed=0 dropped=0" "$work/drive-$name.out" ||
     echo "warning: blackbox_exporter $what probes failed or were dropped: $(cat "$work/drive-$name.out")" >&2
+  bb_probes=$(calc %.0f "100 * $secs")
+  cpu_leaf_us=$(calc %.1f "($l1 - $l0) / $probes * 1e6")
+  cpu_bb_us=$(calc %.1f "($b1 - $b0) / $bb_probes * 1e6")
+  cpu_ratio=$(calc %.2f "$cpu_leaf_us / $cpu_bb_us")
+  cpu_leaf_pct=$(calc %.1f "($l1 - $l0) / $secs * 100")
+  cpu_bb_pct=$(calc %.1f "($b1 - $b0) / $secs * 100")
+  echo "$what: leaf $probes probes, $(calc %.2f "$l1 - $l0") CPU s, ${cpu_leaf_us} µs each; blackbox ~$bb_probes probes, $(calc %.2f "$b1 - $b0") CPU s, ${cpu_bb_us} µs each; in ${secs}s; ratio $cpu_ratio" >&2
 }
 
 # --- the probed origins -----------------------------------------------------
@@ -196,17 +205,10 @@ bb_pid=$pid bb_port=$port
 # blackbox_exporter probes when asked through /probe: drive it at the
 # leaf's rate (1,000 origins every 10 s) for warm-up, window and margins.
 versus leaf1k http_2xx "$target" http
-leaf_probes=$probes
-bb_probes=$(calc %.0f "100 * $secs")
-leaf_us=$(calc %.1f "($l1 - $l0) / $leaf_probes * 1e6")
-bb_us=$(calc %.1f "($b1 - $b0) / $bb_probes * 1e6")
-ratio_a=$(calc %.2f "$leaf_us / $bb_us")
-leaf1k_cpu_pct=$(calc %.1f "($l1 - $l0) / $secs * 100")
-bb_cpu_pct=$(calc %.1f "($b1 - $b0) / $secs * 100")
+leaf_us=$cpu_leaf_us bb_us=$cpu_bb_us ratio_a=$cpu_ratio leaf1k_cpu_pct=$cpu_leaf_pct bb_cpu_pct=$cpu_bb_pct
 leaf1k_hwm=$(hwm "$leaf_pid")
 bb_hwm=$(hwm "$bb_pid")
-leaf1k_rate=$(calc %.1f "$leaf_probes / $secs")
-echo "leaf: $leaf_probes probes, $(calc %.2f "$l1 - $l0") CPU s; blackbox: ~$bb_probes probes, $(calc %.2f "$b1 - $b0") CPU s, in ${secs}s" >&2
+leaf1k_rate=$(calc %.1f "$probes / $secs")
 stop "$leaf_pid"
 stop "$bb_pid"
 
@@ -234,13 +236,7 @@ EOF
 start blackboxtls "$BLACKBOX" --config.file="$work/blackbox-tls.yml" --web.listen-address=127.0.0.1:0
 bb_pid=$pid bb_port=$port
 versus leaftls https_2xx "$tls_target" https
-tls_probes=$probes
-tls_leaf_us=$(calc %.1f "($l1 - $l0) / $tls_probes * 1e6")
-tls_bb_us=$(calc %.1f "($b1 - $b0) / (100 * $secs) * 1e6")
-ratio_tls=$(calc %.2f "$tls_leaf_us / $tls_bb_us")
-tls_leaf_pct=$(calc %.1f "($l1 - $l0) / $secs * 100")
-tls_bb_pct=$(calc %.1f "($b1 - $b0) / $secs * 100")
-echo "https: leaf $tls_probes probes, ${tls_leaf_us} µs each; blackbox ${tls_bb_us} µs each; ratio $ratio_tls" >&2
+tls_leaf_us=$cpu_leaf_us tls_bb_us=$cpu_bb_us ratio_tls=$cpu_ratio tls_leaf_pct=$cpu_leaf_pct tls_bb_pct=$cpu_bb_pct
 stop "$leaf_pid"
 stop "$bb_pid"
 stop "$tls_pid"
