@@ -212,46 +212,29 @@ func (v *certVerifier) verify(certs []*x509.Certificate, name string) error {
 	return nil
 }
 
-// tlsDialer returns, for an http.Transport's DialTLSContext, a dial of
-// address with the module's settings that hands the transport a TLS
-// client not yet past its handshake (the transport makes it, with the
-// trace's hooks, on the dialling goroutine), configured as the
-// transport's own TLS dial would (tc, the server name from address when
-// tc has none) but with the verifier's memory of chains it verified.
-// It returns nil when tc does not verify, or in FIPS 140 mode (whose
-// chain rules crypto/tls applies itself).
-func tlsDialer(m *config.Module, tc *tls.Config) func(ctx context.Context, network, address string) (net.Conn, error) {
-	if tc.InsecureSkipVerify || fips140.Enabled() {
-		return nil
-	}
-	v := newCertVerifier(tc.RootCAs)
-	return func(ctx context.Context, _, address string) (net.Conn, error) {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return nil, err
-		}
-		conn, err := dialContext(ctx, m, address)
-		if err != nil {
-			return nil, err
-		}
-		cfg := tc
-		if tt, ok := ctx.Value(traceKey{}).(*traceTimes); ok && tt.onlyH1 {
-			cfg = tc.Clone()
-			cfg.NextProtos = nil
-		}
-		return v.client(conn, cfg, host), nil
-	}
-}
-
 // client returns a TLS client on conn configured as tc, for the server
-// name host when tc has none, whose certificates v verifies.
-func (v *certVerifier) client(conn net.Conn, tc *tls.Config, host string) *tls.Conn {
+// name host when tc has none, offering the ALPN protocols protos, whose
+// certificates v verifies; with v nil, tc's own settings verify (or do
+// not).
+func (v *certVerifier) client(conn net.Conn, tc *tls.Config, host string, protos []string) *tls.Conn {
 	cfg := tc.Clone()
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
 	}
-	name := cfg.ServerName
-	cfg.InsecureSkipVerify = true //nolint:gosec // VerifyConnection verifies, as crypto/tls would
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error { return v.verify(cs.PeerCertificates, name) }
+	cfg.NextProtos = protos
+	if v != nil {
+		name := cfg.ServerName
+		cfg.InsecureSkipVerify = true //nolint:gosec // VerifyConnection verifies, as crypto/tls would
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return v.verify(cs.PeerCertificates, name) }
+	}
 	return tls.Client(conn, cfg)
+}
+
+// verifierFor returns a verifier for tc, or nil when tc does not verify
+// or in FIPS 140 mode (whose chain rules crypto/tls applies itself).
+func verifierFor(tc *tls.Config) *certVerifier {
+	if tc.InsecureSkipVerify || fips140.Enabled() {
+		return nil
+	}
+	return newCertVerifier(tc.RootCAs)
 }

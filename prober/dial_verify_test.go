@@ -85,7 +85,7 @@ func TestCertVerifierAsCryptoTLS(t *testing.T) {
 			t.Fatalf("%s: crypto/tls says %v", c.name, want)
 		}
 		for i := range 2 {
-			got := handshakeErr(t, c.cert.TLS, func(conn net.Conn) *tls.Conn { return v.client(conn, tc, c.server) })
+			got := handshakeErr(t, c.cert.TLS, func(conn net.Conn) *tls.Conn { return v.client(conn, tc, c.server, nil) })
 			if (got == nil) != c.ok || (got != nil && untimed(got) != untimed(want)) {
 				t.Errorf("%s, handshake %d: got %v, want %v", c.name, i+1, got, want)
 			}

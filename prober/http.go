@@ -2,6 +2,7 @@ package prober
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -127,11 +128,15 @@ type httpClient struct {
 	client *http.Client
 	// mod is the module whose dialling settings the client uses.
 	mod *config.Module
-	// direct is set when plain http:// requests may be made by
+	// direct is set when http:// and https:// requests may be made by
 	// roundTrip1 rather than the client: redirects are not followed.
 	direct bool
-	re     *regexp.Regexp
-	err    error
+	// tls is the module's TLS config; verifier, when set, verifies
+	// servers' certificates in its stead (see certVerifier).
+	tls      *tls.Config
+	verifier *certVerifier
+	re       *regexp.Regexp
+	err      error
 }
 
 func newHTTPKind() *httpKind {
@@ -176,6 +181,7 @@ func (k *httpKind) clientFor(m *config.Module, hs *HTTPSettings) *httpClient {
 	}
 	mod := *m
 	c.mod, c.direct = &mod, !hs.FollowRedirects
+	c.tls, c.verifier = tc, verifierFor(tc)
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return dialContext(ctx, &mod, addr)
@@ -185,7 +191,7 @@ func (k *httpKind) clientFor(m *config.Module, hs *HTTPSettings) *httpClient {
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 64 << 10,
 		TLSClientConfig:        tc,
-		DialTLSContext:         tlsDialer(&mod, tc),
+		DialTLSContext:         c.dialTLS,
 		ForceAttemptHTTP2:      true,
 	}
 	c.client = &http.Client{Transport: tr}
@@ -252,7 +258,7 @@ func (k *httpKind) request(ctx context.Context, p *Params, target string, r *Res
 	tt.onlyH1 = httpguts.HeaderValuesContainsToken([]string{req.Header.Get("Connection")}, "upgrade") &&
 		strings.EqualFold(req.Header.Get("Upgrade"), "websocket")
 	var resp *http.Response
-	if hc.direct && directOK(req) {
+	if hc.direct && directOK(req) && !tt.onlyH1 {
 		resp, err = hc.roundTrip1(req)
 	} else {
 		resp, err = hc.client.Do(req)

@@ -3,6 +3,7 @@ package prober
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math"
@@ -17,18 +18,21 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// The http kind makes a plain http:// request that does not follow
-// redirects itself, on the probe's goroutine: dial, write the request,
-// read the answer, close, as net/http's Transport does with keep-alives
-// off, with the same request bytes, the same response parser
-// (http.ReadResponse), the same header limit and the same trace hooks.
-// The Transport would start three goroutines for it (the dial, a reader
-// and a writer) and hand the request and the answer between them through
-// channels; on a leaf that probes hundreds of origins a second, waking
-// those goroutines cost more than the HTTP itself. https, redirects and
-// requests the fast path does not handle the same way (credentials in the
-// URL, a non-ASCII host, header names or values net/http refuses) go
-// through the http.Client.
+// The http kind makes an http:// or https:// request that does not
+// follow redirects itself, on the probe's goroutine: dial, for https the
+// TLS handshake (offering HTTP/2 and HTTP/1.1, as the Transport does),
+// write the request, read the answer, close, as net/http's Transport does
+// with keep-alives off, with the same request bytes, the same response
+// parser (http.ReadResponse), the same header limit, the same trace hooks
+// and the same errors. The Transport would start three goroutines for it
+// (the dial, a reader and a writer) and hand the request and the answer
+// between them through channels; on a leaf that probes hundreds of
+// origins a second, waking those goroutines cost more than the HTTP
+// itself. A server that chooses HTTP/2 gets it from the Transport, on the
+// connection already made (dialTLS hands it over). Redirects and requests
+// the fast path does not handle the same way (credentials in the URL, a
+// non-ASCII host, header names or values net/http refuses, a WebSocket
+// upgrade) go through the http.Client.
 
 // maxResponseHeaderBytes bounds an answer's status line and headers, as
 // the Transport's MaxResponseHeaderBytes.
@@ -38,7 +42,7 @@ const maxResponseHeaderBytes = 64 << 10
 // result the http.Client would give.
 func directOK(req *http.Request) bool {
 	u := req.URL
-	if u.Scheme != "http" || u.User != nil || u.Host == "" || u.Opaque != "" || !ascii(u.Host) {
+	if (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Host == "" || u.Opaque != "" || !ascii(u.Host) {
 		return false
 	}
 	if req.Host != "" && !httpguts.ValidHostHeader(req.Host) {
@@ -105,10 +109,34 @@ func (c *httpClient) roundTrip1(req *http.Request) (*http.Response, error) {
 	port := req.URL.Port()
 	if port == "" {
 		port = "80"
+		if req.URL.Scheme == "https" {
+			port = "443"
+		}
 	}
 	conn, err := dialContext(ctx, c.mod, net.JoinHostPort(req.URL.Hostname(), port))
 	if err != nil {
 		return nil, uerr(err)
+	}
+	var tlsState *tls.ConnectionState
+	if req.URL.Scheme == "https" {
+		tc, err := c.handshake(ctx, conn, req.URL.Hostname())
+		if err != nil {
+			return nil, uerr(err)
+		}
+		cs := tc.ConnectionState()
+		if cs.NegotiatedProtocol == "h2" {
+			// HTTP/2 is the Transport's: it gets the connection from
+			// dialTLS, as if it had dialled it.
+			if tt, ok := ctx.Value(traceKey{}).(*traceTimes); ok {
+				tt.mu.Lock()
+				tt.handedOver, tt.repeat = tc, true
+				tt.mu.Unlock()
+				return c.client.Do(req)
+			}
+			_ = tc.Close()
+			return c.client.Do(req)
+		}
+		conn, tlsState = tc, &cs
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
 	lc := &limitedConn{Conn: conn, limit: maxResponseHeaderBytes}
@@ -158,8 +186,68 @@ func (c *httpClient) roundTrip1(req *http.Request) (*http.Response, error) {
 		}
 	}
 	lc.limit = math.MaxInt64
+	resp.TLS = tlsState
 	resp.Body = &directBody{ReadCloser: resp.Body, ctx: ctx, conn: conn, br: br, stop: stop}
 	return resp, nil
+}
+
+// h2Protos are the ALPN protocols an https probe offers, as net/http's
+// Transport with ForceAttemptHTTP2 offers them.
+var h2Protos = []string{"h2", "http/1.1"}
+
+// handshake makes a TLS client handshake on conn for host (the URL's),
+// with the trace's hooks, as the Transport does on its dialling
+// goroutine; on failure it closes conn.
+func (c *httpClient) handshake(ctx context.Context, conn net.Conn, host string) (*tls.Conn, error) {
+	tr := httptrace.ContextClientTrace(ctx)
+	if tr != nil && tr.TLSHandshakeStart != nil {
+		tr.TLSHandshakeStart()
+	}
+	tc := c.verifier.client(conn, c.tls, host, h2Protos)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		if tr != nil && tr.TLSHandshakeDone != nil {
+			tr.TLSHandshakeDone(tls.ConnectionState{}, err)
+		}
+		return nil, err
+	}
+	if tr != nil && tr.TLSHandshakeDone != nil {
+		tr.TLSHandshakeDone(tc.ConnectionState(), nil)
+	}
+	return tc, nil
+}
+
+// dialTLS is the Transport's DialTLSContext: the connection roundTrip1
+// handed over if there is one, else a dial of address with the module's
+// settings and a TLS client not yet past its handshake (the Transport
+// makes it, with the trace's hooks, on its dialling goroutine),
+// configured as the Transport's own TLS dial would (the module's config,
+// the server name from address when it has none, HTTP/2 offered unless
+// the request needs HTTP/1) but verified by c's verifier.
+func (c *httpClient) dialTLS(ctx context.Context, _, address string) (net.Conn, error) {
+	protos := h2Protos
+	if tt, ok := ctx.Value(traceKey{}).(*traceTimes); ok {
+		tt.mu.Lock()
+		tc := tt.handedOver
+		tt.handedOver = nil
+		onlyH1 := tt.onlyH1
+		tt.mu.Unlock()
+		if tc != nil {
+			return tc, nil
+		}
+		if onlyH1 {
+			protos = nil
+		}
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := dialContext(ctx, c.mod, address)
+	if err != nil {
+		return nil, err
+	}
+	return c.verifier.client(conn, c.tls, host, protos), nil
 }
 
 // readers and writers keep roundTrip1's buffers, 4 KiB each as the

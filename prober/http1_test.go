@@ -2,6 +2,7 @@ package prober
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,12 +13,19 @@ import (
 	"time"
 
 	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 // TestRoundTrip1MatchesClient makes the same requests through roundTrip1
 // and through net/http's client as the http kind configures it, and
 // compares what the server received and what each returned.
 func TestRoundTrip1MatchesClient(t *testing.T) {
+	for _, mode := range []string{"http", "https", "https+h2"} {
+		t.Run(mode, func(t *testing.T) { testRoundTrip1MatchesClient(t, mode) })
+	}
+}
+
+func testRoundTrip1MatchesClient(t *testing.T, mode string) {
 	type seen struct {
 		Method, Host, Proto, URI string
 		Header                   http.Header
@@ -26,7 +34,7 @@ func TestRoundTrip1MatchesClient(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var got []seen
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		got = append(got, seen{r.Method, r.Host, r.Proto, r.RequestURI, r.Header.Clone(), r.Close, r.ContentLength})
 		mu.Unlock()
@@ -49,9 +57,19 @@ func TestRoundTrip1MatchesClient(t *testing.T) {
 			_, _ = io.WriteString(w, "ok")
 		}
 	}))
+	hs := &HTTPSettings{}
+	if mode == "http" {
+		srv.Start()
+	} else {
+		ca := testutil.NewCA(t, "roundTrip1 CA")
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Server(t, "127.0.0.1").TLS}}
+		srv.EnableHTTP2 = mode == "https+h2"
+		srv.StartTLS()
+		hs.TLS.CAFile = ca.CertFile
+	}
 	t.Cleanup(srv.Close)
 	m := config.Module{Kind: "http"}
-	hc := newHTTPKind().clientFor(&m, &HTTPSettings{})
+	hc := newHTTPKind().clientFor(&m, hs)
 	if hc.err != nil || !hc.direct {
 		t.Fatalf("client: %v, direct %v", hc.err, hc.direct)
 	}
@@ -67,6 +85,8 @@ func TestRoundTrip1MatchesClient(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		tt := &traceTimes{}
+		ctx = tt.withTrace(ctx)
 		req, err := http.NewRequestWithContext(ctx, method, srv.URL+path, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -92,6 +112,9 @@ func TestRoundTrip1MatchesClient(t *testing.T) {
 		}
 		_ = resp.Body.Close()
 		resp.Header.Del("Date")
+		if mode != "http" && (tt.tlsStart.IsZero() || !tt.tlsOK || !tt.tlsDone.After(tt.tlsStart) || !tt.connectOK) {
+			t.Errorf("%s %s (direct %v): trace %+v: no TLS handshake or connect timed", method, path, direct, tt)
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		return answer{resp.StatusCode, resp.Proto, resp.Header, string(body), resp.ContentLength, resp.Uncompressed, resp.TLS == nil}, got[len(got)-1]
@@ -120,7 +143,8 @@ func TestDirectOK(t *testing.T) {
 	}{
 		{"http://127.0.0.1:8080/healthz", "", "", true},
 		{"http://[::1]/", "example.com", "", true},
-		{"https://127.0.0.1/", "", "", false},
+		{"https://127.0.0.1/", "", "", true},
+		{"ftp://127.0.0.1/", "", "", false},
 		{"http://user:pw@127.0.0.1/", "", "", false},
 		{"http://bücher.example/", "", "", false},
 		{"http://127.0.0.1/", "bad host\x7f", "", false},

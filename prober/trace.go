@@ -29,10 +29,18 @@ type traceTimes struct {
 	// certRequested is set when the server asked for a client
 	// certificate during the handshake (see tlsConfig).
 	certRequested bool
+	// repeat is set while the Transport repeats the hooks of a handshake
+	// already timed (see handedOver).
+	repeat bool
 	// onlyH1 is set, before the request, for a request that net/http
-	// makes over HTTP/1 only (a WebSocket upgrade): tlsDialer then
+	// makes over HTTP/1 only (a WebSocket upgrade): dialTLS then
 	// offers no ALPN, as the Transport's own TLS dial would.
 	onlyH1 bool
+	// handedOver is a TLS connection roundTrip1 made, past its
+	// handshake, that negotiated HTTP/2: dialTLS gives it to the
+	// Transport, whose handshake hooks for it are then ignored (the
+	// handshake was timed when it happened).
+	handedOver *tls.Conn
 }
 
 // traceKey is the context key of the probe's *traceTimes.
@@ -83,13 +91,18 @@ func (tt *traceTimes) trace() *httptrace.ClientTrace {
 		TLSHandshakeStart: func() {
 			now := time.Now()
 			tt.mu.Lock()
-			tt.tlsStart = now
+			if !tt.repeat {
+				tt.tlsStart = now
+			}
 			tt.mu.Unlock()
 		},
 		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
 			now := time.Now()
 			tt.mu.Lock()
-			tt.tlsDone, tt.tlsOK = now, err == nil
+			if !tt.repeat {
+				tt.tlsDone, tt.tlsOK = now, err == nil
+			}
+			tt.repeat = false
 			tt.mu.Unlock()
 		},
 		WroteRequest: func(httptrace.WroteRequestInfo) {
