@@ -56,7 +56,7 @@ func TestHistogramMatchesClientGolang(t *testing.T) {
 		"infinite": {math.Inf(1), math.Inf(-1), 0.1, math.MaxFloat64},
 		// Each observation a new bucket: past 100 the schema drops, and
 		// drops again, to -4 and no further.
-		"wide":      spread(400, 1e-6, 1.05),
+		"wide": spread(400, 1e-6, 1.05),
 		// 140 buckets 2^16 apart: more than 100 even at schema -4.
 		"very wide": func() []float64 {
 			v := spread(70, 1e-38, 1e5)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
 
@@ -50,8 +51,13 @@ func runLeaf(o *options) int {
 	history := prober.NewHistory()
 	// The leaf's own clock, read from the kernel at each scrape.
 	reg.MustRegister(prober.NewClockCollector())
+	// The probe metrics have a registry of their own: /metrics writes
+	// their per-origin families itself and gathers only reg. Whatever
+	// needs every family gathers prometheus.Gatherers{reg, probeReg}.
+	probeReg := prometheus.NewRegistry()
+	metrics := prober.NewMetrics(probeReg)
 	sched := prober.NewScheduler(prober.SchedulerOptions{
-		Prober: probes, Metrics: prober.NewMetrics(reg), LeafID: o.leafID,
+		Prober: probes, Metrics: metrics, LeafID: o.leafID,
 		MaxConcurrency: o.maxConcurrency, History: history, Logger: logger,
 	})
 
@@ -86,7 +92,7 @@ func runLeaf(o *options) int {
 	probeHandler := prober.NewHandler(probes, follower.Config, o.maxConcurrent, logger)
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", service.MetricsHandler(reg))
+	mux.Handle("GET /metrics", metrics.Handler(reg, reg, logger))
 	mux.Handle("GET /probe", probeHandler)
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
 	mux.HandleFunc("GET /-/ready", service.Ready(follower.Ready))
