@@ -340,3 +340,62 @@ func TestExpositionNegotiation(t *testing.T) {
 		}
 	}
 }
+
+// TestExpositionWhileRecording scrapes while probes are recorded and
+// origins come and go: every scrape must be whole (it parses, with every
+// origin's histogram consistent), and -race finds no data race.
+func TestExpositionWhileRecording(t *testing.T) {
+	m, _, others := expoRegistry(t)
+	h := m.Handler(others, nil, discard)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r := benchResult()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			om := m.forOrigin(fmt.Sprintf("churn-%02d", i%20), "leaf-ams-1")
+			r.Duration = time.Duration(1+i%500) * time.Millisecond
+			om.record(r)
+			om.skipped.Inc()
+			if i%3 == 0 {
+				om.delete()
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := range 30 {
+		f := expoFormats[i%len(expoFormats)]
+		_, body := scrape(t, h, f.accept, "")
+		for _, mf := range decode(t, f.name, body) {
+			if mf.GetName() != "oxcross_leaf_probe_timings" {
+				continue
+			}
+			for _, s := range mf.Metric {
+				hs := s.Histogram
+				var prev uint64
+				for _, b := range hs.Bucket {
+					if b.GetCumulativeCount() < prev || b.GetCumulativeCount() > hs.GetSampleCount() {
+						t.Fatalf("%s: torn classic buckets: %v", f.name, hs)
+					}
+					prev = b.GetCumulativeCount()
+				}
+				if hs.Schema == nil {
+					continue
+				}
+				native, count := hs.GetZeroCount(), int64(0)
+				for _, d := range hs.PositiveDelta {
+					count += d
+					native += uint64(count)
+				}
+				if native != hs.GetSampleCount() {
+					t.Fatalf("%s: native buckets hold %d observations, the count is %d: %v", f.name, native, hs.GetSampleCount(), hs)
+				}
+			}
+		}
+	}
+}

@@ -60,16 +60,6 @@ var reasonsByLabel = func() []Reason {
 	return r
 }()
 
-// phasesByLabel lists the phases in the order of their label value.
-var phasesByLabel = func() []Phase {
-	p := make([]Phase, numPhases)
-	for i := range p {
-		p[i] = Phase(i)
-	}
-	slices.SortFunc(p, func(a, b Phase) int { return cmp.Compare(a.String(), b.String()) })
-	return p
-}()
-
 // The per-origin families. Their series live in each origin's
 // originMetrics as plain numbers rather than as client_golang metrics: a
 // leaf with 10,000 origins has about 260,000 of them. The leaf's /metrics
@@ -170,6 +160,8 @@ type familySeries struct {
 type seriesLabel struct {
 	name, value string
 	from        labelFrom
+	// pair is a fixed label as Gather wants it.
+	pair *dto.LabelPair
 }
 
 type labelFrom uint8
@@ -195,7 +187,7 @@ func (l *seriesLabel) valueFor(om *originMetrics) string {
 func withLabels(pairs ...string) []seriesLabel {
 	l := []seriesLabel{{name: labelOrigin, from: originValue}, {name: labelLeafID, from: leafValue}}
 	for i := 0; i+1 < len(pairs); i += 2 {
-		l = append(l, seriesLabel{name: pairs[i], value: pairs[i+1]})
+		l = append(l, seriesLabel{name: pairs[i], value: pairs[i+1], pair: &dto.LabelPair{Name: &pairs[i], Value: &pairs[i+1]}})
 	}
 	slices.SortFunc(l, func(a, b seriesLabel) int { return cmp.Compare(a.name, b.name) })
 	return l
@@ -508,17 +500,32 @@ func (c *originCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *originCollector) Collect(ch chan<- prometheus.Metric) {
-	origins := (*Metrics)(c).sortedOrigins()
-	for _, f := range originFamilies {
-		f.eachSeries(origins, func(om *originMetrics, s *familySeries, v float64) {
-			ch <- &originSeries{om: om, fam: f, s: s, v: v}
-		})
+	for _, om := range (*Metrics)(c).sortedOrigins() {
+		// What the origin's series share, made once per Gather.
+		g := &gatheredOrigin{
+			om:      om,
+			origin:  &dto.LabelPair{Name: new(labelOrigin), Value: &om.id},
+			leaf:    &dto.LabelPair{Name: new(labelLeafID), Value: &om.leafID},
+			created: timestamppb.New(time.Unix(0, om.created)),
+		}
+		for _, f := range originFamilies {
+			f.eachSeries([]*originMetrics{om}, func(_ *originMetrics, s *familySeries, v float64) {
+				ch <- &originSeries{g: g, fam: f, s: s, v: v}
+			})
+		}
 	}
+}
+
+// gatheredOrigin is what an origin's series share in one Gather.
+type gatheredOrigin struct {
+	om           *originMetrics
+	origin, leaf *dto.LabelPair
+	created      *timestamppb.Timestamp
 }
 
 // originSeries is one series of an origin as a prometheus.Metric.
 type originSeries struct {
-	om  *originMetrics
+	g   *gatheredOrigin
 	fam *originFamily
 	s   *familySeries
 	v   float64
@@ -527,22 +534,27 @@ type originSeries struct {
 func (s *originSeries) Desc() *prometheus.Desc { return s.fam.desc }
 
 func (s *originSeries) Write(out *dto.Metric) error {
-	om := s.om
+	g := s.g
 	out.Label = make([]*dto.LabelPair, len(s.s.labels))
 	for i := range s.s.labels {
-		l := &s.s.labels[i]
-		out.Label[i] = &dto.LabelPair{Name: &l.name, Value: new(l.valueFor(om))}
+		switch l := &s.s.labels[i]; l.from {
+		case originValue:
+			out.Label[i] = g.origin
+		case leafValue:
+			out.Label[i] = g.leaf
+		default:
+			out.Label[i] = l.pair
+		}
 	}
-	created := time.Unix(0, om.created)
 	switch s.fam.typ {
 	case dto.MetricType_COUNTER:
-		out.Counter = &dto.Counter{Value: new(s.v), CreatedTimestamp: timestamppb.New(created)}
+		out.Counter = &dto.Counter{Value: new(s.v), CreatedTimestamp: g.created}
 	case dto.MetricType_GAUGE:
 		out.Gauge = &dto.Gauge{Value: new(s.v)}
 	case dto.MetricType_HISTOGRAM:
 		var snap histSnapshot
-		s.s.hist(om).snapshot(&snap)
-		out.Histogram = &dto.Histogram{CreatedTimestamp: timestamppb.New(created)}
+		s.s.hist(g.om).snapshot(&snap)
+		out.Histogram = &dto.Histogram{CreatedTimestamp: g.created}
 		snap.write(out.Histogram)
 	}
 	return nil
