@@ -155,6 +155,18 @@ type familySeries struct {
 	hist    func(*originMetrics) *histogram
 }
 
+// value returns the value of a counter or gauge series of om, and whether
+// the series exists.
+func (s *familySeries) value(om *originMetrics) (float64, bool) {
+	switch {
+	case s.counter != nil:
+		return float64(s.counter(om).Load()), true
+	case s.gauge != nil:
+		return s.gauge(om)
+	}
+	return 0, true
+}
+
 // seriesLabel is a label of a series: a fixed value, or the origin's id or
 // leaf id.
 type seriesLabel struct {
@@ -454,17 +466,9 @@ func (m *Metrics) sortedOrigins() []*originMetrics {
 // order the registry sorts them, with v the value of a counter or gauge.
 func (f *originFamily) eachSeries(origins []*originMetrics, fn func(om *originMetrics, s *familySeries, v float64)) {
 	visit := func(om *originMetrics, s *familySeries) {
-		var v float64
-		switch {
-		case s.counter != nil:
-			v = float64(s.counter(om).Load())
-		case s.gauge != nil:
-			var ok bool
-			if v, ok = s.gauge(om); !ok {
-				return
-			}
+		if v, ok := s.value(om); ok {
+			fn(om, s, v)
 		}
-		fn(om, s, v)
 	}
 	for len(origins) > 0 {
 		// The origins of one id (one per leaf id, so one in a leaf).
@@ -501,20 +505,54 @@ func (c *originCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *originCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, om := range (*Metrics)(c).sortedOrigins() {
-		// What the origin's series share, made once per Gather.
+		// What the origin's series share, made once per Gather, and the
+		// series with their label lists in one allocation each.
 		g := &gatheredOrigin{
 			om:      om,
 			origin:  &dto.LabelPair{Name: new(labelOrigin), Value: &om.id},
 			leaf:    &dto.LabelPair{Name: new(labelLeafID), Value: &om.leafID},
 			created: timestamppb.New(time.Unix(0, om.created)),
 		}
+		series := make([]originSeries, 0, numOriginSeries)
+		labels := make([]*dto.LabelPair, 0, numOriginLabels)
 		for _, f := range originFamilies {
-			f.eachSeries([]*originMetrics{om}, func(_ *originMetrics, s *familySeries, v float64) {
-				ch <- &originSeries{g: g, fam: f, s: s, v: v}
-			})
+			for i := range f.series {
+				s := &f.series[i]
+				v, ok := s.value(om)
+				if !ok {
+					continue
+				}
+				start := len(labels)
+				for j := range s.labels {
+					switch l := &s.labels[j]; l.from {
+					case originValue:
+						labels = append(labels, g.origin)
+					case leafValue:
+						labels = append(labels, g.leaf)
+					default:
+						labels = append(labels, l.pair)
+					}
+				}
+				series = append(series, originSeries{g: g, fam: f, s: s, v: v, labels: labels[start:len(labels):len(labels)]})
+			}
+		}
+		for i := range series {
+			ch <- &series[i]
 		}
 	}
 }
+
+// numOriginSeries and numOriginLabels are how many series and labels an
+// origin has at most.
+var numOriginSeries, numOriginLabels = func() (n, l int) {
+	for _, f := range originFamilies {
+		n += len(f.series)
+		for _, s := range f.series {
+			l += len(s.labels)
+		}
+	}
+	return n, l
+}()
 
 // gatheredOrigin is what an origin's series share in one Gather.
 type gatheredOrigin struct {
@@ -525,27 +563,18 @@ type gatheredOrigin struct {
 
 // originSeries is one series of an origin as a prometheus.Metric.
 type originSeries struct {
-	g   *gatheredOrigin
-	fam *originFamily
-	s   *familySeries
-	v   float64
+	g      *gatheredOrigin
+	fam    *originFamily
+	s      *familySeries
+	v      float64
+	labels []*dto.LabelPair
 }
 
 func (s *originSeries) Desc() *prometheus.Desc { return s.fam.desc }
 
 func (s *originSeries) Write(out *dto.Metric) error {
 	g := s.g
-	out.Label = make([]*dto.LabelPair, len(s.s.labels))
-	for i := range s.s.labels {
-		switch l := &s.s.labels[i]; l.from {
-		case originValue:
-			out.Label[i] = g.origin
-		case leafValue:
-			out.Label[i] = g.leaf
-		default:
-			out.Label[i] = l.pair
-		}
-	}
+	out.Label = s.labels
 	switch s.fam.typ {
 	case dto.MetricType_COUNTER:
 		out.Counter = &dto.Counter{Value: new(s.v), CreatedTimestamp: g.created}
