@@ -211,19 +211,24 @@ func directFormat(f expfmt.Format) expoFormat {
 type expoWriter struct {
 	bw     *bufio.Writer
 	format expoFormat
-	// buf is a text series or a protobuf family's body.
-	buf  []byte
-	snap histSnapshot
-	err  error
+	// buf is a text series or a protobuf histogram family's body,
+	// scratch a protobuf series, hdr a protobuf family's header.
+	buf, scratch, hdr []byte
+	// exists notes which series of a protobuf family exist.
+	exists []uint64
+	snap   histSnapshot
+	err    error
 }
 
 // family writes f's series, if it has any.
 func (w *expoWriter) family(f *originFamily, origins []*originMetrics) error {
-	w.buf = w.buf[:0]
+	if w.format == formatProto {
+		return w.protoFamily(f, origins)
+	}
 	w.err = nil
 	started := false
-	f.eachSeries(origins, func(om *originMetrics, s *familySeries, v float64) {
-		if w.err != nil {
+	f.eachSeries(origins, func(om *originMetrics, s *familySeries, v float64, ok bool) {
+		if w.err != nil || !ok {
 			return
 		}
 		if !started {
@@ -233,36 +238,74 @@ func (w *expoWriter) family(f *originFamily, origins []*originMetrics) error {
 		if s.hist != nil {
 			s.hist(om).snapshot(&w.snap)
 		}
-		switch w.format {
-		case formatProto:
-			w.buf = w.protoSeries(w.buf, f, om, s, v)
-		default:
-			w.buf = w.textSeries(w.buf[:0], f, om, s, v)
-			_, w.err = w.bw.Write(w.buf)
-		}
+		w.buf = w.textSeries(w.buf[:0], f, om, s, v)
+		_, w.err = w.bw.Write(w.buf)
 	})
-	if w.err != nil || !started || w.format != formatProto {
-		return w.err
+	return w.err
+}
+
+// protoFamily writes f as one length-delimited MetricFamily. The length
+// comes first, so the family is encoded twice: once to measure it, noting
+// which series exist, and once to write those. Counters and gauges keep
+// their size when their value changes in between (fixed64); histograms
+// do not, so that family is encoded into w.buf and written whole.
+func (w *expoWriter) protoFamily(f *originFamily, origins []*originMetrics) error {
+	w.buf = w.buf[:0]
+	w.exists = w.exists[:0]
+	size, n := 0, 0
+	f.eachSeries(origins, func(om *originMetrics, s *familySeries, v float64, ok bool) {
+		if n%64 == 0 {
+			w.exists = append(w.exists, 0)
+		}
+		if ok {
+			w.exists[n/64] |= 1 << (n % 64)
+			if s.hist != nil {
+				s.hist(om).snapshot(&w.snap)
+				w.buf = w.protoSeries(w.buf, f, om, s, v)
+			} else {
+				w.scratch = w.protoSeries(w.scratch[:0], f, om, s, v)
+				size += len(w.scratch)
+			}
+		}
+		n++
+	})
+	if size+len(w.buf) == 0 {
+		return nil
 	}
-	var n [binary.MaxVarintLen64]byte
-	if _, err := w.bw.Write(binary.AppendUvarint(n[:0], uint64(len(w.buf)))); err != nil {
+	w.header(f)
+	size += len(w.hdr) + len(w.buf)
+	var l [binary.MaxVarintLen64]byte
+	if _, err := w.bw.Write(binary.AppendUvarint(l[:0], uint64(size))); err != nil {
 		return err
 	}
-	_, err := w.bw.Write(w.buf)
-	return err
+	if _, err := w.bw.Write(w.hdr); err != nil {
+		return err
+	}
+	if len(w.buf) > 0 {
+		_, err := w.bw.Write(w.buf)
+		return err
+	}
+	n, w.err = 0, nil
+	f.eachSeries(origins, func(om *originMetrics, s *familySeries, v float64, _ bool) {
+		if w.err == nil && w.exists[n/64]&(1<<(n%64)) != 0 {
+			w.scratch = w.protoSeries(w.scratch[:0], f, om, s, v)
+			_, w.err = w.bw.Write(w.scratch)
+		}
+		n++
+	})
+	return w.err
 }
 
 // header starts a family: the HELP and TYPE lines, or the protobuf
 // family's name, help and type.
 func (w *expoWriter) header(f *originFamily) {
-	b := w.buf[:0]
+	b := w.hdr[:0]
 	switch w.format {
 	case formatProto:
 		b = appendProtoString(b, 1, f.name)
 		b = appendProtoString(b, 2, f.help)
 		b = protowire(b, 3, 0)
-		b = binary.AppendUvarint(b, uint64(f.typ))
-		w.buf = b
+		w.hdr = binary.AppendUvarint(b, uint64(f.typ))
 		return
 	case formatOpenMetrics:
 		name, typ := f.name, strings.ToLower(f.typ.String())
@@ -293,6 +336,7 @@ func (w *expoWriter) header(f *originFamily) {
 		b = append(b, strings.ToLower(f.typ.String())...)
 		b = append(b, '\n')
 	}
+	w.hdr = b
 	_, w.err = w.bw.Write(b)
 }
 

@@ -462,13 +462,13 @@ func (m *Metrics) sortedOrigins() []*originMetrics {
 	return m.sorted
 }
 
-// eachSeries calls fn for every existing series of family f, in the
-// order the registry sorts them, with v the value of a counter or gauge.
-func (f *originFamily) eachSeries(origins []*originMetrics, fn func(om *originMetrics, s *familySeries, v float64)) {
+// eachSeries calls fn for every series family f may have, in the order
+// the registry sorts them, with v the value of a counter or gauge and ok
+// whether the series exists.
+func (f *originFamily) eachSeries(origins []*originMetrics, fn func(om *originMetrics, s *familySeries, v float64, ok bool)) {
 	visit := func(om *originMetrics, s *familySeries) {
-		if v, ok := s.value(om); ok {
-			fn(om, s, v)
-		}
+		v, ok := s.value(om)
+		fn(om, s, v, ok)
 	}
 	for len(origins) > 0 {
 		// The origins of one id (one per leaf id, so one in a leaf).
