@@ -137,7 +137,9 @@ func (h *metricsHandler) ServeHTTP(rsp http.ResponseWriter, req *http.Request) {
 			err = w.family(f, origins)
 		}
 		if err != nil {
-			h.logger.Error("Encoding and sending a metric family", "err", err)
+			// Mostly a scraper that went away, which promhttp does not
+			// log either.
+			h.logger.Debug("Encoding and sending a metric family", "err", err)
 			h.errors.WithLabelValues("encoding").Inc()
 			return
 		}
