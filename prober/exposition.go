@@ -365,7 +365,7 @@ func (w *expoWriter) textSeries(b []byte, f *originFamily, om *originMetrics, s 
 		return append(b, '\n')
 	}
 	h := &w.snap
-	for i, ub := range timingBuckets {
+	for i, ub := range h.bounds {
 		b = append(b, f.name...)
 		b = append(b, "_bucket"...)
 		b = appendLabels(b, om, s.labels, "le", ub, om1)
@@ -515,7 +515,7 @@ func (w *expoWriter) protoSeries(b []byte, f *originFamily, om *originMetrics, s
 		b = protowire(b, 1, 0)
 		b = binary.AppendUvarint(b, h.count)
 		b = appendProtoDouble(b, 2, h.sum)
-		for i, ub := range timingBuckets {
+		for i, ub := range h.bounds {
 			var bp int
 			b, bp = beginMessage(b, 3)
 			b = protowire(b, 1, 0)

@@ -72,7 +72,7 @@ func TestHistogramMatchesClientGolang(t *testing.T) {
 				Name: "h", Help: "h", Buckets: TimingBuckets,
 				NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: 100, NativeHistogramMinResetDuration: 0,
 			})
-			h := histogram{schema: nativeSchema}
+			h := newHistogram(TimingBuckets)
 			compare := func(after int) {
 				t.Helper()
 				var want dto.Metric

@@ -28,28 +28,32 @@ var nativeBounds = [8]float64{
 	0.7071067811865475, 0.7711054127039704, 0.8408964152537144, 0.9170040432046711,
 }
 
-// histogram is an origin's oxcross_leaf_probe_timings: classic buckets
-// (TimingBuckets) and a native histogram, the same numbers client_golang's
-// histogram with the options of NewMetrics reports after the same
-// observations (TestHistogramMatchesClientGolang), in about a tenth of
-// its memory. Its writer is the origin's probe loop, its readers the
-// scrapes; a mutex makes each scrape see whole observations.
+// histogram is an origin's histogram series, such as its
+// oxcross_leaf_probe_timings: classic buckets and a native histogram, the
+// same numbers client_golang's histogram with a bucket factor of 1.1, at
+// most 100 buckets and no resets reports after the same observations
+// (TestHistogramMatchesClientGolang), in about a tenth of its memory. Its
+// writer is the origin's probe loop, its readers the scrapes; a mutex
+// makes each scrape see whole observations.
 type histogram struct {
 	mu     sync.Mutex
 	schema int32
 	count  uint64
 	sum    float64
 	zero   uint64
+	// bounds are the classic buckets' upper bounds (+Inf left out);
 	// classic counts the observations per classic bucket (not
-	// cumulative); the last is +Inf's.
-	classic [len(timingBuckets) + 1]uint64
+	// cumulative), the last one +Inf's.
+	bounds  []float64
+	classic []uint64
 	// pos and neg are the native buckets above and below the zero bucket.
 	pos, neg nativeBuckets
 }
 
-// timingBuckets is TimingBuckets as an array, for the size of
-// histogram.classic.
-var timingBuckets = [18]float64(TimingBuckets)
+// newHistogram returns a histogram with these classic buckets.
+func newHistogram(bounds []float64) histogram {
+	return histogram{schema: nativeSchema, bounds: bounds, classic: make([]uint64, len(bounds)+1)}
+}
 
 // nativeBuckets are sparse native buckets kept dense: counts[i] is the
 // bucket with key first+i. Observations of one origin span a few powers of
@@ -107,7 +111,7 @@ func halfKey(k int32) int32 {
 func (h *histogram) observe(v float64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.classic[classicBucket(v)]++
+	h.classic[classicBucket(h.bounds, v)]++
 	h.sum += v
 	h.count++
 	if math.IsNaN(v) {
@@ -130,13 +134,13 @@ func (h *histogram) observe(v float64) {
 }
 
 // classicBucket is the index of v's classic bucket.
-func classicBucket(v float64) int {
-	for i, b := range timingBuckets {
+func classicBucket(bounds []float64, v float64) int {
+	for i, b := range bounds {
 		if v <= b {
 			return i
 		}
 	}
-	return len(timingBuckets)
+	return len(bounds)
 }
 
 // nativeKey is the key of v's native bucket at schema, as client_golang
@@ -176,7 +180,8 @@ type histSnapshot struct {
 	schema      int32
 	count, zero uint64
 	sum         float64
-	cumulative  [len(timingBuckets)]uint64
+	bounds      []float64
+	cumulative  []uint64
 	posSpans    []bucketSpan
 	posDeltas   []int64
 	negSpans    []bucketSpan
@@ -192,11 +197,12 @@ type bucketSpan struct {
 func (h *histogram) snapshot(s *histSnapshot) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s.schema, s.count, s.zero, s.sum = h.schema, h.count, h.zero, h.sum
+	s.schema, s.count, s.zero, s.sum, s.bounds = h.schema, h.count, h.zero, h.sum, h.bounds
+	s.cumulative = s.cumulative[:0]
 	var cum uint64
-	for i := range s.cumulative {
-		cum += h.classic[i]
-		s.cumulative[i] = cum
+	for _, c := range h.classic[:len(h.bounds)] {
+		cum += c
+		s.cumulative = append(s.cumulative, cum)
 	}
 	s.posSpans, s.posDeltas = h.pos.spans(s.posSpans[:0], s.posDeltas[:0])
 	s.negSpans, s.negDeltas = h.neg.spans(s.negSpans[:0], s.negDeltas[:0])
@@ -238,8 +244,8 @@ func (b *nativeBuckets) spans(spans []bucketSpan, deltas []int64) ([]bucketSpan,
 func (s *histSnapshot) write(out *dto.Histogram) {
 	out.SampleCount = new(s.count)
 	out.SampleSum = new(s.sum)
-	out.Bucket = make([]*dto.Bucket, len(timingBuckets))
-	for i, ub := range timingBuckets {
+	out.Bucket = make([]*dto.Bucket, len(s.bounds))
+	for i, ub := range s.bounds {
 		out.Bucket[i] = &dto.Bucket{CumulativeCount: new(s.cumulative[i]), UpperBound: new(ub)}
 	}
 	out.ZeroThreshold = new(float64(nativeZeroThreshold))

@@ -123,7 +123,7 @@ var originFamilies = sortFamilies([]*originFamily{
 		name:   "oxcross_leaf_probe_timings",
 		help:   "Round-trip time of successful probes, from the start of the request to the end of the response body, in seconds.",
 		typ:    dto.MetricType_HISTOGRAM,
-		series: []familySeries{{hist: func(om *originMetrics) *histogram { return &om.timings }}},
+		series: []familySeries{histogramSeries(func(om *originMetrics) *histogram { return &om.timings })},
 	},
 })
 
@@ -147,24 +147,20 @@ type familySeries struct {
 	// labels are the series' labels sorted by name, origin_id and
 	// source_id included (their values are filled in per origin).
 	labels []seriesLabel
-	// counter, gauge or hist is where the value is: a counter's
-	// whole number, a gauge's float64 bits and whether it exists yet, an
-	// origin's histogram.
-	counter func(*originMetrics) *atomic.Uint64
-	gauge   func(*originMetrics) (float64, bool)
-	hist    func(*originMetrics) *histogram
+	// value is a counter's or gauge's value and whether the series
+	// exists (a gauge before it is first set does not); hist is a
+	// histogram series' histogram, nil while it does not exist.
+	value func(*originMetrics) (float64, bool)
+	hist  func(*originMetrics) *histogram
 }
 
-// value returns the value of a counter or gauge series of om, and whether
-// the series exists.
-func (s *familySeries) value(om *originMetrics) (float64, bool) {
-	switch {
-	case s.counter != nil:
-		return float64(s.counter(om).Load()), true
-	case s.gauge != nil:
-		return s.gauge(om)
+// exists returns the value of a counter or gauge series of om, and
+// whether the series exists.
+func (s *familySeries) exists(om *originMetrics) (float64, bool) {
+	if s.hist != nil {
+		return 0, s.hist(om) != nil
 	}
-	return 0, true
+	return s.value(om)
 }
 
 // seriesLabel is a label of a series: a fixed value, or the origin's id or
@@ -205,13 +201,23 @@ func withLabels(pairs ...string) []seriesLabel {
 	return l
 }
 
+// counterSeries is a series of the counter c returns, which always
+// exists.
 func counterSeries(c func(*originMetrics) *atomic.Uint64, labels ...string) familySeries {
-	return familySeries{labels: withLabels(labels...), counter: c}
+	return familySeries{labels: withLabels(labels...), value: func(om *originMetrics) (float64, bool) {
+		return float64(c(om).Load()), true
+	}}
 }
 
 // gaugeSeries is the series of gauge g, which exists once set.
 func gaugeSeries(g int, labels ...string) familySeries {
-	return familySeries{labels: withLabels(labels...), gauge: func(om *originMetrics) (float64, bool) { return om.gauge(g) }}
+	return familySeries{labels: withLabels(labels...), value: func(om *originMetrics) (float64, bool) { return om.gauge(g) }}
+}
+
+// histogramSeries is the series of the histogram h returns, which exists
+// when h returns one.
+func histogramSeries(h func(*originMetrics) *histogram, labels ...string) familySeries {
+	return familySeries{labels: withLabels(labels...), hist: h}
 }
 
 func gaugeFamily(g int, name, help string) *originFamily {
@@ -347,7 +353,7 @@ func (m *Metrics) forOrigin(id, leafID string) *originMetrics {
 		id:      id,
 		leafID:  leafID,
 		created: m.now().UnixNano(),
-		timings: histogram{schema: nativeSchema},
+		timings: newHistogram(TimingBuckets),
 	}
 	m.origins[k] = om
 	m.sorted = nil
@@ -467,7 +473,7 @@ func (m *Metrics) sortedOrigins() []*originMetrics {
 // whether the series exists.
 func (f *originFamily) eachSeries(origins []*originMetrics, fn func(om *originMetrics, s *familySeries, v float64, ok bool)) {
 	visit := func(om *originMetrics, s *familySeries) {
-		v, ok := s.value(om)
+		v, ok := s.exists(om)
 		fn(om, s, v, ok)
 	}
 	for len(origins) > 0 {
@@ -518,7 +524,7 @@ func (c *originCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, f := range originFamilies {
 			for i := range f.series {
 				s := &f.series[i]
-				v, ok := s.value(om)
+				v, ok := s.exists(om)
 				if !ok {
 					continue
 				}
