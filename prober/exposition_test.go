@@ -66,41 +66,44 @@ func TestHistogramMatchesClientGolang(t *testing.T) {
 			return v
 		}(),
 	}
-	for name, values := range cases {
-		t.Run(name, func(t *testing.T) {
-			ref := prometheus.NewHistogram(prometheus.HistogramOpts{
-				Name: "h", Help: "h", Buckets: TimingBuckets,
-				NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: 100, NativeHistogramMinResetDuration: 0,
+	layouts := map[string][]float64{"timings": TimingBuckets, "finer": append([]float64{.0005, .001, .0025}, TimingBuckets...)}
+	for layout, bounds := range layouts {
+		for name, values := range cases {
+			t.Run(layout+"/"+name, func(t *testing.T) {
+				ref := prometheus.NewHistogram(prometheus.HistogramOpts{
+					Name: "h", Help: "h", Buckets: bounds,
+					NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: 100, NativeHistogramMinResetDuration: 0,
+				})
+				h := newHistogram(bounds)
+				compare := func(after int) {
+					t.Helper()
+					var want dto.Metric
+					if err := ref.Write(&want); err != nil {
+						t.Fatal(err)
+					}
+					want.Histogram.CreatedTimestamp = nil
+					var snap histSnapshot
+					h.snapshot(&snap)
+					var got dto.Histogram
+					snap.write(&got)
+					if !proto.Equal(want.Histogram, &got) {
+						t.Fatalf("after %d observations:\nclient_golang: %v\ncompact:       %v", after, want.Histogram, &got)
+					}
+				}
+				compare(0)
+				for i, v := range values {
+					ref.Observe(v)
+					h.observe(v)
+					if i%7 == 3 {
+						compare(i + 1)
+					}
+				}
+				compare(len(values))
+				if name == "very wide" && h.schema != -4 {
+					t.Errorf("schema %d after %d observations, want -4", h.schema, len(values))
+				}
 			})
-			h := newHistogram(TimingBuckets)
-			compare := func(after int) {
-				t.Helper()
-				var want dto.Metric
-				if err := ref.Write(&want); err != nil {
-					t.Fatal(err)
-				}
-				want.Histogram.CreatedTimestamp = nil
-				var snap histSnapshot
-				h.snapshot(&snap)
-				var got dto.Histogram
-				snap.write(&got)
-				if !proto.Equal(want.Histogram, &got) {
-					t.Fatalf("after %d observations:\nclient_golang: %v\ncompact:       %v", after, want.Histogram, &got)
-				}
-			}
-			compare(0)
-			for i, v := range values {
-				ref.Observe(v)
-				h.observe(v)
-				if i%7 == 3 {
-					compare(i + 1)
-				}
-			}
-			compare(len(values))
-			if name == "very wide" && h.schema != -4 {
-				t.Errorf("schema %d after %d observations, want -4", h.schema, len(values))
-			}
-		})
+		}
 	}
 }
 
