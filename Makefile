@@ -60,7 +60,9 @@ image:
 		-f packaging/container/Containerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest dist/image
 
 # The monitoring mixin: renders mixin/out (alerts, rules, dashboards) from
-# mixin/*.libsonnet with go-jsonnet; commit the render (mixin/README.md).
+# mixin/*.libsonnet with go-jsonnet, and from mixin/out the Prometheus
+# Operator's packaging/kubernetes/operator/prometheusrule.yaml; commit both
+# (mixin/README.md).
 .PHONY: mixin
 
 mixin:

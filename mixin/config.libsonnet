@@ -10,6 +10,16 @@
     leafSelector: 'job="oxcross-leaf"',
     configserverSelector: 'job="oxcross-configserver"',
 
+    // The label that tells clusters (or Prometheus servers) apart when
+    // several send to one Thanos, Mimir or VictoriaMetrics, as
+    // kubernetes-mixin's clusterLabel: every aggregation of the rules, alerts
+    // and dashboards keeps it, so that an alert names its cluster and no
+    // panel mixes two. Series without it (one Prometheus) work unchanged.
+    clusterLabel: 'cluster',
+    // Show the dashboards' cluster variable (one cluster at a time). Hidden,
+    // it still selects the only cluster, or none when there is no such label.
+    showMultiCluster: false,
+
     // An origin counts as down from a leaf when at most this fraction of the
     // leaf's probes succeeded over the last 5 minutes (0: every probe failed).
     originDownRatio: 0,

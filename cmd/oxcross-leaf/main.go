@@ -13,6 +13,7 @@ import (
 	"github.com/oxcross/oxcross/discovery"
 	"github.com/oxcross/oxcross/internal/service"
 	"github.com/oxcross/oxcross/prober"
+	"github.com/oxcross/oxcross/push"
 )
 
 const name = "oxcross_leaf"
@@ -39,6 +40,17 @@ type options struct {
 	probeTimeout   durationFlag
 	fetchTimeout   durationFlag
 	limits         *config.Limits
+	push           pushOptions
+}
+
+// pushOptions are the --push.* flags.
+type pushOptions struct {
+	urls           []string
+	interval       durationFlag
+	httpClientFile string
+	labels         []string
+	queueMax       int
+	protocol       string
 }
 
 func main() {
@@ -74,6 +86,18 @@ func main() {
 		PlaceHolder("HOST:PORT").StringVar(&o.advertise)
 	app.Flag("leaf.label", "A label of this leaf, key=value, for /sd/leaves and leaf selectors. Repeatable.").
 		PlaceHolder("KEY=VALUE").StringsVar(&o.labels)
+	app.Flag("push.url", "Also push this leaf's metrics by Prometheus remote write to this URL (the full endpoint, e.g. http://prometheus:9090/api/v1/write), for leaves Prometheus cannot scrape. Repeatable: each URL has its own queue. See docs/push.md.").
+		PlaceHolder("URL").StringsVar(&o.push.urls)
+	app.Flag("push.interval", "How often to gather and push the metrics.").
+		Default(push.DefaultInterval.String()).SetValue(&o.push.interval)
+	app.Flag("push.http-client-file", "prometheus/common HTTP client config (YAML) for the remote-write endpoints: tls_config, basic_auth, authorization (bearer token file), oauth2, proxy_url.").
+		PlaceHolder("FILE").StringVar(&o.push.httpClientFile)
+	app.Flag("push.label", "An external label added to every pushed series, NAME=VALUE; overrides the default job=\"oxcross-leaf\" and the --leaf.label ones, which are added too; leaf_id is always the leaf's id. Repeatable.").
+		PlaceHolder("NAME=VALUE").StringsVar(&o.push.labels)
+	app.Flag("push.queue-max-samples", "Most samples queued per URL while it cannot be reached (a native histogram counts as one); beyond it the oldest are dropped and counted in oxcross_leaf_push_samples_dropped_total{reason=\"queue_full\"}.").
+		Default(strconv.Itoa(push.DefaultQueueMaxSamples)).IntVar(&o.push.queueMax)
+	app.Flag("push.protocol", "Remote write protocol: 1.0 (Prometheus 2.x, VictoriaMetrics, Mimir, Thanos) or 2.0 (Prometheus 3 with --web.remote-write-receiver.accepted-protobuf-messages).").
+		Default(push.Protocol1).EnumVar(&o.push.protocol, push.Protocol1, push.Protocol2)
 	app.Flag("web.enable-pprof", "Serve Go's profiles at /debug/pprof/ (behind the web config like every other path).").
 		Default("false").BoolVar(&o.pprof)
 

@@ -20,6 +20,7 @@ import (
 	"github.com/oxcross/oxcross/internal/service"
 	"github.com/oxcross/oxcross/internal/statuspage"
 	"github.com/oxcross/oxcross/prober"
+	"github.com/oxcross/oxcross/push"
 )
 
 // runLeaf wires the leaf together and serves until SIGTERM; it returns the
@@ -89,6 +90,14 @@ func runLeaf(o *options) int {
 		logger.Error("Cannot follow the config", "err", err)
 		return 2
 	}
+	var pusher *push.Pusher
+	if len(o.push.urls) > 0 {
+		// The gatherer must hold every family /metrics serves.
+		if pusher, err = newPusher(o, reg, reg, agent, logger); err != nil {
+			logger.Error("Cannot push", "err", err)
+			return 2
+		}
+	}
 	probeHandler := prober.NewHandler(probes, follower.Config, o.maxConcurrent, logger)
 
 	mux := http.NewServeMux()
@@ -100,6 +109,9 @@ func runLeaf(o *options) int {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		page := statuspage.Leaf{ID: o.leafID, Version: version.Info(), ConfigSource: configSource, Ready: follower.Ready(), Origins: history.Statuses(follower.Config()), Now: time.Now(), Refresh: 15}
+		if pusher != nil {
+			page.Push = pusher.Status()
+		}
 		if lc, ok := prober.ReadLeafClock(); ok {
 			page.Clock = &lc
 		}
@@ -121,6 +133,10 @@ func runLeaf(o *options) int {
 		})
 	})
 	wg.Go(func() { follower.Run(ctx) })
+	if pusher != nil {
+		// Run ends after pushing every series' stale marker.
+		wg.Go(func() { pusher.Run(ctx) })
+	}
 
 	serveErr := o.web.Serve(ctx, mux, logger)
 	stop()
@@ -184,6 +200,40 @@ func followConfigserver(o *options, opts *discovery.FollowerOptions, agent strin
 	return registrar, nil
 }
 
+// newPusher sets up --push.*: the leaf's metrics, from gatherer, pushed
+// with its leaf_id, its labels and the --push.label ones; the pusher's own
+// metrics registered in reg.
+func newPusher(o *options, gatherer prometheus.Gatherer, reg prometheus.Registerer, agent string, logger *slog.Logger) (*push.Pusher, error) {
+	leafLabels := map[string]string{}
+	for _, l := range o.labels {
+		k, v, err := config.ParseLabelFlag(l)
+		if err != nil {
+			return nil, fmt.Errorf("--leaf.label %q: %w", l, err)
+		}
+		leafLabels[k] = v
+	}
+	external, err := push.ExternalLabels(o.leafID, leafLabels, o.push.labels)
+	if err != nil {
+		return nil, err
+	}
+	client, err := configClient(o.push.httpClientFile, push.DefaultTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("--push.http-client-file: %w", err)
+	}
+	p, err := push.New(push.Options{
+		URLs: o.push.urls, Gatherer: gatherer, Interval: o.push.interval.get(), Client: client,
+		ExternalLabels: external, QueueMaxSamples: o.push.queueMax, Protocol: o.push.protocol,
+		UserAgent: agent, Registerer: reg, Logger: logger.With("component", "push"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--push.*: %w", err)
+	}
+	for _, s := range p.Status() {
+		logger.Info("Pushing by remote write", "url", s.URL, "protocol", s.Protocol, "interval", o.push.interval.get(), "queue_max_samples", o.push.queueMax)
+	}
+	return p, nil
+}
+
 // configClient returns the HTTP client for the configserver, configured by
 // a prometheus/common HTTP client config file when one is given.
 func configClient(file string, timeout time.Duration) (*http.Client, error) {
@@ -192,7 +242,7 @@ func configClient(file string, timeout time.Duration) (*http.Client, error) {
 	}
 	cfg, _, err := promconfig.LoadHTTPConfigFile(file)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	c, err := promconfig.NewClientFromConfig(*cfg, "oxcross-leaf")
 	if err != nil {

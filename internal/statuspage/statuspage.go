@@ -17,6 +17,7 @@ import (
 	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/discovery"
 	"github.com/oxcross/oxcross/prober"
+	"github.com/oxcross/oxcross/push"
 )
 
 //go:embed *.html
@@ -49,6 +50,8 @@ type Leaf struct {
 	Now   time.Time
 	// Refresh is how often the page reloads itself, in seconds.
 	Refresh int
+	// Push is the state of each remote-write URL; none without --push.url.
+	Push []push.Status
 }
 
 // RenderLeaf writes the leaf's page.

@@ -10,6 +10,7 @@ import (
 	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/internal/statuspage"
 	"github.com/oxcross/oxcross/prober"
+	"github.com/oxcross/oxcross/push"
 )
 
 // TestLeafConfigSource: the leaf's page shows a config URL without its
@@ -59,5 +60,29 @@ func TestLeafClockAndDrift(t *testing.T) {
 				t.Errorf("clock %+v: page lacks %q:\n%s", tc.clock, w, b.String())
 			}
 		}
+	}
+}
+
+// TestLeafPush: the page shows each remote-write URL's state, without the
+// password of its URL.
+func TestLeafPush(t *testing.T) {
+	now := time.Now()
+	page := statuspage.Leaf{ID: "a", Now: now, Push: []push.Status{
+		{URL: "https://u:S3CRET@mimir.example/api/v1/push", Protocol: "1.0", Queued: 12, QueueMax: 500, Sent: 900, LastSuccess: now.Add(-3 * time.Second)},
+		{URL: "http://down.example/api/v1/write", Protocol: "2.0", Failing: true, LastError: "server returned HTTP status 503", LastErrorAt: now,
+			Dropped: map[string]uint64{push.ReasonQueueFull: 40}},
+	}}
+	var b bytes.Buffer
+	if err := statuspage.RenderLeaf(&b, page); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"https://u:xxxxx@mimir.example/api/v1/push", "remote write 1.0", "12 <span class=\"muted\">of 500</span>", "<td>900</td>",
+		"failing", "server returned HTTP status 503", "queue_full: 40", "remote write 2.0"} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("page lacks %q:\n%s", w, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "S3CRET") {
+		t.Error("page shows the password")
 	}
 }

@@ -1,5 +1,7 @@
 // Alerts. Each has a severity, a summary, a description and a runbook_url
-// into docs/runbooks.md (the anchor is the alert name in lower case).
+// into docs/runbooks.md (the anchor is the alert name in lower case). The
+// description starts with the cluster (_config.clusterLabel) when the alert
+// has one.
 {
   local c = $._config,
   local alert(name, severity, expr, forDuration, summary, description) = {
@@ -9,7 +11,7 @@
     labels: { severity: severity },
     annotations: {
       summary: summary,
-      description: description,
+      description: '{{ with $labels.%s }}Cluster {{ . }}: {{ end }}%s' % [c.clusterLabel, description],
       runbook_url: '%s#%s' % [c.runbookURLBase, std.asciiLower(name)],
     },
   },
@@ -23,16 +25,16 @@
   local leafClockOff = std.rstripChars(|||
     (
       (
-        count by (job, source_id) ((%(d)s - %(u)s) > %(t)g)
-          > on (job, source_id) count by (job, source_id) (%(d)s) / 2
+        count by (%(clusterLabel)s, job, source_id) ((%(d)s - %(u)s) > %(t)g)
+          > on (%(clusterLabel)s, job, source_id) count by (%(clusterLabel)s, job, source_id) (%(d)s) / 2
         or
-        count by (job, source_id) ((-%(d)s - %(u)s) > %(t)g)
-          > on (job, source_id) count by (job, source_id) (%(d)s) / 2
+        count by (%(clusterLabel)s, job, source_id) ((-%(d)s - %(u)s) > %(t)g)
+          > on (%(clusterLabel)s, job, source_id) count by (%(clusterLabel)s, job, source_id) (%(d)s) / 2
       )
-      and on (job, source_id)
-      count by (job, source_id) (%(d)s) >= %(n)d
+      and on (%(clusterLabel)s, job, source_id)
+      count by (%(clusterLabel)s, job, source_id) (%(d)s) >= %(n)d
     )
-  ||| % { d: drift, u: uncertainty, t: c.driftThresholdSeconds, n: c.leafClockMinOrigins }, '\n'),
+  ||| % { d: drift, u: uncertainty, t: c.driftThresholdSeconds, n: c.leafClockMinOrigins, clusterLabel: c.clusterLabel }, '\n'),
 
   prometheusAlerts+:: {
     groups+: [
@@ -54,7 +56,7 @@
             'warning',
             |||
               origin_source:oxcross_leaf_probe_success:ratio_rate5m <= %(originDownRatio)g
-              and on (job, origin_id)
+              and on (%(clusterLabel)s, job, origin_id)
               origin:oxcross_leaf_probe_success:ratio_rate5m > %(originDownRatio)g
             ||| % c,
             c.originDownFor,
@@ -75,12 +77,12 @@
             'OxcrossOriginClockDrift',
             'warning',
             |||
-              max by (job, origin_id) (
+              max by (%(clusterLabel)s, job, origin_id) (
                 (
                   abs(oxcross_leaf_origin_time_drift{%(leafSelector)s})
                   - oxcross_leaf_origin_time_drift_uncertainty_seconds{%(leafSelector)s}
                 )
-                unless on (job, source_id)
+                unless on (%(clusterLabel)s, job, source_id)
                 %(leafClockOff)s
               ) > %(driftThresholdSeconds)g
             ||| % (c { leafClockOff: std.strReplace(leafClockOff, '\n', '\n  ') }),
@@ -93,12 +95,12 @@
             'warning',
             |||
               origin:oxcross_leaf_origin_time_drift:consensus_excess > %(clockConsensusThresholdSeconds)g
-              and on (job, origin_id)
-                quantile by (job, origin_id) (0.5, origin_source:oxcross_leaf_origin_time_drift:loop_residual_excess) <= 0
-              and on (job, origin_id)
-                count by (job, origin_id) (origin_source:oxcross_leaf_origin_time_drift:loop_residual) >= %(clockConsensusMinLeaves)d
-              and on (job)
-                count by (job) (origin:oxcross_leaf_origin_time_drift:consensus) >= %(clockConsensusMinOrigins)d
+              and on (%(clusterLabel)s, job, origin_id)
+                quantile by (%(clusterLabel)s, job, origin_id) (0.5, origin_source:oxcross_leaf_origin_time_drift:loop_residual_excess) <= 0
+              and on (%(clusterLabel)s, job, origin_id)
+                count by (%(clusterLabel)s, job, origin_id) (origin_source:oxcross_leaf_origin_time_drift:loop_residual) >= %(clockConsensusMinLeaves)d
+              and on (%(clusterLabel)s, job)
+                count by (%(clusterLabel)s, job) (origin:oxcross_leaf_origin_time_drift:consensus) >= %(clockConsensusMinOrigins)d
             ||| % c,
             c.clockConsensusFor,
             "An origin's clock disagrees with the fleet's consensus.",
@@ -108,7 +110,7 @@
             'OxcrossOriginResponsesCached',
             'warning',
             |||
-              sum by (job, origin_id, source_id) (
+              sum by (%(clusterLabel)s, job, origin_id, source_id) (
                 rate(oxcross_leaf_probe_results{%(leafSelector)s, reason="cached"}[5m])
               ) > 0
             ||| % c,
@@ -121,13 +123,13 @@
             'warning',
             |||
               (
-                min by (job, origin_id) (
+                min by (%(clusterLabel)s, job, origin_id) (
                   oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
                 ) - time() < %(tlsExpiryWarningDays)g * 86400
               )
-              unless on (job, origin_id)
+              unless on (%(clusterLabel)s, job, origin_id)
               (
-                min by (job, origin_id) (
+                min by (%(clusterLabel)s, job, origin_id) (
                   oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
                 ) - time() < %(tlsExpiryCriticalDays)g * 86400
               )
@@ -140,7 +142,7 @@
             'OxcrossOriginTLSCertExpiringCritical',
             'critical',
             |||
-              min by (job, origin_id) (
+              min by (%(clusterLabel)s, job, origin_id) (
                 oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%(leafSelector)s}
               ) - time() < %(tlsExpiryCriticalDays)g * 86400
             ||| % c,
@@ -178,7 +180,7 @@
             'warning',
             |||
               (
-                sum by (job, instance) (rate(oxcross_leaf_probe_results{%(leafSelector)s}[10m])) == 0
+                sum by (%(clusterLabel)s, job, instance) (rate(oxcross_leaf_probe_results{%(leafSelector)s}[10m])) == 0
               )
               or
               (
@@ -193,10 +195,10 @@
             'OxcrossLeafClockDrift',
             'warning',
             |||
-              quantile by (job, source_id) (0.5, abs(%(d)s) - %(u)s)
-              and on (job, source_id)
+              quantile by (%(clusterLabel)s, job, source_id) (0.5, abs(%(d)s) - %(u)s)
+              and on (%(clusterLabel)s, job, source_id)
               %(off)s
-            ||| % { d: drift, u: uncertainty, off: leafClockOff },
+            ||| % { d: drift, u: uncertainty, off: leafClockOff, clusterLabel: c.clusterLabel },
             c.driftFor,
             "A leaf's clock is off.",
             "Leaf {{ $labels.source_id }} of job {{ $labels.job }} measures the clocks of most of its origins off in the same direction, by {{ $value | humanizeDuration }} (the median estimate less its uncertainty), beyond the bound of %(driftThresholdSeconds)gs: the leaf's own clock is the one that is wrong, and its drift measurements of every origin are off with it." % c,
@@ -205,7 +207,7 @@
             'OxcrossLeafProbesSkipped',
             'warning',
             |||
-              sum by (job, instance) (
+              sum by (%(clusterLabel)s, job, instance) (
                 increase(oxcross_leaf_probe_skipped_total{%(leafSelector)s}[10m])
               ) > 0
             ||| % c,
@@ -223,7 +225,7 @@
                   or process_start_time_seconds{%(leafSelector)s}
                 )
               ) > %(configStaleSeconds)g
-              and on (job, instance)
+              and on (%(clusterLabel)s, job, instance)
               (increase(oxcross_leaf_config_refresh_failures_total{%(leafSelector)s}[10m]) > 0)
             ||| % c,
             c.configStaleFor,

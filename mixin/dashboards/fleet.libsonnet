@@ -6,10 +6,11 @@ local common = import 'common.libsonnet';
 {
   grafanaDashboards+:: {
     local c = $._config,
+    local cl = c.clusterLabel,
     // Leaf-wide metrics have no source_id: leaves are told apart by their
     // scrape target (instance) here.
-    local ls = '%s, job=~"$job", instance=~"$instance"' % c.leafSelector,
-    local cs = c.configserverSelector,
+    local ls = '%s, %s, job=~"$job", instance=~"$instance"' % [c.leafSelector, common.clusterSel(c)],
+    local cs = '%s, %s' % [c.configserverSelector, common.clusterSel(c)],
     // Age of each leaf's config: since its last successful refresh, or since
     // it started when it has had none (it runs on its cache file).
     local configAge = |||
@@ -28,7 +29,7 @@ local common = import 'common.libsonnet';
       ['on cached config', 'oxcross_leaf_config_from_cache{%s}' % ls],
       ['origins', 'oxcross_leaf_config_origins{%s}' % ls],
       ['refresh failures', 'increase(oxcross_leaf_config_refresh_failures_total{%s}[$__range])' % ls],
-      ['skipped probes', 'sum by (job, instance) (increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__range]))' % ls],
+      ['skipped probes', 'sum by (%s, job, instance) (increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__range]))' % [cl, ls]],
     ],
 
     'oxcross-fleet.json': g.dashboard(
@@ -42,47 +43,47 @@ local common = import 'common.libsonnet';
         g.stat(
           'Leaves up',
           'Leaf targets that Prometheus scrapes successfully.',
-          [g.target('count(up{%s} == 1) or vector(0)' % ls)],
+          [g.target('count by (%s) (up{%s} == 1) or on () vector(0)' % [cl, ls])],
           'none',
         ),
         g.stat(
           'Leaves down',
           'Leaf targets that Prometheus cannot scrape.',
-          [g.target('count(up{%s} == 0) or vector(0)' % ls)],
+          [g.target('count by (%s) (up{%s} == 0) or on () vector(0)' % [cl, ls])],
           'none',
           steps=[[null, 'green'], [1, 'red']],
         ),
         g.stat(
           'Registered leaves',
           'Leaves the configserver lists for service discovery: static ones from its config and dynamic ones that registered by heartbeat.',
-          [g.target('sum(oxcross_configserver_leaves{%s})' % cs)],
+          [g.target('sum by (%s) (oxcross_configserver_leaves{%s})' % [cl, cs])],
           'none',
         ),
         g.stat(
           'Leaves on cached config',
           'Leaves that probe with the config from their cache file because the configserver has not answered them since they started.',
-          [g.target('sum(oxcross_leaf_config_from_cache{%s})' % ls)],
+          [g.target('sum by (%s) (oxcross_leaf_config_from_cache{%s})' % [cl, ls])],
           'none',
           steps=[[null, 'green'], [1, 'orange']],
         ),
         g.stat(
           'Oldest config',
           'Time since the last successful config refresh of the leaf that refreshed longest ago (a standalone leaf only refreshes when its file changes).',
-          [g.target('max(%s)' % configAge)],
+          [g.target('max by (%s) (%s)' % [cl, configAge])],
           's',
           steps=ageSteps,
         ),
         g.stat(
           'Skipped probes',
           'Probes skipped in the time range because the previous probe of the same origin was still running.',
-          [g.target('sum(increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__range])) or vector(0)' % ls)],
+          [g.target('sum by (%s) (increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__range])) or on () vector(0)' % [cl, ls])],
           'none',
           steps=[[null, 'green'], [1, 'orange']],
         ),
         g.table(
           'Leaves',
           'Every selected leaf: up, age of its config, whether it runs on its cached config, origins in its config, and refresh failures and skipped probes in the time range.',
-          [g.instantTarget('max by (job, instance) (%s)' % col[1]) for col in columns],
+          [g.instantTarget('max by (%s, job, instance) (%s)' % [cl, col[1]]) for col in columns],
           w=16,
           h=9,
           sortBy=[{ displayName: 'leaf', desc: false }],
@@ -100,7 +101,7 @@ local common = import 'common.libsonnet';
             {
               id: 'organize',
               options: {
-                excludeByName: { Time: true, job: true },
+                excludeByName: { Time: true, job: true, [cl]: true },
                 indexByName: { instance: 0 } + {
                   ['Value #' + std.char(65 + i)]: i + 1
                   for i in std.range(0, std.length(columns) - 1)
@@ -116,12 +117,12 @@ local common = import 'common.libsonnet';
         g.table(
           'Versions',
           'Leaves per Oxcross version.',
-          [g.instantTarget('count by (version) (oxcross_leaf_build_info{%s})' % ls)],
+          [g.instantTarget('count by (%s, version) (oxcross_leaf_build_info{%s})' % [cl, ls])],
           w=8,
           h=9,
           transformations=[{
             id: 'organize',
-            options: { excludeByName: { Time: true }, renameByName: { Value: 'leaves' } },
+            options: { excludeByName: { Time: true, [cl]: true }, renameByName: { Value: 'leaves' } },
           }],
         ),
         g.timeseries(
@@ -142,7 +143,7 @@ local common = import 'common.libsonnet';
         g.timeseries(
           'Probes per second',
           'Probes run per second by each leaf, whatever their result. A leaf at 0 probes nothing.',
-          [g.target('sum by (instance) (rate(oxcross_leaf_probe_results{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__rate_interval]))' % ls, '{{instance}}')],
+          [g.target('sum by (%s, instance) (rate(oxcross_leaf_probe_results{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__rate_interval]))' % [cl, ls], '{{instance}}')],
           'reqps',
           w=8,
           min=0,
@@ -151,7 +152,7 @@ local common = import 'common.libsonnet';
           'Skipped probes',
           'Probes skipped per interval because the previous probe of the same origin was still running: the origin is slower than its interval allows, or the leaf is overloaded.',
           [g.target(
-            'sum by (source_id, origin_id) (increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__rate_interval])) > 0' % ls,
+            'sum by (%s, source_id, origin_id) (increase(oxcross_leaf_probe_skipped_total{%s, origin_id=~"$origin", source_id=~"$leaf"}[$__rate_interval])) > 0' % [cl, ls],
             common.pair,
           )],
           'short',
@@ -173,7 +174,7 @@ local common = import 'common.libsonnet';
         g.stat(
           'Configserver up',
           'Whether Prometheus can scrape the configserver.',
-          [g.target('min(up{%s})' % cs)],
+          [g.target('min by (%s) (up{%s})' % [cl, cs])],
           'none',
           mappings=upMapping,
           steps=[[null, 'red'], [1, 'green']],
@@ -181,7 +182,7 @@ local common = import 'common.libsonnet';
         g.stat(
           'Last reload',
           'Whether the last reload of the config succeeded; after a failed one the configserver serves the previous config.',
-          [g.target('min(oxcross_configserver_config_last_reload_successful{%s})' % cs)],
+          [g.target('min by (%s) (oxcross_configserver_config_last_reload_successful{%s})' % [cl, cs])],
           'none',
           mappings=g.valueMappings({ '1': ['ok', 'green'], '0': ['failed', 'red'] }),
           steps=[[null, 'red'], [1, 'green']],
@@ -189,31 +190,31 @@ local common = import 'common.libsonnet';
         g.stat(
           'Served config loaded',
           'Time since the config that the configserver serves was loaded.',
-          [g.target('time() - max(oxcross_configserver_config_last_reload_success_timestamp_seconds{%s})' % cs)],
+          [g.target('time() - max by (%s) (oxcross_configserver_config_last_reload_success_timestamp_seconds{%s})' % [cl, cs])],
           's',
         ),
         g.stat(
           'Origins served',
           'Origins in the config the configserver serves.',
-          [g.target('max(oxcross_configserver_config_origins{%s})' % cs)],
+          [g.target('max by (%s) (oxcross_configserver_config_origins{%s})' % [cl, cs])],
           'none',
         ),
         g.stat(
           'Static leaves',
           'Leaves listed in the configserver config.',
-          [g.target('sum(oxcross_configserver_leaves{%s, kind="static"})' % cs)],
+          [g.target('sum by (%s) (oxcross_configserver_leaves{%s, kind="static"})' % [cl, cs])],
           'none',
         ),
         g.stat(
           'Dynamic leaves',
           'Leaves registered by heartbeat and not yet expired.',
-          [g.target('sum(oxcross_configserver_leaves{%s, kind="dynamic"})' % cs)],
+          [g.target('sum by (%s) (oxcross_configserver_leaves{%s, kind="dynamic"})' % [cl, cs])],
           'none',
         ),
         g.timeseries(
           'Config reloads',
           'Reloads of the config per interval, by result.',
-          [g.target('sum by (result) (increase(oxcross_configserver_config_reloads_total{%s}[$__rate_interval]))' % cs, '{{result}}')],
+          [g.target('sum by (%s, result) (increase(oxcross_configserver_config_reloads_total{%s}[$__rate_interval]))' % [cl, cs], '{{result}}')],
           'short',
           w=8,
           min=0,
@@ -222,7 +223,7 @@ local common = import 'common.libsonnet';
         g.timeseries(
           'Registered leaves',
           'Leaves the configserver lists for service discovery, by kind.',
-          [g.target('sum by (kind) (oxcross_configserver_leaves{%s})' % cs, '{{kind}}')],
+          [g.target('sum by (%s, kind) (oxcross_configserver_leaves{%s})' % [cl, cs], '{{kind}}')],
           'none',
           w=8,
           min=0,
@@ -231,7 +232,7 @@ local common = import 'common.libsonnet';
         g.timeseries(
           'Config requests',
           'Requests to /config per second, by status code (304: the leaf already had it).',
-          [g.target('sum by (code) (rate(oxcross_configserver_config_requests_total{%s}[$__rate_interval]))' % cs, '{{code}}')],
+          [g.target('sum by (%s, code) (rate(oxcross_configserver_config_requests_total{%s}[$__rate_interval]))' % [cl, cs], '{{code}}')],
           'reqps',
           w=8,
           min=0,

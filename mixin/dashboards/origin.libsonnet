@@ -8,12 +8,13 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
 {
   grafanaDashboards+:: {
     local c = $._config,
+    local cl = c.clusterLabel,
     local sel = common.sel(c),
-    local rs = common.ruleSel,
+    local rs = common.ruleSel(c),
 
     // A table of the selected pairs, one row per leaf → origin, one column
     // per query (merged on the pair's labels).
-    local by = 'job, instance, origin_id, source_id',
+    local by = cl + ', job, instance, origin_id, source_id',
     local pairTable(title, description, columns, overrides, h=8, w=24) =
       g.table(
         title,
@@ -28,7 +29,7 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
           {
             id: 'organize',
             options: {
-              excludeByName: { Time: true, job: true, instance: true },
+              excludeByName: { Time: true, job: true, instance: true, [cl]: true },
               indexByName: { origin_id: 0, source_id: 1 } + {
                 ['Value #' + std.char(65 + i)]: i + 2
                 for i in std.range(0, std.length(columns) - 1)
@@ -63,10 +64,10 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
           'Success ratio',
           'Probes of the selected pairs that succeeded over $__rate_interval.',
           [g.target(|||
-            sum(rate(oxcross_leaf_probe_results{%(sel)s, result="true"}[$__rate_interval]))
+            sum by (%(cl)s) (rate(oxcross_leaf_probe_results{%(sel)s, result="true"}[$__rate_interval]))
             /
-            sum(rate(oxcross_leaf_probe_results{%(sel)s}[$__rate_interval]))
-          ||| % { sel: sel })],
+            sum by (%(cl)s) (rate(oxcross_leaf_probe_results{%(sel)s}[$__rate_interval]))
+          ||| % { sel: sel, cl: cl })],
           'percentunit',
           steps=common.ratioSteps,
           decimals=2,
@@ -75,7 +76,7 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
         g.stat(
           'Median latency',
           'Median round trip of the successful probes of the selected pairs over $__rate_interval.',
-          [g.target('histogram_quantile(0.5, sum by (le) (rate(oxcross_leaf_probe_timings_bucket{%s}[$__rate_interval])))' % sel)],
+          [g.target('histogram_quantile(0.5, sum by (%s, le) (rate(oxcross_leaf_probe_timings_bucket{%s}[$__rate_interval])))' % [cl, sel])],
           's',
           steps=common.latencySteps(c),
           graph=true,
@@ -83,7 +84,7 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
         g.stat(
           '99th percentile latency',
           '99th percentile round trip of the successful probes of the selected pairs over $__rate_interval.',
-          [g.target('histogram_quantile(0.99, sum by (le) (rate(oxcross_leaf_probe_timings_bucket{%s}[$__rate_interval])))' % sel)],
+          [g.target('histogram_quantile(0.99, sum by (%s, le) (rate(oxcross_leaf_probe_timings_bucket{%s}[$__rate_interval])))' % [cl, sel])],
           's',
           steps=common.latencySteps(c),
           graph=true,
@@ -91,21 +92,21 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
         g.stat(
           'Pairs down',
           'Leaf → origin pairs whose last probe failed.',
-          [g.target('count(oxcross_leaf_origin_status{%s} == 0) or vector(0)' % sel)],
+          [g.target('count by (%s) (oxcross_leaf_origin_status{%s} == 0) or on () vector(0)' % [cl, sel])],
           'none',
           steps=[[null, 'green'], [1, 'red']],
         ),
         g.stat(
           'Largest clock drift',
           'The largest absolute clock drift (origin minus leaf) that a selected leaf measures.',
-          [g.target('max(abs(oxcross_leaf_origin_time_drift{%s}))' % sel)],
+          [g.target('max by (%s) (abs(oxcross_leaf_origin_time_drift{%s}))' % [cl, sel])],
           's',
           steps=[[null, 'green'], [c.driftThresholdSeconds, 'red']],
         ),
         g.stat(
           'TLS certificate expires in',
           'Time until the earliest expiry of the TLS certificates the selected origins present (https only).',
-          [g.target('min(oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%s}) - time()' % sel)],
+          [g.target('min by (%s) (oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds{%s}) - time()' % [cl, sel])],
           's',
           steps=[[null, 'red'], [c.tlsExpiryCriticalDays * 86400, 'orange'], [c.tlsExpiryWarningDays * 86400, 'green']],
         ),
@@ -114,7 +115,7 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
         g.heatmap(
           'Round-trip distribution',
           'Successful probes of the selected pairs by round trip (the histogram oxcross_leaf_probe_timings), per time interval.',
-          [g.heatmapTarget('sum by (le) (increase(oxcross_leaf_probe_timings_bucket{%s}[$__rate_interval]))' % sel)],
+          [g.heatmapTarget('sum by (%s, le) (increase(oxcross_leaf_probe_timings_bucket{%s}[$__rate_interval]))' % [cl, sel])],
           's',
         ),
         quantilePanel('0.5', 'Median'),
@@ -125,7 +126,7 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
         g.timeseries(
           'Phases of the last probe (mean over the selected pairs)',
           'Where the time of a probe goes: DNS resolution, TCP connect, TLS handshake, processing (request written to first response byte) and transfer, stacked; the mean over the selected leaves and origins.',
-          [g.target('avg by (phase) (oxcross_leaf_probe_phase_seconds{%s})' % sel, '{{phase}}')],
+          [g.target('avg by (%s, phase) (oxcross_leaf_probe_phase_seconds{%s})' % [cl, sel], '{{phase}}')],
           's',
           stack=true,
           min=0,
@@ -156,7 +157,7 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
           'Failed probes by reason',
           'Failed probes per minute by reason: timeout, dns, connect, tls, http_status, body_mismatch, invalid_response, cached (a repeated token or foreign nonce), body_too_large, icmp, error (docs/metrics.md lists them).',
           [g.target(
-            'sum by (source_id, origin_id, reason) (rate(oxcross_leaf_probe_results{%s, result="false"}[$__rate_interval])) * 60 > 0' % sel,
+            'sum by (%s, source_id, origin_id, reason) (rate(oxcross_leaf_probe_results{%s, result="false"}[$__rate_interval])) * 60 > 0' % [cl, sel],
             common.pair + ': {{reason}}',
           )],
           'short',

@@ -5,9 +5,10 @@ local common = import 'common.libsonnet';
 {
   grafanaDashboards+:: {
     local c = $._config,
+    local cl = c.clusterLabel,
     local sel = common.sel(c),
-    local rs = common.ruleSel,
-    local ors = common.originRuleSel,
+    local rs = common.ruleSel(c),
+    local ors = common.originRuleSel(c),
 
     // A leaf × origin grid from a per-pair instant query.
     local grid(title, description, expr, unit, steps) =
@@ -40,7 +41,7 @@ local common = import 'common.libsonnet';
         transformations=[{
           id: 'organize',
           options: {
-            excludeByName: { Time: true, __name__: true, job: true, quantile: true },
+            excludeByName: { Time: true, __name__: true, job: true, quantile: true, [cl]: true },
             indexByName: { origin_id: 0, source_id: 1, Value: 2 },
             renameByName: { origin_id: 'origin', source_id: 'leaf' },
           },
@@ -58,21 +59,21 @@ local common = import 'common.libsonnet';
         g.stat(
           'Origins',
           'Origins that the selected leaves probe.',
-          [g.target('count(count by (origin_id) (oxcross_leaf_probe_results{%s}))' % sel)],
+          [g.target('count by (%s) (count by (%s, origin_id) (oxcross_leaf_probe_results{%s}))' % [cl, cl, sel])],
           'none',
           w=6,
         ),
         g.stat(
           'Leaves',
           'Leaves that probe the selected origins.',
-          [g.target('count(count by (source_id) (oxcross_leaf_probe_results{%s}))' % sel)],
+          [g.target('count by (%s) (count by (%s, source_id) (oxcross_leaf_probe_results{%s}))' % [cl, cl, sel])],
           'none',
           w=6,
         ),
         g.stat(
           'Pairs down',
           'Leaf → origin pairs whose last probe failed.',
-          [g.target('count(oxcross_leaf_origin_status{%s} == 0) or vector(0)' % sel)],
+          [g.target('count by (%s) (oxcross_leaf_origin_status{%s} == 0) or on () vector(0)' % [cl, sel])],
           'none',
           steps=[[null, 'green'], [1, 'red']],
           w=6,
@@ -81,10 +82,10 @@ local common = import 'common.libsonnet';
           'Success ratio',
           'Probes that succeeded over $__rate_interval, all selected pairs together.',
           [g.target(|||
-            sum(rate(oxcross_leaf_probe_results{%(sel)s, result="true"}[$__rate_interval]))
+            sum by (%(cl)s) (rate(oxcross_leaf_probe_results{%(sel)s, result="true"}[$__rate_interval]))
             /
-            sum(rate(oxcross_leaf_probe_results{%(sel)s}[$__rate_interval]))
-          ||| % { sel: sel })],
+            sum by (%(cl)s) (rate(oxcross_leaf_probe_results{%(sel)s}[$__rate_interval]))
+          ||| % { sel: sel, cl: cl })],
           'percentunit',
           steps=common.ratioSteps,
           decimals=2,
@@ -128,7 +129,7 @@ local common = import 'common.libsonnet';
         ranking(
           'Lowest success ratio (5m)',
           'The ten leaf → origin pairs with the lowest share of successful probes over the last 5 minutes.',
-          'bottomk(10, origin_source:oxcross_leaf_probe_success:ratio_rate5m{%s})' % rs,
+          'bottomk by (%s) (10, origin_source:oxcross_leaf_probe_success:ratio_rate5m{%s})' % [cl, rs],
           'percentunit',
           common.ratioSteps,
           false,
@@ -136,7 +137,7 @@ local common = import 'common.libsonnet';
         ranking(
           'Slowest pairs, 90th percentile (5m)',
           'The ten leaf → origin pairs with the highest 90th percentile round trip over the last 5 minutes.',
-          'topk(10, origin_source_quantile:oxcross_leaf_probe_timings:histogram_quantile5m{%s, quantile="0.9"})' % rs,
+          'topk by (%s) (10, origin_source_quantile:oxcross_leaf_probe_timings:histogram_quantile5m{%s, quantile="0.9"})' % [cl, rs],
           's',
           common.latencySteps(c),
           true,
@@ -146,7 +147,7 @@ local common = import 'common.libsonnet';
         g.timeseries(
           'Clock drift per origin (median over leaves)',
           "Origin clock minus leaf clock, the median of the selected leaves' estimates (advanced mode only). A drift that only one leaf sees is that leaf's clock.",
-          [g.target('quantile by (origin_id) (0.5, oxcross_leaf_origin_time_drift{%s})' % sel, '{{origin_id}}')],
+          [g.target('quantile by (%s, origin_id) (0.5, oxcross_leaf_origin_time_drift{%s})' % [cl, sel], '{{origin_id}}')],
           's',
         ),
         g.timeseries(
@@ -168,7 +169,7 @@ local common = import 'common.libsonnet';
         ranking(
           'Worst loop residuals (beyond the bound)',
           "The ten leaf → origin pairs whose drift disagrees most with the fleet's consensus around the clock loop, less the sum of the uncertainties: above 0 (red), the path is asymmetric beyond its bound or a clock stepped.",
-          'topk(10, origin_source:oxcross_leaf_origin_time_drift:loop_residual_excess{%s})' % rs,
+          'topk by (%s) (10, origin_source:oxcross_leaf_origin_time_drift:loop_residual_excess{%s})' % [cl, rs],
           's',
           [[null, 'green'], [0, 'red']],
           true,

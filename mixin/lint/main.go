@@ -11,7 +11,12 @@
 //
 // whose dashboard and panel are in the render under those titles.
 //
-//	go run ./mixin/lint [-runbooks docs/runbooks.md] [mixin/out]
+// It also checks that every aggregation and vector matching of the rules,
+// alerts and dashboards keeps the cluster label (-cluster-label, the
+// mixin's _config.clusterLabel), and that every dashboard has a
+// single-select cluster variable that every query selects.
+//
+//	go run ./mixin/lint [-runbooks docs/runbooks.md] [-cluster-label cluster] [mixin/out]
 package main
 
 import (
@@ -83,6 +88,7 @@ var (
 
 func main() {
 	runbooks := flag.String("runbooks", "", "the runbooks (Markdown) whose alert sections must link to a panel")
+	clusterLabel := flag.String("cluster-label", "cluster", "the mixin's _config.clusterLabel, which every aggregation must keep")
 	flag.Parse()
 	dir := "mixin/out"
 	if flag.NArg() > 0 {
@@ -99,6 +105,8 @@ func main() {
 	for _, d := range dashboards {
 		lintDashboard(d, add)
 	}
+
+	lintClusterLabel(dir, *clusterLabel, add)
 
 	if *runbooks != "" {
 		lintRunbookPanels(*runbooks, dir, alerts, add)
@@ -265,8 +273,8 @@ func lintDashboard(path string, add func(string, ...any)) {
 	for _, v := range d.Templating.List {
 		vars[v.Name] = v.Type
 		// The query variables ask the selected data source, and allow
-		// several values and All.
-		if v.Type == "query" {
+		// several values and All; but cluster (lintClusterLabel).
+		if v.Type == "query" && v.Name != "cluster" {
 			if v.Datasource == nil || !strings.HasPrefix(v.Datasource.UID, "$") {
 				add("dashboard %s: variable %s: datasource is not a template variable", name, v.Name)
 			}

@@ -1,12 +1,15 @@
 // Recording rules: the clock loop (drifts checked against each other), and
 // the success ratios and latency quantiles that the alerts
-// and dashboards use. Every rule keeps the job label, so dashboards can
-// filter on it; per-pair rules keep origin_id and source_id (the leaf).
+// and dashboards use. Every rule keeps the cluster label
+// (_config.clusterLabel) and the job label, so that clusters never mix and
+// dashboards can filter on both; per-pair rules keep origin_id and
+// source_id (the leaf).
 local quantiles = ['0.5', '0.9', '0.99'];
 
 {
   prometheusRules+:: {
     local c = $._config,
+    local cl = c.clusterLabel,
     local results = 'oxcross_leaf_probe_results{%s}' % c.leafSelector,
     local ok = 'oxcross_leaf_probe_results{%s, result="true"}' % c.leafSelector,
     local buckets = 'oxcross_leaf_probe_timings_bucket{%s}' % c.leafSelector,
@@ -35,8 +38,8 @@ local quantiles = ['0.5', '0.9', '0.99'];
     // drift is compared with the leaf's median over its origins (which
     // cancels the leaf's clock), and that with the median over the leaves
     // (the fleet's consensus about the origin); see mixin/README.md.
-    local drift = 'avg by (job, origin_id, source_id) (oxcross_leaf_origin_time_drift{%s})' % c.leafSelector,
-    local unc = 'avg by (job, origin_id, source_id) (oxcross_leaf_origin_time_drift_uncertainty_seconds{%s})' % c.leafSelector,
+    local drift = 'avg by (%s, job, origin_id, source_id) (oxcross_leaf_origin_time_drift{%s})' % [cl, c.leafSelector],
+    local unc = 'avg by (%s, job, origin_id, source_id) (oxcross_leaf_origin_time_drift_uncertainty_seconds{%s})' % [cl, c.leafSelector],
     local loop = 'oxcross_leaf_origin_time_drift',
     local loopUnc = 'oxcross_leaf_origin_time_drift_uncertainty_seconds',
 
@@ -50,9 +53,9 @@ local quantiles = ['0.5', '0.9', '0.99'];
             record: 'origin_source:%s:offset_from_median_origin' % loop,
             expr: |||
               %(drift)s
-              - on (job, source_id) group_left ()
-                quantile by (job, source_id) (0.5, %(drift)s)
-            ||| % { drift: drift },
+              - on (%(clusterLabel)s, job, source_id) group_left ()
+                quantile by (%(clusterLabel)s, job, source_id) (0.5, %(drift)s)
+            ||| % { drift: drift, clusterLabel: cl },
           },
           {
             // Its bound: the drift's uncertainty plus how far the median
@@ -62,28 +65,28 @@ local quantiles = ['0.5', '0.9', '0.99'];
             record: 'origin_source:%s:offset_from_median_origin' % loopUnc,
             expr: |||
               %(unc)s
-              + on (job, source_id) group_left ()
+              + on (%(clusterLabel)s, job, source_id) group_left ()
                 (
                   (
-                    quantile by (job, source_id) (0.5, %(drift)s + %(unc)s)
-                    - quantile by (job, source_id) (0.5, %(drift)s)
+                    quantile by (%(clusterLabel)s, job, source_id) (0.5, %(drift)s + %(unc)s)
+                    - quantile by (%(clusterLabel)s, job, source_id) (0.5, %(drift)s)
                     >=
-                    quantile by (job, source_id) (0.5, %(drift)s)
-                    - quantile by (job, source_id) (0.5, %(drift)s - %(unc)s)
+                    quantile by (%(clusterLabel)s, job, source_id) (0.5, %(drift)s)
+                    - quantile by (%(clusterLabel)s, job, source_id) (0.5, %(drift)s - %(unc)s)
                   )
                   or
-                  quantile by (job, source_id) (0.5, %(drift)s)
-                  - quantile by (job, source_id) (0.5, %(drift)s - %(unc)s)
+                  quantile by (%(clusterLabel)s, job, source_id) (0.5, %(drift)s)
+                  - quantile by (%(clusterLabel)s, job, source_id) (0.5, %(drift)s - %(unc)s)
                 )
-            ||| % { drift: drift, unc: unc },
+            ||| % { drift: drift, unc: unc, clusterLabel: cl },
           },
           {
             // c(X): the fleet's consensus about origin X, the median over the
             // leaves of r_L(X): X's clock minus the median origin's clock.
             record: 'origin:%s:consensus' % loop,
             expr: |||
-              quantile by (job, origin_id) (0.5, origin_source:%s:offset_from_median_origin)
-            ||| % loop,
+              quantile by (%(clusterLabel)s, job, origin_id) (0.5, origin_source:%(loop)s:offset_from_median_origin)
+            ||| % { loop: loop, clusterLabel: cl },
           },
           {
             // Its bound, the same way: the larger distance from c(X) to the
@@ -91,19 +94,20 @@ local quantiles = ['0.5', '0.9', '0.99'];
             record: 'origin:%s:consensus' % loopUnc,
             expr: |||
               (
-                quantile by (job, origin_id) (0.5, %(r)s + %(br)s)
+                quantile by (%(clusterLabel)s, job, origin_id) (0.5, %(r)s + %(br)s)
                 - %(c)s
                 >=
                 %(c)s
-                - quantile by (job, origin_id) (0.5, %(r)s - %(br)s)
+                - quantile by (%(clusterLabel)s, job, origin_id) (0.5, %(r)s - %(br)s)
               )
               or
               %(c)s
-              - quantile by (job, origin_id) (0.5, %(r)s - %(br)s)
+              - quantile by (%(clusterLabel)s, job, origin_id) (0.5, %(r)s - %(br)s)
             ||| % {
               r: 'origin_source:%s:offset_from_median_origin' % loop,
               br: 'origin_source:%s:offset_from_median_origin' % loopUnc,
               c: 'origin:%s:consensus' % loop,
+              clusterLabel: cl,
             },
           },
           {
@@ -113,17 +117,17 @@ local quantiles = ['0.5', '0.9', '0.99'];
             record: 'origin_source:%s:loop_residual' % loop,
             expr: |||
               origin_source:%(loop)s:offset_from_median_origin
-              - on (job, origin_id) group_left ()
+              - on (%(clusterLabel)s, job, origin_id) group_left ()
                 origin:%(loop)s:consensus
-            ||| % { loop: loop },
+            ||| % { loop: loop, clusterLabel: cl },
           },
           {
             record: 'origin_source:%s:loop_residual' % loopUnc,
             expr: |||
               origin_source:%(unc)s:offset_from_median_origin
-              + on (job, origin_id) group_left ()
+              + on (%(clusterLabel)s, job, origin_id) group_left ()
                 origin:%(unc)s:consensus
-            ||| % { unc: loopUnc },
+            ||| % { unc: loopUnc, clusterLabel: cl },
           },
           {
             // |e_L(X)| beyond its bound: above 0, the path from L to X is
@@ -150,23 +154,23 @@ local quantiles = ['0.5', '0.9', '0.99'];
         rules: [
           {
             record: 'origin_source:oxcross_leaf_probe_success:ratio_rate5m',
-            expr: ratio('job, origin_id, source_id'),
+            expr: ratio(cl + ', job, origin_id, source_id'),
           },
           {
             record: 'origin:oxcross_leaf_probe_success:ratio_rate5m',
-            expr: ratio('job, origin_id'),
+            expr: ratio(cl + ', job, origin_id'),
           },
         ] + [
           {
             record: 'origin_source_quantile:oxcross_leaf_probe_timings:histogram_quantile5m',
-            expr: quantile(q, 'job, origin_id, source_id'),
+            expr: quantile(q, cl + ', job, origin_id, source_id'),
             labels: { quantile: q },
           }
           for q in quantiles
         ] + [
           {
             record: 'origin_quantile:oxcross_leaf_probe_timings:histogram_quantile5m',
-            expr: quantile(q, 'job, origin_id'),
+            expr: quantile(q, cl + ', job, origin_id'),
             labels: { quantile: q },
           }
           for q in quantiles

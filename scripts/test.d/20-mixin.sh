@@ -34,14 +34,29 @@ done
 [ ${#unformatted[@]} -eq 0 ] || fail "jsonnetfmt would change: ${unformatted[*]} (go tool -modfile=tools/go.mod jsonnetfmt -i FILE)"
 
 step "the committed render is current"
-bash mixin/build.sh "$tmp/out"
+bash mixin/build.sh "$tmp/out" "$tmp/prometheusrule.yaml"
 diff -r mixin/out "$tmp/out" >"$tmp/render.diff" || {
   head -40 "$tmp/render.diff"
   fail "mixin/out is stale: run 'make mixin' and commit mixin/out"
 }
+diff -u packaging/kubernetes/operator/prometheusrule.yaml "$tmp/prometheusrule.yaml" >"$tmp/rule.diff" || {
+  head -40 "$tmp/rule.diff"
+  fail "packaging/kubernetes/operator/prometheusrule.yaml is stale: run 'make mixin' and commit it"
+}
 
 step "mixin lint (mixtool's alert and dashboard rules: mixin/lint)"
 go run ./mixin/lint -runbooks docs/runbooks.md mixin/out || fail "mixin lint: fix the findings above"
+
+step "_config.clusterLabel reaches every aggregation (rendered with clusterLabel: 'oxcross_test_region')"
+# With another label than the default, so that a "cluster" written into a
+# query instead of the setting fails too.
+mkdir -p "$tmp/region/dashboards"
+region="(import 'mixin.libsonnet') + { _config+:: { clusterLabel: 'oxcross_test_region' } }"
+for x in prometheusAlerts:prometheus_alerts prometheusRules:prometheus_rules; do
+  go tool -modfile=tools/go.mod jsonnet -J mixin -S -e "std.manifestYamlDoc(($region).${x%%:*})" >"$tmp/region/${x#*:}.yaml"
+done
+go tool -modfile=tools/go.mod jsonnet -J mixin -m "$tmp/region/dashboards" -e "($region).grafanaDashboards" >/dev/null
+go run ./mixin/lint -cluster-label oxcross_test_region "$tmp/region" || fail "mixin lint with clusterLabel oxcross_test_region: fix the findings above"
 
 step "jb install, and another mixin imports this one"
 # jsonnet-bundler from tools/go.mod: jb install works in mixin/ (no
@@ -103,7 +118,8 @@ for d in mixin/out/dashboards/*.json; do
     (if ([.panels[].id] | length) != ([.panels[].id] | unique | length) then "duplicate panel ids" else empty end),
     (["datasource", "job", "origin"] - vars | if length > 0 then "missing variables \(.)" else empty end),
     (if (vars | index("leaf") or index("instance")) then empty else "no leaf (or instance) variable" end),
-    (.templating.list[] | select(.type == "query" and .multi != true) | "variable \(.name) is not multi-select"),
+    (.templating.list[] | select(.type == "query" and .name != "cluster" and .multi != true) | "variable \(.name) is not multi-select"),
+    (if (vars | index("cluster")) then empty else "no cluster variable" end),
     (.panels[] | select(.type | IN("row", "timeseries", "heatmap", "stat", "table") | not) | "panel \(.title): type \(.type)"),
     (.panels[] | select(.type != "row") |
       (if .datasource.uid != "${datasource}" then "panel \(.title): datasource is not $datasource" else empty end),

@@ -16,7 +16,9 @@
 #      its non-root user from the image's file system, alone and with the
 #      environment and read-only ConfigMap mount of the original Oxcross'
 #      Deployment
-#   7. the Kubernetes manifests: strict decoding (packaging/kubernetes/test)
+#   7. the Kubernetes manifests, the configserver's and the Prometheus
+#      Operator's (packaging/kubernetes/operator): strict decoding into the
+#      API types, and the PrometheusRule equal to mixin/out (packaging/kubernetes/test)
 #   8. packaging/test: the Containerfile's ENTRYPOINT, CMD and ENV and the
 #      configserver unit's ExecStart run with the original's settings
 # Steps that need root use sudo when not root, or are skipped with a message.
@@ -535,7 +537,7 @@ else
   fi
 fi
 
-step "Kubernetes manifests (packaging/kubernetes/test, its own Go module)"
+step "Kubernetes and Prometheus Operator manifests (packaging/kubernetes/test, its own Go module)"
 (cd packaging/kubernetes/test && go test -count=1 ./...)
 
 step "the image and the units run as packaged, with the original's settings (packaging/test)"

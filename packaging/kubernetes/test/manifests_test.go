@@ -5,7 +5,8 @@
 // original Oxcross' Deployment in examples/original-deployment.yaml is
 // decoded the same way and keeps the original's facts. It is a
 // module of its own so that the Kubernetes libraries stay out of Oxcross'
-// go.mod; scripts/test.d/30-packaging.sh runs it.
+// go.mod; scripts/test.d/30-packaging.sh runs it. operator_test.go does the
+// same for the Prometheus Operator's objects in packaging/kubernetes/operator.
 package test
 
 import (
@@ -20,6 +21,8 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +45,11 @@ var kinds = map[string]struct {
 	"ConfigMap":  {"v1", func() any { return &corev1.ConfigMap{} }},
 	"Service":    {"v1", func() any { return &corev1.Service{} }},
 	"Deployment": {"apps/v1", func() any { return &appsv1.Deployment{} }},
+	// The Prometheus Operator's, in operator/ (operator_test.go).
+	"DaemonSet":      {"apps/v1", func() any { return &appsv1.DaemonSet{} }},
+	"ServiceMonitor": {"monitoring.coreos.com/v1", func() any { return &monitoringv1.ServiceMonitor{} }},
+	"PrometheusRule": {"monitoring.coreos.com/v1", func() any { return &monitoringv1.PrometheusRule{} }},
+	"ScrapeConfig":   {"monitoring.coreos.com/v1alpha1", func() any { return &monitoringv1alpha1.ScrapeConfig{} }},
 }
 
 // unmarshalStrict decodes YAML as the API server does in strict mode:
@@ -95,13 +103,19 @@ func splitDocs(data []byte) [][]byte {
 
 func kustomization(t *testing.T) types.Kustomization {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	return kustomizationAt(t, dir)
+}
+
+// kustomizationAt decodes the kustomization.yaml in directory d strictly.
+func kustomizationAt(t *testing.T, d string) types.Kustomization {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(d, "kustomization.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var k types.Kustomization
 	if err := unmarshalStrict(data, &k); err != nil {
-		t.Fatalf("kustomization.yaml: %v", err)
+		t.Fatalf("%s: %v", filepath.Join(d, "kustomization.yaml"), err)
 	}
 	return k
 }
@@ -156,7 +170,13 @@ func TestStrictDecodingCatchesTypos(t *testing.T) {
 // every object strictly.
 func build(t *testing.T) map[string]any {
 	t.Helper()
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	return buildAt(t, dir)
+}
+
+// buildAt renders the kustomization in directory d as build does.
+func buildAt(t *testing.T, d string) map[string]any {
+	t.Helper()
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), d)
 	if err != nil {
 		t.Fatalf("kustomize build: %v", err)
 	}
