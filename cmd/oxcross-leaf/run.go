@@ -93,7 +93,7 @@ func runLeaf(o *options) int {
 	var pusher *push.Pusher
 	if len(o.push.urls) > 0 {
 		// The gatherer must hold every family /metrics serves.
-		if pusher, err = newPusher(o, reg, reg, agent, logger); err != nil {
+		if pusher, err = newPusher(o, prometheus.Gatherers{reg, probeReg}, reg, agent, logger); err != nil {
 			logger.Error("Cannot push", "err", err)
 			return 2
 		}
