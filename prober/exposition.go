@@ -27,8 +27,8 @@ import (
 // histograms, byte for byte what promhttp writes of the same registry
 // (TestExpositionMatchesGather). The format and compression are
 // negotiated as promhttp does (Accept, Accept-Encoding: gzip, name[]).
-// errors are counted in promhttp_metric_handler_errors_total on reg, if
-// not nil.
+// Its errors are counted in promhttp_metric_handler_errors_total,
+// registered on reg unless reg is nil.
 func (m *Metrics) Handler(others prometheus.Gatherer, reg prometheus.Registerer, logger *slog.Logger) http.Handler {
 	h := &metricsHandler{
 		m:      m,
