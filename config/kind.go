@@ -41,6 +41,9 @@ type Kind struct {
 	// FixedPath refuses the `path` key and puts DefaultPath in a `url`
 	// whose path is empty or "/".
 	FixedPath bool
+	// DefaultPort is the port of a host:port target that gives only a
+	// host (TargetHostPort only); 0 requires a port.
+	DefaultPort int
 	// SettingsKey is the module key that holds the kind's own settings
 	// ("http"); several kinds may share one. Empty when it has none.
 	SettingsKey string

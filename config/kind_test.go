@@ -163,6 +163,54 @@ func TestKindTargets(t *testing.T) {
 	}
 }
 
+// TestKindDefaultPort: a host:port kind with a default port takes a host
+// alone, in an address, a hostname or a /probe target; an explicit port
+// wins.
+func TestKindDefaultPort(t *testing.T) {
+	ks := mustKinds(t, config.Kind{Name: "dns", Builtin: "dns", Target: config.TargetHostPort, DefaultPort: 53})
+	p := config.Parser{Kinds: ks}
+	cfg, err := p.Parse([]byte(`origins:
+  - {address: 'ns.test', mode: dns}
+  - {address: 'ns.test:5353', mode: dns}
+  - {hostname: ns.test, mode: dns, name: by-hostname}
+  - {hostname: ns.test, port: 54, mode: dns}
+  - {address: '192.0.2.1', mode: dns}
+  - {address: '2001:db8::1', mode: dns}
+  - {address: '[2001:db8::2]', mode: dns}
+  - {address: '[2001:db8::3]:55', mode: dns}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range cfg.Origins {
+		got = append(got, o.ID+" "+o.Address)
+	}
+	want := []string{
+		"ns.test-53-dns ns.test:53",
+		"ns.test-5353-dns ns.test:5353",
+		"by-hostname ns.test:53",
+		"ns.test-54-dns ns.test:54",
+		"192.0.2.1-53-dns 192.0.2.1:53",
+		"2001:db8::1-53-dns [2001:db8::1]:53",
+		"2001:db8::2-53-dns [2001:db8::2]:53",
+		"2001:db8::3-55-dns [2001:db8::3]:55",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("origins\n got  %q\n want %q", got, want)
+	}
+	for raw, want := range map[string]string{"ns.test": "ns.test:53", "[::1]": "[::1]:53", "::1": "[::1]:53", "h:1": "h:1"} {
+		if tg, _, err := ks.Base().ProbeTarget(raw, "dns", config.DefaultTimeout); err != nil || tg.Address != want {
+			t.Errorf("ProbeTarget(%q) = %q, %v; want %q", raw, tg.Address, err, want)
+		}
+	}
+	for _, bad := range []string{"ns.test:", "ns.test:x", "a b"} {
+		if _, _, err := ks.Base().ProbeTarget(bad, "dns", config.DefaultTimeout); err == nil {
+			t.Errorf("ProbeTarget(%q): no error", bad)
+		}
+	}
+}
+
 // TestKindsWithoutDefaultModule: an origin that names no module takes the
 // module advanced; with kinds that have none it must name one.
 func TestKindsWithoutDefaultModule(t *testing.T) {

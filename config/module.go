@@ -91,6 +91,11 @@ func (p *parser) module(n *yaml.Node, where string) (Module, bool) {
 	}
 	if kind.NewSettings != nil {
 		m.Settings = kind.NewSettings()
+		if f[kind.SettingsKey] == nil {
+			// The defaults must do on their own: a kind may require a
+			// setting (the dns kind's query_name).
+			p.validate(n, where+": "+kind.SettingsKey, m.Settings)
+		}
 	}
 	for key, v := range f {
 		if reservedModuleKeys[key] {
@@ -160,6 +165,11 @@ func (p *parser) settings(n *yaml.Node, where string, s Settings) {
 		return
 	}
 	dropEmpty(reflect.ValueOf(s))
+	p.validate(n, where, s)
+}
+
+// validate reports each of s's problems at n.
+func (p *parser) validate(n *yaml.Node, where string, s Settings) {
 	err := s.Validate()
 	if err == nil {
 		return

@@ -194,9 +194,12 @@ func (p *parser) addressOrigin(k *Kind, module string, f map[string]*yaml.Node, 
 	host := strings.Trim(p.str(f["hostname"], where+": hostname"), "[]")
 	port := 0
 	if k.Target == TargetHostPort {
-		if f["port"] == nil {
+		switch {
+		case f["port"] == nil && k.DefaultPort != 0:
+			port = k.DefaultPort
+		case f["port"] == nil:
 			p.errorf(n, "%s: port: missing; the %s kind needs one", where, k.Name)
-		} else {
+		default:
 			port = p.port(f["port"], where+": port")
 		}
 	} else if f["port"] != nil {
@@ -254,6 +257,12 @@ func portOf(u *url.URL) int {
 // It returns the address as probed, its host and its port (0 for a host).
 func addressTarget(raw string, k *Kind) (string, string, int, error) {
 	host, port := strings.Trim(raw, "[]"), 0
+	if k.Target == TargetHostPort && k.DefaultPort != 0 && hostOnly(raw) {
+		if err := checkHost(host); err != nil {
+			return "", "", 0, err
+		}
+		return joinAddress(k, host, k.DefaultPort), host, k.DefaultPort, nil
+	}
 	if k.Target == TargetHostPort {
 		h, ps, err := net.SplitHostPort(raw)
 		if err != nil {
@@ -269,6 +278,15 @@ func addressTarget(raw string, k *Kind) (string, string, int, error) {
 		return "", "", 0, err
 	}
 	return joinAddress(k, host, port), host, port, nil
+}
+
+// hostOnly reports whether raw is a host without a port: a name, an IPv4
+// address, or an IPv6 address, bare or in brackets.
+func hostOnly(raw string) bool {
+	if strings.HasPrefix(raw, "[") && strings.HasSuffix(raw, "]") {
+		return true
+	}
+	return !strings.Contains(raw, ":") || net.ParseIP(raw) != nil
 }
 
 func joinAddress(k *Kind, host string, port int) string {

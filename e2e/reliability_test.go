@@ -341,7 +341,7 @@ func TestLeafConfigserverFaults(t *testing.T) {
 // reasons and phases are the fixed sets label values come from.
 var (
 	fixedReasons = map[string]bool{"ok": true, "timeout": true, "dns": true, "connect": true, "tls": true, "http_status": true,
-		"body_mismatch": true, "invalid_response": true, "cached": true, "body_too_large": true, "icmp": true, "error": true}
+		"body_mismatch": true, "invalid_response": true, "cached": true, "body_too_large": true, "icmp": true, "dns_rcode": true, "error": true}
 	fixedPhases = map[string]bool{"resolve": true, "connect": true, "tls": true, "processing": true, "transfer": true}
 )
 

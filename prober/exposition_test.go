@@ -3,6 +3,7 @@ package prober
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -107,10 +108,18 @@ func TestHistogramMatchesClientGolang(t *testing.T) {
 	}
 }
 
-// kindTargets returns, for every built-in module, a target that its kind
-// probes on loopback: the real origin for URL kinds, its listener for
-// host:port kinds, 127.0.0.1 for host kinds.
-func kindTargets(t *testing.T) map[string]config.Target {
+// kindProbe is a target and module of one probe kind.
+type kindProbe struct {
+	tg  config.Target
+	mod config.Module
+}
+
+// kindProbes returns, for every shipped probe kind, a target that it
+// probes on loopback with its built-in module (the real origin for URL
+// kinds, its listener for host:port kinds, 127.0.0.1 for host kinds), or
+// with a module of its own for kinds without one (dns: the test DNS
+// server). A kind with neither fails the test: add it here.
+func kindProbes(t *testing.T) map[string]kindProbe {
 	ts := newOriginServer(t, origin.Options{Registerer: prometheus.NewRegistry()})
 	u, err := url.Parse(ts.URL)
 	if err != nil {
@@ -121,11 +130,10 @@ func kindTargets(t *testing.T) map[string]config.Target {
 		t.Fatal(err)
 	}
 	kinds := DefaultKinds(discard)
-	targets := map[string]config.Target{}
+	probes := map[string]kindProbe{}
 	for name, m := range builtinModules {
 		tg := config.Target{ID: "origin-" + name, Module: name, Interval: 10 * time.Second, Timeout: 2 * time.Second}
-		k := kinds.byName[m.Kind]
-		switch k.Spec().Target {
+		switch kinds.byName[m.Kind].Spec().Target {
 		case config.TargetURL:
 			tg.URL = ts.URL + origin.Path
 		case config.TargetHostPort:
@@ -133,9 +141,24 @@ func kindTargets(t *testing.T) map[string]config.Target {
 		default:
 			tg.Address = host
 		}
-		targets[name] = tg
+		probes[m.Kind] = kindProbe{tg, m}
 	}
-	return targets
+	for kind := range kinds.byName {
+		if _, ok := probes[kind]; ok {
+			continue
+		}
+		switch kind {
+		case "dns":
+			srv := startDNSServer(t, nil)
+			probes[kind] = kindProbe{
+				config.Target{ID: "origin-dns", Address: srv.addr, Module: "test", Interval: 10 * time.Second, Timeout: 2 * time.Second},
+				dnsModule(t, DNSSettings{QueryName: "ok.oxcross.test"}),
+			}
+		default:
+			t.Fatalf("kind %s has no built-in module: give the test a module and target for it", kind)
+		}
+	}
+	return probes
 }
 
 // expoRegistry returns a leaf's metrics after real probes of every kind
@@ -148,13 +171,14 @@ func expoRegistry(t *testing.T) (*Metrics, *prometheus.Registry, *prometheus.Reg
 	now := time.Now()
 	m.now = func() time.Time { return now } // the uncertainty grows with time
 	p := newTestProber()
-	for name, tg := range kindTargets(t) {
-		om := m.forOrigin(tg.ID, "leaf-ams-1")
-		mod := builtinModules[name]
-		st := p.newState(&mod)
+	for kind, kp := range kindProbes(t) {
+		om := m.forOrigin(kp.tg.ID, "leaf-ams-1")
+		st := p.newState(&kp.mod)
 		for range 3 {
-			r := probe(t, p, tg, st)
-			t.Logf("%s (kind %s): success %v, reason %s, %v", name, mod.Kind, r.Success, r.Reason, r.Duration)
+			ctx, cancel := context.WithTimeout(context.Background(), kp.tg.Timeout)
+			r := p.Probe(ctx, &kp.tg, &kp.mod, st)
+			cancel()
+			t.Logf("kind %s: success %v, reason %s, %v", kind, r.Success, r.Reason, r.Duration)
 			om.record(r)
 		}
 	}

@@ -199,6 +199,9 @@ func probeMetrics(reg *prometheus.Registry, kind string, r Result) {
 	if !r.TLSExpiry.IsZero() {
 		setGauge(reg, "probe_ssl_earliest_cert_expiry", "Earliest expiry of the certificates the target sent, as a Unix timestamp.", float64(r.TLSExpiry.Unix()))
 	}
+	if r.DNS != nil {
+		dnsProbeMetrics(reg, r.DNS)
+	}
 	if r.Drift != nil {
 		setGauge(reg, "probe_oxcross_time_drift_seconds", "Estimated clock offset of the origin minus the leaf, in seconds.", r.Drift.Offset.Seconds())
 		setGauge(reg, "probe_oxcross_time_drift_uncertainty_seconds", "Bound on the error of the drift estimate, in seconds.", r.Drift.Uncertainty.Seconds())

@@ -50,6 +50,7 @@ func DefaultKinds(logger *slog.Logger) *Kinds {
 		newOxcrossKind(),
 		tcpKind{},
 		newICMPKind(logger),
+		dnsKind{},
 	)
 	if err != nil {
 		panic(fmt.Sprintf("the shipped probe kinds conflict: %v", err)) // TestNewKindsConflicts proves they do not

@@ -33,7 +33,7 @@ var StartLagBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .0
 
 // numReasons is how many reasons there are, ok included: the results
 // series of one origin. reasonsByLabel checks it against failureReasons.
-const numReasons = 12
+const numReasons = 13
 
 // gauge indexes in originMetrics.gauges (phases follow gPhase0).
 const (

@@ -10,7 +10,7 @@ import (
 )
 
 // WriteReport writes one probe's result for a person: outcome, phases,
-// HTTP status and version, TLS certificate expiry and drift, in the spirit
+// HTTP status and version, TLS certificate expiry, DNS answer and drift, in the spirit
 // of curl -w.
 func WriteReport(w io.Writer, t *config.Target, r Result, now time.Time) error {
 	target := t.URL
@@ -43,6 +43,9 @@ func WriteReport(w io.Writer, t *config.Target, r Result, now time.Time) error {
 	}
 	if !r.TLSExpiry.IsZero() {
 		fmt.Fprintf(tw, "tls cert\texpires %s (%s)\n", r.TLSExpiry.UTC().Format(time.RFC3339), untilString(r.TLSExpiry.Sub(now)))
+	}
+	if r.DNS != nil {
+		fmt.Fprintf(tw, "dns\t%s\n", r.DNS)
 	}
 	if r.Drift != nil {
 		fmt.Fprintf(tw, "clock drift\t%s ± %s (origin minus this machine)\n", msString(r.Drift.Offset), msString(r.Drift.Uncertainty))

@@ -24,6 +24,8 @@ func TestWriteReport(t *testing.T) {
 	failed := Result{Reason: ReasonConnect, Duration: time.Millisecond, Err: errors.New("connection refused")}
 	failed.Phases.Set(PhaseResolve, 0)
 	failed.Phases.Set(PhaseTLS, 0) // no handshake: no tls line
+	nx := Result{Reason: ReasonDNSRcode, Duration: time.Millisecond, Err: errors.New("rcode NXDOMAIN"),
+		DNS: &DNSAnswer{Rcode: 3, Authority: 1, Truncated: true}}
 	for _, tc := range []struct {
 		name   string
 		target config.Target
@@ -47,7 +49,14 @@ func TestWriteReport(t *testing.T) {
 			target: config.Target{Address: "origin.example:443", Module: "tcp"},
 			r:      failed,
 			want:   []string{"target origin.example:443", "module tcp", "result FAILED (connect)", "error connection refused", "resolve 0.000 ms"},
-			absent: []string{"http", "tls", "clock drift"},
+			absent: []string{"http", "tls", "clock drift", "dns"},
+		},
+		{
+			name:   "dns",
+			target: config.Target{Address: "192.0.2.53:53", Module: "resolver"},
+			r:      nx,
+			want:   []string{"result FAILED (dns_rcode)", "dns NXDOMAIN, 0 answer, 1 authority, 0 additional records (truncated over UDP, asked again over TCP)"},
+			absent: []string{"http", "clock drift"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,11 +19,12 @@ const (
 	ReasonCached          Reason = "cached"
 	ReasonBodyTooLarge    Reason = "body_too_large"
 	ReasonICMP            Reason = "icmp"
+	ReasonDNSRcode        Reason = "dns_rcode"
 	ReasonError           Reason = "error"
 )
 
 // failureReasons lists every reason a probe can fail with.
-var failureReasons = []Reason{ReasonTimeout, ReasonDNS, ReasonConnect, ReasonTLS, ReasonHTTPStatus, ReasonBodyMismatch, ReasonInvalidResponse, ReasonCached, ReasonBodyTooLarge, ReasonICMP, ReasonError}
+var failureReasons = []Reason{ReasonTimeout, ReasonDNS, ReasonConnect, ReasonTLS, ReasonHTTPStatus, ReasonBodyMismatch, ReasonInvalidResponse, ReasonCached, ReasonBodyTooLarge, ReasonICMP, ReasonDNSRcode, ReasonError}
 
 // Result is the outcome of one probe.
 type Result struct {
@@ -48,6 +49,8 @@ type Result struct {
 	// (one with state): the clock filter's estimate over the origin's last
 	// exchanges, this one included. One-off probes have none.
 	Filtered *FilteredDrift
+	// DNS is set by dns probes that got an answer.
+	DNS *DNSAnswer
 	// Err is the underlying error of a failure, for logs only.
 	Err error
 }

@@ -106,7 +106,7 @@ func main() {
 	probe.Flag("module", "Module to probe with: simple, advanced, tcp, icmp, or one defined in --config.file.").
 		Short('m').Default(prober.DefaultProbeModule).StringVar(&o.probeModule)
 	probe.Flag("timeout", "The probe's timeout.").Default("10s").SetValue(&o.probeTimeout)
-	probe.Arg("target", "URL (simple, advanced), host:port (tcp) or host (icmp).").Required().StringVar(&o.probeTarget)
+	probe.Arg("target", "URL (simple, advanced), host:port (tcp, dns; dns defaults to port 53) or host (icmp).").Required().StringVar(&o.probeTarget)
 
 	cmd := kingpin.MustParse(app.Parse(os.Args[1:]))
 	if o.check != "" {

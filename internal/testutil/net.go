@@ -52,6 +52,23 @@ func ClosedAddr(t testing.TB) string {
 	return addr
 }
 
+// ClosedUDPAddr returns a UDP address on 127.0.0.1, host:port, where
+// nothing listens: a datagram sent to it is answered with ICMP port
+// unreachable, which a connected socket reads as connection refused
+// (unless another process has taken the port meanwhile).
+func ClosedUDPAddr(t testing.TB) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a closed UDP port: %v", err)
+	}
+	addr := c.LocalAddr().String()
+	if err := c.Close(); err != nil {
+		t.Fatalf("closing %s: %v", addr, err)
+	}
+	return addr
+}
+
 // ClosedURL returns an http:// URL of ClosedAddr.
 func ClosedURL(t testing.TB) string {
 	t.Helper()

@@ -34,6 +34,23 @@ func TestClosedAddr(t *testing.T) {
 	}
 }
 
+func TestClosedUDPAddr(t *testing.T) {
+	c, err := net.Dial("udp4", ClosedUDPAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 16)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("reading from a closed UDP address: %v, want connection refused", err)
+	}
+}
+
 func TestServeTCP(t *testing.T) {
 	addr := ServeTCP(t, func(c net.Conn) { _, _ = io.Copy(c, c) })
 	// Two clients at once, each served on its own.
