@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // TargetShape is what an origin of a kind points at.
@@ -51,6 +52,13 @@ type Kind struct {
 	// struct with yaml and json tags that the parser decodes the
 	// SettingsKey mapping into, strictly. Required with SettingsKey.
 	NewSettings func() Settings
+	// DefaultInterval and DefaultTimeout, when set, are the interval and
+	// timeout of this kind's origins that set none, in place of the
+	// config's top-level ones (a kind whose data changes slowly, or whose
+	// probe takes long). An origin's own interval and timeout win; the
+	// timeout is cut to the interval.
+	DefaultInterval time.Duration
+	DefaultTimeout  time.Duration
 }
 
 // Settings are a kind's own module settings.

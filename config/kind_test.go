@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/oxcross/oxcross/config"
 )
@@ -287,5 +288,37 @@ origins: [{url: 'http://h'}]
 	}
 	if n := strings.Count(err.Error(), "\n") + 1; n != 7 {
 		t.Errorf("%d errors, want 7:\n%v", n, err)
+	}
+}
+
+// TestKindDefaultInterval: a kind's own interval and timeout apply to its
+// origins that set none, over the top level's; an origin's own win, and
+// the kind's timeout is cut to the origin's interval.
+func TestKindDefaultInterval(t *testing.T) {
+	p := config.Parser{Kinds: mustKinds(t,
+		config.Kind{Name: "slow", Builtin: "slow", Target: config.TargetHost, DefaultInterval: 5 * time.Minute, DefaultTimeout: time.Minute},
+		config.Kind{Name: "fast", Builtin: "fast", Target: config.TargetHost},
+	)}
+	cfg, err := p.Parse([]byte(`interval: 30s
+timeout: 5s
+origins:
+  - {name: a, address: h, mode: slow}
+  - {name: b, address: h, mode: slow, interval: 20s}
+  - {name: c, address: h, mode: slow, interval: 2m, timeout: 90s}
+  - {name: d, address: h, mode: fast}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]time.Duration{
+		"a": {5 * time.Minute, time.Minute},
+		"b": {20 * time.Second, 20 * time.Second},
+		"c": {2 * time.Minute, 90 * time.Second},
+		"d": {30 * time.Second, 5 * time.Second},
+	}
+	for _, o := range cfg.Origins {
+		if got := [2]time.Duration{o.Interval, o.Timeout}; got != want[o.ID] {
+			t.Errorf("origin %s: interval, timeout %v, want %v", o.ID, got, want[o.ID])
+		}
 	}
 }

@@ -124,8 +124,8 @@ func TestModuleErrors(t *testing.T) {
 		{"module key given twice", "modules:\n  m:\n    kind: http\n    kind: tcp\n" + origin, []string{"line 4", `modules.m: field "kind" given twice`}},
 
 		// The keys every kind has.
-		{"kind missing", "modules:\n  m: {ip_family: ip4}\n" + origin, []string{"line 2", "modules.m: kind: missing (one of http, oxcross, tcp, icmp, dns)"}},
-		{"kind unknown", "modules:\n  m:\n    kind: udp\n" + origin, []string{"line 3", `modules.m: kind: "udp" is not one of http, oxcross, tcp, icmp, dns`}},
+		{"kind missing", "modules:\n  m: {ip_family: ip4}\n" + origin, []string{"line 2", "modules.m: kind: missing (one of http, oxcross, tcp, icmp, dns, path)"}},
+		{"kind unknown", "modules:\n  m:\n    kind: udp\n" + origin, []string{"line 3", `modules.m: kind: "udp" is not one of http, oxcross, tcp, icmp, dns, path`}},
 		{"kind a list", "modules:\n  m:\n    kind: [http]\n" + origin, []string{"line 3", "modules.m: kind: want a string, got a list"}},
 		{"ip_family unknown", "modules:\n  m:\n    kind: http\n    ip_family: ip5\n" + origin, []string{"line 4", `modules.m: ip_family: "ip5" is not ip4 or ip6`}},
 		{"no_ip_fallback not a bool", "modules:\n  m:\n    kind: http\n    no_ip_fallback: maybe\n" + origin, []string{"line 4", `modules.m: no_ip_fallback: want true or false, got "maybe"`}},
@@ -138,7 +138,7 @@ func TestModuleErrors(t *testing.T) {
 		{"allowed_targets an empty pattern", "modules:\n  m:\n    kind: tcp\n    allowed_targets: ['']\n" + origin, []string{"line 4", "modules.m: allowed_targets[0]: empty pattern"}},
 		{"allowed_targets a list in a list", "modules:\n  m:\n    kind: tcp\n    allowed_targets: [[a]]\n" + origin, []string{"line 4", "modules.m: allowed_targets[0]: want a string, got a list"}},
 		{"allowed_targets too many", "modules:\n  m:\n    kind: icmp\n    allowed_targets: [" + strings.Repeat("a, ", 100) + "a]\n" + origin, []string{"line 4", "modules.m: allowed_targets: 101 patterns, at most 100"}},
-		{"unknown module key", "modules:\n  m:\n    kind: http\n    x: 1\n" + origin, []string{"line 4", `modules.m: unknown field "x" (known: kind, ip_family, no_ip_fallback, max_body_bytes, allowed_targets, dns, http, tcp)`}},
+		{"unknown module key", "modules:\n  m:\n    kind: http\n    x: 1\n" + origin, []string{"line 4", `modules.m: unknown field "x" (known: kind, ip_family, no_ip_fallback, max_body_bytes, allowed_targets, dns, http, path, tcp)`}},
 		{"settings of another kind: http for tcp", "modules:\n  m:\n    kind: tcp\n    http: {method: GET}\n" + origin, []string{"line 4", "modules.m: http: only for kinds http and oxcross"}},
 		{"settings of another kind: tcp for http", "modules:\n  m:\n    kind: http\n    tcp: {tls: true}\n" + origin, []string{"line 4", "modules.m: tcp: only for kind tcp"}},
 		{"settings of another kind: tcp for oxcross", "modules:\n  m:\n    kind: oxcross\n    tcp: {tls: true}\n" + origin, []string{"line 4", "modules.m: tcp: only for kind tcp"}},

@@ -53,6 +53,9 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 		p.errorf(n, "%s: mode: missing, and there is no default module %q (known: %s)", where, DefaultModule, moduleNames(cfg.Modules))
 		return Target{}, false
 	}
+	if kind.DefaultInterval > 0 {
+		t.Interval = kind.DefaultInterval
+	}
 	if v := f["interval"]; v != nil {
 		if d, ok := p.duration(v, where+": interval"); ok {
 			t.Interval = d
@@ -60,6 +63,9 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 		}
 	}
 	t.Timeout = min(cfg.Timeout, t.Interval)
+	if kind.DefaultTimeout > 0 {
+		t.Timeout = min(kind.DefaultTimeout, t.Interval)
+	}
 	if v := f["timeout"]; v != nil {
 		if d, ok := p.duration(v, where+": timeout"); ok {
 			t.Timeout = d

@@ -118,7 +118,8 @@ type kindProbe struct {
 // probes on loopback with its built-in module (the real origin for URL
 // kinds, its listener for host:port kinds, 127.0.0.1 for host kinds), or
 // with a module of its own for kinds without one (dns: the test DNS
-// server). A kind with neither fails the test: add it here.
+// server; path: a udp trace of loopback). A kind with neither fails the
+// test: add it here.
 func kindProbes(t *testing.T) map[string]kindProbe {
 	ts := newOriginServer(t, origin.Options{Registerer: prometheus.NewRegistry()})
 	u, err := url.Parse(ts.URL)
@@ -153,6 +154,15 @@ func kindProbes(t *testing.T) map[string]kindProbe {
 			probes[kind] = kindProbe{
 				config.Target{ID: "origin-dns", Address: srv.addr, Module: "test", Interval: 10 * time.Second, Timeout: 2 * time.Second},
 				dnsModule(t, DNSSettings{QueryName: "ok.oxcross.test"}),
+			}
+		case "path":
+			ps := PathSettings{MaxHops: 4, HopTimeout: "1s"}
+			if err := ps.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			probes[kind] = kindProbe{
+				config.Target{ID: "origin-path", Address: u.Host, Module: "test", Interval: time.Minute, Timeout: 5 * time.Second},
+				config.Module{Kind: "path", Settings: &ps},
 			}
 		default:
 			t.Fatalf("kind %s has no built-in module: give the test a module and target for it", kind)
@@ -270,7 +280,7 @@ func TestExpositionMatchesGather(t *testing.T) {
 				t.Fatalf("the series match but the bytes differ:\n got %q\nwant %q", gotBody, wantBody)
 			}
 			t.Logf("%d families, %d series, %d bytes: the same", len(wantFams), series, len(gotBody))
-			for _, name := range []string{"oxcross_leaf_probe_timings", "oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds", "oxcross_leaf_probe_phase_seconds"} {
+			for _, name := range []string{"oxcross_leaf_probe_timings", "oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds", "oxcross_leaf_probe_phase_seconds", "oxcross_leaf_path_hops", "oxcross_leaf_path_changes_total"} {
 				if !slices.ContainsFunc(gotFams, func(mf *dto.MetricFamily) bool { return mf.GetName() == name }) {
 					t.Errorf("no %s", name)
 				}

@@ -51,6 +51,7 @@ func DefaultKinds(logger *slog.Logger) *Kinds {
 		tcpKind{},
 		newICMPKind(logger),
 		dnsKind{},
+		newPathKind(logger),
 	)
 	if err != nil {
 		panic(fmt.Sprintf("the shipped probe kinds conflict: %v", err)) // TestNewKindsConflicts proves they do not

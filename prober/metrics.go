@@ -45,6 +45,11 @@ const (
 	gStatusCode
 	gHTTPVersion
 	gTLSExpiry
+	gPathHops
+	gPathReached
+	gPathChanges // a counter, kept as a float like the gauges
+	gPathMTU
+	gPathDuration
 	gPhase0
 	numGauges = gPhase0 + int(numPhases)
 )
@@ -119,6 +124,21 @@ var originFamilies = sortFamilies([]*originFamily{
 		"HTTP version of the last probe's response (1.1, 2), 0 if there was none."),
 	gaugeFamily(gTLSExpiry, "oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds",
 		"Earliest expiry of the certificates the origin sent in the last TLS handshake, as a Unix timestamp."),
+	gaugeFamily(gPathHops, "oxcross_leaf_path_hops",
+		"Path probes: the hop the origin answered at in the last trace; when it did not answer, the last hop that did."),
+	gaugeFamily(gPathReached, "oxcross_leaf_path_reached",
+		"Path probes: 1 if the last trace reached the origin, 0 otherwise."),
+	{
+		name: "oxcross_leaf_path_changes_total",
+		help: "Path probes: changes of the path to the origin; a new path counts once two traces in a row followed it, and hops that never answered match any address.",
+		typ:  dto.MetricType_COUNTER,
+		// Kept as a gauge's float, the series appears with the first trace.
+		series: []familySeries{gaugeSeries(gPathChanges)},
+	},
+	gaugeFamily(gPathMTU, "oxcross_leaf_path_mtu_bytes",
+		"Path probes (udp and icmp methods): the path MTU the last trace found, in bytes, up to the last hop that answered."),
+	gaugeFamily(gPathDuration, "oxcross_leaf_path_trace_duration_seconds",
+		"Path probes: how long the last trace took, in seconds."),
 	{
 		name:   "oxcross_leaf_probe_timings",
 		help:   "Round-trip time of successful probes, from the start of the request to the end of the response body, in seconds.",
@@ -419,6 +439,9 @@ func (om *originMetrics) record(r Result) {
 	if !r.TLSExpiry.IsZero() {
 		om.set(gTLSExpiry, float64(r.TLSExpiry.Unix()))
 	}
+	if p := r.Path; p != nil {
+		om.recordPath(p)
+	}
 	if !r.Success {
 		om.set(gStatus, 0)
 		om.results[reasonSlot(r.Reason)].Add(1)
@@ -437,6 +460,33 @@ func (om *originMetrics) record(r Result) {
 		om.set(gUncertainty, bound.Seconds())
 		om.set(gDriftLast, r.Drift.Offset.Seconds())
 	}
+}
+
+// recordPath sets the path families of a path probe's result.
+func (om *originMetrics) recordPath(p *PathResult) {
+	t := p.Trace
+	hops := t.LastAnswered()
+	if t.Reached {
+		hops = t.Hops[len(t.Hops)-1].TTL
+	}
+	om.set(gPathHops, float64(hops))
+	om.set(gPathReached, b2f(t.Reached))
+	changes := math.Float64frombits(om.gauges[gPathChanges].Load())
+	if p.Changed {
+		changes++
+	}
+	om.set(gPathChanges, changes)
+	if t.MTU > 0 {
+		om.set(gPathMTU, float64(t.MTU))
+	}
+	om.set(gPathDuration, t.Duration.Seconds())
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // delete removes every series of the origin.

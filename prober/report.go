@@ -10,8 +10,8 @@ import (
 )
 
 // WriteReport writes one probe's result for a person: outcome, phases,
-// HTTP status and version, TLS certificate expiry, DNS answer and drift, in the spirit
-// of curl -w.
+// HTTP status and version, TLS certificate expiry, DNS answer and drift, a
+// path's hops, in the spirit of curl -w (and of mtr's report for a path).
 func WriteReport(w io.Writer, t *config.Target, r Result, now time.Time) error {
 	target := t.URL
 	if target == "" {
@@ -49,6 +49,28 @@ func WriteReport(w io.Writer, t *config.Target, r Result, now time.Time) error {
 	}
 	if r.Drift != nil {
 		fmt.Fprintf(tw, "clock drift\t%s ± %s (origin minus this machine)\n", msString(r.Drift.Offset), msString(r.Drift.Uncertainty))
+	}
+	if p := r.Path; p != nil {
+		tr := p.Trace
+		mtu := "not measured"
+		if tr.MTU > 0 {
+			mtu = fmt.Sprint(tr.MTU)
+		}
+		fmt.Fprintf(tw, "path\t%s from %s, reached %v, path MTU %s, traced in %s\n", tr.Method, tr.Src, tr.Reached, mtu, msString(tr.Duration))
+		for _, h := range tr.Hops {
+			addr := "*"
+			if h.Addr.IsValid() {
+				addr = h.Addr.String()
+			}
+			line := fmt.Sprintf("%s  loss %.0f%% of %d", addr, 100*h.Loss(), h.Sent)
+			if h.Answered() {
+				line += fmt.Sprintf(", min %s, median %s", msString(h.MinRTT()), msString(h.MedianRTT()))
+			}
+			if h.Final != "" {
+				line += ", " + h.Final
+			}
+			fmt.Fprintf(tw, "  %d\t%s\n", h.TTL, line)
+		}
 	}
 	return tw.Flush()
 }

@@ -2,11 +2,13 @@ package prober
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/tracer"
 )
 
 // TestWriteReport: the one-off probe's report names the target and its
@@ -96,6 +98,33 @@ func TestUntilString(t *testing.T) {
 	} {
 		if got := untilString(d); got != want {
 			t.Errorf("untilString(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestWriteReportPath: a path probe's report lists the hops, "*" for a
+// silent one, with loss and RTTs.
+func TestWriteReportPath(t *testing.T) {
+	r := Result{Success: true, Reason: ReasonOK, Path: &PathResult{Trace: &tracer.Trace{
+		Method: tracer.UDP, Src: netip.MustParseAddrPort("10.0.0.2:40000"), Reached: true, MTU: 1400, Duration: 12 * time.Millisecond,
+		Hops: []tracer.Hop{
+			{TTL: 1, Addr: netip.MustParseAddr("10.0.0.1"), Sent: 3, RTTs: []time.Duration{time.Millisecond, 3 * time.Millisecond, 2 * time.Millisecond}},
+			{TTL: 2, Sent: 3},
+			{TTL: 3, Addr: netip.MustParseAddr("203.0.113.9"), Sent: 3, RTTs: []time.Duration{10 * time.Millisecond}, Final: "reached"},
+		},
+	}}}
+	var b strings.Builder
+	if err := WriteReport(&b, &config.Target{Address: "203.0.113.9:443", Module: "route"}, r, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"path    udp from 10.0.0.2:40000, reached true, path MTU 1400, traced in 12.000 ms",
+		"  1     10.0.0.1  loss 0% of 3, min 1.000 ms, median 2.000 ms\n",
+		"  2     *  loss 100% of 3\n",
+		"  3     203.0.113.9  loss 67% of 3, min 10.000 ms, median 10.000 ms, reached\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
 	}
 }

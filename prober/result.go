@@ -51,6 +51,8 @@ type Result struct {
 	Filtered *FilteredDrift
 	// DNS is set by dns probes that got an answer.
 	DNS *DNSAnswer
+	// Path is set by path probes: the trace, and the origin's path.
+	Path *PathResult
 	// Err is the underlying error of a failure, for logs only.
 	Err error
 }

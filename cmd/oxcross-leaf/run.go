@@ -103,12 +103,18 @@ func runLeaf(o *options) int {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(reg, reg, logger))
 	mux.Handle("GET /probe", probeHandler)
+	reverseNames := prober.NewReverseNames(nil)
+	mux.Handle("GET /api/v1/paths", prober.NewPathsHandler(history, follower.Config, reverseNames))
 	mux.HandleFunc("GET /-/healthy", service.Healthy)
 	mux.HandleFunc("GET /-/ready", service.Ready(follower.Ready))
 	mux.HandleFunc("POST /-/reload", follower.ServeReload)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		page := statuspage.Leaf{ID: o.leafID, Version: version.Info(), ConfigSource: configSource, Ready: follower.Ready(), Origins: history.Statuses(follower.Config()), Now: time.Now(), Refresh: 15}
+		cfg := follower.Config()
+		page := statuspage.Leaf{ID: o.leafID, Version: version.Info(), ConfigSource: configSource, Ready: follower.Ready(), Origins: history.Statuses(cfg), Now: time.Now(), Refresh: 15}
+		if cfg != nil {
+			page.Paths, _ = history.Paths(r.Context(), cfg, reverseNames, "")
+		}
 		if pusher != nil {
 			page.Push = pusher.Status()
 		}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -132,6 +133,7 @@ func run() error {
 		if err := leafview.Table(os.Stdout, fams.Origins(), modes); err != nil {
 			return err
 		}
+		printPaths(ctx, client)
 		fmt.Println()
 	}
 }
@@ -170,4 +172,40 @@ func fetchConfig(ctx context.Context, client *http.Client) (*config.Config, erro
 		return nil, err
 	}
 	return prober.DefaultKinds(slog.New(slog.DiscardHandler)).Parser(config.Limits{}).ParseView(body)
+}
+
+// printPaths prints the leaf's last trace of each path origin, one line
+// per hop, from /api/v1/paths.
+func printPaths(ctx context.Context, client *http.Client) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:19299/api/v1/paths", nil)
+	if err != nil {
+		return
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	var body struct{ Paths []prober.PathView }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return
+	}
+	for _, p := range body.Paths {
+		if !p.Probed {
+			fmt.Printf("\npath to %s: not traced yet\n", p.OriginID)
+			continue
+		}
+		mtu := "not measured"
+		if p.MTU > 0 {
+			mtu = fmt.Sprint(p.MTU)
+		}
+		fmt.Printf("\npath to %s (%s, %s): reached %v, path MTU %s\n", p.OriginID, p.Method, p.Target, p.Reached, mtu)
+		for _, h := range p.Hops {
+			addr := h.Address
+			if addr == "" {
+				addr = "*"
+			}
+			fmt.Printf("  %2d  %-39s loss %3.0f%%  min %.3fms  median %.3fms  %s\n", h.Hop, addr, 100*h.Loss, 1000*h.RTTMinSeconds, 1000*h.RTTMedianSeconds, h.Final)
+		}
+	}
 }

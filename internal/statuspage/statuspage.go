@@ -30,6 +30,8 @@ var funcs = template.FuncMap{
 	"phases": phases,
 	"labels": labels,
 	"redact": redact,
+	"pct":    func(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) },
+	"sms":    func(s float64) string { return fmt.Sprintf("%.2f ms", 1000*s) },
 }
 
 var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "*.html"))
@@ -44,6 +46,8 @@ type Leaf struct {
 	// Ready is nil when the leaf has a config, else why not.
 	Ready   error
 	Origins []prober.OriginStatus
+	// Paths are the last traces of the path origins, hop by hop.
+	Paths []prober.PathView
 	// Clock is the kernel's view of the leaf's own clock; nil where it
 	// cannot be read.
 	Clock *prober.LeafClock

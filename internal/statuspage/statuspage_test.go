@@ -63,6 +63,38 @@ func TestLeafClockAndDrift(t *testing.T) {
 	}
 }
 
+// TestLeafPaths: the page shows each path origin's last trace as a hop
+// table: address, reverse name, loss and RTTs, "*" for a silent hop, and
+// why a router stopped the trace.
+func TestLeafPaths(t *testing.T) {
+	now := time.Now()
+	page := statuspage.Leaf{ID: "a", Now: now, Paths: []prober.PathView{
+		{OriginID: "web-path", Target: "www.example:443", Probed: true, At: now, Method: "udp", Source: "10.0.0.2:40000", Reached: true, MTU: 1400, DurationSeconds: 0.012,
+			Hops: []prober.HopView{
+				{Hop: 1, Address: "10.0.0.1", Name: "gw.example", Sent: 3, Received: 2, Loss: 1.0 / 3, RTTMinSeconds: 0.001, RTTMedianSeconds: 0.0015},
+				{Hop: 2, Sent: 3, Loss: 1},
+				{Hop: 3, Address: "203.0.113.9", Sent: 3, Received: 3, RTTMinSeconds: 0.01, RTTMedianSeconds: 0.011, Final: "reached"},
+			}},
+		{OriginID: "blocked", Target: "b.example:443", Probed: true, At: now, Method: "tcp", Hops: []prober.HopView{
+			{Hop: 1, Address: "10.0.0.1", Sent: 3, Received: 3, Final: "administratively prohibited"},
+		}},
+		{OriginID: "new", Target: "n.example:443"},
+	}}
+	var b bytes.Buffer
+	if err := statuspage.RenderLeaf(&b, page); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		`<table class="path" data-origin="web-path">`, "path MTU 1400", "<td>10.0.0.1</td><td>gw.example</td><td>33% <span class=\"muted\">of 3</span></td><td>1.00 ms</td><td>1.50 ms</td>",
+		`<td>2</td><td><span class="muted">*</span></td><td></td><td>100% <span class="muted">of 3</span></td><td></td><td></td>`,
+		"<td>10.00 ms</td><td>11.00 ms</td>", `<span class="down">administratively prohibited</span>`, `<span class="down">not reached</span>`, "n.example:443 · pending",
+	} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("page lacks %q:\n%s", w, b.String())
+		}
+	}
+}
+
 // TestLeafPush: the page shows each remote-write URL's state, without the
 // password of its URL.
 func TestLeafPush(t *testing.T) {

@@ -35,6 +35,7 @@ type DNSServer struct {
 
 	mu      sync.Mutex
 	hosts   map[string][]netip.Addr // by canonical name, see canonicalName
+	ptrs    map[string]string       // reverse names (in-addr.arpa, ip6.arpa) to names
 	queries map[string]int          // by canonical name, all types
 	total   int
 
@@ -62,6 +63,7 @@ func NewDNSServer(t testing.TB, hosts map[string][]netip.Addr) *DNSServer {
 	s := &DNSServer{
 		udp:     udp,
 		hosts:   make(map[string][]netip.Addr, len(hosts)),
+		ptrs:    make(map[string]string),
 		queries: make(map[string]int),
 	}
 	for name, addrs := range hosts {
@@ -86,6 +88,33 @@ func (s *DNSServer) Set(host string, addrs ...netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hosts[canonicalName(host)] = append([]netip.Addr(nil), addrs...)
+}
+
+// SetPTR makes the server answer PTR queries for addr's reverse name
+// (x.in-addr.arpa, x.ip6.arpa) with name, as a reverse lookup
+// (net.Resolver.LookupAddr) asks; without it, they get NXDOMAIN.
+func (s *DNSServer) SetPTR(addr netip.Addr, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ptrs[reverseName(addr)] = name
+}
+
+// reverseName is addr's name under in-addr.arpa or ip6.arpa, canonical.
+func reverseName(addr netip.Addr) string {
+	addr = addr.Unmap()
+	var parts []string
+	if addr.Is4() {
+		b := addr.As4()
+		for i := len(b) - 1; i >= 0; i-- {
+			parts = append(parts, fmt.Sprint(b[i]))
+		}
+		return strings.Join(parts, ".") + ".in-addr.arpa"
+	}
+	b := addr.As16()
+	for i := len(b) - 1; i >= 0; i-- {
+		parts = append(parts, fmt.Sprintf("%x.%x", b[i]&0xf, b[i]>>4))
+	}
+	return strings.Join(parts, ".") + ".ip6.arpa"
 }
 
 // Delete makes the server answer NXDOMAIN for host from now on.
@@ -191,6 +220,10 @@ func (s *DNSServer) answer(query []byte, limit int) ([]byte, error) {
 
 	s.mu.Lock()
 	addrs, known := s.hosts[name]
+	ptr, isPTR := s.ptrs[name]
+	if q.Type == dnsmessage.TypePTR {
+		known = isPTR
+	}
 	s.total++
 	s.queries[name]++
 	s.mu.Unlock()
@@ -205,6 +238,9 @@ func (s *DNSServer) answer(query []byte, limit int) ([]byte, error) {
 	if !known {
 		rh.RCode = dnsmessage.RCodeNameError
 	}
+	if q.Type == dnsmessage.TypePTR {
+		return buildPTRAnswer(rh, q, ptr, known)
+	}
 	resp, err := buildAnswer(rh, q, addrs)
 	if err != nil {
 		return nil, err
@@ -214,6 +250,22 @@ func (s *DNSServer) answer(query []byte, limit int) ([]byte, error) {
 		return buildAnswer(rh, q, nil)
 	}
 	return resp, nil
+}
+
+// buildPTRAnswer builds the answer to the PTR question q: ptr when known.
+func buildPTRAnswer(h dnsmessage.Header, q dnsmessage.Question, ptr string, known bool) ([]byte, error) {
+	b := dnsmessage.NewBuilder(nil, h)
+	err := errors.Join(b.StartQuestions(), b.Question(q), b.StartAnswers())
+	if err == nil && known {
+		var target dnsmessage.Name
+		if target, err = dnsmessage.NewName(strings.TrimSuffix(ptr, ".") + "."); err == nil {
+			err = b.PTRResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET}, dnsmessage.PTRResource{PTR: target})
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("building a DNS PTR answer: %w", err)
+	}
+	return b.Finish()
 }
 
 // buildAnswer builds a message with header h, question q and the addrs

@@ -82,3 +82,21 @@ func TestDNSServerTCP(t *testing.T) {
 		t.Errorf("%d queries, want 2 (UDP, then TCP)", n)
 	}
 }
+
+// TestDNSServerPTR: reverse lookups get the names set for IPv4 and IPv6
+// addresses, and nothing for others.
+func TestDNSServerPTR(t *testing.T) {
+	s := NewDNSServer(t, nil)
+	s.SetPTR(netip.MustParseAddr("10.14.0.1"), "router-a.test")
+	s.SetPTR(netip.MustParseAddr("fd14::1"), "router-a6.test.")
+	r := s.Resolver()
+	for addr, want := range map[string]string{"10.14.0.1": "router-a.test.", "fd14::1": "router-a6.test."} {
+		names, err := r.LookupAddr(context.Background(), addr)
+		if err != nil || len(names) != 1 || names[0] != want {
+			t.Errorf("LookupAddr(%s) = %v, %v; want [%s]", addr, names, err, want)
+		}
+	}
+	if names, err := r.LookupAddr(context.Background(), "10.14.0.2"); err == nil {
+		t.Errorf("LookupAddr(10.14.0.2) = %v, want NXDOMAIN", names)
+	}
+}

@@ -82,6 +82,9 @@ type ConnRecord struct {
 	// Err is why the proxy gave up on the connection: a failed dial to
 	// upstream or a failed write. Nil when both ends ended normally.
 	Err error
+	// DownJitter is the further delay this connection's answers were
+	// given beyond DelayProxyOptions.Down (zero without jitter).
+	DownJitter time.Duration
 }
 
 // Chunk is one read of the proxy and the write that passed it on.
@@ -376,7 +379,11 @@ func (p *DelayProxy) forward(pc *proxyConn) {
 	go func() {
 		down := p.opts.Down
 		if p.opts.DownJitterMax > 0 && rand.Float64() < p.opts.DownJitterFraction {
-			down += rand.N(p.opts.DownJitterMax)
+			j := rand.N(p.opts.DownJitterMax)
+			down += j
+			p.mu.Lock()
+			pc.rec.DownJitter = j
+			p.mu.Unlock()
 		}
 		err := p.delayWrite(pc, client, fromUpstream, down, false)
 		_ = client.SetReadDeadline(time.Now().Add(linger))
