@@ -29,11 +29,15 @@ import (
 	"github.com/oxcross/oxcross/origin"
 )
 
-// The formats a scraper negotiates, as Prometheus asks for them.
-var expoFormats = []struct{ name, accept string }{
-	{"text", "text/plain;version=0.0.4"},
-	{"openmetrics", "application/openmetrics-text;version=1.0.0"},
-	{"protobuf", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"},
+// The formats a scraper negotiates, and Accept headers as Prometheus 3
+// sends them (by default, and with native histograms on).
+var expoFormats = []struct{ name, accept, decodeAs string }{
+	{"text", "text/plain;version=0.0.4", "text"},
+	{"openmetrics", "application/openmetrics-text;version=1.0.0", "openmetrics"},
+	{"protobuf", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", "protobuf"},
+	{"prometheus3", "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1", "openmetrics"},
+	{"prometheus3-native", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=0.0.4;q=0.2,*/*;q=0.1", "protobuf"},
+	{"text-1.0.0", "text/plain;version=1.0.0;escaping=allow-utf-8", "text"},
 }
 
 // TestHistogramMatchesClientGolang feeds the same observations to
@@ -256,7 +260,8 @@ func TestExpositionMatchesGather(t *testing.T) {
 			if w, g := wantRsp.Header.Get("Content-Type"), gotRsp.Header.Get("Content-Type"); w != g {
 				t.Errorf("Content-Type %q, want %q", g, w)
 			}
-			wantFams, gotFams := decode(t, f.name, wantBody), decode(t, f.name, gotBody)
+			t.Logf("Content-Type %s", gotRsp.Header.Get("Content-Type"))
+			wantFams, gotFams := decode(t, f.decodeAs, wantBody), decode(t, f.decodeAs, gotBody)
 			series := 0
 			for i := range max(len(wantFams), len(gotFams)) {
 				if i >= len(wantFams) || i >= len(gotFams) {
@@ -285,7 +290,7 @@ func TestExpositionMatchesGather(t *testing.T) {
 					t.Errorf("no %s", name)
 				}
 			}
-			if f.name == "protobuf" {
+			if f.decodeAs == "protobuf" {
 				for _, mf := range gotFams {
 					if mf.GetName() == "oxcross_leaf_probe_timings" && mf.Metric[0].Histogram.Schema == nil {
 						t.Error("oxcross_leaf_probe_timings has no native histogram")
@@ -408,7 +413,7 @@ func TestExpositionWhileRecording(t *testing.T) {
 	for i := range 30 {
 		f := expoFormats[i%len(expoFormats)]
 		_, body := scrape(t, h, f.accept, "")
-		for _, mf := range decode(t, f.name, body) {
+		for _, mf := range decode(t, f.decodeAs, body) {
 			if mf.GetName() != "oxcross_leaf_probe_timings" {
 				continue
 			}
