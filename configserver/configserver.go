@@ -153,14 +153,15 @@ func (s *Server) loadIdentities(onlyIfChanged bool) error {
 }
 
 // Ready reports nil while the server has a config to serve (always, once
-// New has returned: a config that does not load at start is an error), and
-// why not otherwise. The registry lives in memory; a registry kept
-// elsewhere will also be unready while it cannot be reached.
+// New has returned: a config that does not load at start is an error) and
+// its registry's store can be written (always, in memory; for etcd, while
+// it answers), and why not otherwise. While not ready, the server still
+// serves its last config and registry.
 func (s *Server) Ready() error {
 	if s.current.Load() == nil {
 		return errors.New("no config loaded yet")
 	}
-	return nil
+	return s.registry.store.Ready()
 }
 
 // Current returns the config being served.

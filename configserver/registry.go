@@ -74,6 +74,10 @@ type RegistryOptions struct {
 	HostRecheckInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Store keeps the entries where several configserver replicas share
+	// them (NewEtcdStore); nil keeps them in this process's memory only,
+	// the default. Every check stays with the Registry, whatever the store.
+	Store Store
 }
 
 // Caller is who sends a registry request.
@@ -100,14 +104,27 @@ type entry struct {
 	// host is the advertised host name that RecheckHosts re-resolves; ""
 	// for an IP address and for a static leaf.
 	host string
+	// rev is the store's revision of the entry (0 in memory), which a
+	// write compares so that it does not overwrite a change it has not
+	// seen; lease is the etcd lease the entry's key is on.
+	rev   int64
+	lease int64
 }
 
-// Registry keeps the leaves that registered by heartbeat.
+// Registry keeps the leaves that registered by heartbeat. It makes every
+// check of a registration (identity mode, per-source cap, max leaves,
+// refresh caps) against its in-memory view of the entries, then writes
+// through its Store; reads (Live, Labels, Count) never wait on the store.
 type Registry struct {
 	opts       RegistryOptions
+	store      Store
 	identities atomic.Pointer[Identities]
-	mu         sync.RWMutex
-	leaves     map[string]*entry
+	// writeMu serialises writes (check, store, apply), so that a write's
+	// checks see every earlier write of this process; mu guards the maps
+	// only and is never held across a store's round trip.
+	writeMu sync.Mutex
+	mu      sync.RWMutex
+	leaves  map[string]*entry
 	// bySource indexes leaves by the address they registered from, for
 	// the per-source limit.
 	bySource map[netip.Addr]map[string]*entry
@@ -130,17 +147,21 @@ func NewRegistry(opts RegistryOptions, reg prometheus.Registerer) *Registry {
 	if opts.HostRecheckInterval <= 0 {
 		opts.HostRecheckInterval = DefaultHostRecheckInterval
 	}
+	if opts.Store == nil {
+		opts.Store = memoryStore{}
+	}
 	r := &Registry{
 		opts:     opts,
+		store:    opts.Store,
 		leaves:   make(map[string]*entry),
 		bySource: make(map[netip.Addr]map[string]*entry),
 		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oxcross_configserver_registrations_total",
-			Help: "Leaf heartbeats by result: ok, invalid (400/413), forbidden (403), conflict (409), full (429).",
+			Help: "Leaf heartbeats by result: ok, invalid (400/413), forbidden (403), conflict (409), full (429), unavailable (503: the registry's store cannot be written).",
 		}, []string{"result"}),
 	}
 	r.SetIdentities(opts.Identities)
-	for _, res := range []string{"ok", "invalid", "forbidden", "conflict", "full"} {
+	for _, res := range []string{"ok", "invalid", "forbidden", "conflict", "full", "unavailable"} {
 		r.registrations.WithLabelValues(res)
 	}
 	reg.MustRegister(r.registrations)
@@ -227,37 +248,140 @@ func (r *Registry) Put(ctx context.Context, id string, reg discovery.Registratio
 		}
 	}
 
-	now := r.opts.Now()
 	ttl := missedRefreshes * interval
-	leaf := discovery.Leaf{ID: id, Address: addr, Labels: reg.Labels, Version: reg.Version, LastSeen: now}
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	for attempt := 1; ; attempt++ {
+		now := r.opts.Now()
+		leaf := discovery.Leaf{ID: id, Address: addr, Labels: reg.Labels, Version: reg.Version, LastSeen: now}
+		e := &entry{leaf: leaf, expires: r.store.expiry(now, ttl), from: from, owner: owner, host: host}
+		prev, err := r.checkPut(id, e, c, owner, now)
+		if err != nil {
+			return discovery.Leaf{}, 0, err
+		}
+		err = r.write(ctx, id, e, ttl, prev)
+		if errors.Is(err, errStoreConflict) {
+			if attempt < maxStoreAttempts {
+				continue
+			}
+			err = busy(id)
+		}
+		if err != nil {
+			return discovery.Leaf{}, 0, err
+		}
+		r.registrations.WithLabelValues("ok").Inc()
+		return leaf, ttl, nil
+	}
+}
+
+// maxStoreAttempts bounds the writes of one request that find the entry
+// changed in the store since the checks read it (another replica wrote it).
+const maxStoreAttempts = 3
+
+// checkPut makes the checks of a registration of leaf id as entry e
+// against the current entries, and returns the stored entry it replaces
+// (nil if none).
+func (r *Registry) checkPut(id string, e *entry, c Caller, owner string, now time.Time) (*entry, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old, exists := r.leaves[id]
 	live := exists && old.expires.After(now)
 	if live {
 		if err := r.mayReplaceLocked(id, old, c, owner); err != nil {
-			return discovery.Leaf{}, 0, err
+			return nil, err
 		}
 	}
 	if !c.Authenticated && r.opts.MaxLeavesPerSource > 0 {
-		if n := r.liveFromLocked(from, id, now); n >= r.opts.MaxLeavesPerSource {
-			return discovery.Leaf{}, 0, refuse(http.StatusTooManyRequests, "full", "%s already holds %d live leaf ids, the most one source address may (--registry.max-leaves-per-source)", from, n)
+		if n := r.liveFromLocked(e.from, id, now); n >= r.opts.MaxLeavesPerSource {
+			return nil, refuse(http.StatusTooManyRequests, "full", "%s already holds %d live leaf ids, the most one source address may (--registry.max-leaves-per-source)", e.from, n)
 		}
 	}
 	if !exists && len(r.leaves) >= r.opts.MaxLeaves {
 		r.pruneLocked(now)
 		if len(r.leaves) >= r.opts.MaxLeaves {
-			return discovery.Leaf{}, 0, refuse(http.StatusTooManyRequests, "full", "the registry holds %d leaves, its limit (--registry.max-leaves)", r.opts.MaxLeaves)
+			return nil, refuse(http.StatusTooManyRequests, "full", "the registry holds %d leaves, its limit (--registry.max-leaves)", r.opts.MaxLeaves)
 		}
+	}
+	return r.leaves[id], nil
+}
+
+// write stores entry e of leaf id for ttl through the store, provided the
+// stored entry is still prev, and then applies it to the registry's view.
+func (r *Registry) write(ctx context.Context, id string, e *entry, ttl time.Duration, prev *entry) error {
+	rev, lease, err := r.store.put(ctx, id, e, ttl, prev)
+	if err != nil {
+		r.applyConflict(id, err)
+		return storeRefusal(err)
+	}
+	e.rev, e.lease = rev, lease
+	r.mu.Lock()
+	r.applyLocked(id, e, r.opts.Now())
+	r.mu.Unlock()
+	return nil
+}
+
+// remove deletes leaf id through the store, provided its stored entry is
+// still prev, and from the registry's view.
+func (r *Registry) remove(ctx context.Context, id string, prev *entry) error {
+	if err := r.store.delete(ctx, id, prev); err != nil {
+		r.applyConflict(id, err)
+		return storeRefusal(err)
+	}
+	r.mu.Lock()
+	if cur, ok := r.leaves[id]; ok && cur.rev <= prev.rev {
+		r.deleteLocked(id)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// applyConflict applies to the registry's view the stored entry that a
+// write found changed (err is a *conflictError), so that the retry checks
+// against it.
+func (r *Registry) applyConflict(id string, err error) {
+	var ce *conflictError
+	if !errors.As(err, &ce) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ce.current == nil {
+		r.deleteLocked(id)
+		return
+	}
+	r.applyLocked(id, ce.current, r.opts.Now())
+}
+
+// busy is the answer to a request that found leaf id changed by another
+// replica at each of its attempts.
+func busy(id string) error {
+	return refuse(http.StatusServiceUnavailable, "unavailable", "leaf %q changed in the registry's store at each of %d attempts to write it; try again", id, maxStoreAttempts)
+}
+
+// storeRefusal turns a store's error into the registry's answer: 503 with
+// the reason, except a conflict, which the caller retries.
+func storeRefusal(err error) error {
+	if errors.Is(err, errStoreConflict) {
+		return err
+	}
+	return refuse(http.StatusServiceUnavailable, "unavailable", "the registry cannot store this now, try again later: %v", err)
+}
+
+// applyLocked stores e as the entry of leaf id in the registry's view,
+// unless the view already holds a later revision.
+func (r *Registry) applyLocked(id string, e *entry, now time.Time) {
+	old, exists := r.leaves[id]
+	if exists && e.rev != 0 && old.rev >= e.rev {
+		// The same write again (this process's own, then its watch
+		// event) keeps the entry RecheckHosts may be comparing.
+		return
 	}
 	// An expired entry coming back changes what Live lists, even when it
 	// is the same as before.
-	if !live || !sameLeaf(old.leaf, leaf) {
+	if !exists || !old.expires.After(now) || !sameLeaf(old.leaf, e.leaf) {
 		r.version++
 	}
-	r.setLocked(id, &entry{leaf: leaf, expires: now.Add(ttl), from: from, owner: owner, host: host})
-	r.registrations.WithLabelValues("ok").Inc()
-	return leaf, ttl, nil
+	r.setLocked(id, e)
 }
 
 func findStatic(static []config.StaticLeaf, id string) (config.StaticLeaf, bool) {
@@ -395,10 +519,13 @@ func (r *Registry) unindexLocked(id string, e *entry) {
 
 // dropOwned removes leaf id if from and owner registered it.
 func (r *Registry) dropOwned(id string, from netip.Addr, owner string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e, ok := r.leaves[id]; ok && e.from == from && e.owner == owner {
-		r.deleteLocked(id)
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	r.mu.RLock()
+	e, ok := r.leaves[id]
+	r.mu.RUnlock()
+	if ok && e.from == from && e.owner == owner {
+		_ = r.remove(context.Background(), id, e)
 	}
 }
 
@@ -479,26 +606,44 @@ func (r *Registry) Delete(id string, c Caller) error {
 			return err
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e, ok := r.leaves[id]
-	if !ok {
-		return refuse(http.StatusNotFound, "invalid", "leaf %q is not registered", id)
-	}
-	if c.Authenticated {
-		if e.owner != "" && e.owner != owner && e.expires.After(r.opts.Now()) {
-			return refuse(http.StatusForbidden, "forbidden", "leaf %q was registered by identity %q, not %q", id, e.owner, owner)
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	for attempt := 1; ; attempt++ {
+		r.mu.RLock()
+		e, ok := r.leaves[id]
+		r.mu.RUnlock()
+		if !ok {
+			return refuse(http.StatusNotFound, "invalid", "leaf %q is not registered", id)
 		}
-	} else if e.from != c.Addr.Unmap() && !r.allowed(c.Addr) {
-		return refuse(http.StatusForbidden, "forbidden", "leaf %q was registered from %s, not %s", id, e.from, c.Addr.Unmap())
+		if c.Authenticated {
+			if e.owner != "" && e.owner != owner && e.expires.After(r.opts.Now()) {
+				return refuse(http.StatusForbidden, "forbidden", "leaf %q was registered by identity %q, not %q", id, e.owner, owner)
+			}
+		} else if e.from != c.Addr.Unmap() && !r.allowed(c.Addr) {
+			return refuse(http.StatusForbidden, "forbidden", "leaf %q was registered from %s, not %s", id, e.from, c.Addr.Unmap())
+		}
+		err := r.remove(context.Background(), id, e)
+		if errors.Is(err, errStoreConflict) {
+			if attempt < maxStoreAttempts {
+				continue
+			}
+			err = busy(id)
+		}
+		return err
 	}
-	r.deleteLocked(id)
-	return nil
 }
 
-// Run re-resolves advertised host names every HostRecheckInterval
-// (RecheckHosts) until ctx ends.
+// Run keeps the registry's view in step with its store (for a shared
+// store: the initial listing, then its changes) and re-resolves
+// advertised host names every HostRecheckInterval (RecheckHosts) until
+// ctx ends.
 func (r *Registry) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.store.run(ctx, r)
+	}()
+	defer func() { <-done }()
 	t := time.NewTicker(r.opts.HostRecheckInterval)
 	defer t.Stop()
 	for {
@@ -564,8 +709,8 @@ func (r *Registry) RecheckHosts(ctx context.Context) []string {
 	wg.Wait()
 
 	var dropped []string
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
 	for _, c := range checks {
 		res := results[c.e.host]
 		gone := res.err != nil && notFound(res.err)
@@ -577,8 +722,10 @@ func (r *Registry) RecheckHosts(ctx context.Context) []string {
 		}
 		// Only the entry that was checked: a heartbeat meanwhile was
 		// checked by Put itself.
-		if r.leaves[c.id] == c.e {
-			r.deleteLocked(c.id)
+		r.mu.RLock()
+		same := r.leaves[c.id] == c.e
+		r.mu.RUnlock()
+		if same && r.remove(ctx, c.id, c.e) == nil {
 			dropped = append(dropped, c.id)
 		}
 	}
@@ -749,6 +896,12 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		code, result = he.code, he.result
 	}
 	s.registry.registrations.WithLabelValues(result).Inc()
+	if result == "unavailable" {
+		s.logger.Warn("Refused a leaf registry request: the registry's store cannot be written", "method", r.Method, "path", r.URL.Path, "remote_addr", r.RemoteAddr, "status", code, "err", err)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, err.Error(), code)
+		return
+	}
 	s.logger.Debug("Refused a leaf registry request", "method", r.Method, "path", r.URL.Path, "remote_addr", r.RemoteAddr, "status", code, "err", err)
 	http.Error(w, err.Error(), code)
 }

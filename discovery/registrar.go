@@ -31,32 +31,37 @@ type Registration struct {
 // Registrar sends a leaf's heartbeats to the configserver and deregisters
 // it on shutdown.
 type Registrar struct {
-	url string
-	// shown is url with its userinfo redacted, for messages.
-	shown  string
-	client *http.Client
-	agent  string
-	body   []byte
+	servers *Configservers
+	path    string
+	client  *http.Client
+	agent   string
+	body    []byte
 }
 
 // NewRegistrar returns a Registrar for leaf id at the configserver base.
 func NewRegistrar(base string, client *http.Client, userAgent, id string, reg Registration) (*Registrar, error) {
+	servers, err := NewConfigservers([]string{base}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return NewRegistrarFrom(servers, client, userAgent, id, reg)
+}
+
+// NewRegistrarFrom is NewRegistrar for several configserver replicas:
+// each request goes to the current one, and fails over to the next when
+// it does not answer or answers a 5xx.
+func NewRegistrarFrom(servers *Configservers, client *http.Client, userAgent, id string, reg Registration) (*Registrar, error) {
 	if err := config.ValidateLeafID(id); err != nil {
 		return nil, err
 	}
 	if err := config.ValidateLabels(reg.Labels); err != nil {
 		return nil, fmt.Errorf("leaf labels: %w", err)
 	}
-	u, err := parseBase(base)
-	if err != nil {
-		return nil, err
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/api/v1/leaves/" + url.PathEscape(id)
 	body, err := json.Marshal(reg)
 	if err != nil {
 		return nil, fmt.Errorf("encoding registration: %w", err)
 	}
-	return &Registrar{url: u.String(), shown: config.RedactURL(u.String()), client: client, agent: userAgent, body: body}, nil
+	return &Registrar{servers: servers, path: "/api/v1/leaves/" + url.PathEscape(id), client: client, agent: userAgent, body: body}, nil
 }
 
 // Heartbeat registers the leaf, or renews its registration.
@@ -70,9 +75,19 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 }
 
 func (r *Registrar) do(ctx context.Context, method string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, method, r.url, bytes.NewReader(body))
+	return r.servers.try(ctx, func(base url.URL) (bool, error) {
+		base.Path += r.path
+		return r.once(ctx, method, base.String(), body)
+	})
+}
+
+// once sends one request to u; failover says the next configserver should
+// be asked.
+func (r *Registrar) once(ctx context.Context, method, u string, body []byte) (failover bool, err error) {
+	shown := config.RedactURL(u)
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, r.shown, err)
+		return false, fmt.Errorf("%s %s: %w", method, shown, err)
 	}
 	req.Header.Set("User-Agent", r.agent)
 	if body != nil {
@@ -86,12 +101,12 @@ func (r *Registrar) do(ctx context.Context, method string, body []byte) error {
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return fmt.Errorf("%s %s: %w", method, r.shown, err)
+		return true, fmt.Errorf("%s %s: %w", method, shown, err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, r.shown, resp.Status, strings.TrimSpace(string(msg)))
+		return resp.StatusCode >= 500, fmt.Errorf("%s %s: %s: %s", method, shown, resp.Status, strings.TrimSpace(string(msg)))
 	}
-	return nil
+	return false, nil
 }

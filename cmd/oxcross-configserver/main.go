@@ -36,6 +36,7 @@ func main() {
 		PlaceHolder("FILE").String()
 	allowCIDRs := app.Flag("registry.allow-address-cidr", "A network (CIDR) whose addresses leaves may advertise whatever address their registration comes from, e.g. when a reverse proxy fronts the configserver. Repeatable. Outside these, a leaf may only advertise the address its request comes from.").
 		Strings()
+	etcdFlags := addEtcdFlags(app)
 	limits := service.AddConfigLimitFlags(app)
 	check := app.Flag("config.check", "Validate this config file offline, print every error with its line (exit 1) or a summary of its origins (exit 0) and, on stderr, a warning with its line for each thing the original Oxcross ignored or skipped in its JSON, and exit.").
 		PlaceHolder("FILE").String()
@@ -62,6 +63,16 @@ func main() {
 	}
 	service.LogStart(logger, "oxcross-configserver")
 	reg := service.NewRegistry(name)
+	store, err := etcdFlags.store(reg, logger)
+	if err != nil {
+		logger.Error("Cannot use the registry's etcd", "err", err)
+		os.Exit(2)
+	}
+	if store != nil {
+		defer store.Close()
+		ropts.Store = store
+		logger.Info("The leaf registry lives in etcd, shared by every replica", "endpoints", strings.Join(store.Endpoints(), ","), "prefix", *etcdFlags.prefix)
+	}
 	auth := configserver.WebConfigAuthentication(*flags.Web.WebConfigFile)
 	srv, err := configserver.New(*configFile, configserver.Options{Parser: parser, Registry: ropts, Authentication: auth, IdentitiesFile: *identities}, reg, logger)
 	if err != nil {

@@ -21,7 +21,7 @@ const name = "oxcross_leaf"
 // options are the leaf's command line.
 type options struct {
 	web            *service.Flags
-	configURL      string
+	configURLs     []string
 	configFile     string
 	refresh        durationFlag
 	watch          durationFlag
@@ -58,8 +58,8 @@ func main() {
 	var o options
 	app := kingpin.New("oxcross-leaf", "Oxcross leaf: probes every origin of its config on schedule and exports latency, success and clock drift as Prometheus metrics. OXCROSS_METRICS_PORT sets the port of the default listen address. Shell completion: eval \"$(oxcross-leaf --completion-script-bash)\" (or --completion-script-zsh).")
 	o.web = service.AddFlags(app, name, "OXCROSS_METRICS_PORT", "9299")
-	app.Flag("config.url", "Base URL of the configserver; the config is fetched from <url>/config. Either this or --config.file. A user:password@ in it is sent as basic auth and shown as user:xxxxx@ in logs and on pages; --config.http-client-file with a password_file keeps the password out of the command line.").
-		Envar("OXCROSS_CONFIG_API_BASE").PlaceHolder("URL").StringVar(&o.configURL)
+	app.Flag("config.url", "Base URL of the configserver; the config is fetched from <url>/config. Repeat it for configserver replicas (sharing a registry in etcd): the heartbeat and the config fetch go to the current one and fail over to the next when it does not answer or answers 5xx. Either this or --config.file. A user:password@ in it is sent as basic auth and shown as user:xxxxx@ in logs and on pages; --config.http-client-file with a password_file keeps the password out of the command line.").
+		Envar("OXCROSS_CONFIG_API_BASE").PlaceHolder("URL").StringsVar(&o.configURLs)
 	app.Flag("config.file", "Local target config file (YAML or JSON) for a standalone leaf, reloaded when it changes, on SIGHUP and on POST /-/reload. Either this or --config.url. With the probe command: where to find the config's own modules.").
 		PlaceHolder("FILE").StringVar(&o.configFile)
 	app.Flag("config.check", "Validate this config file offline, print every error with its line (exit 1) or a summary of its origins (exit 0) and, on stderr, a warning with its line for each thing the original Oxcross ignored or skipped in its JSON, and exit.").

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ import (
 // exit status.
 func runLeaf(o *options) int {
 	logger := o.web.Logger()
-	if (o.configURL == "") == (o.configFile == "") {
+	if (len(o.configURLs) == 0) == (o.configFile == "") {
 		logger.Error("Give exactly one of --config.url (or OXCROSS_CONFIG_API_BASE) and --config.file")
 		return 2
 	}
@@ -72,15 +73,15 @@ func runLeaf(o *options) int {
 		Logger:          logger,
 		Registerer:      reg,
 	}
-	configSource := o.configFile
+	configSource := func() string { return o.configFile }
 	var registrar *discovery.Registrar
-	if o.configURL != "" {
+	if len(o.configURLs) > 0 {
 		var err error
 		if registrar, err = followConfigserver(o, &opts, agent, parser, logger); err != nil {
 			logger.Error("Cannot follow the configserver", "err", err)
 			return 2
 		}
-		configSource = opts.Remote.URL()
+		configSource = opts.Remote.URL
 	} else {
 		opts.File = config.NewFile(o.configFile, parser)
 		logger.Info("Standalone: following the config file", "file", o.configFile)
@@ -111,7 +112,7 @@ func runLeaf(o *options) int {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		cfg := follower.Config()
-		page := statuspage.Leaf{ID: o.leafID, Version: version.Info(), ConfigSource: configSource, Ready: follower.Ready(), Origins: history.Statuses(cfg), Now: time.Now(), Refresh: 15}
+		page := statuspage.Leaf{ID: o.leafID, Version: version.Info(), ConfigSource: configSource(), Ready: follower.Ready(), Origins: history.Statuses(cfg), Now: time.Now(), Refresh: 15}
 		if cfg != nil {
 			page.Paths, _ = history.Paths(r.Context(), cfg, reverseNames, "")
 		}
@@ -171,10 +172,11 @@ func followConfigserver(o *options, opts *discovery.FollowerOptions, agent strin
 	if err != nil {
 		return nil, fmt.Errorf("--config.http-client-file: %w", err)
 	}
-	remote, err := discovery.NewRemote(o.configURL, o.leafID, client, agent, parser)
+	servers, err := discovery.NewConfigservers(o.configURLs, logger)
 	if err != nil {
 		return nil, err
 	}
+	remote := discovery.NewRemoteFrom(servers, o.leafID, client, agent, parser)
 	opts.Remote, opts.CacheFile = remote, o.cacheFile
 	if o.cacheFile != "" {
 		// systemd's StateDirectory makes it for the packaged unit; without
@@ -183,7 +185,7 @@ func followConfigserver(o *options, opts *discovery.FollowerOptions, agent strin
 			logger.Warn("Cannot create the config cache's directory; the cache write is retried at every refresh", "dir", filepath.Dir(o.cacheFile), "err", err)
 		}
 	}
-	logger.Info("Following the configserver", "url", remote.URL(), "refresh_interval", o.refresh.get(), "cache_file", o.cacheFile)
+	logger.Info("Following the configserver", "url", remote.URL(), "replicas", strings.Join(servers.All(), ","), "refresh_interval", o.refresh.get(), "cache_file", o.cacheFile)
 	if !o.register {
 		return nil, nil
 	}
@@ -198,7 +200,7 @@ func followConfigserver(o *options, opts *discovery.FollowerOptions, agent strin
 		}
 		reg.Labels[k] = v
 	}
-	registrar, err := discovery.NewRegistrar(o.configURL, client, agent, o.leafID, reg)
+	registrar, err := discovery.NewRegistrarFrom(servers, client, agent, o.leafID, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,11 @@
 // response; MetricValue, LookupMetric, MetricSum and MetricSeries read
 // series from a prometheus.Gatherer.
 //
+// Programs: DebianBinary finds a program from a Debian package a test
+// needs, skipping the test without it (failing it in CI); StartEtcd runs
+// Debian's etcd on loopback, which Etcd.Stop and Etcd.Start take down and
+// bring back on the same data.
+//
 // Helpers taking a testing.TB call its Helper method and register their
 // clean-up with its Cleanup method. Those that fail with Fatal must be
 // called from the test's goroutine; WriteAtomic and ConfigMap.Swap report

@@ -15,10 +15,11 @@ import (
 type fakeTB struct {
 	testing.TB
 
-	mu     sync.Mutex
-	failed bool
-	fatal  bool
-	msgs   []string
+	mu      sync.Mutex
+	failed  bool
+	fatal   bool
+	skipped bool
+	msgs    []string
 }
 
 // run calls f with a fakeTB on a new goroutine and waits for it to end.
@@ -53,6 +54,15 @@ func (f *fakeTB) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 func (f *fakeTB) FailNow() { f.fail(true, ""); runtime.Goexit() }
+
+// Skipf records the skip and ends the goroutine, as for a real test.
+func (f *fakeTB) Skipf(format string, args ...any) {
+	f.mu.Lock()
+	f.skipped = true
+	f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
+	f.mu.Unlock()
+	runtime.Goexit()
+}
 
 func (f *fakeTB) Failed() bool {
 	f.mu.Lock()

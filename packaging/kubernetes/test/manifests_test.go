@@ -34,7 +34,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-const dir = ".."
+// dir is packaging/kubernetes, whose kustomization renders baseDir's.
+const (
+	dir     = ".."
+	baseDir = "../base"
+)
 
 // kinds maps each kind the manifests may hold to its apiVersion and type.
 var kinds = map[string]struct {
@@ -103,7 +107,7 @@ func splitDocs(data []byte) [][]byte {
 
 func kustomization(t *testing.T) types.Kustomization {
 	t.Helper()
-	return kustomizationAt(t, dir)
+	return kustomizationAt(t, baseDir)
 }
 
 // kustomizationAt decodes the kustomization.yaml in directory d strictly.
@@ -128,7 +132,7 @@ func TestFilesDecodeStrictly(t *testing.T) {
 		t.Fatal("kustomization.yaml lists no resources")
 	}
 	for _, r := range k.Resources {
-		data, err := os.ReadFile(filepath.Join(dir, r))
+		data, err := os.ReadFile(filepath.Join(baseDir, r))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +151,7 @@ func TestFilesDecodeStrictly(t *testing.T) {
 // TestStrictDecodingCatchesTypos makes sure the check above would fail on a
 // misspelt field.
 func TestStrictDecodingCatchesTypos(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(dir, "deployment.yaml"))
+	data, err := os.ReadFile(filepath.Join(baseDir, "deployment.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,14 +248,14 @@ func TestRendered(t *testing.T) {
 			t.Fatal(err)
 		}
 		if cm.Data["config.yaml"] != string(want) {
-			t.Error("packaging/kubernetes/config.yaml differs from packaging/config/config.yaml: copy it over")
+			t.Error("packaging/kubernetes/base/config.yaml differs from packaging/config/config.yaml: copy it over")
 		}
 		ids, err := os.ReadFile(filepath.Join(dir, "..", "config", "registry-identities.yml"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if cm.Data["registry-identities.yml"] != string(ids) {
-			t.Error("packaging/kubernetes/registry-identities.yml differs from packaging/config/registry-identities.yml: copy it over")
+			t.Error("packaging/kubernetes/base/registry-identities.yml differs from packaging/config/registry-identities.yml: copy it over")
 		}
 	})
 
