@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make bench: builds the three programs, runs them on loopback next to
 # Debian's prometheus-blackbox-exporter, drives them (wrk, bench/oxbench),
-# reads CPU and memory from /proc, and prints one table with every target
-# of docs/performance.md. About 7 minutes; BENCH_QUICK=1 shortens every
-# window (about 2.5 minutes, noisier). BENCH_KEEP=1 keeps the work directory
+# reads CPU and memory from /proc, and prints issue 17's targets in its
+# table's order, then issue 7's rows (a)-(f), each with its target and
+# whether it is met. About 9 minutes; BENCH_QUICK=1 shortens every window
+# (about 3.5 minutes, noisier). BENCH_KEEP=1 keeps the work directory
 # (logs, configs, scrapes). Installs wrk and prometheus-blackbox-exporter
 # with apt when they are missing (sudo when not root).
 #
@@ -15,9 +16,9 @@ cd "$(dirname "$0")/.."
 
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  WARMUP=5 WINDOW=20 BIG_WINDOW=25 ACC_WINDOW=8 WRK_TIME=3s SMALL_WINDOW=10
+  WARMUP=5 WINDOW=20 BIG_WINDOW=25 ACC_WINDOW=8 WRK_TIME=3s SMALL_WINDOW=10 SCRAPES=5
 else
-  WARMUP=10 WINDOW=60 BIG_WINDOW=60 ACC_WINDOW=20 WRK_TIME=8s SMALL_WINDOW=30
+  WARMUP=10 WINDOW=60 BIG_WINDOW=60 ACC_WINDOW=20 WRK_TIME=8s SMALL_WINDOW=30 SCRAPES=10
 fi
 # wrk is a closed loop: more connections, more throughput and a longer
 # tail. Each server runs at every count here; the table gives the best
@@ -105,6 +106,28 @@ scrape_every() {
 
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 
+# total_alloc PORT: the leaf's bytes allocated so far (runtime.MemStats'
+# TotalAlloc, from its pprof heap page, which does not scrape /metrics).
+total_alloc() { curl -fsS "http://127.0.0.1:$1/debug/pprof/heap?debug=1" | sed -n 's/^# TotalAlloc = //p'; }
+
+# scrape_cost PORT PID ORIGINS ACCEPT: scrapes the leaf's /metrics
+# $SCRAPES times back to back in the format ACCEPT asks for, then leaves
+# it alone as long; sets $cost_ms (CPU) and $cost_mb (bytes allocated,
+# 10^6) of one scrape per 1,000 origins: the scrapes' share, net of what
+# the leaf spends meanwhile on its probes (the quiet span's rate).
+scrape_cost() {
+  local port=$1 pid=$2 n=$3 accept=$4 a0 c0 t0 a1 c1 t1 a2 c2 t2
+  a0=$(total_alloc "$port") c0=$(cpu "$pid") t0=$(date +%s.%N)
+  for _ in $(seq 1 "$SCRAPES"); do
+    curl -fsS -o /dev/null -H "Accept: $accept" "http://127.0.0.1:$port/metrics"
+  done
+  a1=$(total_alloc "$port") c1=$(cpu "$pid") t1=$(date +%s.%N)
+  sleep "$(calc %.2f "$t1 - $t0")"
+  a2=$(total_alloc "$port") c2=$(cpu "$pid") t2=$(date +%s.%N)
+  cost_ms=$(calc %.1f "(($c1 - $c0) - ($c2 - $c1) / ($t2 - $t1) * ($t1 - $t0)) / $SCRAPES * 1000 * 1000 / $n")
+  cost_mb=$(calc %.2f "(($a1 - $a0) - ($a2 - $a1) / ($t2 - $t1) * ($t1 - $t0)) / $SCRAPES / 1e6 * 1000 / $n")
+}
+
 leaf() {
   start "$1" "$bin/oxcross-leaf" --config.file="$2" --leaf.id="bench-$1" --config.cache-file= \
     --web.listen-address=127.0.0.1:0 --web.enable-pprof "${@:3}"
@@ -172,6 +195,59 @@ echo "leaf: $leaf_probes probes, $(calc %.2f "$l1 - $l0") CPU s; blackbox: ~$bb_
 stop "$leaf_pid"
 stop "$bb_pid"
 
+# --- https: CPU per probe with a TLS handshake on every probe ---------------
+step "(https) leaf and blackbox_exporter at 100 https probes/s each for ${WINDOW}s, a TLS handshake on every probe"
+# A loopback TLS origin (ECDSA P-256, HTTP/1.1): no keep-alive and no
+# session tickets, so both probers make a whole handshake every probe (the
+# leaf opens a fresh connection every probe anyway; blackbox_exporter a new
+# client every probe). Both verify the certificate against the same CA.
+start tlsorigin "$ox" tlsorigin -ca "$work/tls-ca.pem"
+tls_pid=$pid tls_target="https://127.0.0.1:$port"
+"$ox" gen -n 1000 -interval 10s -timeout 5s -mode simple -targets "$tls_target" -path /healthz -ca "$work/tls-ca.pem" >"$work/leaftls.yaml"
+leaf leaftls "$work/leaftls.yaml"
+leaf_pid=$pid leaf_port=$port
+cat >"$work/blackbox-tls.yml" <<EOF
+modules:
+  https_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config:
+        ca_file: $work/tls-ca.pem
+EOF
+start blackboxtls "$BLACKBOX" --config.file="$work/blackbox-tls.yml" --web.listen-address=127.0.0.1:0
+bb_pid=$pid bb_port=$port
+"$ox" drive -url "http://127.0.0.1:$bb_port/probe?module=https_2xx&target=$tls_target/healthz" -rate 100 \
+  -duration "$((WARMUP + WINDOW + 4))s" -expect "probe_success 1" >"$work/drive-tls.out" &
+drive_pid=$!
+pids+=("$drive_pid")
+sleep "$WARMUP"
+l0=$(cpu "$leaf_pid") b0=$(cpu "$bb_pid") t0=$(date +%s.%N)
+scrape "$leaf_port" "$work/leaftls.before"
+scrape_every "$leaf_port" 15 "$(($(date +%s) + WINDOW - 1))" &
+scraper=$!
+sleep "$WINDOW"
+stop "$scraper"
+l1=$(cpu "$leaf_pid") b1=$(cpu "$bb_pid") t1=$(date +%s.%N)
+scrape "$leaf_port" "$work/leaftls.after"
+wait "$drive_pid" || true
+cat "$work/drive-tls.out" >&2
+eval "$("$ox" window -before "$work/leaftls.before" -after "$work/leaftls.after")"
+secs=$(calc %.3f "$t1 - $t0")
+tls_probes=$((probes_ok + probes_failed))
+[ "$probes_failed" = 0 ] || echo "warning: $probes_failed leaf https probes failed ($failed_reasons)" >&2
+grep -q "failed=0 dropped=0" "$work/drive-tls.out" || echo "warning: blackbox_exporter https probes failed or were dropped: $(cat "$work/drive-tls.out")" >&2
+tls_leaf_us=$(calc %.1f "($l1 - $l0) / $tls_probes * 1e6")
+tls_bb_us=$(calc %.1f "($b1 - $b0) / (100 * $secs) * 1e6")
+ratio_tls=$(calc %.2f "$tls_leaf_us / $tls_bb_us")
+tls_leaf_pct=$(calc %.1f "($l1 - $l0) / $secs * 100")
+tls_bb_pct=$(calc %.1f "($b1 - $b0) / $secs * 100")
+echo "https: leaf $tls_probes probes, ${tls_leaf_us} µs each; blackbox ${tls_bb_us} µs each; ratio $ratio_tls" >&2
+stop "$leaf_pid"
+stop "$bb_pid"
+stop "$tls_pid"
+
 # --- scaling: 100 origins ----------------------------------------------------
 step "scaling: 100 origins at 10 s for ${SMALL_WINDOW}s"
 "$ox" gen -n 100 -interval 10s -timeout 5s -mode simple -targets "$target" -path /healthz >"$work/leaf100.yaml"
@@ -202,6 +278,11 @@ stop "$scraper"
 c1=$(cpu "$big_pid") t1=$(date +%s.%N)
 scrape "$big_port" "$work/leaf10k.after"
 big_hwm=$(hwm "$big_pid")
+scrape_cost "$big_port" "$big_pid" 10000 "text/plain;version=0.0.4"
+scrape_text_ms=$cost_ms scrape_text_mb=$cost_mb
+scrape_cost "$big_port" "$big_pid" 10000 "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+scrape_pb_ms=$cost_ms scrape_pb_mb=$cost_mb
+echo "scrape of 10,000 origins, per 1,000: text ${scrape_text_ms} ms CPU, ${scrape_text_mb} MB allocated; protobuf ${scrape_pb_ms} ms, ${scrape_pb_mb} MB" >&2
 stop "$big_pid"
 eval "$("$ox" window -before "$work/leaf10k.before" -after "$work/leaf10k.after")"
 secs=$(calc %.3f "$t1 - $t0")
@@ -328,6 +409,15 @@ row_origin=$(server_row 30000 5)
 # --- the table ---------------------------------------------------------------
 mib() { calc %.1f "$1 / 1024"; }
 
+slope_kib=$(calc %.1f "($big_hwm - $leaf1k_hwm) / 9000")
+met17_rss1k=$(yes_no "$leaf1k_hwm <= 30 * 1024")
+met17_rss10k=$(yes_no "$big_hwm <= 120 * 1024")
+met17_slope=$(yes_no "$slope_kib <= 10")
+met17_scrape=$(yes_no "$scrape_text_ms <= 10 && $scrape_pb_ms <= 10")
+met17_garbage=$(yes_no "$scrape_text_mb <= 1 && $scrape_pb_mb <= 1")
+met17_http=$(yes_no "$ratio_a <= 0.3")
+met17_https=$(yes_no "$ratio_tls <= 0.5")
+met17_lag=$(yes_no "$big_lag_p99 <= 0.0047 && $big_skipped == 0")
 met_a=$(yes_no "$ratio_a <= 0.5")
 met_b=$(yes_no "$leaf1k_hwm < 40 * 1024")
 met_c=$(yes_no "$big_lag_p99 < 0.1 && $big_skipped == 0")
@@ -340,6 +430,21 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 cat <<EOF
 
 Oxcross benchmark, $(date -u +%Y-%m-%d) ($mode), $(nproc) cores ($cpu_model), $(go env GOVERSION), blackbox_exporter $bb_version; $(git describe --always --dirty 2>/dev/null || echo unknown)
+
+Issue 17's targets, in its order:
+
+| row | measured | target | peer: blackbox_exporter | ratio | met |
+|---|---|---|---|---|---|
+| peak RSS (VmHWM), 1,000 origins at 10 s, scraped every 15 s, default settings | $(mib "$leaf1k_hwm") MiB | ≤ 30 MiB | $(mib "$bb_hwm") MiB | $(calc %.2f "$leaf1k_hwm / $bb_hwm") | ${met17_rss1k} |
+| peak RSS, 10,000 origins | $(mib "$big_hwm") MiB | ≤ 120 MiB | | | ${met17_rss10k} |
+| memory per added origin (peak RSS slope between 1k and 10k) | ${slope_kib} KiB | ≤ 10 KiB | | | ${met17_slope} |
+| CPU of one scrape per 1,000 origins (of 10,000; ${SCRAPES} scrapes each) | text ${scrape_text_ms} ms, protobuf ${scrape_pb_ms} ms | ≤ 10 ms | | | ${met17_scrape} |
+| garbage (bytes allocated) per scrape per 1,000 origins | text ${scrape_text_mb} MB, protobuf ${scrape_pb_mb} MB | ≤ 1 MB | | | ${met17_garbage} |
+| CPU per plain HTTP probe vs blackbox_exporter, same target and rate (row (a)) | ${leaf_us} µs | ≤ 0.3× | ${bb_us} µs | ${ratio_a} | ${met17_http} |
+| CPU per https probe vs blackbox_exporter (TLS handshake every probe, loopback TLS origin, 100 probes/s each, same ${WINDOW} s) | ${tls_leaf_us} µs (${tls_leaf_pct}% of a core) | ≤ 0.5× | ${tls_bb_us} µs (${tls_bb_pct}% of a core) | ${ratio_tls} | ${met17_https} |
+| 10,000 origins at 10 s: p99 start lag, skipped slots (row (c)) | ${big_p99} ms, ${big_skipped} skipped | ≤ 4.7 ms (issue 17's run), 0 skipped | | | ${met17_lag} |
+
+Issue 7's rows:
 
 | measure | measured | target | peer: blackbox_exporter | ratio | met |
 |---|---|---|---|---|---|

@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -12,7 +13,7 @@ import (
 const HistoryMinutes = 60
 
 // History keeps, for the leaf's status page, each origin's last result and
-// its latency over the last hour in one-minute buckets (a few hundred bytes
+// its latency over the last hour in one-minute buckets (under 1 KiB
 // per origin whatever the interval). It is safe for concurrent use.
 type History struct {
 	mu      sync.RWMutex
@@ -25,18 +26,55 @@ func NewHistory() *History {
 	return &History{origins: make(map[string]*originHistory), now: time.Now}
 }
 
+// minuteBucket is one minute of an origin's probes; which minute follows
+// from its place in the ring and originHistory.minute.
 type minuteBucket struct {
-	minute    int64 // Unix minute this bucket holds
-	successes uint32
-	failures  uint32
-	sum, max  float32 // seconds, of successful probes
+	successes, failures uint16  // saturating
+	sum, max            float32 // seconds, of successful probes
 }
 
+// originHistory is one origin's: 896 bytes, whatever the interval.
 type originHistory struct {
-	last    Result
-	lastAt  time.Time
-	probed  bool
+	last Result
+	// lastAt is when last ended, in Unix nanoseconds; 0 before the first
+	// probe ends.
+	lastAt int64
+	// minute is the latest Unix minute recorded: buckets hold the minutes
+	// (minute-HistoryMinutes, minute], minute m at m%HistoryMinutes.
+	minute  int64
 	buckets [HistoryMinutes]minuteBucket
+}
+
+// when returns when the last probe ended, and false before the first.
+func (oh *originHistory) when() (time.Time, bool) {
+	if oh.lastAt == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, oh.lastAt), true
+}
+
+// bucket returns the bucket of Unix minute m, nil when m is older than
+// the ring holds. A newer m moves the ring on, emptying the minutes it
+// skips.
+func (oh *originHistory) bucket(m int64) *minuteBucket {
+	switch {
+	case m > oh.minute:
+		for i := max(oh.minute+1, m-HistoryMinutes+1); i <= m; i++ {
+			oh.buckets[i%HistoryMinutes] = minuteBucket{}
+		}
+		oh.minute = m
+	case m <= oh.minute-HistoryMinutes:
+		return nil
+	}
+	return &oh.buckets[m%HistoryMinutes]
+}
+
+// at returns the bucket of Unix minute m if the ring holds it.
+func (oh *originHistory) at(m int64) (minuteBucket, bool) {
+	if m > oh.minute || m <= oh.minute-HistoryMinutes {
+		return minuteBucket{}, false
+	}
+	return oh.buckets[m%HistoryMinutes], true
 }
 
 // track starts keeping origin id's history, unless it is kept already.
@@ -74,14 +112,18 @@ func (h *History) record(id string, r Result) {
 	if !ok {
 		return
 	}
-	oh.last, oh.lastAt, oh.probed = r, now, true
-	m := now.Unix() / 60
-	b := &oh.buckets[m%HistoryMinutes]
-	if b.minute != m {
-		*b = minuteBucket{minute: m}
+	oh.last, oh.lastAt = r, now.UnixNano()
+	b := oh.bucket(now.Unix() / 60)
+	if b == nil {
+		return // the clock went back more than an hour
 	}
 	if !r.Success {
-		b.failures++
+		if b.failures < math.MaxUint16 {
+			b.failures++
+		}
+		return
+	}
+	if b.successes == math.MaxUint16 {
 		return
 	}
 	s := float32(r.Duration.Seconds())
@@ -129,11 +171,13 @@ func (h *History) Statuses(cfg *config.Config) []OriginStatus {
 		if !ok {
 			oh = &originHistory{}
 		}
-		s.Probed, s.Last, s.LastAt = oh.probed, oh.last, oh.lastAt
+		if at, ok := oh.when(); ok {
+			s.Probed, s.Last, s.LastAt = true, oh.last, at
+		}
 		for i := range HistoryMinutes {
 			m := cur - HistoryMinutes + 1 + int64(i)
 			p := Point{Minute: time.Unix(m*60, 0)}
-			if b := oh.buckets[m%HistoryMinutes]; b.minute == m {
+			if b, ok := oh.at(m); ok {
 				p.Successes, p.Failures, p.Max = int(b.successes), int(b.failures), float64(b.max)
 				if b.successes > 0 {
 					p.Mean = float64(b.sum) / float64(b.successes)

@@ -109,3 +109,37 @@ func TestSchedulerHistory(t *testing.T) {
 		return !h.Statuses(cfg)[0].Probed
 	})
 }
+
+// TestHistoryRing: minutes without probes between two that have them
+// are empty, the older minute is kept while within the hour, and a clock
+// that goes back within the hour adds to the minute it names.
+func TestHistoryRing(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC)
+	now := start
+	h := NewHistory()
+	h.now = func() time.Time { return now }
+	h.track("a")
+	cfg := origins(config.Target{ID: "a", URL: "http://a.example/", Module: "simple"})
+	ok := Result{Success: true, Reason: ReasonOK, Duration: time.Second}
+	h.record("a", ok)
+	now = start.Add(3 * time.Minute)
+	h.record("a", Result{Reason: ReasonTimeout})
+	now = start.Add(time.Minute) // back two minutes
+	h.record("a", ok)
+	now = start.Add(3 * time.Minute)
+	pts := h.Statuses(cfg)[0].Points
+	want := map[int][2]int{HistoryMinutes - 4: {1, 0}, HistoryMinutes - 3: {1, 0}, HistoryMinutes - 1: {0, 1}}
+	for i, p := range pts {
+		if w := want[i]; p.Successes != w[0] || p.Failures != w[1] {
+			t.Errorf("minute %v: %d successes, %d failures; want %d, %d", p.Minute, p.Successes, p.Failures, w[0], w[1])
+		}
+	}
+	// Two hours back: older than the ring, dropped.
+	now = start.Add(-2 * time.Hour)
+	h.record("a", ok)
+	now = start.Add(3 * time.Minute)
+	if got := h.Statuses(cfg)[0].Points[HistoryMinutes-4].Successes; got != 1 {
+		t.Errorf("a probe two hours back changed a minute in the window: %d successes", got)
+	}
+}

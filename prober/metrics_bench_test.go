@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"io"
@@ -98,11 +99,10 @@ func (benchKind) Spec() config.Kind {
 func (k benchKind) Probe(_ context.Context, _ *Params, r *Result) { *r = k.r }
 
 // BenchmarkSchedulerSlot is the scheduler's work for one slot of one
-// origin without the network: take a probe slot, note the start lag, run
-// the probe with its timeout on its own goroutine (a kind that returns at
-// once), give the slot
-// back, record the result in the metrics and the status page's history.
-// It follows Scheduler.run's loop body.
+// origin without the network: take the origin off the slot heap, hand its
+// probe (a kind that returns at once) to an idle probe worker, note the
+// start lag, record the result in the metrics and the status page's
+// history, and put the origin back on the heap at its next slot.
 func BenchmarkSchedulerSlot(b *testing.B) {
 	res := benchResult()
 	res.Drift = nil
@@ -115,25 +115,30 @@ func BenchmarkSchedulerSlot(b *testing.B) {
 		LeafID: "leaf", History: NewHistory(), Logger: discard,
 	})
 	defer s.Stop()
-	t := config.Target{ID: "origin-80-bench", URL: "http://origin.example/", Module: "bench", Interval: 10 * time.Second, Timeout: 5 * time.Second}
-	r := &runner{target: &t, module: kinds.Base().Modules[t.Module], result: make(chan Result, 1)}
-	om := s.metrics.forOrigin(t.ID, s.leafID)
-	s.history.track(t.ID)
-	st := s.prober.newState(&r.module) // nil, as for every kind but oxcross
-	ctx := context.Background()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	cfg := kinds.Base()
+	cfg.Origins = []config.Target{{ID: "origin-80-bench", URL: "http://origin.example/", Module: "bench", Interval: time.Hour, Timeout: 5 * time.Second}}
+	s.Apply(cfg)
+	s.mu.Lock()
+	e := s.origins["origin-80-bench"]
+	s.mu.Unlock()
+	var skips []skip
 	b.ReportAllocs()
 	for b.Loop() {
-		slot := time.Now()
-		if !s.acquire(ctx, timer, slot.Add(t.Interval)) {
-			b.Fatal("no probe slot")
+		s.mu.Lock()
+		now := time.Now()
+		e.next = now
+		heap.Fix(&s.slots, e.index)
+		s.due(now, &skips)
+		s.mu.Unlock()
+		for {
+			s.mu.Lock()
+			st := e.state
+			s.mu.Unlock()
+			if st == stScheduled {
+				break
+			}
+			runtime.Gosched()
 		}
-		s.metrics.startLag.Observe(time.Since(slot).Seconds())
-		res := s.probe(ctx, r, &t, st)
-		<-s.sem
-		om.record(res)
-		s.history.record(t.ID, res)
 	}
 }
 

@@ -190,7 +190,8 @@ func (h *History) last(id string) (Result, time.Time, bool) {
 	if !ok {
 		return Result{}, time.Time{}, false
 	}
-	return oh.last, oh.lastAt, oh.probed
+	at, probed := oh.when()
+	return oh.last, at, probed
 }
 
 func (v *PathView) fill(t *tracer.Trace) {

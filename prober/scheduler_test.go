@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,11 +109,11 @@ func okCount(t testing.TB, reg prometheus.Gatherer, id string) float64 {
 	return ms[0].GetCounter().GetValue()
 }
 
-// scheduled returns how many origins s has a probe loop for.
+// scheduled returns how many origins s schedules.
 func scheduled(s *Scheduler) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.runners)
+	return len(s.origins)
 }
 
 // gauge returns the gauge name of origin id and whether it exists.
@@ -587,5 +588,110 @@ origins:
 	}
 	if n := scheduled(s); n != 1 {
 		t.Errorf("scheduled %d origins, want 1", n)
+	}
+}
+
+// TestSchedulerGoroutinesBounded: 10,000 origins cost the scheduler one
+// timer goroutine and at most --probe.max-concurrency probe workers, not a
+// goroutine each; and none is left after Stop.
+func TestSchedulerGoroutinesBounded(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var requests atomic.Int64
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	base := runtime.NumGoroutine()
+	const n, maxConcurrency = 10_000, 8
+	s := NewScheduler(SchedulerOptions{Prober: newTestProber(), Metrics: NewMetrics(prometheus.NewRegistry()), LeafID: testLeafID, MaxConcurrency: maxConcurrency, Logger: discard})
+	targets := make([]config.Target, n)
+	for i := range targets {
+		// 10,000 origins every minute: about 170 probes a second.
+		targets[i] = config.Target{ID: fmt.Sprintf("origin-%05d", i), URL: ts.URL + "/", Module: "simple", Interval: time.Minute, Timeout: 5 * time.Second}
+	}
+	s.Apply(origins(targets...))
+	if got := scheduled(s); got != n {
+		t.Fatalf("scheduled %d origins, want %d", got, n)
+	}
+	var peak int
+	testutil.Eventually(t, 30*time.Second, "300 probes", func() bool {
+		peak = max(peak, runtime.NumGoroutine())
+		return requests.Load() >= 300
+	})
+	// Besides the timer goroutine and the workers, each probe in flight
+	// may have a few goroutines of net/http's (the client connection's
+	// reader and writer, the dialer's) and the test server's (one per
+	// connection, which may linger a while after the probe on a busy
+	// machine): a bound with room for those, and far below a goroutine
+	// per origin.
+	bound := base + 1 + maxConcurrency*6 + 150
+	t.Logf("%d origins, %d probes: at most %d goroutines, %d before Apply (bound %d)", n, requests.Load(), peak, base, bound)
+	if peak > bound {
+		t.Errorf("%d goroutines with %d origins scheduled, %d before: want at most %d", peak, n, base, bound)
+	}
+	s.Stop()
+	ts.Close()
+}
+
+// TestSchedulerRemovedWhileProbing: an origin removed while its probe is
+// in flight has that probe canceled (it does not run to its timeout) and
+// loses its series; another origin keeps being probed. An origin removed
+// while its probe waits for a probe worker loses its series and is never
+// probed again.
+func TestSchedulerRemovedWhileProbing(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := newTestScheduler(t, reg, 1)
+	var (
+		mu         sync.Mutex
+		startedAt  time.Time
+		canceledAt time.Time
+		hung       atomic.Int32
+		queuedHits atomic.Int64
+	)
+	hang := newServer(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		startedAt = time.Now()
+		mu.Unlock()
+		hung.Add(1)
+		<-r.Context().Done()
+		mu.Lock()
+		canceledAt = time.Now()
+		mu.Unlock()
+	}))
+	queued := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		queuedHits.Add(1)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	const interval, timeout = 4 * time.Second, 3900 * time.Millisecond
+	gone := config.Target{ID: "gone", URL: hang.URL + "/", Module: "simple", Interval: interval, Timeout: timeout}
+	// With one probe worker, held by gone's probe, waiting's slots queue
+	// or are skipped while gone's probe hangs.
+	waiting := config.Target{ID: "waiting", URL: queued.URL + "/", Module: "simple", Interval: 100 * time.Millisecond, Timeout: 90 * time.Millisecond}
+	s.Apply(origins(gone, waiting))
+	testutil.Eventually(t, 3*interval, "gone's probe in flight", func() bool { return hung.Load() > 0 })
+	testutil.Eventually(t, 3*time.Second, "waiting's slots skipped while gone's probe holds the worker", func() bool {
+		return testutil.MetricSum(t, reg, "oxcross_leaf_probe_skipped_total", labelOrigin, "waiting") >= 1
+	})
+	s.Apply(origins())
+	testutil.Eventually(t, timeout, "both origins' series deleted", func() bool {
+		return len(seriesOf(t, reg, "gone")) == 0 && len(seriesOf(t, reg, "waiting")) == 0
+	})
+	testutil.Eventually(t, timeout, "gone's request canceled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !canceledAt.IsZero()
+	})
+	mu.Lock()
+	if d := canceledAt.Sub(startedAt); d >= timeout {
+		t.Errorf("gone's probe ran %v, its whole timeout: not canceled by its removal", d)
+	}
+	mu.Unlock()
+	// While another origin is probed twice, neither removed one is.
+	hits := queuedHits.Load()
+	other := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	s.Apply(origins(config.Target{ID: "other", URL: other.URL + "/", Module: "simple", Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond}))
+	testutil.Eventually(t, 3*time.Second, "another origin probed after the removal", func() bool { return okCount(t, reg, "other") >= 2 })
+	if m, h := len(seriesOf(t, reg, "waiting")), queuedHits.Load(); m != 0 || h != hits || hung.Load() != 1 {
+		t.Errorf("after removal: %d series of waiting, %d probes of it, %d probes of gone", m, h-hits, hung.Load())
 	}
 }

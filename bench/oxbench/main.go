@@ -3,7 +3,8 @@
 // registers leaves with a configserver and reads the leaf's metrics. It is
 // a benchmark tool, not part of Oxcross.
 //
-//	oxbench gen -n 1000 -interval 10s -mode simple -targets URL[,URL...]
+//	oxbench gen -n 1000 -interval 10s -mode simple -targets URL[,URL...] [-ca FILE]
+//	oxbench tlsorigin -ca FILE
 //	oxbench proxy -n 20 -upstream HOST:PORT -up 10ms -down 10ms
 //	oxbench drive -url URL -rate 100 -duration 30s [-expect TEXT]
 //	oxbench register -url CONFIGSERVER -n 1000 -port 20000
@@ -15,12 +16,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"math"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -43,11 +53,11 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: oxbench gen|proxy|drive|register|window|accuracy|cpu [flags]")
+		fmt.Fprintln(os.Stderr, "usage: oxbench gen|tlsorigin|proxy|drive|register|window|accuracy|cpu [flags]")
 		os.Exit(2)
 	}
 	cmds := map[string]func([]string) error{
-		"gen": gen, "proxy": proxy, "drive": drive, "register": register,
+		"gen": gen, "tlsorigin": tlsOrigin, "proxy": proxy, "drive": drive, "register": register,
 		"window": window, "accuracy": accuracy, "cpu": cpu,
 	}
 	f, ok := cmds[os.Args[1]]
@@ -71,22 +81,113 @@ func gen(args []string) error {
 	mode := fs.String("mode", "simple", "simple or advanced")
 	targets := fs.String("targets", "", "comma-separated base URLs (http://127.0.0.1:port), used round-robin")
 	path := fs.String("path", "/healthz", "path for simple mode")
+	ca := fs.String("ca", "", "with simple mode: probe with a module of kind http that trusts this CA file (https targets)")
 	_ = fs.Parse(args)
 	ts := strings.Split(*targets, ",")
 	if *targets == "" || len(ts) == 0 {
 		return errors.New("-targets is required")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "interval: %s\ntimeout: %s\norigins:\n", *interval, *timeout)
+	fmt.Fprintf(&b, "interval: %s\ntimeout: %s\n", *interval, *timeout)
+	module := *mode
+	if *ca != "" {
+		module = "https_bench"
+		fmt.Fprintf(&b, "modules:\n  %s:\n    kind: http\n    http:\n      tls: {ca_file: %q}\n", module, *ca)
+	}
+	b.WriteString("origins:\n")
 	for i := range *n {
 		u := strings.TrimSuffix(ts[i%len(ts)], "/")
 		if *mode == "simple" {
 			u += *path
 		}
-		fmt.Fprintf(&b, "  - name: bench-%05d\n    url: %s\n    mode: %s\n", i, u, *mode)
+		fmt.Fprintf(&b, "  - name: bench-%05d\n    url: %s\n    mode: %s\n", i, u, module)
 	}
 	_, err := os.Stdout.WriteString(b.String())
 	return err
+}
+
+// tlsOrigin serves 200 "ok" over HTTPS on 127.0.0.1 with a certificate
+// (ECDSA P-256) of a CA it makes and writes to -ca, so that every probe of
+// it costs a whole TLS handshake: HTTP/1.1 only, no keep-alive, no session
+// tickets (no resumption, whatever the client). It prints "Listening on
+// address=127.0.0.1:PORT" and runs until SIGINT or SIGTERM.
+func tlsOrigin(args []string) error {
+	fs := flag.NewFlagSet("tlsorigin", flag.ExitOnError)
+	caFile := fs.String("ca", "", "where to write the CA certificate (PEM)")
+	_ = fs.Parse(args)
+	if *caFile == "" {
+		return errors.New("-ca is required")
+	}
+	cert, caPEM, err := selfCA()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*caFile, caPEM, 0o644); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }),
+		TLSConfig: &tls.Config{
+			Certificates:           []tls.Certificate{cert},
+			NextProtos:             []string{"http/1.1"},
+			SessionTicketsDisabled: true,
+		},
+		// No HTTP/2: both probers speak HTTP/1.1 to it.
+		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	srv.SetKeepAlivesEnabled(false)
+	fmt.Printf("Listening on address=%s\n", l.Addr())
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.ServeTLS(l, "", ""); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// selfCA makes a CA and a certificate for 127.0.0.1 it signs; it returns
+// the certificate and the CA's PEM.
+func selfCA() (tls.Certificate, []byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "oxbench CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), nil
 }
 
 // proxy forwards TCP connections to upstream on n listeners, holding
