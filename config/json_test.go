@@ -51,11 +51,15 @@ func TestMarshalJSONRoundTrip(t *testing.T) {
   o4: {kind: oxcross, ip_family: ip4}
   ssh: {kind: tcp, tcp: {tls: true, tls_config: {server_name: s}}}
   ping: {kind: icmp, ip_family: ip6}
+  smoke: {kind: icmp, icmp: {packets: 20, packet_interval: 50ms}}
+  syns: {kind: tcp, tcp: {packets: 3, packet_interval: 1}}
 origins:
   - {url: 'http://h/x', module: web}
   - {url: 'http://h:9301', module: o4}
   - {address: 'h:22', module: ssh}
   - {hostname: h, module: ping}
+  - {name: s, hostname: h, module: smoke}
+  - {name: t, address: 'h:22', module: syns, timeout: 4}
 `),
 		"address kinds":     []byte("origins: [{address: '[::1]:22', mode: tcp}, {name: z, hostname: 'fe80::1%eth0', mode: icmp}, {name: x, address: 'bücher.example', module: icmp}]"),
 		"leaves, selectors": []byte("leaves: [{id: a, address: 'h:1', labels: {region: eu}}, {id: b, address: '[::1]:2'}]\norigins: [{url: 'http://h', leaf_selector: {region: eu}, labels: {tier: '1'}}]"),

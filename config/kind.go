@@ -69,6 +69,16 @@ type Settings interface {
 	Validate() error
 }
 
+// TimeoutChecker is implemented by Settings whose probes need a minimum
+// time (a train of packets spaced in time): the parser checks every
+// origin's timeout against its module's settings, and ProbeTarget the
+// timeout of a one-off probe.
+type TimeoutChecker interface {
+	// CheckTimeout reports why a probe cannot fit in timeout; nil when it
+	// can.
+	CheckTimeout(timeout time.Duration) error
+}
+
 // CredentialCarrier is implemented by Settings that can hold secrets a
 // probe sends to its target (an Authorization header, a client
 // certificate). A module whose settings carry credentials probes, through
@@ -197,6 +207,15 @@ type Module struct {
 func (m *Module) CarriesCredentials() bool {
 	c, ok := m.Settings.(CredentialCarrier)
 	return ok && c.CarriesCredentials()
+}
+
+// checkTimeout reports why m's probes cannot fit in timeout (see
+// TimeoutChecker).
+func (m Module) checkTimeout(timeout time.Duration) error {
+	if c, ok := m.Settings.(TimeoutChecker); ok {
+		return c.CheckTimeout(timeout)
+	}
+	return nil
 }
 
 // Restricted reports whether /probe may use m only for its origins'

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/prober"
@@ -39,6 +40,7 @@ func TestModules(t *testing.T) {
     kind: icmp
     ip_family: ip6
     no_ip_fallback: false
+    icmp: {packets: 5, packet_interval: 20ms}
 origins:
   - {url: 'http://h/', module: web}
   - {url: 'http://h:9301/', mode: origin4}
@@ -52,7 +54,7 @@ origins:
 		"simple":   {Kind: "http", Settings: &prober.HTTPSettings{}},
 		"advanced": {Kind: "oxcross", Settings: &prober.OxcrossSettings{}},
 		"tcp":      {Kind: "tcp", Settings: &prober.TCPSettings{}},
-		"icmp":     {Kind: "icmp"},
+		"icmp":     {Kind: "icmp", Settings: &prober.ICMPSettings{}},
 
 		"web": {Kind: "http", IPFamily: config.IP6, NoIPFallback: true, MaxBodyBytes: 4096, Settings: &prober.HTTPSettings{
 			Method:           "HEAD",
@@ -66,7 +68,7 @@ origins:
 		"plain":    {Kind: "http", Settings: &prober.HTTPSettings{}},
 		"filtered": {Kind: "oxcross", Settings: &prober.OxcrossSettings{ClockFilterSamples: new(16), HTTPSettings: prober.HTTPSettings{Method: "GET"}}},
 		"ssh":      {Kind: "tcp", Settings: &prober.TCPSettings{TLS: true, TLSConfig: prober.TLSSettings{ServerName: "s.example"}}},
-		"ping":     {Kind: "icmp", IPFamily: config.IP6},
+		"ping":     {Kind: "icmp", IPFamily: config.IP6, Settings: &prober.ICMPSettings{TrainSettings: prober.TrainSettings{Packets: 5, PacketInterval: prober.Duration(20 * time.Millisecond)}}},
 	}
 	if len(cfg.Modules) != len(want) {
 		t.Errorf("%d modules, want %d: %+v", len(cfg.Modules), len(want), cfg.Modules)
@@ -138,7 +140,7 @@ func TestModuleErrors(t *testing.T) {
 		{"allowed_targets an empty pattern", "modules:\n  m:\n    kind: tcp\n    allowed_targets: ['']\n" + origin, []string{"line 4", "modules.m: allowed_targets[0]: empty pattern"}},
 		{"allowed_targets a list in a list", "modules:\n  m:\n    kind: tcp\n    allowed_targets: [[a]]\n" + origin, []string{"line 4", "modules.m: allowed_targets[0]: want a string, got a list"}},
 		{"allowed_targets too many", "modules:\n  m:\n    kind: icmp\n    allowed_targets: [" + strings.Repeat("a, ", 100) + "a]\n" + origin, []string{"line 4", "modules.m: allowed_targets: 101 patterns, at most 100"}},
-		{"unknown module key", "modules:\n  m:\n    kind: http\n    x: 1\n" + origin, []string{"line 4", `modules.m: unknown field "x" (known: kind, ip_family, no_ip_fallback, max_body_bytes, allowed_targets, dns, http, path, tcp)`}},
+		{"unknown module key", "modules:\n  m:\n    kind: http\n    x: 1\n" + origin, []string{"line 4", `modules.m: unknown field "x" (known: kind, ip_family, no_ip_fallback, max_body_bytes, allowed_targets, dns, http, icmp, path, tcp)`}},
 		{"settings of another kind: http for tcp", "modules:\n  m:\n    kind: tcp\n    http: {method: GET}\n" + origin, []string{"line 4", "modules.m: http: only for kinds http and oxcross"}},
 		{"settings of another kind: tcp for http", "modules:\n  m:\n    kind: http\n    tcp: {tls: true}\n" + origin, []string{"line 4", "modules.m: tcp: only for kind tcp"}},
 		{"settings of another kind: tcp for oxcross", "modules:\n  m:\n    kind: oxcross\n    tcp: {tls: true}\n" + origin, []string{"line 4", "modules.m: tcp: only for kind tcp"}},

@@ -74,6 +74,13 @@ func (p *parser) origin(cfg *Config, i int, n *yaml.Node) (Target, bool) {
 			}
 		}
 	}
+	if err := cfg.Modules[t.Module].checkTimeout(t.Timeout); err != nil {
+		at := n
+		if v := f["timeout"]; v != nil {
+			at = v
+		}
+		p.errorf(at, "%s: timeout: %s is too short for module %s: %v", where, t.Timeout, t.Module, err)
+	}
 
 	var scheme, host string
 	var port int
@@ -383,6 +390,9 @@ func (c *Config) ProbeTarget(raw, module string, timeout time.Duration) (Target,
 		return Target{}, Module{}, fmt.Errorf("module %s: unknown probe kind %q", module, m.Kind)
 	}
 	t := Target{ID: "probe", Module: module, Interval: timeout, Timeout: timeout}
+	if err := m.checkTimeout(timeout); err != nil {
+		return Target{}, Module{}, fmt.Errorf("timeout %s is too short for module %s: %w", timeout, module, err)
+	}
 	if k.Target == TargetURL {
 		in := raw
 		if !strings.Contains(in, "://") {

@@ -54,6 +54,14 @@
     // coming for this long.
     cachedFor: '10m',
 
+    // Packet loss of the icmp and tcp kinds' trains (packets > 1): alert
+    // when more than this ratio of an origin's packets is lost over 5
+    // minutes, from at least packetLossMinLeaves leaves at once (one leaf's
+    // bad uplink must not page), for packetLossFor.
+    packetLossRatio: 0.05,
+    packetLossMinLeaves: 2,
+    packetLossFor: '10m',
+
     // Leaves and the configserver.
     leafDownFor: '5m',
     leafNotProbingFor: '15m',

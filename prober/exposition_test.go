@@ -148,6 +148,15 @@ func kindProbes(t *testing.T) map[string]kindProbe {
 		}
 		probes[m.Kind] = kindProbe{tg, m}
 	}
+	// A train of connects: the trains' families.
+	train := TCPSettings{TrainSettings: TrainSettings{Packets: 3, PacketInterval: Duration(10 * time.Millisecond)}}
+	if err := train.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	probes["tcp train"] = kindProbe{
+		config.Target{ID: "origin-tcp-train", Address: u.Host, Module: "test", Interval: 10 * time.Second, Timeout: 2 * time.Second},
+		config.Module{Kind: "tcp", Settings: &train},
+	}
 	for kind := range kinds.byName {
 		if _, ok := probes[kind]; ok {
 			continue
@@ -205,6 +214,11 @@ func expoRegistry(t *testing.T) (*Metrics, *prometheus.Registry, *prometheus.Reg
 		r.TLSExpiry = time.Unix(1_900_000_000+int64(i), 0)
 		r.Duration = time.Duration(i+1) * 7 * time.Millisecond
 		r.Filtered = &FilteredDrift{Offset: time.Duration(i) * time.Millisecond, Bound: time.Millisecond, At: now.Add(-time.Minute)}
+		if i%4 == 1 {
+			// A train none of whose packets was answered: the spread
+			// is NaN.
+			r.Train = &Train{Sent: 4}
+		}
 		om.record(r)
 		r.Success, r.Reason = reason == ReasonOK, reason
 		om.record(r)
@@ -285,7 +299,7 @@ func TestExpositionMatchesGather(t *testing.T) {
 				t.Fatalf("the series match but the bytes differ:\n got %q\nwant %q", gotBody, wantBody)
 			}
 			t.Logf("%d families, %d series, %d bytes: the same", len(wantFams), series, len(gotBody))
-			for _, name := range []string{"oxcross_leaf_probe_timings", "oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds", "oxcross_leaf_probe_phase_seconds", "oxcross_leaf_path_hops", "oxcross_leaf_path_changes_total"} {
+			for _, name := range []string{"oxcross_leaf_probe_timings", "oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds", "oxcross_leaf_probe_phase_seconds", "oxcross_leaf_path_hops", "oxcross_leaf_path_changes_total", "oxcross_leaf_probe_packet_rtt_seconds", "oxcross_leaf_probe_packets_sent_total", "oxcross_leaf_probe_packet_rtt_spread_seconds"} {
 				if !slices.ContainsFunc(gotFams, func(mf *dto.MetricFamily) bool { return mf.GetName() == name }) {
 					t.Errorf("no %s", name)
 				}

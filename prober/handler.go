@@ -199,6 +199,16 @@ func probeMetrics(reg *prometheus.Registry, kind string, r Result) {
 	if !r.TLSExpiry.IsZero() {
 		setGauge(reg, "probe_ssl_earliest_cert_expiry", "Earliest expiry of the certificates the target sent, as a Unix timestamp.", float64(r.TLSExpiry.Unix()))
 	}
+	if t := r.Train; t != nil {
+		setGauge(reg, "probe_oxcross_packets_sent", "Packets of the probe's train (icmp, tcp).", float64(t.Sent))
+		setGauge(reg, "probe_oxcross_packets_received", "Packets of the probe's train that were answered.", float64(t.Received))
+		setGauge(reg, "probe_oxcross_packet_loss_ratio", "Ratio of the train's packets left unanswered, 0 to 1.", t.Loss())
+		spread := math.NaN()
+		if _, lo, hi, ok := t.Stats(); ok {
+			spread = (hi - lo).Seconds()
+		}
+		setGauge(reg, "probe_oxcross_packet_rtt_spread_seconds", "Slowest minus fastest round trip of the train's answered packets, in seconds; NaN for none.", spread)
+	}
 	if r.DNS != nil {
 		dnsProbeMetrics(reg, r.DNS)
 	}

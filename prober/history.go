@@ -18,7 +18,10 @@ const HistoryMinutes = 60
 type History struct {
 	mu      sync.RWMutex
 	origins map[string]*originHistory
-	now     func() time.Time
+	// trains are the packet trains of origins that probe with them
+	// (trainhistory.go).
+	trains map[string]*trainHistory
+	now    func() time.Time
 }
 
 // NewHistory returns an empty History.
@@ -97,6 +100,7 @@ func (h *History) forget(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.origins, id)
+	delete(h.trains, id)
 }
 
 // record adds one probe's result.
@@ -112,6 +116,7 @@ func (h *History) record(id string, r Result) {
 	if !ok {
 		return
 	}
+	r.Train = h.addTrain(id, now, r.Train)
 	oh.last, oh.lastAt = r, now.UnixNano()
 	b := oh.bucket(now.Unix() / 60)
 	if b == nil {
@@ -151,6 +156,9 @@ type OriginStatus struct {
 	// Points are the last hour, oldest first, one per minute (empty
 	// minutes included).
 	Points []Point
+	// Train is the last hour of packet trains, as Points; nil unless the
+	// origin probes with trains (more than one packet).
+	Train []TrainPoint
 }
 
 // Statuses returns the status of every origin of cfg (the leaf's config;
@@ -174,6 +182,7 @@ func (h *History) Statuses(cfg *config.Config) []OriginStatus {
 		if at, ok := oh.when(); ok {
 			s.Probed, s.Last, s.LastAt = true, oh.last, at
 		}
+		s.Train = h.trainPoints(t.ID, cur)
 		for i := range HistoryMinutes {
 			m := cur - HistoryMinutes + 1 + int64(i)
 			p := Point{Minute: time.Unix(m*60, 0)}

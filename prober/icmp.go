@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,10 +21,24 @@ import (
 	"github.com/oxcross/oxcross/config"
 )
 
-// icmpKind sends one ICMP echo request and waits for its reply. It uses
-// unprivileged ICMP ("ping") sockets where the kernel allows them
-// (net.ipv4.ping_group_range) and raw sockets, which need CAP_NET_RAW,
-// otherwise; it logs which once per family.
+// ICMPSettings configure the icmp kind: a module's `icmp:`.
+type ICMPSettings struct {
+	TrainSettings `yaml:",inline"`
+}
+
+// Validate reports every problem of the settings.
+func (s *ICMPSettings) Validate() error { return s.validate() }
+
+var _ config.TimeoutChecker = (*ICMPSettings)(nil)
+
+// CheckTimeout refuses a timeout the train does not fit in
+// (config.TimeoutChecker).
+func (s *ICMPSettings) CheckTimeout(timeout time.Duration) error { return s.checkTimeout(timeout) }
+
+// icmpKind sends a train of ICMP echo requests (one by default) and waits
+// for their replies. It uses unprivileged ICMP ("ping") sockets where the
+// kernel allows them (net.ipv4.ping_group_range) and raw sockets, which
+// need CAP_NET_RAW, otherwise; it logs which once per family.
 type icmpKind struct {
 	logger *slog.Logger
 	seq    atomic.Uint32
@@ -34,10 +49,18 @@ func newICMPKind(logger *slog.Logger) *icmpKind {
 	return &icmpKind{logger: logger}
 }
 
-// Spec: kind icmp, the built-in module icmp, host targets, no settings.
+// Spec: kind icmp, the built-in module icmp, host targets, settings under
+// `icmp:`.
 func (k *icmpKind) Spec() config.Kind {
-	return config.Kind{Name: "icmp", Builtin: "icmp", Target: config.TargetHost}
+	return config.Kind{
+		Name: "icmp", Builtin: "icmp", Target: config.TargetHost,
+		SettingsKey: "icmp", NewSettings: func() config.Settings { return &ICMPSettings{} },
+	}
 }
+
+// icmpTokenLen is the length of a train's random token at the start of
+// every echo payload; the packet's index in the train follows it.
+const icmpTokenLen = 14
 
 func (k *icmpKind) Probe(ctx context.Context, p *Params, r *Result) {
 	start := time.Now()
@@ -47,6 +70,11 @@ func (k *icmpKind) Probe(ctx context.Context, p *Params, r *Result) {
 		r.fail(ReasonDNS, err)
 		return
 	}
+	var ts TrainSettings
+	if s, _ := p.Module.Settings.(*ICMPSettings); s != nil {
+		ts = s.TrainSettings
+	}
+	n, every := ts.packets(), ts.interval()
 	v6 := ip.To4() == nil
 	conn, privileged, err := k.listen(v6)
 	if err != nil {
@@ -54,63 +82,108 @@ func (k *icmpKind) Probe(ctx context.Context, p *Params, r *Result) {
 		return
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	// Close the socket when ctx ends, so that a read never outlives it.
+	deadline, _ := ctx.Deadline()
+	// Unblock a read when ctx ends, so that no read outlives it.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 
-	payload := make([]byte, 16)
-	_, _ = rand.Read(payload)
+	payload := make([]byte, icmpTokenLen+2)
+	_, _ = rand.Read(payload[:icmpTokenLen])
 	var typ, reply icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
 	proto := 1
 	if v6 {
 		typ, reply, proto = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply, 58
 	}
 	id := os.Getpid() & 0xffff
-	msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: id, Seq: int(k.seq.Add(1) & 0xffff), Data: payload}}
-	wb, err := msg.Marshal(nil)
-	if err != nil {
-		r.fail(ReasonError, err)
-		return
-	}
 	var dst net.Addr = &net.IPAddr{IP: ip}
 	if !privileged {
 		dst = &net.UDPAddr{IP: ip}
 	}
-	sent := time.Now()
-	if _, err := conn.WriteTo(wb, dst); err != nil {
-		r.fail(ReasonICMP, fmt.Errorf("sending echo request to %s: %w", ip, err))
-		return
-	}
+
+	train := &Train{}
+	r.Train = train
+	sentAt := make([]time.Time, n)
+	rtts := make([]time.Duration, n)
+	var sendErr, readErr error
+	unsent := 0 // packets whose sending failed: no reply to wait for
 	buf := make([]byte, 1500)
-	for {
-		n, from, err := conn.ReadFrom(buf)
-		if err != nil {
-			reason := ReasonICMP
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				reason = ReasonTimeout
+	first := time.Now()
+	for train.Received+unsent < n && ctx.Err() == nil {
+		if next := train.Sent; next < n && !time.Now().Before(first.Add(time.Duration(next)*every)) {
+			binary.BigEndian.PutUint16(payload[icmpTokenLen:], uint16(next))
+			msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: id, Seq: int(k.seq.Add(1) & 0xffff), Data: payload}}
+			wb, err := msg.Marshal(nil)
+			if err != nil {
+				r.fail(ReasonError, err)
+				return
 			}
-			r.fail(reason, fmt.Errorf("waiting for echo reply from %s: %w", ip, err))
-			return
+			sentAt[next] = time.Now()
+			train.Sent++
+			if _, err := conn.WriteTo(wb, dst); err != nil {
+				sendErr = fmt.Errorf("sending echo request to %s: %w", ip, err)
+				unsent++
+			}
+			continue
 		}
-		rm, err := icmp.ParseMessage(proto, buf[:n])
+		wait := deadline
+		if train.Sent < n {
+			wait = first.Add(time.Duration(train.Sent) * every)
+			if !deadline.IsZero() && deadline.Before(wait) {
+				wait = deadline
+			}
+		}
+		_ = conn.SetReadDeadline(wait)
+		if ctx.Err() != nil {
+			break
+		}
+		nr, from, err := conn.ReadFrom(buf)
+		now := time.Now()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && train.Sent < n {
+				continue // time for the next packet
+			}
+			readErr = err
+			break
+		}
+		rm, err := icmp.ParseMessage(proto, buf[:nr])
 		if err != nil || rm.Type != reply {
 			continue
 		}
 		echo, ok := rm.Body.(*icmp.Echo)
 		// Match on the payload: unprivileged sockets rewrite the id, and a
 		// raw socket sees every reply to this host.
-		if !ok || !bytes.Equal(echo.Data, payload) || !sameIP(from, ip) {
+		if !ok || len(echo.Data) != len(payload) || !bytes.Equal(echo.Data[:icmpTokenLen], payload[:icmpTokenLen]) || !sameIP(from, ip) {
 			continue
 		}
-		now := time.Now()
-		r.Phases.Set(PhaseProcessing, now.Sub(sent))
-		r.Duration = now.Sub(start)
-		r.Success = true
+		i := int(binary.BigEndian.Uint16(echo.Data[icmpTokenLen:]))
+		if i >= train.Sent || rtts[i] != 0 {
+			continue // not one of ours, or a duplicate
+		}
+		rtts[i] = max(now.Sub(sentAt[i]), time.Nanosecond)
+		train.Received++
+	}
+	for _, d := range rtts {
+		if d != 0 {
+			train.RTTs = append(train.RTTs, d)
+		}
+	}
+	median, _, _, ok := train.Stats()
+	if !ok {
+		switch {
+		case sendErr != nil:
+			r.fail(ReasonICMP, sendErr)
+		case readErr != nil && !errors.Is(readErr, os.ErrDeadlineExceeded):
+			r.fail(ReasonICMP, fmt.Errorf("waiting for echo reply from %s: %w", ip, readErr))
+		default:
+			r.fail(ReasonTimeout, fmt.Errorf("no echo reply from %s to %d request(s)", ip, train.Sent))
+		}
 		return
 	}
+	// A train's round trip is its median; for one packet, as before
+	// trains, the time to the first request plus its round trip.
+	r.Phases.Set(PhaseProcessing, median)
+	r.Duration = first.Sub(start) + median
+	r.Success = true
 }
 
 // listen opens an unprivileged ICMP socket, or a raw one when the kernel

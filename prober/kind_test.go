@@ -229,7 +229,11 @@ func TestEverySettingDocumented(t *testing.T) {
 		}
 		for i := range typ.NumField() {
 			f := typ.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" && opts == "inline" {
+				walk(where, f.Type) // its keys are the settings'
+				continue
+			}
 			if name == "" || name == "-" {
 				continue
 			}

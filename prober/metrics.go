@@ -26,6 +26,11 @@ const (
 // seconds: from 5 ms to 10 s, which spans internet round trips.
 var TimingBuckets = []float64{.005, .01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 1.5, 2, 3, 5, 10}
 
+// PacketRTTBuckets are the classic buckets of
+// oxcross_leaf_probe_packet_rtt_seconds: TimingBuckets with three more
+// below them, for the sub-millisecond round trips of nearby origins.
+var PacketRTTBuckets = append([]float64{.0005, .001, .0025}, TimingBuckets...)
+
 // StartLagBuckets are the buckets of oxcross_leaf_probe_start_lag_seconds:
 // from 100µs (a timer firing on time) to 10 s (a slot's worth of waiting
 // for a free probe slot at long intervals).
@@ -45,6 +50,8 @@ const (
 	gStatusCode
 	gHTTPVersion
 	gTLSExpiry
+	gLoss
+	gSpread
 	gPathHops
 	gPathReached
 	gPathChanges // a counter, kept as a float like the gauges
@@ -124,6 +131,22 @@ var originFamilies = sortFamilies([]*originFamily{
 		"HTTP version of the last probe's response (1.1, 2), 0 if there was none."),
 	gaugeFamily(gTLSExpiry, "oxcross_leaf_probe_tls_cert_expiry_timestamp_seconds",
 		"Earliest expiry of the certificates the origin sent in the last TLS handshake, as a Unix timestamp."),
+	trainCounterFamily("oxcross_leaf_probe_packets_sent_total",
+		"Packets the icmp and tcp kinds' probes sent (echo requests; SYNs of new connections).",
+		func(om *originMetrics) *counterValue { return &om.packetsSent }),
+	trainCounterFamily("oxcross_leaf_probe_packets_received_total",
+		"Packets of the icmp and tcp kinds' probes that were answered in time (echo replies; completed handshakes).",
+		func(om *originMetrics) *counterValue { return &om.packetsReceived }),
+	gaugeFamily(gLoss, "oxcross_leaf_probe_packet_loss_ratio",
+		"Ratio of the last train's packets left unanswered, 0 to 1 (icmp and tcp kinds)."),
+	gaugeFamily(gSpread, "oxcross_leaf_probe_packet_rtt_spread_seconds",
+		"Spread of the last train's round trips, slowest minus fastest answered packet, in seconds; NaN when none was answered (icmp and tcp kinds)."),
+	{
+		name:   "oxcross_leaf_probe_packet_rtt_seconds",
+		help:   "Round-trip time of each answered packet of the icmp and tcp kinds' trains (echo request to reply; SYN to SYN-ACK), in seconds.",
+		typ:    dto.MetricType_HISTOGRAM,
+		series: []familySeries{histogramSeries(func(om *originMetrics) *histogram { return om.packetRTT.Load() })},
+	},
 	gaugeFamily(gPathHops, "oxcross_leaf_path_hops",
 		"Path probes: the hop the origin answered at in the last trace; when it did not answer, the last hop that did."),
 	gaugeFamily(gPathReached, "oxcross_leaf_path_reached",
@@ -240,6 +263,20 @@ func histogramSeries(h func(*originMetrics) *histogram, labels ...string) family
 	return familySeries{labels: withLabels(labels...), hist: h}
 }
 
+// trainCounterFamily is a family of the trains' counter c, whose series
+// appears with the first train (the loss gauge).
+func trainCounterFamily(name, help string, c func(*originMetrics) *counterValue) *originFamily {
+	return &originFamily{name: name, help: help, typ: dto.MetricType_COUNTER, series: []familySeries{{
+		labels: withLabels(),
+		value: func(om *originMetrics) (float64, bool) {
+			if _, ok := om.gauge(gLoss); !ok {
+				return 0, false
+			}
+			return float64(c(om).n.Load()), true
+		},
+	}}}
+}
+
 func gaugeFamily(g int, name, help string) *originFamily {
 	return &originFamily{name: name, help: help, typ: dto.MetricType_GAUGE, series: []familySeries{gaugeSeries(g)}}
 }
@@ -340,6 +377,10 @@ type originMetrics struct {
 	// results counts probes by reason, in reasonsByLabel order.
 	results [numReasons]atomic.Uint64
 	skipped counterValue
+	// packetsSent and packetsReceived count the trains' packets; their
+	// series appear with the first train of more than one packet (with
+	// the gLoss gauge).
+	packetsSent, packetsReceived counterValue
 	// gauges holds float64 bits; present has bit i set once gauge i
 	// exists (the gauges appear with the first result that has them).
 	gauges  [numGauges]atomic.Uint64
@@ -349,6 +390,9 @@ type originMetrics struct {
 	// uncertainty gauge's bound widens with its age at each scrape.
 	driftAt atomic.Int64
 	timings histogram
+	// packetRTT is the trains' round trips, made with the first train
+	// that has one.
+	packetRTT atomic.Pointer[histogram]
 }
 
 // counterValue is a counter of whole numbers.
@@ -439,6 +483,10 @@ func (om *originMetrics) record(r Result) {
 	if !r.TLSExpiry.IsZero() {
 		om.set(gTLSExpiry, float64(r.TLSExpiry.Unix()))
 	}
+	if t := r.Train; t != nil && t.Sent > 1 {
+		// One packet says no more than the probe's own series.
+		om.recordTrain(t)
+	}
 	if p := r.Path; p != nil {
 		om.recordPath(p)
 	}
@@ -459,6 +507,33 @@ func (om *originMetrics) record(r Result) {
 		om.set(gDrift, offset.Seconds())
 		om.set(gUncertainty, bound.Seconds())
 		om.set(gDriftLast, r.Drift.Offset.Seconds())
+	}
+}
+
+// recordTrain counts a train's packets, sets its loss and spread and
+// observes each answered packet's round trip: for trains of more than one
+// packet only, so that origins probed with one packet (the default) keep
+// the series they had.
+func (om *originMetrics) recordTrain(t *Train) {
+	om.packetsSent.Add(float64(t.Sent))
+	om.packetsReceived.Add(float64(t.Received))
+	spread := math.NaN()
+	if _, lo, hi, ok := t.Stats(); ok {
+		spread = (hi - lo).Seconds()
+	}
+	om.set(gSpread, spread)
+	om.set(gLoss, t.Loss())
+	if len(t.RTTs) > 0 {
+		h := om.packetRTT.Load()
+		if h == nil {
+			// One probe of the origin at a time writes it.
+			nh := newHistogram(PacketRTTBuckets)
+			h = &nh
+			om.packetRTT.Store(h)
+		}
+		for _, d := range t.RTTs {
+			h.observe(d.Seconds())
+		}
 	}
 }
 

@@ -38,6 +38,12 @@ func WriteReport(w io.Writer, t *config.Target, r Result, now time.Time) error {
 			fmt.Fprintf(tw, "  %s\t%s\n", p, msString(d))
 		}
 	}
+	if t := r.Train; t != nil && t.Sent > 1 {
+		fmt.Fprintf(tw, "packets\t%d sent, %d received, %.1f%% lost\n", t.Sent, t.Received, 100*t.Loss())
+		if median, lo, hi, ok := t.Stats(); ok {
+			fmt.Fprintf(tw, "  round trip\tmin %s, median %s, max %s\n", msString(lo), msString(median), msString(hi))
+		}
+	}
 	if r.StatusCode != 0 {
 		fmt.Fprintf(tw, "http\tstatus %d, HTTP/%g\n", r.StatusCode, r.HTTPVersion)
 	}

@@ -60,6 +60,18 @@ func TestWriteReport(t *testing.T) {
 			want:   []string{"result FAILED (dns_rcode)", "dns NXDOMAIN, 0 answer, 1 authority, 0 additional records (truncated over UDP, asked again over TCP)"},
 			absent: []string{"http", "clock drift"},
 		},
+		{
+			name:   "train",
+			target: config.Target{Address: "origin.example", Module: "edge_smoke"},
+			r:      Result{Success: true, Reason: ReasonOK, Train: &Train{Sent: 20, Received: 19, RTTs: []time.Duration{3 * time.Millisecond, time.Millisecond, 2 * time.Millisecond}}},
+			want:   []string{"packets 20 sent, 19 received, 5.0% lost", "round trip min 1.000 ms, median 2.000 ms, max 3.000 ms"},
+		},
+		{
+			name:   "one packet",
+			target: config.Target{Address: "origin.example", Module: "icmp"},
+			r:      Result{Success: true, Reason: ReasonOK, Train: &Train{Sent: 1, Received: 1, RTTs: []time.Duration{time.Millisecond}}},
+			absent: []string{"packets", "round trip"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b strings.Builder

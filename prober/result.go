@@ -49,6 +49,9 @@ type Result struct {
 	// (one with state): the clock filter's estimate over the origin's last
 	// exchanges, this one included. One-off probes have none.
 	Filtered *FilteredDrift
+	// Train is set by kinds that send a train of packets (icmp, tcp): what
+	// each packet measured, also when the probe failed.
+	Train *Train
 	// DNS is set by dns probes that got an answer.
 	DNS *DNSAnswer
 	// Path is set by path probes: the trace, and the origin's path.

@@ -64,6 +64,11 @@ type Origin struct {
 	HasDrift       bool
 	Drift          time.Duration
 	Uncertainty    time.Duration
+	// HasTrain is set for origins probed with packet trains (icmp, tcp):
+	// the last train's loss ratio and round-trip spread.
+	HasTrain bool
+	Loss     float64
+	Spread   time.Duration
 }
 
 // Origins summarises every origin in the families, sorted by id.
@@ -93,6 +98,8 @@ func (f Families) Origins() []Origin {
 		o.HasDrift, o.Drift = true, seconds(m.GetGauge().GetValue())
 	})
 	each("oxcross_leaf_origin_time_drift_uncertainty_seconds", func(o *Origin, m *dto.Metric) { o.Uncertainty = seconds(m.GetGauge().GetValue()) })
+	each("oxcross_leaf_probe_packet_loss_ratio", func(o *Origin, m *dto.Metric) { o.HasTrain, o.Loss = true, m.GetGauge().GetValue() })
+	each("oxcross_leaf_probe_packet_rtt_spread_seconds", func(o *Origin, m *dto.Metric) { o.Spread = seconds(m.GetGauge().GetValue()) })
 	each("oxcross_leaf_probe_results", func(o *Origin, m *dto.Metric) {
 		var result, reason string
 		for _, lp := range m.GetLabel() {
@@ -125,7 +132,7 @@ func (f Families) Origins() []Origin {
 // their probe mode when known.
 func Table(w io.Writer, origins []Origin, modes map[string]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORIGIN\tMODE\tSTATUS\tLAST LATENCY\tSUCCESS\tCLOCK DRIFT (origin - leaf)\tFAILURES")
+	fmt.Fprintln(tw, "ORIGIN\tMODE\tSTATUS\tLAST LATENCY\tSUCCESS\tCLOCK DRIFT (origin - leaf)\tLOSS, SPREAD (trains)\tFAILURES")
 	for _, o := range origins {
 		status := "DOWN"
 		switch {
@@ -160,7 +167,11 @@ func Table(w io.Writer, origins []Origin, modes map[string]string) error {
 		if total > 0 {
 			latency = fmt.Sprintf("%.3fms", ms(o.Latency))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, mode, status, latency, success, drift, failures)
+		train := "-"
+		if o.HasTrain {
+			train = fmt.Sprintf("%.0f%%, %.3fms", 100*o.Loss, ms(o.Spread))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, mode, status, latency, success, drift, train, failures)
 	}
 	return tw.Flush()
 }

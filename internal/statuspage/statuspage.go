@@ -1,7 +1,8 @@
 // Package statuspage renders the HTML pages of the leaf and the
 // configserver: what each origin looks like from this leaf, with a latency
-// chart of the last hour drawn as inline SVG; and the configserver's leaves
-// and origins. No JavaScript and nothing loaded from elsewhere.
+// chart of the last hour drawn as inline SVG (and, for origins probed with
+// packet trains, a SmokePing-style chart of their round trips and loss);
+// and the configserver's leaves and origins. No JavaScript and nothing loaded from elsewhere.
 package statuspage
 
 import (
@@ -27,6 +28,7 @@ var funcs = template.FuncMap{
 	"ms":     func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) },
 	"ago":    ago,
 	"chart":  chart,
+	"smoke":  smoke,
 	"phases": phases,
 	"labels": labels,
 	"redact": redact,
@@ -169,5 +171,74 @@ func chart(points []prober.Point) template.HTML {
 		`<g fill="#0969da">%s</g>`+
 		`<text x="%.0f" y="10" font-size="9" text-anchor="end" fill="#57606a">%.1f ms</text></svg>`,
 		peak*1000, chartW, chartH, chartW, chartH, band.String(), fails.String(), strings.TrimSpace(line.String()), dots.String(), chartW-pad, peak*1000)
+	return template.HTML(svg) //nolint:gosec // built from numbers only
+}
+
+// lossColours colour a minute's median by its packet loss, as SmokePing
+// does: none, up to 5%, up to 20%, more.
+var lossColours = []struct {
+	upTo   float64
+	colour string
+}{{0, "#1a7f37"}, {0.05, "#0969da"}, {0.2, "#bf8700"}, {1, "#cf222e"}}
+
+func lossColour(loss float64) string {
+	for _, c := range lossColours {
+		if loss <= c.upTo {
+			return c.colour
+		}
+	}
+	return lossColours[len(lossColours)-1].colour
+}
+
+// smoke draws the last hour of an origin's packet trains SmokePing-style:
+// per minute, the fastest to slowest packet as light smoke, the trains'
+// middle half as darker smoke, the median as a bar coloured by the
+// minute's loss, and a red column for a minute whose every packet was
+// lost.
+func smoke(points []prober.TrainPoint) template.HTML {
+	peak := 0.001
+	sent, received := 0, 0
+	var medians []float64
+	for _, p := range points {
+		peak = math.Max(peak, p.Hi)
+		sent += p.Sent
+		received += p.Received
+		if p.Received > 0 {
+			medians = append(medians, p.Median)
+		}
+	}
+	cw := (chartW - 2*pad) / float64(max(len(points), 1))
+	x := func(i int) float64 { return pad + float64(i)*cw }
+	y := func(v float64) float64 { return chartH - pad - v/peak*(chartH-2*pad) }
+	box := func(b *strings.Builder, i int, top, bottom float64) {
+		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f"/>`, x(i), top, cw, math.Max(bottom-top, 1))
+	}
+	var light, dark, lost, med strings.Builder
+	for i, p := range points {
+		switch {
+		case p.Trains == 0:
+		case p.Received == 0:
+			box(&lost, i, pad, chartH-pad)
+		default:
+			box(&light, i, y(p.Hi), y(p.Lo))
+			box(&dark, i, y(p.Q3), y(p.Q1))
+			fmt.Fprintf(&med, `<rect x="%.1f" y="%.1f" width="%.1f" height="2" fill="%s"/>`, x(i), y(p.Median)-1, cw, lossColour(p.Loss()))
+		}
+	}
+	label := "packet trains, last hour: no packet answered"
+	if len(medians) > 0 {
+		sort.Float64s(medians)
+		label = fmt.Sprintf("packet trains, last hour: median %.1f ms, loss %.1f%%", medians[len(medians)/2]*1000, 100*float64(sent-received)/float64(sent))
+	} else if sent == 0 {
+		label = "packet trains, last hour: none yet"
+	}
+	svg := fmt.Sprintf(`<svg class="smoke" role="img" aria-label="%s" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" xmlns="http://www.w3.org/2000/svg">`+
+		`<rect width="100%%" height="100%%" fill="#f6f8fa"/>`+
+		`<g class="lost" fill="#cf222e" opacity="0.35">%s</g>`+
+		`<g class="range" fill="#d0d7de">%s</g>`+
+		`<g class="iqr" fill="#8c959f">%s</g>`+
+		`<g class="median">%s</g>`+
+		`<text x="%.0f" y="10" font-size="9" text-anchor="end" fill="#57606a">%.1f ms</text></svg>`,
+		label, chartW, chartH, chartW, chartH, lost.String(), light.String(), dark.String(), med.String(), chartW-pad, peak*1000)
 	return template.HTML(svg) //nolint:gosec // built from numbers only
 }

@@ -63,6 +63,66 @@ func TestLeafClockAndDrift(t *testing.T) {
 	}
 }
 
+// TestLeafSmokeChart: an origin probed with packet trains gets a
+// SmokePing-style chart: per minute the range and middle half of its
+// round trips as smoke, the median coloured by loss, and a red column for
+// a minute without answers; the last result says how many packets were
+// answered. An origin without trains has neither.
+func TestLeafSmokeChart(t *testing.T) {
+	now := time.Now()
+	points := make([]prober.TrainPoint, prober.HistoryMinutes)
+	// Minute 57: no loss; 58: 3 of 20 lost; 59: all lost.
+	points[57] = prober.TrainPoint{Trains: 1, Sent: 20, Received: 20, Lo: 0.010, Q1: 0.012, Median: 0.014, Q3: 0.016, Hi: 0.040}
+	points[58] = prober.TrainPoint{Trains: 1, Sent: 20, Received: 17, Lo: 0.011, Q1: 0.013, Median: 0.015, Q3: 0.018, Hi: 0.030}
+	points[59] = prober.TrainPoint{Trains: 1, Sent: 20}
+	smoke := prober.OriginStatus{
+		Target: &config.Target{ID: "smoke", Address: "edge.example", Module: "edge_smoke", Interval: time.Minute},
+		Probed: true, LastAt: now, Points: make([]prober.Point, prober.HistoryMinutes), Train: points,
+		Last: prober.Result{Reason: prober.ReasonTimeout, Train: &prober.Train{Sent: 20}},
+	}
+	plain := prober.OriginStatus{
+		Target: &config.Target{ID: "plain", URL: "http://plain.example/", Module: "simple", Interval: time.Minute},
+		Probed: true, LastAt: now, Points: make([]prober.Point, prober.HistoryMinutes), Last: prober.Result{Success: true},
+	}
+	var b bytes.Buffer
+	if err := statuspage.RenderLeaf(&b, statuspage.Leaf{ID: "a", Now: now, Origins: []prober.OriginStatus{smoke, plain}}); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	rowOf := func(id string) string {
+		_, row, ok := strings.Cut(page, `data-origin="`+id+`"`)
+		if !ok {
+			t.Fatalf("no row of origin %s:\n%s", id, page)
+		}
+		row, _, _ = strings.Cut(row, "</tr>")
+		return row
+	}
+	row := rowOf("smoke")
+	for _, want := range []string{
+		`<svg class="smoke" role="img" aria-label="packet trains, last hour: median 15.0 ms, loss 38.3%"`,
+		"0/20 packets answered",
+		`fill="#1a7f37"`, // minute 57's median: no loss
+		`fill="#bf8700"`, // minute 58's: 15% lost
+		`>40.0 ms</text>`,
+	} {
+		if !strings.Contains(row, want) {
+			t.Errorf("smoke row lacks %q:\n%s", want, row)
+		}
+	}
+	// Each answered minute has its range and its middle half; the lost
+	// minute a red column.
+	for class, want := range map[string]int{"range": 2, "iqr": 2, "lost": 1, "median": 2} {
+		_, g, _ := strings.Cut(row, `<g class="`+class+`"`)
+		g, _, _ = strings.Cut(g, "</g>")
+		if n := strings.Count(g, "<rect"); n != want {
+			t.Errorf("smoke chart's %s: %d rectangles, want %d", class, n, want)
+		}
+	}
+	if plainRow := rowOf("plain"); strings.Contains(plainRow, "smoke") || strings.Contains(plainRow, "packets answered") {
+		t.Errorf("an origin without trains has a train chart:\n%s", plainRow)
+	}
+}
+
 // TestLeafPaths: the page shows each path origin's last trace as a hop
 // table: address, reverse name, loss and RTTs, "*" for a silent hop, and
 // why a router stopped the trace.

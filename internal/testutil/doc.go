@@ -1,6 +1,7 @@
 // Package testutil holds the helpers Oxcross's tests share, so that each
 // package's tests and bench/oxbench need not write them again. Everything
-// listens on loopback addresses only.
+// listens on loopback addresses only, or inside network namespaces a test
+// created.
 //
 // Networks:
 //   - DNSServer (NewDNSServer): a fake authoritative DNS server over UDP
@@ -20,6 +21,11 @@
 //   - FreePort, ClosedAddr, ClosedURL: ports to listen on and addresses
 //     where nothing listens; ListenOriginalPort, a listener on a port the
 //     original Oxcross probes (at most 32767).
+//
+// Network namespaces (Linux, root): RequireNetns skips without root or a
+// command (and fails in CI), NewNetns creates a namespace removed at the
+// end of the test (Netns.Run and Netns.Command run commands in it,
+// Netns.Do opens sockets in it), LinkNetns joins two with a veth pair.
 //
 // TLS: CA (NewCA) is a certificate authority issuing server and client
 // certificates (CA.Server, CA.Client, CA.Issue with CertOptions for names,

@@ -119,6 +119,25 @@
             'Probes from leaf {{ $labels.source_id }} to origin {{ $labels.origin_id }} keep getting answers that did not come from the origin (a repeated token or a foreign nonce): something between them caches /oxcross.',
           ),
           alert(
+            'OxcrossOriginPacketLoss',
+            'warning',
+            |||
+              count by (%(clusterLabel)s, job, origin_id) (
+                (
+                  1 - sum by (%(clusterLabel)s, job, origin_id, source_id) (
+                    rate(oxcross_leaf_probe_packets_received_total{%(leafSelector)s}[5m])
+                  )
+                  / sum by (%(clusterLabel)s, job, origin_id, source_id) (
+                    rate(oxcross_leaf_probe_packets_sent_total{%(leafSelector)s}[5m])
+                  )
+                ) > %(packetLossRatio)g
+              ) >= %(packetLossMinLeaves)d
+            ||| % c,
+            c.packetLossFor,
+            'Packets to an origin are lost from several leaves.',
+            "{{ $value }} leaves of job {{ $labels.job }} lose more than %(packetLossPercent)s of the packets of their trains (icmp or tcp) to origin {{ $labels.origin_id }}, over 5 minutes. Seen from several leaves at once, the loss is near the origin or on a path they share, not one leaf's uplink." % (c { packetLossPercent: '%g%%' % (c.packetLossRatio * 100) }),
+          ),
+          alert(
             'OxcrossOriginTLSCertificateExpiring',
             'warning',
             |||

@@ -1,5 +1,6 @@
 // Origin detail: the latency distribution, quantiles per leaf, the phases
-// of a probe, successes and failures, the last probe and clock drift.
+// of a probe, successes and failures, the last probe, clock drift, and the
+// packet loss and round-trip spread of trains.
 local g = import '../lib/grafana.libsonnet';
 local common = import 'common.libsonnet';
 
@@ -155,7 +156,7 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
         ),
         g.timeseries(
           'Failed probes by reason',
-          'Failed probes per minute by reason: timeout, dns, connect, tls, http_status, body_mismatch, invalid_response, cached (a repeated token or foreign nonce), body_too_large, icmp, error (docs/metrics.md lists them).',
+          'Failed probes per minute by reason: timeout, dns, connect, tls, http_status, body_mismatch, invalid_response, dns_rcode (a DNS rcode outside valid_rcodes), cached (a repeated token or foreign nonce), body_too_large, icmp, error (docs/metrics.md lists them).',
           [g.target(
             'sum by (%s, source_id, origin_id, reason) (rate(oxcross_leaf_probe_results{%s, result="false"}[$__rate_interval])) * 60 > 0' % [cl, sel],
             common.pair + ': {{reason}}',
@@ -232,6 +233,29 @@ local phases = ['resolve', 'connect', 'tls', 'processing', 'transfer'];
           [g.target('oxcross_leaf_origin_time_drift_uncertainty_seconds{%s}' % sel, common.pair)],
           's',
           min=0,
+        ),
+
+        g.row('Packet loss and jitter (icmp and tcp trains)'),
+        g.timeseries(
+          'Packet loss and round-trip spread per pair',
+          'For origins probed with trains of packets (the icmp and tcp kinds, packets > 1): the share of packets lost over $__rate_interval (left axis), and the spread of the last train, slowest minus fastest round trip (right axis, dashed). OxcrossOriginPacketLoss fires when more than %(ratio)g%% are lost from %(leaves)d leaves or more.' % { ratio: c.packetLossRatio * 100, leaves: c.packetLossMinLeaves },
+          [
+            g.target(|||
+              1 - sum by (%(cl)s, job, origin_id, source_id) (rate(oxcross_leaf_probe_packets_received_total{%(sel)s}[$__rate_interval]))
+              / sum by (%(cl)s, job, origin_id, source_id) (rate(oxcross_leaf_probe_packets_sent_total{%(sel)s}[$__rate_interval]))
+            ||| % { cl: cl, sel: sel }, common.pair + ' loss'),
+            g.target('max by (%s, job, origin_id, source_id) (oxcross_leaf_probe_packet_rtt_spread_seconds{%s})' % [cl, sel], common.pair + ' spread'),
+          ],
+          'percentunit',
+          w=24,
+          min=0,
+          calcs=['mean', 'max', 'lastNotNull'],
+          overrides=[g.override('byRegexp', '/spread$/', [
+            ['unit', 's'],
+            ['custom.axisPlacement', 'right'],
+            ['custom.lineStyle', { fill: 'dash', dash: [10, 10] }],
+            ['custom.fillOpacity', 0],
+          ])],
         ),
       ],
     ),

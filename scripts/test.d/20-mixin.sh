@@ -229,8 +229,9 @@ sed 's/#.*//; s/[[:space:]]//g; /^$/d' mixin/tests/pending_metrics.txt | sort -u
 
 # The three programs on free loopback ports: an origin over TLS (its
 # certificate trusted by the leaf through SSL_CERT_FILE), a configserver
-# whose config has that origin in advanced mode and its /healthz in simple
-# mode, and a leaf following the configserver.
+# whose config has that origin in advanced mode, its /healthz in simple mode
+# and a tcp train of 3 packets to its port, and a leaf following the
+# configserver.
 free_port() { # below the kernel's ephemeral range, and not listened on
   local p lo
   read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
@@ -271,6 +272,10 @@ launch origin 'https://127.0.0.1:{port}/healthz' \
 cat >"$tmp/config.yaml" <<EOF
 interval: 1s
 timeout: 900ms
+modules:
+  train:
+    kind: tcp
+    tcp: {packets: 3, packet_interval: 10ms}
 origins:
   - name: mixin-origin
     scheme: https
@@ -280,6 +285,9 @@ origins:
   - name: mixin-healthz
     url: https://127.0.0.1:$port/healthz
     mode: simple
+  - name: mixin-train
+    address: 127.0.0.1:$port
+    module: train
 EOF
 launch configserver 'http://127.0.0.1:{port}/healthz' \
   "$tmp/bin/oxcross-configserver" --web.listen-address='127.0.0.1:{port}' --config.file="$tmp/config.yaml"
@@ -288,16 +296,18 @@ launch leaf 'http://127.0.0.1:{port}/-/ready' \
   env SSL_CERT_FILE="$tmp/cert.pem" "$tmp/bin/oxcross-leaf" --web.listen-address='127.0.0.1:{port}' \
   --leaf.id=mixin-leaf --config.url="http://127.0.0.1:$cp" --config.cache-file="$tmp/cache.json"
 lp=$port
-# A few seconds of probes: until both origins' last probe succeeded and the
+# A few seconds of probes: until the three origins' last probe succeeded
+# (the tcp train's too, whose metrics the loss alert and panel use) and the
 # TLS origin's drift is known.
 for i in $(seq 300); do
   curl -sf "http://127.0.0.1:$lp/metrics" >"$tmp/leaf.metrics" || true
   if grep -q '^oxcross_leaf_origin_status{origin_id="mixin-origin",source_id="mixin-leaf"} 1' "$tmp/leaf.metrics" &&
     grep -q '^oxcross_leaf_origin_status{origin_id="mixin-healthz",source_id="mixin-leaf"} 1' "$tmp/leaf.metrics" &&
+    grep -q '^oxcross_leaf_origin_status{origin_id="mixin-train",source_id="mixin-leaf"} 1' "$tmp/leaf.metrics" &&
     grep -q '^oxcross_leaf_origin_time_drift{origin_id="mixin-origin"' "$tmp/leaf.metrics"; then
     break
   fi
-  [ "$i" -lt 300 ] || { cat "$tmp/leaf.log" >&2; fail "the leaf did not probe both origins successfully within 30s"; }
+  [ "$i" -lt 300 ] || { cat "$tmp/leaf.log" >&2; fail "the leaf did not probe the three origins successfully within 30s"; }
   sleep 0.1
 done
 sleep 1
