@@ -198,6 +198,9 @@ func (h *histogram) snapshot(s *histSnapshot) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s.schema, s.count, s.zero, s.sum, s.bounds = h.schema, h.count, h.zero, h.sum, h.bounds
+	if cap(s.cumulative) < len(h.bounds) {
+		s.cumulative = make([]uint64, 0, len(h.bounds))
+	}
 	s.cumulative = s.cumulative[:0]
 	var cum uint64
 	for _, c := range h.classic[:len(h.bounds)] {

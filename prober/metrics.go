@@ -195,6 +195,7 @@ type familySeries struct {
 	// histogram series' histogram, nil while it does not exist.
 	value func(*originMetrics) (float64, bool)
 	hist  func(*originMetrics) *histogram
+	fam   *originFamily
 }
 
 // exists returns the value of a counter or gauge series of om, and
@@ -317,6 +318,9 @@ func sortFamilies(fams []*originFamily) []*originFamily {
 			return 0
 		})
 		f.desc = prometheus.NewDesc(f.name, f.help, f.labelNames, nil)
+		for i := range f.series {
+			f.series[i].fam = f
+		}
 	}
 	return fams
 }
@@ -636,35 +640,43 @@ func (c *originCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *originCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, om := range (*Metrics)(c).sortedOrigins() {
-		// What the origin's series share, made once per Gather, and the
-		// series with their label lists in one allocation each.
+		// What the origin's series share, made once per Gather: their
+		// label pairs, in one allocation, and the series, in another.
+		nSeries, nLabels := 0, 0
+		for _, f := range originFamilies {
+			for i := range f.series {
+				if _, ok := f.series[i].exists(om); ok {
+					nSeries++
+					nLabels += len(f.series[i].labels)
+				}
+			}
+		}
 		g := &gatheredOrigin{
 			om:      om,
-			origin:  &dto.LabelPair{Name: new(labelOrigin), Value: &om.id},
-			leaf:    &dto.LabelPair{Name: new(labelLeafID), Value: &om.leafID},
+			labels:  make([]*dto.LabelPair, 0, nLabels),
 			created: timestamppb.New(time.Unix(0, om.created)),
 		}
-		series := make([]originSeries, 0, numOriginSeries)
-		labels := make([]*dto.LabelPair, 0, numOriginLabels)
+		origin := &dto.LabelPair{Name: new(labelOrigin), Value: &om.id}
+		leaf := &dto.LabelPair{Name: new(labelLeafID), Value: &om.leafID}
+		series := make([]originSeries, 0, nSeries)
 		for _, f := range originFamilies {
 			for i := range f.series {
 				s := &f.series[i]
-				v, ok := s.exists(om)
-				if !ok {
+				if _, ok := s.exists(om); !ok {
 					continue
 				}
-				start := len(labels)
+				start := len(g.labels)
 				for j := range s.labels {
 					switch l := &s.labels[j]; l.from {
 					case originValue:
-						labels = append(labels, g.origin)
+						g.labels = append(g.labels, origin)
 					case leafValue:
-						labels = append(labels, g.leaf)
+						g.labels = append(g.labels, leaf)
 					default:
-						labels = append(labels, l.pair)
+						g.labels = append(g.labels, l.pair)
 					}
 				}
-				series = append(series, originSeries{g: g, fam: f, s: s, v: v, labels: labels[start:len(labels):len(labels)]})
+				series = append(series, originSeries{g: g, s: s, labels: uint32(start)<<16 | uint32(len(g.labels))})
 			}
 		}
 		for i := range series {
@@ -673,44 +685,32 @@ func (c *originCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// numOriginSeries and numOriginLabels are how many series and labels an
-// origin has at most.
-var numOriginSeries, numOriginLabels = func() (n, l int) {
-	for _, f := range originFamilies {
-		n += len(f.series)
-		for _, s := range f.series {
-			l += len(s.labels)
-		}
-	}
-	return n, l
-}()
-
 // gatheredOrigin is what an origin's series share in one Gather.
 type gatheredOrigin struct {
-	om           *originMetrics
-	origin, leaf *dto.LabelPair
-	created      *timestamppb.Timestamp
+	om      *originMetrics
+	labels  []*dto.LabelPair
+	created *timestamppb.Timestamp
 }
 
-// originSeries is one series of an origin as a prometheus.Metric.
+// originSeries is one series of an origin as a prometheus.Metric: labels
+// holds the start and end of its label pairs in g.labels.
 type originSeries struct {
 	g      *gatheredOrigin
-	fam    *originFamily
 	s      *familySeries
-	v      float64
-	labels []*dto.LabelPair
+	labels uint32
 }
 
-func (s *originSeries) Desc() *prometheus.Desc { return s.fam.desc }
+func (s *originSeries) Desc() *prometheus.Desc { return s.s.fam.desc }
 
 func (s *originSeries) Write(out *dto.Metric) error {
 	g := s.g
-	out.Label = s.labels
-	switch s.fam.typ {
+	out.Label = g.labels[s.labels>>16 : s.labels&0xffff : s.labels&0xffff]
+	v, _ := s.s.exists(g.om)
+	switch s.s.fam.typ {
 	case dto.MetricType_COUNTER:
-		out.Counter = &dto.Counter{Value: new(s.v), CreatedTimestamp: g.created}
+		out.Counter = &dto.Counter{Value: new(v), CreatedTimestamp: g.created}
 	case dto.MetricType_GAUGE:
-		out.Gauge = &dto.Gauge{Value: new(s.v)}
+		out.Gauge = &dto.Gauge{Value: new(v)}
 	case dto.MetricType_HISTOGRAM:
 		var snap histSnapshot
 		s.s.hist(g.om).snapshot(&snap)
