@@ -133,6 +133,50 @@ leaf() {
     --web.listen-address=127.0.0.1:0 --web.enable-pprof "${@:3}"
 }
 
+# versus NAME MODULE TARGET WHAT: the leaf ($leaf_pid, $leaf_port) probes by
+# itself while blackbox_exporter ($bb_pid, $bb_port) is driven through
+# /probe?module=MODULE&target=TARGET/healthz at 100 probes/s; after the
+# warm-up, one window from a scrape's start to the next's (the counters are
+# read when a scrape starts, and each window has one scrape's cost). Sets
+# secs, probes (the leaf's) and bb_probes, the CPU per probe cpu_leaf_us
+# and cpu_bb_us and their ratio cpu_ratio, each one's share of a core
+# cpu_leaf_pct and cpu_bb_pct, and what `oxbench window` prints
+# (probes_ok, probes_failed, failed_reasons...); warns about failed WHAT
+# probes of either.
+versus() {
+  local name=$1 module=$2 target=$3 what=$4 drive_pid scraper t0 t1 l0 l1 b0 b1
+  "$ox" drive -url "http://127.0.0.1:$bb_port/probe?module=$module&target=$target/healthz" -rate 100 \
+    -duration "$((WARMUP + WINDOW + 4))s" -expect "probe_success 1" >"$work/drive-$name.out" &
+  drive_pid=$!
+  pids+=("$drive_pid")
+  sleep "$WARMUP"
+  l0=$(cpu "$leaf_pid") b0=$(cpu "$bb_pid") t0=$(date +%s.%N)
+  scrape "$leaf_port" "$work/$name.before"
+  scrape_every "$leaf_port" 15 "$(($(date +%s) + WINDOW - 1))" &
+  scraper=$!
+  sleep "$WINDOW"
+  stop "$scraper"
+  l1=$(cpu "$leaf_pid") b1=$(cpu "$bb_pid") t1=$(date +%s.%N)
+  scrape "$leaf_port" "$work/$name.after"
+  wait "$drive_pid" || true
+  cat "$work/drive-$name.out" >&2
+  eval "$("$ox" window -before "$work/$name.before" -after "$work/$name.after")"
+  secs=$(calc %.3f "$t1 - $t0")
+  # shellcheck disable=SC2154 # probes_ok, probes_failed, failed_reasons: from the eval
+  probes=$((probes_ok + probes_failed))
+  # shellcheck disable=SC2154
+  [ "$probes_failed" = 0 ] || echo "warning: $probes_failed leaf $what probes failed ($failed_reasons)" >&2
+  grep -q "failed=0 dropped=0" "$work/drive-$name.out" ||
+    echo "warning: blackbox_exporter $what probes failed or were dropped: $(cat "$work/drive-$name.out")" >&2
+  bb_probes=$(calc %.0f "100 * $secs")
+  cpu_leaf_us=$(calc %.1f "($l1 - $l0) / $probes * 1e6")
+  cpu_bb_us=$(calc %.1f "($b1 - $b0) / $bb_probes * 1e6")
+  cpu_ratio=$(calc %.2f "$cpu_leaf_us / $cpu_bb_us")
+  cpu_leaf_pct=$(calc %.1f "($l1 - $l0) / $secs * 100")
+  cpu_bb_pct=$(calc %.1f "($b1 - $b0) / $secs * 100")
+  echo "$what: leaf $probes probes, $(calc %.2f "$l1 - $l0") CPU s, ${cpu_leaf_us} µs each; blackbox ~$bb_probes probes, $(calc %.2f "$b1 - $b0") CPU s, ${cpu_bb_us} µs each; in ${secs}s; ratio $cpu_ratio" >&2
+}
+
 # --- the probed origins -----------------------------------------------------
 step "origins"
 origin_ports=()
@@ -160,38 +204,11 @@ start blackbox "$BLACKBOX" --config.file="$work/blackbox.yml" --web.listen-addre
 bb_pid=$pid bb_port=$port
 # blackbox_exporter probes when asked through /probe: drive it at the
 # leaf's rate (1,000 origins every 10 s) for warm-up, window and margins.
-"$ox" drive -url "http://127.0.0.1:$bb_port/probe?module=http_2xx&target=$target/healthz" -rate 100 \
-  -duration "$((WARMUP + WINDOW + 4))s" -expect "probe_success 1" >"$work/drive.out" &
-drive_pid=$!
-pids+=("$drive_pid")
-sleep "$WARMUP"
-# The window runs from one scrape's start to the next's: the counters are
-# read when a scrape starts, and each window has one scrape's cost.
-l0=$(cpu "$leaf_pid") b0=$(cpu "$bb_pid") t0=$(date +%s.%N)
-scrape "$leaf_port" "$work/leaf1k.before"
-scrape_every "$leaf_port" 15 "$(($(date +%s) + WINDOW - 1))" &
-scraper=$!
-sleep "$WINDOW"
-stop "$scraper"
-l1=$(cpu "$leaf_pid") b1=$(cpu "$bb_pid") t1=$(date +%s.%N)
-scrape "$leaf_port" "$work/leaf1k.after"
-wait "$drive_pid" || true
-cat "$work/drive.out" >&2
-eval "$("$ox" window -before "$work/leaf1k.before" -after "$work/leaf1k.after")"
-secs=$(calc %.3f "$t1 - $t0")
-leaf_probes=$((probes_ok + probes_failed))
-[ "$probes_failed" = 0 ] || echo "warning: $probes_failed leaf probes failed ($failed_reasons)" >&2
-grep -q "failed=0 dropped=0" "$work/drive.out" || echo "warning: blackbox_exporter probes failed or were dropped: $(cat "$work/drive.out")" >&2
-bb_probes=$(calc %.0f "100 * $secs")
-leaf_us=$(calc %.1f "($l1 - $l0) / $leaf_probes * 1e6")
-bb_us=$(calc %.1f "($b1 - $b0) / $bb_probes * 1e6")
-ratio_a=$(calc %.2f "$leaf_us / $bb_us")
-leaf1k_cpu_pct=$(calc %.1f "($l1 - $l0) / $secs * 100")
-bb_cpu_pct=$(calc %.1f "($b1 - $b0) / $secs * 100")
+versus leaf1k http_2xx "$target" http
+leaf_us=$cpu_leaf_us bb_us=$cpu_bb_us ratio_a=$cpu_ratio leaf1k_cpu_pct=$cpu_leaf_pct bb_cpu_pct=$cpu_bb_pct
 leaf1k_hwm=$(hwm "$leaf_pid")
 bb_hwm=$(hwm "$bb_pid")
-leaf1k_rate=$(calc %.1f "$leaf_probes / $secs")
-echo "leaf: $leaf_probes probes, $(calc %.2f "$l1 - $l0") CPU s; blackbox: ~$bb_probes probes, $(calc %.2f "$b1 - $b0") CPU s, in ${secs}s" >&2
+leaf1k_rate=$(calc %.1f "$probes / $secs")
 stop "$leaf_pid"
 stop "$bb_pid"
 
@@ -218,32 +235,8 @@ modules:
 EOF
 start blackboxtls "$BLACKBOX" --config.file="$work/blackbox-tls.yml" --web.listen-address=127.0.0.1:0
 bb_pid=$pid bb_port=$port
-"$ox" drive -url "http://127.0.0.1:$bb_port/probe?module=https_2xx&target=$tls_target/healthz" -rate 100 \
-  -duration "$((WARMUP + WINDOW + 4))s" -expect "probe_success 1" >"$work/drive-tls.out" &
-drive_pid=$!
-pids+=("$drive_pid")
-sleep "$WARMUP"
-l0=$(cpu "$leaf_pid") b0=$(cpu "$bb_pid") t0=$(date +%s.%N)
-scrape "$leaf_port" "$work/leaftls.before"
-scrape_every "$leaf_port" 15 "$(($(date +%s) + WINDOW - 1))" &
-scraper=$!
-sleep "$WINDOW"
-stop "$scraper"
-l1=$(cpu "$leaf_pid") b1=$(cpu "$bb_pid") t1=$(date +%s.%N)
-scrape "$leaf_port" "$work/leaftls.after"
-wait "$drive_pid" || true
-cat "$work/drive-tls.out" >&2
-eval "$("$ox" window -before "$work/leaftls.before" -after "$work/leaftls.after")"
-secs=$(calc %.3f "$t1 - $t0")
-tls_probes=$((probes_ok + probes_failed))
-[ "$probes_failed" = 0 ] || echo "warning: $probes_failed leaf https probes failed ($failed_reasons)" >&2
-grep -q "failed=0 dropped=0" "$work/drive-tls.out" || echo "warning: blackbox_exporter https probes failed or were dropped: $(cat "$work/drive-tls.out")" >&2
-tls_leaf_us=$(calc %.1f "($l1 - $l0) / $tls_probes * 1e6")
-tls_bb_us=$(calc %.1f "($b1 - $b0) / (100 * $secs) * 1e6")
-ratio_tls=$(calc %.2f "$tls_leaf_us / $tls_bb_us")
-tls_leaf_pct=$(calc %.1f "($l1 - $l0) / $secs * 100")
-tls_bb_pct=$(calc %.1f "($b1 - $b0) / $secs * 100")
-echo "https: leaf $tls_probes probes, ${tls_leaf_us} µs each; blackbox ${tls_bb_us} µs each; ratio $ratio_tls" >&2
+versus leaftls https_2xx "$tls_target" https
+tls_leaf_us=$cpu_leaf_us tls_bb_us=$cpu_bb_us ratio_tls=$cpu_ratio tls_leaf_pct=$cpu_leaf_pct tls_bb_pct=$cpu_bb_pct
 stop "$leaf_pid"
 stop "$bb_pid"
 stop "$tls_pid"

@@ -67,8 +67,13 @@ type EtcdStore struct {
 
 	mu sync.Mutex
 	// down says why etcd cannot be used now; nil while it can.
-	down   error
-	listed atomic.Bool
+	down error
+	// downSince is when down was set after being nil.
+	downSince time.Time
+	// relisted counts the lists from etcd; lastList is the last one.
+	relisted uint64
+	lastList time.Time
+	listed   atomic.Bool
 
 	up      prometheus.Gauge
 	relists prometheus.Counter
@@ -124,10 +129,11 @@ func NewEtcdStore(o EtcdOptions, reg prometheus.Registerer) (*EtcdStore, error) 
 		return nil, fmt.Errorf("etcd %s: %w", strings.Join(o.Endpoints, ","), err)
 	}
 	s := &EtcdStore{
-		o:       o,
-		cli:     cli,
-		revokes: make(chan int64, 1024),
-		down:    errors.New("not listed from etcd yet"),
+		o:         o,
+		cli:       cli,
+		revokes:   make(chan int64, 1024),
+		down:      errors.New("not listed from etcd yet"),
+		downSince: time.Now(),
 		up: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "oxcross_configserver_registry_store_up",
 			Help: "1 while the registry's etcd answers (registrations are accepted), 0 while it does not (registrations get 503, /sd/leaves serves the last registry).",
@@ -168,6 +174,9 @@ func (s *EtcdStore) setDown(op string, err error) {
 	s.mu.Lock()
 	was := s.down
 	s.down = err
+	if was == nil {
+		s.downSince = time.Now()
+	}
 	s.mu.Unlock()
 	s.up.Set(0)
 	if was == nil {
@@ -180,6 +189,7 @@ func (s *EtcdStore) setUp() bool {
 	s.mu.Lock()
 	was := s.down
 	s.down = nil
+	s.downSince = time.Time{}
 	s.mu.Unlock()
 	s.up.Set(1)
 	if was != nil && s.listed.Load() {
@@ -359,6 +369,10 @@ func (s *EtcdStore) list(ctx context.Context, r *Registry) (int64, error) {
 	}
 	r.replaceAll(entries)
 	s.relists.Inc()
+	s.mu.Lock()
+	s.relisted++
+	s.lastList = time.Now()
+	s.mu.Unlock()
 	s.setUp()
 	s.listed.Store(true)
 	s.o.Logger.Debug("Listed the registry from etcd", "leaves", len(entries), "revision", resp.Header.Revision)
@@ -475,3 +489,24 @@ func (r *Registry) deleteStored(id string, rev int64) {
 
 // Endpoints returns etcd's client URLs.
 func (s *EtcdStore) Endpoints() []string { return s.o.Endpoints }
+
+func (s *EtcdStore) status() StoreStatus {
+	st := StoreStatus{Kind: "etcd", Prefix: s.o.Prefix}
+	for _, ep := range s.o.Endpoints {
+		st.Endpoints = append(st.Endpoints, config.RedactURL(ep))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.Relists, st.LastRelist = s.relisted, s.lastList
+	if s.down != nil {
+		st.Down, st.DownSince = s.down.Error(), s.downSince
+		// An error may quote an endpoint as it was given.
+		for i, ep := range s.o.Endpoints {
+			st.Down = strings.ReplaceAll(st.Down, ep, st.Endpoints[i])
+		}
+		if s.o.Password != "" {
+			st.Down = strings.ReplaceAll(st.Down, s.o.Password, "xxxxx")
+		}
+	}
+	return st
+}

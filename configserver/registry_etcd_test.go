@@ -3,6 +3,7 @@ package configserver_test
 import (
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/oxcross/oxcross/configserver"
 	"github.com/oxcross/oxcross/discovery"
+	"github.com/oxcross/oxcross/internal/statuspage"
 	"github.com/oxcross/oxcross/internal/testutil"
 )
 
@@ -198,6 +200,18 @@ func TestEtcdServerOutage(t *testing.T) {
 	if err := f.s.Ready(); !strings.Contains(err.Error(), "etcd") {
 		t.Errorf("Ready while etcd is down: %v, want a reason naming etcd", err)
 	}
+	// The status page: etcd, its endpoint, down and why.
+	st := f.s.Registry().StoreStatus()
+	if st.Kind != "etcd" || !slices.Equal(st.Endpoints, []string{etcd.ClientURL}) || st.Down == "" || st.DownSince.IsZero() || st.Relists != 1 {
+		t.Errorf("StoreStatus while etcd is down: %+v, want etcd at %s, down with a reason, listed once", st, etcd.ClientURL)
+	}
+	page := storePage(t, f.s)
+	t.Logf("while etcd is down: %s", page)
+	for _, w := range []string{`data-kind="etcd" data-up="false"`, "Registry: etcd " + etcd.ClientURL, `<span class="down">down</span>, went down `, html.EscapeString(st.Down)} {
+		if !strings.Contains(page, w) {
+			t.Errorf("the status page while etcd is down lacks %q:\n%s", w, page)
+		}
+	}
 	r := f.put(t, "eu-2", `{"address":":9299"}`)
 	wantCode(t, "PUT while etcd is down", r, http.StatusServiceUnavailable, "etcd")
 	if r.Header.Get("Retry-After") == "" {
@@ -219,6 +233,46 @@ func TestEtcdServerOutage(t *testing.T) {
 	testutil.Eventually(t, 15*time.Second, "ready again", func() bool { return f.s.Ready() == nil })
 	if r := f.put(t, "eu-2", `{"address":":9299"}`); r.Code != http.StatusOK {
 		t.Errorf("PUT after etcd is back: %d %s", r.Code, r.Body)
+	}
+	// Listed anew after the outage.
+	if st := f.s.Registry().StoreStatus(); st.Down != "" || !st.DownSince.IsZero() || st.Relists < 2 || st.LastRelist.IsZero() {
+		t.Errorf("StoreStatus after etcd is back: %+v, want up, listed at least twice", st)
+	}
+	if page := storePage(t, f.s); !strings.Contains(page, `data-kind="etcd" data-up="true"`) || !strings.Contains(page, `<span class="up">up</span> · listed `) {
+		t.Errorf("the status page after etcd is back does not show it up:\n%s", page)
+	}
+}
+
+// storePage renders the status page of s as the configserver does, and
+// returns its registry store line.
+func storePage(t *testing.T, s *configserver.Server) string {
+	t.Helper()
+	var b strings.Builder
+	l := s.Current()
+	page := statuspage.Configserver{
+		File: "config.yaml", ETag: l.ETag, Leaves: s.Leaves(), Origins: l.Config.Origins,
+		Store: statuspage.RegistryStore(s.Registry().StoreStatus()), Now: time.Now(), Refresh: 15,
+	}
+	if err := statuspage.RenderConfigserver(&b, page); err != nil {
+		t.Fatal(err)
+	}
+	_, line, ok := strings.Cut(b.String(), `<p id="registry-store"`)
+	if !ok {
+		t.Fatalf("the status page has no registry store line:\n%s", b.String())
+	}
+	line, _, _ = strings.Cut(line, "</p>")
+	return `<p id="registry-store"` + line + "</p>"
+}
+
+// TestMemoryStoreStatus: without etcd the registry's store is the
+// process's memory, always up, never listed; the page says so.
+func TestMemoryStoreStatus(t *testing.T) {
+	f := startFixture(t, filepath.Join(t.TempDir(), "config.yaml"), regConfig, nil, configserver.RegistryOptions{})
+	if st := f.s.Registry().StoreStatus(); st.Kind != "memory" || st.Down != "" || len(st.Endpoints) != 0 || st.Relists != 0 {
+		t.Errorf("StoreStatus in memory: %+v", st)
+	}
+	if page := storePage(t, f.s); !strings.Contains(page, `data-kind="memory" data-up="true">Registry: in memory (this configserver only)</p>`) {
+		t.Errorf("the status page in memory: %s", page)
 	}
 }
 

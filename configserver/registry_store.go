@@ -30,7 +30,33 @@ type Store interface {
 	expiry(now time.Time, ttl time.Duration) time.Time
 	// run keeps r's view in step with the store until ctx ends.
 	run(ctx context.Context, r *Registry)
+	// status is the store's state for the status page.
+	status() StoreStatus
 }
+
+// StoreStatus is the state of a Registry's store, as the configserver's
+// status page shows it (statuspage.RegistryStore has the same fields).
+type StoreStatus struct {
+	// Kind is "memory" or "etcd".
+	Kind string
+	// Endpoints are etcd's client URLs, a password in them redacted.
+	Endpoints []string
+	// Prefix is the key prefix of the leaves in etcd.
+	Prefix string
+	// Down says why the store cannot be written now (the endpoints in it
+	// redacted); empty while it can.
+	Down string
+	// DownSince is when the store went down; zero while up.
+	DownSince time.Time
+	// Relists counts the times the registry was listed from the store
+	// anew (at start, after a compaction, a lost watch or an outage), and
+	// LastRelist is the last of them (zero: never).
+	Relists    uint64
+	LastRelist time.Time
+}
+
+// StoreStatus returns the state of the registry's store.
+func (r *Registry) StoreStatus() StoreStatus { return r.store.status() }
 
 // errStoreConflict says that a stored entry changed since the registry's
 // view of it: the write is checked again and retried.
@@ -59,3 +85,5 @@ func (memoryStore) delete(context.Context, string, *entry) error { return nil }
 func (memoryStore) expiry(now time.Time, ttl time.Duration) time.Time { return now.Add(ttl) }
 
 func (memoryStore) run(ctx context.Context, _ *Registry) { <-ctx.Done() }
+
+func (memoryStore) status() StoreStatus { return StoreStatus{Kind: "memory"} }

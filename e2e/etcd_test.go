@@ -175,18 +175,14 @@ func TestConfigserverReplicasEtcd(t *testing.T) {
 	regsBefore := okRegistrations(t, addrB)
 	stopped := time.Now()
 	etcd.Stop(t)
-	var notReady time.Duration
-	testutil.Eventually(t, 10*time.Second, "B not ready while etcd is down", func() bool {
-		if ready(addrB) == http.StatusServiceUnavailable {
-			notReady = time.Since(stopped)
-			return true
-		}
-		return false
-	})
+	notReady := untilReady(t, addrB, http.StatusServiceUnavailable, stopped, 10*time.Second, "B not ready while etcd is down")
 	resp := testutil.Do(t, nil, http.MethodGet, "http://"+addrB+"/-/ready", "")
 	readyBody := strings.TrimSpace(resp.Body)
 	if !strings.Contains(readyBody, "etcd") {
 		t.Errorf("/-/ready while etcd is down says %q, want the reason naming etcd", readyBody)
+	}
+	if page := testutil.Do(t, nil, http.MethodGet, "http://"+addrB+"/", "").Body; !strings.Contains(page, `data-kind="etcd" data-up="false"`) || !strings.Contains(page, "registrations refused with 503") {
+		t.Errorf("B's status page while etcd is down does not show the registry's etcd down:\n%s", page)
 	}
 	put := testutil.Do(t, nil, http.MethodPut, "http://"+addrB+"/api/v1/leaves/newcomer", `{"address":"127.0.0.1:9"}`)
 	if put.Code != http.StatusServiceUnavailable || !strings.Contains(put.Body, "etcd") {
@@ -209,14 +205,10 @@ func TestConfigserverReplicasEtcd(t *testing.T) {
 	outage := time.Since(stopped)
 	restarted := time.Now()
 	etcd.Start(t)
-	var readyAgain time.Duration
-	testutil.Eventually(t, 20*time.Second, "B ready again after etcd is back", func() bool {
-		if ready(addrB) == http.StatusOK {
-			readyAgain = time.Since(restarted)
-			return true
-		}
-		return false
-	})
+	readyAgain := untilReady(t, addrB, http.StatusOK, restarted, 20*time.Second, "B ready again after etcd is back")
+	if page := testutil.Do(t, nil, http.MethodGet, "http://"+addrB+"/", "").Body; !strings.Contains(page, `data-kind="etcd" data-up="true"`) {
+		t.Errorf("B's status page after etcd is back does not show the registry's etcd up:\n%s", page)
+	}
 	testutil.Eventually(t, 10*time.Second, "the leaf's heartbeats accepted again", func() bool {
 		return okRegistrations(t, addrB) > regsBefore
 	})
@@ -232,6 +224,21 @@ func TestConfigserverReplicasEtcd(t *testing.T) {
 	}
 	t.Logf("etcd outage: stopped for %s; B not ready %s after the stop (%q), registrations answered %d %q; B ready again %s after etcd restarted; /sd/leaves polled %d times every 20ms from A's kill to the end: %d polls without leaf-etcd or manual",
 		outage.Round(time.Millisecond), notReady.Round(time.Millisecond), readyBody, put.Code, strings.TrimSpace(put.Body), readyAgain.Round(time.Millisecond), polls, len(misses))
+}
+
+// untilReady waits until addr's /-/ready answers code and returns how long
+// after since that was.
+func untilReady(t *testing.T, addr string, code int, since time.Time, timeout time.Duration, what string) time.Duration {
+	t.Helper()
+	var after time.Duration
+	testutil.Eventually(t, timeout, what, func() bool {
+		if ready(addr) == code {
+			after = time.Since(since)
+			return true
+		}
+		return false
+	})
+	return after
 }
 
 // missedTTL is how long a registration lives without heartbeats.

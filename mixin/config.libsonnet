@@ -75,6 +75,9 @@
     configStaleFor: '5m',
     configserverDownFor: '5m',
     configserverReloadFailedFor: '5m',
+    // The configserver's registry in etcd (--registry.etcd.endpoints) is
+    // unreachable: replicas serve but refuse registrations.
+    configserverRegistryStoreDownFor: '5m',
 
     // TLS certificates of origins.
     tlsExpiryWarningDays: 14,

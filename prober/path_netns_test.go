@@ -11,16 +11,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/oxcross/oxcross/config"
 	"github.com/oxcross/oxcross/internal/testutil"
@@ -38,126 +35,57 @@ import (
 // fd14:N::x). Every router answers ICMP without rate limit, so that the
 // test's back-to-back traces are not cut short by it.
 type pathTopology struct {
-	ns     map[string]string // role (leaf, a, b, c, origin) to namespace name
-	origin netip.Addr
-	v6     netip.Addr
-}
-
-// requireNetns skips the test without root, and fails it in CI (CI=true)
-// when a tool is missing; elsewhere it skips.
-func requireNetns(t *testing.T, tools ...string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to build network namespaces (ip netns); CI runs it as root")
-	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			msg := fmt.Sprintf("%s is not installed (%v): run `bash scripts/install-deps.sh` (scripts/packages.d/path.txt)", tool, err)
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
-	}
-}
-
-func mustRun(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
+	leaf, a, b, c, origin *testutil.Netns
 }
 
 func newPathTopology(t *testing.T) *pathTopology {
 	t.Helper()
-	requireNetns(t, "ip")
-	id := fmt.Sprintf("oxp%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
-	tp := &pathTopology{ns: map[string]string{}, origin: netip.MustParseAddr("10.14.9.9"), v6: netip.MustParseAddr("fd14:9::9")}
-	for _, role := range []string{"leaf", "a", "b", "c", "origin"} {
-		name := id + "-" + role
-		mustRun(t, "ip", "netns", "add", name)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-		tp.ns[role] = name
-		sysctls := "echo 1 > /proc/sys/net/ipv4/ip_forward; echo 1 > /proc/sys/net/ipv6/conf/all/forwarding;" +
-			" echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter; echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter;" +
-			" echo 0 > /proc/sys/net/ipv4/icmp_ratelimit; echo 0 > /proc/sys/net/ipv6/icmp/ratelimit;" +
-			// No duplicate address detection: a tentative link-local
-			// address would hold up neighbour discovery for a second or two.
-			" echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad"
-		mustRun(t, "ip", "netns", "exec", name, "sh", "-c", sysctls)
-		mustRun(t, "ip", "-n", name, "link", "set", "lo", "up")
+	testutil.RequireNetns(t, "path.txt")
+	tp := &pathTopology{}
+	for _, ns := range []**testutil.Netns{&tp.leaf, &tp.a, &tp.b, &tp.c, &tp.origin} {
+		*ns = testutil.NewNetns(t)
+		(*ns).Router()
+		// No duplicate address detection: a tentative link-local address
+		// would hold up neighbour discovery for a second or two.
+		(*ns).Sysctl("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 	}
-	// link joins role x's interface xi and role y's yi on subnet n.
-	link := func(x, xi, y, yi string, n, mtu int) {
-		mustRun(t, "ip", "link", "add", "name", xi, "netns", tp.ns[x], "mtu", fmt.Sprint(mtu), "type", "veth", "peer", "name", yi, "netns", tp.ns[y], "mtu", fmt.Sprint(mtu))
-		for i, end := range [][2]string{{x, xi}, {y, yi}} {
-			ns, dev := tp.ns[end[0]], end[1]
-			mustRun(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("10.14.%d.%d/24", n, i+1), "dev", dev)
-			mustRun(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("fd14:%d::%d/64", n, i+1), "dev", dev, "nodad")
-			mustRun(t, "ip", "-n", ns, "link", "set", "dev", dev, "up")
-		}
+	// link joins x and y on subnet n: 10.14.n.1 and fd14:n::1 on x's end,
+	// .2 and ::2 on y's.
+	link := func(x, y *testutil.Netns, n, mtu int) {
+		testutil.LinkNetnsWith(t, x, y, testutil.LinkOptions{
+			AAddrs: []string{fmt.Sprintf("10.14.%d.1/24", n), fmt.Sprintf("fd14:%d::1/64", n)},
+			BAddrs: []string{fmt.Sprintf("10.14.%d.2/24", n), fmt.Sprintf("fd14:%d::2/64", n)},
+			MTU:    mtu,
+		})
 	}
-	link("a", "leaf", "leaf", "uplink", 0, 1500)
-	link("a", "b", "b", "a", 1, 1400)
-	link("b", "origin", "origin", "b", 2, 1500)
-	link("a", "c", "c", "a", 3, 1500)
-	link("c", "origin", "origin", "c", 4, 1500)
-	mustRun(t, "ip", "-n", tp.ns["origin"], "addr", "add", "10.14.9.9/32", "dev", "lo")
-	mustRun(t, "ip", "-n", tp.ns["origin"], "addr", "add", "fd14:9::9/128", "dev", "lo", "nodad")
-	route := func(role, dst, via string) {
-		mustRun(t, "ip", "-n", tp.ns[role], "route", "replace", dst, "via", via)
-	}
-	for _, r := range [][3]string{
-		{"leaf", "default", "10.14.0.1"}, {"leaf", "default", "fd14:0::1"},
-		{"a", "10.14.9.9/32", "10.14.1.2"}, {"a", "fd14:9::9/128", "fd14:1::2"},
-		{"b", "default", "10.14.1.1"}, {"b", "default", "fd14:1::1"},
-		{"b", "10.14.9.9/32", "10.14.2.2"}, {"b", "fd14:9::9/128", "fd14:2::2"},
-		{"c", "default", "10.14.3.1"}, {"c", "default", "fd14:3::1"},
-		{"c", "10.14.9.9/32", "10.14.4.2"}, {"c", "fd14:9::9/128", "fd14:4::2"},
-		{"origin", "default", "10.14.2.1"}, {"origin", "default", "fd14:2::1"},
+	link(tp.a, tp.leaf, 0, 1500)
+	link(tp.a, tp.b, 1, 1400)
+	link(tp.b, tp.origin, 2, 1500)
+	link(tp.a, tp.c, 3, 1500)
+	link(tp.c, tp.origin, 4, 1500)
+	tp.origin.AddAddr("10.14.9.9/32", "lo")
+	tp.origin.AddAddr("fd14:9::9/128", "lo")
+	for _, r := range []struct {
+		ns       *testutil.Netns
+		dst, via string
+	}{
+		{tp.leaf, "default", "10.14.0.1"}, {tp.leaf, "default", "fd14:0::1"},
+		{tp.a, "10.14.9.9/32", "10.14.1.2"}, {tp.a, "fd14:9::9/128", "fd14:1::2"},
+		{tp.b, "default", "10.14.1.1"}, {tp.b, "default", "fd14:1::1"},
+		{tp.b, "10.14.9.9/32", "10.14.2.2"}, {tp.b, "fd14:9::9/128", "fd14:2::2"},
+		{tp.c, "default", "10.14.3.1"}, {tp.c, "default", "fd14:3::1"},
+		{tp.c, "10.14.9.9/32", "10.14.4.2"}, {tp.c, "fd14:9::9/128", "fd14:4::2"},
+		{tp.origin, "default", "10.14.2.1"}, {tp.origin, "default", "fd14:2::1"},
 	} {
-		route(r[0], r[1], r[2])
+		r.ns.Route(r.dst, r.via)
 	}
 	return tp
 }
 
 // moveToC routes A's traffic to the origin through C.
-func (tp *pathTopology) moveToC(t *testing.T) {
-	mustRun(t, "ip", "-n", tp.ns["a"], "route", "replace", "10.14.9.9/32", "via", "10.14.3.2")
-	mustRun(t, "ip", "-n", tp.ns["a"], "route", "replace", "fd14:9::9/128", "via", "fd14:3::2")
-}
-
-// in runs fn on a thread moved into role's namespace: the sockets fn opens
-// live there.
-func (tp *pathTopology) in(t *testing.T, role string, fn func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	self, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer self.Close()
-	target, err := os.Open(filepath.Join("/run/netns", tp.ns[role]))
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("entering namespace %s: %v", tp.ns[role], err)
-	}
-	defer func() {
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: it dies with the goroutine.
-			t.Errorf("leaving namespace %s: %v", tp.ns[role], err)
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	fn()
+func (tp *pathTopology) moveToC() {
+	tp.a.Route("10.14.9.9/32", "10.14.3.2")
+	tp.a.Route("fd14:9::9/128", "fd14:3::2")
 }
 
 // traceHops formats the hops a trace found.
@@ -220,19 +148,19 @@ func TestPathNetns(t *testing.T) {
 	var port int
 	var mu sync.Mutex
 	var peers []string
-	tp.in(t, "origin", func() {
-		ln, err := net.Listen("tcp", ":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		testutil.ServeConns(t, ln, func(c net.Conn) {
-			mu.Lock()
-			peers = append(peers, c.RemoteAddr().String())
-			mu.Unlock()
-			_, _ = io.Copy(io.Discard, c)
-		})
-		port = ln.Addr().(*net.TCPAddr).Port
+	var ln net.Listener
+	var err error
+	tp.origin.Do(func() { ln, err = net.Listen("tcp", ":0") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.ServeConns(t, ln, func(c net.Conn) {
+		mu.Lock()
+		peers = append(peers, c.RemoteAddr().String())
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, c)
 	})
+	port = ln.Addr().(*net.TCPAddr).Port
 	var log testutil.SyncBuffer
 	kinds := DefaultKinds(slog.New(slog.NewTextHandler(&log, nil)))
 	cfg := pathConfig(t, kinds, port)
@@ -253,7 +181,7 @@ func TestPathNetns(t *testing.T) {
 			states[id] = p.newState(&mod)
 		}
 		var r Result
-		tp.in(t, "leaf", func() {
+		tp.leaf.Do(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 			defer cancel()
 			r = p.Probe(ctx, o, &mod, states[id])
@@ -315,7 +243,7 @@ func TestPathNetns(t *testing.T) {
 	// A second trace through B, then two through C: one change, counted
 	// at the second through C, and logged once with both paths.
 	probe("udp4")
-	tp.moveToC(t)
+	tp.moveToC()
 	for i, want := range []float64{0, 1, 1} {
 		r := probe("udp4")
 		got := testutil.MetricValue(t, reg, "oxcross_leaf_path_changes_total", "origin_id", "udp4")
@@ -337,7 +265,7 @@ func TestPathNetns(t *testing.T) {
 	}
 
 	t.Run("unprivileged", func(t *testing.T) {
-		requireNetns(t, "setpriv")
+		testutil.RequireNetns(t, "path.txt", "setpriv")
 		results := runUnprivilegedChild(t, tp, port)
 		for _, id := range []string{"udp4", "tcp4", "udp6", "tcp6"} {
 			r, ok := results[id]
@@ -362,7 +290,7 @@ func TestPathNetns(t *testing.T) {
 		}
 		// Once ping_group_range admits nobody's group, icmp traces through
 		// unprivileged ICMP sockets.
-		mustRun(t, "ip", "netns", "exec", tp.ns["leaf"], "sh", "-c", "echo 65534 65534 > /proc/sys/net/ipv4/ping_group_range")
+		tp.leaf.Sysctl("net.ipv4.ping_group_range=65534 65534")
 		results = runUnprivilegedChild(t, tp, port)
 		for _, id := range []string{"icmp4", "icmp6"} {
 			r := results[id]
@@ -378,7 +306,7 @@ func TestPathNetns(t *testing.T) {
 	// a silent hop, and no change; a router without a route to the
 	// destination ends the trace with its refusal.
 	t.Run("silent and unreachable", func(t *testing.T) {
-		mustRun(t, "ip", "-n", tp.ns["c"], "route", "replace", "blackhole", "10.14.0.0/24")
+		tp.c.Run("ip", "route", "replace", "blackhole", "10.14.0.0/24")
 		for _, id := range []string{"udp4", "tcp4-quick"} {
 			r := probe(id)
 			tr := r.Path.Trace
@@ -432,8 +360,7 @@ func runUnprivilegedChild(t *testing.T, tp *pathTopology, port int) map[string]p
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", tp.ns["leaf"],
-		"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+	cmd := tp.leaf.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
 		bin, "-test.run=^TestPathNetnsChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", pathChildEnv, port))
 	cmd.Dir = dir

@@ -89,6 +89,16 @@ func (r *receiver) setScript(retryAfter string, statuses ...int) {
 	r.mu.Unlock()
 }
 
+// failNext makes the receiver answer its next n requests with 503 (no
+// Retry-After).
+func (r *receiver) failNext(n int) {
+	statuses := make([]int, n)
+	for i := range statuses {
+		statuses[i] = http.StatusServiceUnavailable
+	}
+	r.setScript("", statuses...)
+}
+
 func (r *receiver) requests() []received {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -288,11 +298,7 @@ func TestRetryPolicy(t *testing.T) {
 // back, what the queue held arrives in time order.
 func TestQueueBound(t *testing.T) {
 	r := newReceiver(t)
-	statuses := make([]int, 1000)
-	for i := range statuses {
-		statuses[i] = http.StatusServiceUnavailable
-	}
-	r.setScript("", statuses...)
+	r.failNext(1000)
 	const bound = 2 * samplesPerGather
 	p, reg, stop := start(t, Options{URLs: []string{r.url}, Gatherer: newSource().reg, Interval: 100 * time.Millisecond,
 		QueueMaxSamples: bound, MaxPerRequest: samplesPerGather})
@@ -398,11 +404,7 @@ func TestStaleness(t *testing.T) {
 // timeout and counts what was left as dropped at shutdown.
 func TestShutdownDeadline(t *testing.T) {
 	r := newReceiver(t)
-	statuses := make([]int, 10000)
-	for i := range statuses {
-		statuses[i] = http.StatusServiceUnavailable
-	}
-	r.setScript("", statuses...)
+	r.failNext(10000)
 	_, reg, stop := start(t, Options{URLs: []string{r.url}, Gatherer: newSource().reg, Interval: time.Hour, FlushTimeout: 200 * time.Millisecond})
 	testutil.Eventually(t, 20*time.Second, "retrying", func() bool { return metric(t, reg, "samples_retried_total") > 0 })
 	began := time.Now()

@@ -103,7 +103,10 @@ func main() {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		l := srv.Current()
-		page := statuspage.Configserver{Version: version.Info(), File: *configFile, ETag: l.ETag, Leaves: srv.Leaves(), Origins: l.Config.Origins, Now: time.Now(), Refresh: 15}
+		page := statuspage.Configserver{
+			Version: version.Info(), File: *configFile, ETag: l.ETag, Leaves: srv.Leaves(), Origins: l.Config.Origins,
+			Store: statuspage.RegistryStore(srv.Registry().StoreStatus()), Now: time.Now(), Refresh: 15,
+		}
 		if err := statuspage.RenderConfigserver(w, page); err != nil {
 			logger.Error("Rendering the status page", "err", err)
 		}

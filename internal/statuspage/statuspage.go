@@ -72,8 +72,31 @@ type Configserver struct {
 	ETag    string
 	Leaves  []discovery.Leaf
 	Origins []config.Target
+	// Store is the state of the leaf registry's store.
+	Store   RegistryStore
 	Now     time.Time
 	Refresh int
+}
+
+// RegistryStore is the state of the configserver's leaf registry store:
+// the same fields as configserver.StoreStatus, which converts to it
+// (statuspage.RegistryStore(registry.StoreStatus())) without this package
+// importing the configserver's.
+type RegistryStore struct {
+	// Kind is "memory" or "etcd"; empty is shown as memory.
+	Kind string
+	// Endpoints are etcd's client URLs; the page redacts a password in them.
+	Endpoints []string
+	// Prefix is the key prefix of the leaves in etcd.
+	Prefix string
+	// Down says why the store cannot be written now; empty while it can.
+	Down string
+	// DownSince is when the store went down.
+	DownSince time.Time
+	// Relists counts the times the registry was listed from the store anew;
+	// LastRelist is the last of them.
+	Relists    uint64
+	LastRelist time.Time
 }
 
 // RenderConfigserver writes the configserver's page.

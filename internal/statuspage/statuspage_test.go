@@ -178,3 +178,58 @@ func TestLeafPush(t *testing.T) {
 		t.Error("page shows the password")
 	}
 }
+
+// TestConfigserverRegistryStore: the configserver's page says where the
+// leaf registry lives: in memory, or in etcd with its endpoints (a password
+// in them redacted), up or down with the reason, and how often it was
+// listed.
+func TestConfigserverRegistryStore(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		store  statuspage.RegistryStore
+		want   []string
+		absent []string
+	}{
+		{"memory (zero value)", statuspage.RegistryStore{}, []string{`data-kind="memory" data-up="true"`, "Registry: in memory (this configserver only)"}, []string{"etcd", "listed"}},
+		{"memory", statuspage.RegistryStore{Kind: "memory"}, []string{`data-kind="memory"`, "in memory"}, []string{"etcd"}},
+		{"etcd up", statuspage.RegistryStore{
+			Kind: "etcd", Endpoints: []string{"https://etcd-1:2379", "https://oxcross:S3CRET@etcd-2:2379"}, Prefix: "/oxcross/registry/leaves/",
+			Relists: 1, LastRelist: now.Add(-90 * time.Second),
+		}, []string{
+			`data-kind="etcd" data-up="true"`,
+			"Registry: etcd https://etcd-1:2379, https://oxcross:xxxxx@etcd-2:2379 (prefix /oxcross/registry/leaves/)",
+			`<span class="up">up</span> · listed 1 time, last 1m30s ago`,
+		}, []string{"S3CRET", `class="down"`, "in memory"}},
+		{"etcd down", statuspage.RegistryStore{
+			Kind: "etcd", Endpoints: []string{"http://127.0.0.1:2379"}, Prefix: "/p/",
+			Down: "no answer within 1s", DownSince: now.Add(-7 * time.Second), Relists: 3, LastRelist: now.Add(-time.Hour),
+		}, []string{
+			`data-kind="etcd" data-up="false"`,
+			`<span class="down">down</span>, went down 7s ago: no answer within 1s; serving the last registry, registrations refused with 503`,
+			"listed 3 times, last 1h0m0s ago",
+		}, []string{`class="up"`}},
+		{"etcd never listed", statuspage.RegistryStore{
+			Kind: "etcd", Endpoints: []string{"http://127.0.0.1:2379"}, Prefix: "/p/",
+			Down: "not listed from etcd yet", DownSince: now,
+		}, []string{"went down 0s ago: not listed from etcd yet", "listed 0 times</p>"}, []string{", last"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := statuspage.RenderConfigserver(&b, statuspage.Configserver{File: "config.yaml", Store: tc.store, Now: now, Refresh: 15}); err != nil {
+				t.Fatal(err)
+			}
+			page := b.String()
+			for _, w := range tc.want {
+				if !strings.Contains(page, w) {
+					t.Errorf("page lacks %q:\n%s", w, page)
+				}
+			}
+			for _, a := range tc.absent {
+				if strings.Contains(page, a) {
+					t.Errorf("page has %q:\n%s", a, page)
+				}
+			}
+		})
+	}
+}

@@ -25,7 +25,9 @@
 // Network namespaces (Linux, root): RequireNetns skips without root or a
 // command (and fails in CI), NewNetns creates a namespace removed at the
 // end of the test (Netns.Run and Netns.Command run commands in it,
-// Netns.Do opens sockets in it), LinkNetns joins two with a veth pair.
+// Netns.Do opens sockets in it), LinkNetns joins two with a veth pair
+// (LinkNetnsWith: several addresses per end, an MTU); Netns.AddAddr,
+// Netns.Route, Netns.Sysctl and Netns.Router build routed topologies.
 //
 // TLS: CA (NewCA) is a certificate authority issuing server and client
 // certificates (CA.Server, CA.Client, CA.Issue with CertOptions for names,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -114,20 +115,94 @@ func (n *Netns) Do(fn func()) {
 // pair goes with the namespaces.
 func LinkNetns(t testing.TB, a *Netns, aAddr string, b *Netns, bAddr string) {
 	t.Helper()
+	LinkNetnsWith(t, a, b, LinkOptions{AAddrs: []string{aAddr}, BAddrs: []string{bAddr}})
+}
+
+// LinkOptions configure the veth pair of LinkNetnsWith.
+type LinkOptions struct {
+	// AAddrs and BAddrs are the addresses with prefix of each end, IPv4
+	// and IPv6 alike (IPv6 without duplicate address detection, usable at
+	// once); none leaves an end without an address.
+	AAddrs, BAddrs []string
+	// MTU of both ends; 0 keeps the kernel's default (1500).
+	MTU int
+}
+
+// LinkNetnsWith joins two namespaces with a veth pair as o says, both ends
+// up. The pair goes with the namespaces.
+func LinkNetnsWith(t testing.TB, a, b *Netns, o LinkOptions) {
+	t.Helper()
 	s := randomSuffix(8)
 	ea, eb := "oxva"+s, "oxvb"+s // at most 15 characters
-	ipCommand(t, "link", "add", ea, "netns", a.Name, "type", "veth", "peer", "name", eb, "netns", b.Name)
+	var mtu []string
+	if o.MTU > 0 {
+		mtu = []string{"mtu", strconv.Itoa(o.MTU)}
+	}
+	args := append(append([]string{"link", "add", ea, "netns", a.Name}, mtu...), "type", "veth", "peer", "name", eb, "netns", b.Name)
+	ipCommand(t, append(args, mtu...)...)
 	for _, e := range []struct {
-		ns        *Netns
-		dev, addr string
-	}{{a, ea, aAddr}, {b, eb, bAddr}} {
-		args := []string{"ip", "-4", "addr", "add", e.addr, "dev", e.dev}
-		if strings.Contains(e.addr, ":") {
-			args = []string{"ip", "-6", "addr", "add", e.addr, "dev", e.dev, "nodad"} // usable at once
+		ns    *Netns
+		dev   string
+		addrs []string
+	}{{a, ea, o.AAddrs}, {b, eb, o.BAddrs}} {
+		for _, addr := range e.addrs {
+			e.ns.AddAddr(addr, e.dev)
 		}
-		e.ns.Run(args...)
 		e.ns.Run("ip", "link", "set", e.dev, "up")
 	}
+}
+
+// AddAddr gives the namespace's interface dev an address with prefix
+// ("10.77.9.9/32", "fd00:77::9/128" on "lo"); IPv6 without duplicate
+// address detection, usable at once.
+func (n *Netns) AddAddr(addr, dev string) {
+	n.t.Helper()
+	args := []string{"ip", "-4", "addr", "add", addr, "dev", dev}
+	if strings.Contains(addr, ":") {
+		args = []string{"ip", "-6", "addr", "add", addr, "dev", dev, "nodad"}
+	}
+	n.Run(args...)
+}
+
+// Route adds or replaces the namespace's route to dst ("default",
+// "10.77.9.9/32", "fd00:77::/64") through the gateway via; the family is
+// the gateway's.
+func (n *Netns) Route(dst, via string) {
+	n.t.Helper()
+	family := "-4"
+	if strings.Contains(via, ":") {
+		family = "-6"
+	}
+	n.Run("ip", family, "route", "replace", dst, "via", via)
+}
+
+// Sysctl sets the namespace's sysctls, given as name=value pairs with
+// the names sysctl(8) uses ("net.ipv4.ip_forward=1"): those under net are
+// the namespace's own.
+func (n *Netns) Sysctl(settings ...string) {
+	n.t.Helper()
+	args := []string{"sh", "-c", `while [ $# -gt 0 ]; do printf '%s\n' "$2" >"$1" || exit 1; shift 2; done`, "sh"}
+	for _, s := range settings {
+		name, value, ok := strings.Cut(s, "=")
+		if !ok {
+			n.t.Fatalf("sysctl %q: want name=value", s)
+		}
+		args = append(args, "/proc/sys/"+strings.ReplaceAll(name, ".", "/"), value)
+	}
+	n.Run(args...)
+}
+
+// Router makes the namespace a router for IPv4 and IPv6: it forwards,
+// does no reverse-path filtering (a reply may come back on another link),
+// and does not rate-limit its ICMP errors (a test's back-to-back
+// traceroutes get every answer).
+func (n *Netns) Router() {
+	n.t.Helper()
+	n.Sysctl(
+		"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+		"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+		"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
+	)
 }
 
 func ipCommand(t testing.TB, args ...string) string {

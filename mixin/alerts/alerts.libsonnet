@@ -276,6 +276,16 @@
             'A configserver failed to reload its config.',
             'The last reload of the config on configserver {{ $labels.instance }} failed: it keeps serving the previous config until the file is fixed.',
           ),
+          alert(
+            'OxcrossConfigserverRegistryStoreDown',
+            'warning',
+            |||
+              oxcross_configserver_registry_store_up{%(configserverSelector)s} == 0
+            ||| % c,
+            c.configserverRegistryStoreDownFor,
+            "A configserver cannot reach its registry's etcd.",
+            'Configserver {{ $labels.instance }} has not reached the etcd of its leaf registry (--registry.etcd.endpoints): it keeps serving /config and the last registry on /sd/leaves, but refuses registrations (heartbeats get 503), its /-/ready is 503, and leaves that register in the meantime are not listed.',
+          ),
         ],
       },
     ],

@@ -1,5 +1,5 @@
 // Fleet: the leaves themselves (up, config age and state, skipped probes)
-// and the configserver (reloads, registered leaves, requests).
+// and the configserver (reloads, registered leaves, requests, its registry in etcd).
 local g = import '../lib/grafana.libsonnet';
 local common = import 'common.libsonnet';
 
@@ -36,7 +36,7 @@ local common = import 'common.libsonnet';
       c,
       'fleet',
       'Fleet',
-      'The leaves (up, config age and state, skipped probes) and the configserver (reloads, registered leaves, requests).',
+      'The leaves (up, config age and state, skipped probes) and the configserver (reloads, registered leaves, requests, its registry in etcd).',
       variables,
       [
         g.row('Leaves'),
@@ -236,6 +236,26 @@ local common = import 'common.libsonnet';
           'reqps',
           w=8,
           min=0,
+        ),
+        g.timeseries(
+          'Registry store up',
+          'With --registry.etcd.endpoints: whether each configserver reaches the etcd of its leaf registry (1) or not (0: it refuses registrations with 503 and serves the last registry). No series with the in-memory registry.',
+          [g.target('max by (%s, instance) (oxcross_configserver_registry_store_up{%s})' % [cl, cs], '{{instance}}')],
+          'none',
+          min=0,
+          max=1,
+          calcs=['min', 'lastNotNull'],
+        ),
+        g.timeseries(
+          'Registry store errors and relists',
+          "With --registry.etcd.endpoints: failed requests to the registry's etcd per interval by operation, and the times the registry was listed from etcd anew (at start, after a compaction, a lost watch or an outage).",
+          [
+            g.target('sum by (%s, op) (increase(oxcross_configserver_registry_store_errors_total{%s}[$__rate_interval])) > 0' % [cl, cs], 'errors {{op}}'),
+            g.target('sum by (%s) (increase(oxcross_configserver_registry_store_relists_total{%s}[$__rate_interval]))' % [cl, cs], 'relists'),
+          ],
+          'short',
+          min=0,
+          calcs=['sum'],
         ),
       ],
     ),

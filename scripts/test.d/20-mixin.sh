@@ -226,6 +226,14 @@ grep -ohE '[A-Za-z0-9_:]*(oxcross|process)_[A-Za-z0-9_:]*' mixin/out/prometheus_
   grep -E '^(oxcross|process)_[a-z0-9_]+$' | sed -E 's/_(bucket|count|sum)$//' | sort -u |
   comm -23 - "$tmp/recorded" >"$tmp/referenced"
 sed 's/#.*//; s/[[:space:]]//g; /^$/d' mixin/tests/pending_metrics.txt | sort -u >"$tmp/pending"
+# Metrics of a mode the programs below do not run (mixin/tests/mode_metrics.txt):
+# named by a non-test Go file and documented in docs/metrics.md instead.
+sed 's/#.*//; s/[[:space:]]//g; /^$/d' mixin/tests/mode_metrics.txt | sort -u >"$tmp/mode"
+while IFS= read -r m; do
+  grep -rqF --include='*.go' --exclude='*_test.go' --exclude-dir=.git --exclude-dir=vendor "Name: \"$m\"" . ||
+    fail "mixin/tests/mode_metrics.txt: no Go file registers $m"
+  grep -qF "| \`$m\` |" docs/metrics.md || fail "mixin/tests/mode_metrics.txt: docs/metrics.md does not document $m"
+done <"$tmp/mode"
 
 # The three programs on free loopback ports: an origin over TLS (its
 # certificate trusted by the leaf through SSL_CERT_FILE), a configserver
@@ -320,7 +328,7 @@ curl -sf "http://127.0.0.1:$cp/metrics" >"$tmp/configserver.metrics"
   grep -hv '^#' "$tmp"/*.metrics | sed -E 's/[{ ].*//'
 } | sort -u >"$tmp/exported"
 
-missing=$(comm -23 "$tmp/referenced" "$tmp/exported" | comm -23 - "$tmp/pending")
+missing=$(comm -23 "$tmp/referenced" "$tmp/exported" | comm -23 - "$tmp/pending" | comm -23 - "$tmp/mode")
 pending_now=$(comm -23 "$tmp/referenced" "$tmp/exported" | comm -12 - "$tmp/pending")
 landed=$(comm -12 "$tmp/pending" "$tmp/exported")
 unused=$(comm -23 "$tmp/pending" "$tmp/referenced")
@@ -330,5 +338,8 @@ printf '%s metrics referenced, %s exported by the leaf and configserver\n' \
 [ -z "$missing" ] || fail "the mixin names metrics that neither the leaf nor the configserver exports: $(echo $missing)"
 [ -z "$landed" ] || fail "now exported, remove from mixin/tests/pending_metrics.txt: $(echo $landed)"
 [ -z "$unused" ] || fail "mixin/tests/pending_metrics.txt lists metrics the mixin does not use: $(echo $unused)"
+unused_mode=$(comm -23 "$tmp/mode" "$tmp/referenced")
+[ -z "$unused_mode" ] || fail "mixin/tests/mode_metrics.txt lists metrics the mixin does not use: $(tr '\n' ' ' <<<"$unused_mode")"
+[ ! -s "$tmp/mode" ] || printf 'exported in another mode (mixin/tests/mode_metrics.txt): %s\n' "$(tr '\n' ' ' <"$tmp/mode")"
 
 step "mixin: all checks passed"
