@@ -128,7 +128,9 @@ type Registry struct {
 	// bySource indexes leaves by the address they registered from, for
 	// the per-source limit.
 	bySource map[netip.Addr]map[string]*entry
-	version  uint64
+	// version changes with every change of the registry's content; written
+	// under mu, read without it (every /sd/leaves request reads it).
+	version atomic.Uint64
 
 	registrations *prometheus.CounterVec
 }
@@ -379,7 +381,7 @@ func (r *Registry) applyLocked(id string, e *entry, now time.Time) {
 	// An expired entry coming back changes what Live lists, even when it
 	// is the same as before.
 	if !exists || !old.expires.After(now) || !sameLeaf(old.leaf, e.leaf) {
-		r.version++
+		r.version.Add(1)
 	}
 	r.setLocked(id, e)
 }
@@ -505,7 +507,7 @@ func (r *Registry) deleteLocked(id string) {
 	if e, ok := r.leaves[id]; ok {
 		r.unindexLocked(id, e)
 		delete(r.leaves, id)
-		r.version++
+		r.version.Add(1)
 	}
 }
 
@@ -758,7 +760,7 @@ func (r *Registry) Live() (leaves []discovery.Leaf, version uint64, nextExpiry t
 			nextExpiry = e.expires
 		}
 	}
-	return leaves, r.version, nextExpiry
+	return leaves, r.version.Load(), nextExpiry
 }
 
 // Count returns the number of live registered leaves.
@@ -778,9 +780,7 @@ func (r *Registry) Count() int {
 // currentVersion returns the registry's version, which changes with its
 // content, without listing the leaves.
 func (r *Registry) currentVersion() uint64 {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.version
+	return r.version.Load()
 }
 
 // Labels returns the labels of a live registered leaf.

@@ -467,7 +467,7 @@ func (r *Registry) replaceAll(entries map[string]*entry) {
 	for id, e := range entries {
 		r.setLocked(id, e)
 	}
-	r.version++
+	r.version.Add(1)
 }
 
 // applyStored applies a change read from the store to the registry's

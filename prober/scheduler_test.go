@@ -532,10 +532,15 @@ func TestSchedulerConcurrencyLimit(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}))
-	const interval = 200 * time.Millisecond
+	// The handler counts what is in flight at the server; it has ended
+	// before its answer is flushed, so a probe that gets its answer has
+	// left the count before the next one starts. A probe that timed out
+	// would not have: the server notices the closed connection late on a
+	// busy machine. The timeout is long enough that none does.
+	const interval, timeout = 200 * time.Millisecond, 5 * time.Second
 	s.Apply(origins(
-		config.Target{ID: "a", URL: ts.URL + "/a", Module: "simple", Interval: interval, Timeout: 190 * time.Millisecond},
-		config.Target{ID: "b", URL: ts.URL + "/b", Module: "simple", Interval: interval, Timeout: 190 * time.Millisecond},
+		config.Target{ID: "a", URL: ts.URL + "/a", Module: "simple", Interval: interval, Timeout: timeout},
+		config.Target{ID: "b", URL: ts.URL + "/b", Module: "simple", Interval: interval, Timeout: timeout},
 	))
 	skipped := func() float64 {
 		return testutil.MetricSum(t, reg, "oxcross_leaf_probe_skipped_total", labelLeafID, testLeafID)

@@ -53,8 +53,13 @@ func runLeaf(o *options) int {
 	history := prober.NewHistory()
 	// The leaf's own clock, read from the kernel at each scrape.
 	reg.MustRegister(prober.NewClockCollector())
+	// The probe metrics have a registry of their own: /metrics writes
+	// their per-origin families itself and gathers only reg. Whatever
+	// needs every family gathers prometheus.Gatherers{reg, probeReg}.
+	probeReg := prometheus.NewRegistry()
+	metrics := prober.NewMetrics(probeReg)
 	sched := prober.NewScheduler(prober.SchedulerOptions{
-		Prober: probes, Metrics: prober.NewMetrics(reg), LeafID: o.leafID,
+		Prober: probes, Metrics: metrics, LeafID: o.leafID,
 		MaxConcurrency: o.maxConcurrency, History: history, Logger: logger,
 	})
 
@@ -89,7 +94,7 @@ func runLeaf(o *options) int {
 	var pusher *push.Pusher
 	if len(o.push.urls) > 0 {
 		// The gatherer must hold every family /metrics serves.
-		if pusher, err = newPusher(o, reg, reg, agent, logger); err != nil {
+		if pusher, err = newPusher(o, prometheus.Gatherers{reg, probeReg}, reg, agent, logger); err != nil {
 			logger.Error("Cannot push", "err", err)
 			return 2
 		}
@@ -97,7 +102,7 @@ func runLeaf(o *options) int {
 	probeHandler := prober.NewHandler(probes, follower.Config, o.maxConcurrent, logger)
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", service.MetricsHandler(reg))
+	mux.Handle("GET /metrics", metrics.Handler(reg, reg, logger))
 	mux.Handle("GET /probe", probeHandler)
 	reverseNames := prober.NewReverseNames(nil)
 	mux.Handle("GET /api/v1/paths", prober.NewPathsHandler(history, follower.Config, reverseNames))
