@@ -218,6 +218,9 @@ step "(https) leaf and blackbox_exporter at 100 https probes/s each for ${WINDOW
 # session tickets, so both probers make a whole handshake every probe (the
 # leaf opens a fresh connection every probe anyway; blackbox_exporter a new
 # client every probe). Both verify the certificate against the same CA.
+# The leaf's module sets key_exchange: classical, the key exchanges
+# Debian's blackbox_exporter (built with Go 1.19) offers: X25519, no
+# post-quantum share, so both make the same handshake.
 start tlsorigin "$ox" tlsorigin -ca "$work/tls-ca.pem"
 tls_pid=$pid tls_target="https://127.0.0.1:$port"
 "$ox" gen -n 1000 -interval 10s -timeout 5s -mode simple -targets "$tls_target" -path /healthz -ca "$work/tls-ca.pem" >"$work/leaftls.yaml"

@@ -72,7 +72,18 @@ type TLSSettings struct {
 	CertFile           string `yaml:"cert_file,omitempty" json:"cert_file,omitempty"`
 	KeyFile            string `yaml:"key_file,omitempty" json:"key_file,omitempty"`
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify,omitempty" json:"insecure_skip_verify,omitempty"`
+	// KeyExchange is hybrid (the default: Go's own preferences, the
+	// post-quantum X25519MLKEM768 first) or classical (X25519 and the NIST
+	// curves only, as Go before 1.24 and blackbox_exporter builds of that
+	// time offer).
+	KeyExchange string `yaml:"key_exchange,omitempty" json:"key_exchange,omitempty"`
 }
+
+// Key exchanges of TLSSettings.KeyExchange.
+const (
+	KeyExchangeHybrid    = "hybrid"
+	KeyExchangeClassical = "classical"
+)
 
 // carriesCredentials reports whether the settings present a client
 // certificate.
@@ -82,17 +93,22 @@ func (s TLSSettings) validate() error {
 	if (s.CertFile == "") != (s.KeyFile == "") {
 		return errors.New("cert_file and key_file go together")
 	}
+	switch s.KeyExchange {
+	case "", KeyExchangeHybrid, KeyExchangeClassical:
+	default:
+		return fmt.Errorf("key_exchange: %q is neither %s nor %s", s.KeyExchange, KeyExchangeHybrid, KeyExchangeClassical)
+	}
 	return nil
 }
 
-// probeCurves are the key exchanges a probe offers: the classical ones,
-// X25519 first, as blackbox_exporter and Go before 1.24 offer. Go's
-// default adds the hybrid post-quantum X25519MLKEM768, which a probe does
-// not need (what it protects is a health check, seen by both ends) and
-// which costs an ML-KEM key generation and decapsulation, a second X25519
-// key share and 1.2 KB of ClientHello on every handshake: about a third
-// of the client's handshake CPU.
-var probeCurves = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+// classicalCurves are the key exchanges of key_exchange: classical,
+// X25519 first. Go's default (hybrid) adds the post-quantum
+// X25519MLKEM768, which costs an ML-KEM key generation and
+// decapsulation, a second X25519 key share and 1.2 KB of ClientHello on
+// every handshake: about a third of a probe's handshake CPU. A module
+// whose probes carry no secret may choose classical to save it; hybrid
+// stays the default, since a probe may send credentials.
+var classicalCurves = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
 
 // tlsConfig builds a client TLS config from a module's settings, reading
 // its files.
@@ -101,7 +117,9 @@ func tlsConfig(s TLSSettings) (*tls.Config, error) {
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         s.ServerName,
 		InsecureSkipVerify: s.InsecureSkipVerify, //nolint:gosec // the user asked for it
-		CurvePreferences:   probeCurves,
+	}
+	if s.KeyExchange == KeyExchangeClassical {
+		c.CurvePreferences = classicalCurves
 	}
 	if s.CAFile != "" {
 		pem, err := os.ReadFile(s.CAFile)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,55 @@ func TestHTTPSWebSocketUpgradeOverHTTP1(t *testing.T) {
 		if !r.Success || r.HTTPVersion != c.version {
 			t.Errorf("headers %v: success %v (%s: %v), HTTP version %v, want %v", c.headers, r.Success, r.Reason, r.Err, r.HTTPVersion, c.version)
 		}
+	}
+}
+
+// TestKeyExchange: key_exchange hybrid (the default) offers the
+// post-quantum X25519MLKEM768 in the ClientHello, classical does not, and
+// any other value is refused by the settings' validation.
+func TestKeyExchange(t *testing.T) {
+	ca := testutil.NewCA(t, "key exchange CA")
+	cert := ca.Server(t, "good.example")
+	offered := func(s TLSSettings) []tls.CurveID {
+		t.Helper()
+		tc, err := tlsConfig(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.ServerName = "good.example"
+		hello := make(chan []tls.CurveID, 1)
+		c, srvEnd := net.Pipe()
+		defer func() { _ = c.Close(); _ = srvEnd.Close() }()
+		srv := tls.Server(srvEnd, &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			hello <- h.SupportedCurves
+			return &tls.Config{Certificates: []tls.Certificate{cert.TLS}}, nil
+		}})
+		go func() { _ = srv.Handshake() }()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := tls.Client(c, tc).HandshakeContext(ctx); err != nil {
+			t.Fatalf("handshake with key_exchange %q: %v", s.KeyExchange, err)
+		}
+		return <-hello
+	}
+	for _, c := range []struct {
+		setting string
+		pq      bool
+	}{{"", true}, {KeyExchangeHybrid, true}, {KeyExchangeClassical, false}} {
+		s := TLSSettings{CAFile: ca.CertFile, KeyExchange: c.setting}
+		if err := s.validate(); err != nil {
+			t.Fatalf("key_exchange %q refused: %v", c.setting, err)
+		}
+		curves := offered(s)
+		if got := slices.Contains(curves, tls.X25519MLKEM768); got != c.pq {
+			t.Errorf("key_exchange %q: offered %v, X25519MLKEM768 among them %v, want %v", c.setting, curves, got, c.pq)
+		}
+		if !slices.Contains(curves, tls.X25519) {
+			t.Errorf("key_exchange %q: offered %v, without X25519", c.setting, curves)
+		}
+	}
+	err := TLSSettings{KeyExchange: "quantum"}.validate()
+	if err == nil || !strings.Contains(err.Error(), `key_exchange: "quantum"`) {
+		t.Errorf("key_exchange quantum: %v, want an error naming it", err)
 	}
 }

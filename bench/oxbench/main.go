@@ -92,7 +92,9 @@ func gen(args []string) error {
 	module := *mode
 	if *ca != "" {
 		module = "https_bench"
-		fmt.Fprintf(&b, "modules:\n  %s:\n    kind: http\n    http:\n      tls: {ca_file: %q}\n", module, *ca)
+		// classical: the key exchanges Debian's blackbox_exporter (built
+		// with Go 1.19) offers, so that both make the same handshake.
+		fmt.Fprintf(&b, "modules:\n  %s:\n    kind: http\n    http:\n      tls: {ca_file: %q, key_exchange: classical}\n", module, *ca)
 	}
 	b.WriteString("origins:\n")
 	for i := range *n {
