@@ -20,15 +20,46 @@ import (
 // handshakeErr makes a TLS handshake over a pipe between a server with
 // cert and the client client makes of its end, and returns the client's
 // error.
+//
+// The two ends are a loopback TCP connection, not net.Pipe: over a pipe,
+// whose writes wait for the reader, each end's closing alert waited out
+// crypto/tls's 5 s write deadline, 2 minutes for the test.
 func handshakeErr(t *testing.T, cert tls.Certificate, client func(net.Conn) *tls.Conn) error {
 	t.Helper()
-	c, s := net.Pipe()
+	c, s := tcpPair(t)
 	defer func() { _ = c.Close(); _ = s.Close() }()
 	srv := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{cert}})
 	go func() { _ = srv.Handshake(); _ = srv.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return client(c).HandshakeContext(ctx)
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			t.Errorf("accepting: %v", err)
+		}
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.FailNow()
+	}
+	return client, server
 }
 
 // untimed is err's text without the current time that x509 names in an
@@ -145,7 +176,7 @@ func TestKeyExchange(t *testing.T) {
 		}
 		tc.ServerName = "good.example"
 		hello := make(chan []tls.CurveID, 1)
-		c, srvEnd := net.Pipe()
+		c, srvEnd := tcpPair(t)
 		defer func() { _ = c.Close(); _ = srvEnd.Close() }()
 		srv := tls.Server(srvEnd, &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 			hello <- h.SupportedCurves
