@@ -147,7 +147,10 @@ func TestConfigserverReplicasEtcd(t *testing.T) {
 
 	// Kill A: B's /sd/leaves, polled throughout, never misses the leaf.
 	poller := pollSD(t, addrB, "leaf-etcd", "manual")
-	time.Sleep(100 * time.Millisecond)
+	testutil.Eventually(t, 5*time.Second, "B's /sd/leaves polled before A is killed", func() bool {
+		polls, _ := poller.result()
+		return polls >= 3
+	})
 	killed := time.Now()
 	_ = csA.cmd.Process.Signal(syscall.SIGKILL)
 	<-csA.done
