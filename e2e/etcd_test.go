@@ -115,17 +115,18 @@ func TestConfigserverReplicasEtcd(t *testing.T) {
 		"--config.url=http://"+addrA, "--config.url=http://"+addrB,
 		"--config.refresh-interval="+refresh.String(), "--config.cache-file="+filepath.Join(t.TempDir(), "cache.json"))
 	var seenA, seenB time.Time
-	for giveUp := time.Now().Add(20 * time.Second); seenA.IsZero() || seenB.IsZero(); time.Sleep(10 * time.Millisecond) {
+	testutil.EventuallyReason(t, 20*time.Second, "the leaf listed by both replicas", func() string {
 		if seenA.IsZero() && sdLeafIDs(t, addrA)["leaf-etcd"] {
 			seenA = time.Now()
 		}
 		if seenB.IsZero() && sdLeafIDs(t, addrB)["leaf-etcd"] {
 			seenB = time.Now()
 		}
-		if time.Now().After(giveUp) {
-			t.Fatalf("the leaf not listed by both replicas within 20s: A %v, B %v", !seenA.IsZero(), !seenB.IsZero())
+		if seenA.IsZero() || seenB.IsZero() {
+			return fmt.Sprintf("listed by A %v, by B %v", !seenA.IsZero(), !seenB.IsZero())
 		}
-	}
+		return ""
+	})
 	if n := okRegistrations(t, addrB); n != 0 {
 		t.Fatalf("replica B accepted %v heartbeats: the leaf should heartbeat to A, its first --config.url", n)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 // countKind is a probe kind that returns at once with a full result and
@@ -63,13 +64,12 @@ func BenchmarkSchedulerOriginHeap(b *testing.B) {
 			LeafID: "leaf-bench-1", History: NewHistory(), Logger: discard,
 		})
 		s.Apply(cfg)
-		deadline := time.Now().Add(3 * interval)
-		for probes.Load() < n && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if probes.Load() < n {
-			b.Fatalf("%d probes of %d origins in %s", probes.Load(), n, 3*interval)
-		}
+		testutil.EventuallyReason(b, 3*interval, "every origin probed once", func() string {
+			if p := probes.Load(); p < n {
+				return fmt.Sprintf("%d probes of %d origins", p, n)
+			}
+			return ""
+		})
 		goroutines = runtime.NumGoroutine() - g0
 		runtime.GC()
 		runtime.ReadMemStats(&after)
