@@ -19,11 +19,18 @@ import (
 // 1,000 sources registered.
 func BenchmarkPutOpenMode(b *testing.B) {
 	r := configserver.NewRegistry(configserver.RegistryOptions{MaxLeavesPerSource: configserver.DefaultMaxLeavesPerSource}, prometheus.NewRegistry())
+	benchOpenModeHeartbeat(b, r, 10000, 1000)
+}
+
+// benchOpenModeHeartbeat registers leaves from sources in r, in open
+// mode, then times the heartbeat of the first one.
+func benchOpenModeHeartbeat(b *testing.B, r *configserver.Registry, leaves, sources int) {
+	b.Helper()
 	ctx := context.Background()
 	src := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i % 256)}) }
-	for i := range 10000 {
+	for i := range leaves {
 		reg := discovery.Registration{Address: fmt.Sprintf(":%d", 20000+i), RefreshInterval: "1m"}
-		if _, _, err := r.Put(ctx, fmt.Sprintf("leaf-%05d", i), reg, configserver.Caller{Addr: src(i % 1000)}, nil); err != nil {
+		if _, _, err := r.Put(ctx, fmt.Sprintf("leaf-%05d", i), reg, configserver.Caller{Addr: src(i % sources)}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -65,19 +72,5 @@ func BenchmarkPutIdentityMode(b *testing.B) {
 func BenchmarkPutEtcd(b *testing.B) {
 	etcd := testutil.StartEtcd(b)
 	r, _ := etcdRegistry(b, etcd.ClientURL, fmt.Sprintf("/oxcross-bench/%d/", time.Now().UnixNano()), configserver.RegistryOptions{MaxLeavesPerSource: configserver.DefaultMaxLeavesPerSource})
-	ctx := context.Background()
-	src := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i % 256)}) }
-	for i := range 1000 {
-		reg := discovery.Registration{Address: fmt.Sprintf(":%d", 20000+i), RefreshInterval: "1m"}
-		if _, _, err := r.Put(ctx, fmt.Sprintf("leaf-%05d", i), reg, configserver.Caller{Addr: src(i % 100)}, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
-	reg := discovery.Registration{Address: ":20000", RefreshInterval: "1m"}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, err := r.Put(ctx, "leaf-00000", reg, configserver.Caller{Addr: src(0)}, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchOpenModeHeartbeat(b, r, 1000, 100)
 }
