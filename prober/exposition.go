@@ -357,40 +357,30 @@ func (w *expoWriter) textSeries(b []byte, f *originFamily, om *originMetrics, s 
 		}
 		return appendTextFloat(b, float64(c))
 	}
-	if s.hist == nil {
+	// sample appends one line: the name with suffix, the labels (with le
+	// when given), and the value: c when count, else v.
+	sample := func(b []byte, suffix, le string, ub float64, count bool, c uint64, v float64) []byte {
 		b = append(b, f.name...)
-		b = appendLabels(b, om, s.labels, "", 0, om1)
+		b = append(b, suffix...)
+		b = appendLabels(b, om, s.labels, le, ub, om1)
 		b = append(b, ' ')
-		b = appendValue(b, v)
+		if count {
+			b = appendCount(b, c)
+		} else {
+			b = appendValue(b, v)
+		}
 		return append(b, '\n')
+	}
+	if s.hist == nil {
+		return sample(b, "", "", 0, false, 0, v)
 	}
 	h := &w.snap
 	for i, ub := range h.bounds {
-		b = append(b, f.name...)
-		b = append(b, "_bucket"...)
-		b = appendLabels(b, om, s.labels, "le", ub, om1)
-		b = append(b, ' ')
-		b = appendCount(b, h.cumulative[i])
-		b = append(b, '\n')
+		b = sample(b, "_bucket", "le", ub, true, h.cumulative[i], 0)
 	}
-	b = append(b, f.name...)
-	b = append(b, "_bucket"...)
-	b = appendLabels(b, om, s.labels, "le", math.Inf(1), om1)
-	b = append(b, ' ')
-	b = appendCount(b, h.count)
-	b = append(b, '\n')
-	b = append(b, f.name...)
-	b = append(b, "_sum"...)
-	b = appendLabels(b, om, s.labels, "", 0, om1)
-	b = append(b, ' ')
-	b = appendValue(b, h.sum)
-	b = append(b, '\n')
-	b = append(b, f.name...)
-	b = append(b, "_count"...)
-	b = appendLabels(b, om, s.labels, "", 0, om1)
-	b = append(b, ' ')
-	b = appendCount(b, h.count)
-	return append(b, '\n')
+	b = sample(b, "_bucket", "le", math.Inf(1), true, h.count, 0)
+	b = sample(b, "_sum", "", 0, false, 0, h.sum)
+	return sample(b, "_count", "", 0, true, h.count, 0)
 }
 
 // appendLabels appends {name="value",...}, with le last if given.
