@@ -14,14 +14,14 @@ import (
 	"time"
 
 	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/rawtcp"
 )
 
-// dialContext dials address over TCP with the module's IP family
+// dialContext dials address over TCP with d and the module's IP family
 // preference: ip4 or ip6 first, the other family only when the preferred
-// one has no address and fallback is allowed. Without a preference, Go's
+// one has no address and fallback is allowed. Without a preference, the
 // dialer tries every address (Happy Eyeballs).
-func dialContext(ctx context.Context, m *config.Module, address string) (net.Conn, error) {
-	d := &net.Dialer{KeepAlive: -1}
+func dialContext(ctx context.Context, d *rawtcp.Dialer, m *config.Module, address string) (net.Conn, error) {
 	switch m.IPFamily {
 	case config.IP4, config.IP6:
 		first, other := "tcp4", "tcp6"

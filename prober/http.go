@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/rawtcp"
 )
 
 // HTTPSettings configure the http kind, a module's `http:`, and are part
@@ -112,6 +113,8 @@ type httpKind struct {
 	// clients caches a client per module's settings, so that TLS files
 	// are read once per config rather than once per probe.
 	clients map[clientKey]*httpClient
+	// dialer dials every client's connections.
+	dialer rawtcp.Dialer
 }
 
 // clientKey is what a client depends on in a module's settings. It is
@@ -126,6 +129,8 @@ type clientKey struct {
 
 type httpClient struct {
 	client *http.Client
+	// dialer is the kind's.
+	dialer *rawtcp.Dialer
 	// mod is the module whose dialling settings the client uses.
 	mod *config.Module
 	// direct is set when http:// and https:// requests may be made by
@@ -166,7 +171,7 @@ func (k *httpKind) clientFor(m *config.Module, hs *HTTPSettings) *httpClient {
 	if len(k.clients) >= maxCachedClients {
 		clear(k.clients)
 	}
-	c := &httpClient{}
+	c := &httpClient{dialer: &k.dialer}
 	k.clients[key] = c
 	tc, err := tlsConfig(hs.TLS)
 	if err != nil {
@@ -184,7 +189,7 @@ func (k *httpKind) clientFor(m *config.Module, hs *HTTPSettings) *httpClient {
 	c.tls, c.verifier = tc, verifierFor(tc)
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialContext(ctx, &mod, addr)
+			return dialContext(ctx, c.dialer, &mod, addr)
 		},
 		// A fresh connection for every probe, as the original Oxcross did.
 		DisableKeepAlives:      true,

@@ -113,7 +113,7 @@ func (c *httpClient) roundTrip1(req *http.Request) (*http.Response, error) {
 			port = "443"
 		}
 	}
-	conn, err := dialContext(ctx, c.mod, net.JoinHostPort(req.URL.Hostname(), port))
+	conn, err := dialContext(ctx, c.dialer, c.mod, net.JoinHostPort(req.URL.Hostname(), port))
 	if err != nil {
 		return nil, uerr(err)
 	}
@@ -243,7 +243,7 @@ func (c *httpClient) dialTLS(ctx context.Context, _, address string) (net.Conn, 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := dialContext(ctx, c.mod, address)
+	conn, err := dialContext(ctx, c.dialer, c.mod, address)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/rawtcp"
 )
 
 // A Kind is a probe plugin: one way of probing a target. A kind is
@@ -48,7 +49,7 @@ func DefaultKinds(logger *slog.Logger) *Kinds {
 	ks, err := NewKinds(
 		newHTTPKind(),
 		newOxcrossKind(),
-		tcpKind{},
+		tcpKind{dialer: &rawtcp.Dialer{}},
 		newICMPKind(logger),
 		dnsKind{},
 		newPathKind(logger),

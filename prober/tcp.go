@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/oxcross/oxcross/config"
+	"github.com/oxcross/oxcross/internal/rawtcp"
 )
 
 // TCPSettings configure the tcp kind: a module's `tcp:`.
@@ -52,7 +53,9 @@ func (s *TCPSettings) CarriesCredentials() bool { return s.TLSConfig.carriesCred
 // handshake: it measures reachability of any TCP service. With packets > 1
 // a probe is a train of connects, each packet one handshake (SYN out,
 // SYN-ACK back).
-type tcpKind struct{}
+type tcpKind struct {
+	dialer *rawtcp.Dialer
+}
 
 // tcpPacketWait is how long a packet of a train (packets > 1) waits for
 // its handshake: Linux resends an unanswered SYN after 1 s, and a handshake
@@ -77,7 +80,7 @@ func (k tcpKind) Probe(ctx context.Context, p *Params, r *Result) {
 	start := time.Now()
 	tt := &traceTimes{}
 	r.Train = &Train{Sent: 1}
-	conn, err := dialContext(tt.withTrace(ctx), p.Module, p.Target.Address)
+	conn, err := dialContext(tt.withTrace(ctx), k.dialer, p.Module, p.Target.Address)
 	if err != nil {
 		r.Duration = time.Since(start)
 		tt.phases(&r.Phases, start, time.Time{}, false)
