@@ -119,14 +119,6 @@ func lookup(ctx context.Context, family, host string) ([]netip.Addr, error) {
 		}
 		trace.DNSDone(httptrace.DNSDoneInfo{Addrs: ips, Err: err})
 	}
-	if err != nil && ctx.Err() != nil {
-		// Canceled by ctx rather than by its deadline: say so as net's
-		// resolver would have.
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && !dnsErr.IsTimeout {
-			return nil, mapErr(ctx.Err())
-		}
-	}
 	return addrs, err
 }
 

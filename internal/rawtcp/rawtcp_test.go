@@ -6,12 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http/httptrace"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/oxcross/oxcross/internal/testutil"
 )
 
 // listen returns a listener on loopback address addr ("127.0.0.1:0",
@@ -57,7 +61,7 @@ func fullListener(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", itoa(sa.(*syscall.SockaddrInet4).Port))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 	// Fill the queue: connections the listener never accepts, until one
 	// does not complete in time.
 	for i := 0; i < 8; i++ {
@@ -71,22 +75,20 @@ func fullListener(t *testing.T) string {
 	return ""
 }
 
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
-
-func fmtInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
+// dialCase is one dial TestDialErrorsAsNet makes both ways.
+type dialCase struct {
+	name, network, addr string
+	// timeout, when set, is the dial's; cancel cancels it after 100 ms.
+	timeout time.Duration
+	cancel  bool
+	// is, when set, is an error the dial's must be (errors.Is).
+	is error
 }
 
 // TestDialErrorsAsNet dials the same addresses with a Dialer and with
 // net.Dialer{KeepAlive: -1}, and wants the same outcome and the same
-// error text.
+// error text: addresses, names (from a DNS server of the test's), both
+// families.
 func TestDialErrorsAsNet(t *testing.T) {
 	if !Supported {
 		t.Skip("the Dialer is net.Dialer on this system")
@@ -94,12 +96,17 @@ func TestDialErrorsAsNet(t *testing.T) {
 	up4 := listen(t, "127.0.0.1:0").Addr().String()
 	refused4 := closedPort(t, "127.0.0.1:0")
 	full := fullListener(t)
-	cases := []struct {
-		name, network, addr string
-		timeout             time.Duration
-		cancel              bool
-		is                  error
-	}{
+	dns := testutil.NewDNSServer(t, map[string][]netip.Addr{
+		"v4.oxcross.test":    {netip.MustParseAddr("127.0.0.1")},
+		"v6.oxcross.test":    {netip.MustParseAddr("::1")},
+		"dual.oxcross.test":  {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
+		"twice.oxcross.test": {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")},
+	})
+	old := net.DefaultResolver
+	net.DefaultResolver = dns.Resolver()
+	t.Cleanup(func() { net.DefaultResolver = old })
+	port := portOf(up4)
+	cases := []dialCase{
 		{name: "connects", network: "tcp", addr: up4},
 		{name: "connects tcp4", network: "tcp4", addr: up4},
 		{name: "refused", network: "tcp", addr: refused4, is: syscall.ECONNREFUSED},
@@ -108,25 +115,21 @@ func TestDialErrorsAsNet(t *testing.T) {
 		{name: "no port", network: "tcp", addr: "127.0.0.1"},
 		{name: "timeout", network: "tcp", addr: full, timeout: 100 * time.Millisecond, is: context.DeadlineExceeded},
 		{name: "canceled", network: "tcp", addr: full, cancel: true, is: context.Canceled},
-		{name: "localhost", network: "tcp4", addr: net.JoinHostPort("localhost", portOf(up4))},
+		{name: "localhost", network: "tcp4", addr: net.JoinHostPort("localhost", port)},
+		{name: "name", network: "tcp", addr: net.JoinHostPort("v4.oxcross.test", port)},
+		{name: "no such name", network: "tcp", addr: net.JoinHostPort("none.oxcross.test", port)},
+		{name: "IPv6-only name, tcp4", network: "tcp4", addr: net.JoinHostPort("v6.oxcross.test", port)},
+		{name: "name, second address refused", network: "tcp4", addr: net.JoinHostPort("twice.oxcross.test", portOf(refused4)), is: syscall.ECONNREFUSED},
 	}
 	if l, err := net.Listen("tcp", "[::1]:0"); err == nil {
 		_ = l.Close()
-		up6 := listen(t, "[::1]:0").Addr().String()
-		refused6 := closedPort(t, "[::1]:0")
+		up6 := listen(t, "[::1]:0")
 		cases = append(cases,
-			struct {
-				name, network, addr string
-				timeout             time.Duration
-				cancel              bool
-				is                  error
-			}{name: "connects IPv6", network: "tcp6", addr: up6},
-			struct {
-				name, network, addr string
-				timeout             time.Duration
-				cancel              bool
-				is                  error
-			}{name: "refused IPv6", network: "tcp", addr: refused6, is: syscall.ECONNREFUSED},
+			dialCase{name: "connects IPv6", network: "tcp6", addr: up6.Addr().String()},
+			dialCase{name: "refused IPv6", network: "tcp", addr: closedPort(t, "[::1]:0"), is: syscall.ECONNREFUSED},
+			// Happy Eyeballs: 127.0.0.1 first, refused; then ::1.
+			dialCase{name: "both families, server on IPv6", network: "tcp", addr: net.JoinHostPort("dual.oxcross.test", portOf(up6.Addr().String()))},
+			dialCase{name: "both families, tcp6", network: "tcp6", addr: net.JoinHostPort("dual.oxcross.test", portOf(up6.Addr().String()))},
 		)
 	}
 	var d Dialer
@@ -205,6 +208,12 @@ func TestTraceHooks(t *testing.T) {
 		t.Skip("the Dialer is net.Dialer on this system")
 	}
 	up := listen(t, "127.0.0.1:0").Addr().String()
+	// A name the resolver asks a DNS server for, over a connection of
+	// its own whose hooks the trace must not see.
+	dns := testutil.NewDNSServer(t, map[string][]netip.Addr{"v4.oxcross.test": {netip.MustParseAddr("127.0.0.1")}})
+	old := net.DefaultResolver
+	net.DefaultResolver = dns.Resolver()
+	t.Cleanup(func() { net.DefaultResolver = old })
 	var mu sync.Mutex
 	var events []string
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
@@ -229,7 +238,7 @@ func TestTraceHooks(t *testing.T) {
 	})
 	var d Dialer
 	defer d.Close()
-	for _, addr := range []string{up, net.JoinHostPort("localhost", portOf(up))} {
+	for _, addr := range []string{up, net.JoinHostPort("v4.oxcross.test", portOf(up))} {
 		events = nil
 		c, err := d.DialContext(ctx, "tcp4", addr)
 		if err != nil {
@@ -237,8 +246,11 @@ func TestTraceHooks(t *testing.T) {
 		}
 		_ = c.Close()
 		want := "connect tcp4 " + up + "|connected tcp4 " + up
-		if strings.HasPrefix(addr, "localhost") {
-			want = "dns localhost|dns done|" + want
+		if strings.HasPrefix(addr, "v4.") {
+			want = "dns v4.oxcross.test|dns done|" + want
+			if dns.Queries() == 0 {
+				t.Error("the DNS server was not asked")
+			}
 		}
 		if got := strings.Join(events, "|"); got != want {
 			t.Errorf("%s: hooks %q, want %q", addr, got, want)
