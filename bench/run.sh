@@ -3,7 +3,7 @@
 # Debian's prometheus-blackbox-exporter, drives them (wrk, bench/oxbench),
 # reads CPU and memory from /proc, and prints issue 17's targets in its
 # table's order, then issue 7's rows (a)-(f), each with its target and
-# whether it is met. About 9 minutes; BENCH_QUICK=1 shortens every window
+# whether it is met. 7 to 11 minutes; BENCH_QUICK=1 shortens every window
 # (about 3.5 minutes, noisier). BENCH_KEEP=1 keeps the work directory
 # (logs, configs, scrapes). Installs wrk and prometheus-blackbox-exporter
 # with apt when they are missing (sudo when not root).
