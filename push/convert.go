@@ -2,7 +2,7 @@ package push
 
 import (
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,9 +47,14 @@ type snapshot struct {
 	external []prompb.Label // sorted by name
 	known    map[string]*series
 	seen     map[string]*series
-	out      []sample
-	key      strings.Builder
-	lbuf     []prompb.Label
+	// spare is the map of the take before last, emptied and used again
+	// as the next take's seen.
+	spare map[string]*series
+	out   []sample
+	// kbuf and lbuf are a series' key and labels, kept between series
+	// and takes: only a series not seen before costs an allocation.
+	kbuf []byte
+	lbuf []prompb.Label
 }
 
 func newSnapshot(external []prompb.Label) *snapshot {
@@ -62,8 +67,14 @@ func newSnapshot(external []prompb.Label) *snapshot {
 // series not seen are kept, not marked stale: a failing collector is no
 // proof that its series are gone.
 func (b *snapshot) take(families []*dto.MetricFamily, t int64, complete bool) []sample {
-	b.out = nil
-	b.seen = make(map[string]*series, len(b.known))
+	// Sized for every series of the last take: the samples are handed to
+	// the queues, so each take needs its own slice.
+	b.out = make([]sample, 0, len(b.known)+len(b.known)/16)
+	if b.spare == nil {
+		b.spare = make(map[string]*series, len(b.known))
+	}
+	b.seen, b.spare = b.spare, nil
+	clear(b.seen)
 	for _, f := range families {
 		b.family(f, t)
 	}
@@ -77,7 +88,7 @@ func (b *snapshot) take(families []*dto.MetricFamily, t int64, complete bool) []
 			b.seen[k] = s
 		}
 	}
-	b.known = b.seen
+	b.known, b.spare = b.seen, b.known
 	return b.out
 }
 
@@ -87,7 +98,7 @@ func (b *snapshot) staleAll(t int64) []sample {
 	for _, s := range b.known {
 		out = append(out, sample{s: s, t: t, v: staleNaN})
 	}
-	b.known = map[string]*series{}
+	b.known, b.spare = map[string]*series{}, nil
 	return out
 }
 
@@ -99,7 +110,7 @@ func (b *snapshot) family(f *dto.MetricFamily, t int64) {
 			ts = m.GetTimestampMs()
 		}
 		add := func(suffix, extraName, extraValue string, v float64, h *dto.Histogram) {
-			s := b.series(name+suffix, m.GetLabel(), extraName, extraValue, typ, help, h != nil)
+			s := b.series(name, suffix, m.GetLabel(), extraName, extraValue, typ, help, h != nil)
 			b.out = append(b.out, sample{s: s, t: ts, v: v, h: h})
 		}
 		switch typ {
@@ -154,8 +165,10 @@ func (b *snapshot) family(f *dto.MetricFamily, t int64) {
 // series finds or makes the series of a metric name, its labels, an extra
 // label (le or quantile) and the external labels, which the metric's own
 // labels override as Prometheus' external_labels do.
-func (b *snapshot) series(name string, pairs []*dto.LabelPair, extraName, extraValue string, typ dto.MetricType, help string, native bool) *series {
-	ls := append(b.lbuf[:0], prompb.Label{Name: "__name__", Value: name})
+func (b *snapshot) series(name, suffix string, pairs []*dto.LabelPair, extraName, extraValue string, typ dto.MetricType, help string, native bool) *series {
+	kb := append(b.kbuf[:0], name...)
+	kb = append(kb, suffix...)
+	ls := b.lbuf[:0]
 	for _, p := range pairs {
 		ls = append(ls, prompb.Label{Name: p.GetName(), Value: p.GetValue()})
 	}
@@ -168,28 +181,38 @@ func (b *snapshot) series(name string, pairs []*dto.LabelPair, extraName, extraV
 			ls = append(ls, e)
 		}
 	}
-	sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+	slices.SortFunc(ls, func(x, y prompb.Label) int { return strings.Compare(x.Name, y.Name) })
 	b.lbuf = ls
-	b.key.Reset()
+	// The key: the metric name, then every other label's name and value.
+	kb = append(kb, 0xff)
 	for _, l := range ls {
-		b.key.WriteString(l.Name)
-		b.key.WriteByte(0xff)
-		b.key.WriteString(l.Value)
-		b.key.WriteByte(0xff)
+		kb = append(kb, l.Name...)
+		kb = append(kb, 0xff)
+		kb = append(kb, l.Value...)
+		kb = append(kb, 0xff)
 	}
 	if native {
-		b.key.WriteString("native")
+		kb = append(kb, "native"...)
 	}
-	key := b.key.String()
-	if s, ok := b.seen[key]; ok {
+	b.kbuf = kb
+	// Looked up with the key's bytes: no string is made for a series
+	// seen before.
+	if s, ok := b.seen[string(kb)]; ok {
 		return s
 	}
-	s, ok := b.known[key]
+	s, ok := b.known[string(kb)]
 	if !ok {
-		s = &series{key: key, labels: append([]prompb.Label(nil), ls...), native: native,
+		key := string(kb)
+		// The labels with __name__ in its place by name.
+		labels := make([]prompb.Label, 0, len(ls)+1)
+		i, _ := slices.BinarySearchFunc(ls, "__name__", func(l prompb.Label, n string) int { return strings.Compare(l.Name, n) })
+		labels = append(labels, ls[:i]...)
+		labels = append(labels, prompb.Label{Name: "__name__", Value: key[:len(name)+len(suffix)]})
+		labels = append(labels, ls[i:]...)
+		s = &series{key: key, labels: labels, native: native,
 			gauge: typ == dto.MetricType_GAUGE_HISTOGRAM, typ: typ, help: help}
 	}
-	b.seen[key] = s
+	b.seen[s.key] = s
 	return s
 }
 
