@@ -328,13 +328,16 @@ func TestConn(t *testing.T) {
 		t.Fatalf("read past the deadline: %v, want a timeout", err)
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	// A read waiting when Close comes ends with net.ErrClosed.
+	// A read waiting in the poller when Close comes, or one that starts
+	// after it: either ends with net.ErrClosed.
 	readErr := make(chan error, 1)
+	reading := make(chan struct{})
 	go func() {
+		close(reading)
 		_, err := c.Read(got)
 		readErr <- err
 	}()
-	time.Sleep(20 * time.Millisecond) // let the read wait in the poller; the result holds either way
+	<-reading
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -400,11 +403,7 @@ func TestCloserBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.Close()
-	start := time.Now()
-	for d.closer.pending() != 0 {
-		if time.Since(start) > closeDelay+5*time.Second {
-			t.Fatalf("a descriptor still held %v after Close", time.Since(start))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, closeDelay+5*time.Second, "the closer to release a partial batch", func() bool {
+		return d.closer.pending() == 0
+	})
 }
