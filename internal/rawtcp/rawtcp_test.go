@@ -1,3 +1,5 @@
+//go:build linux
+
 package rawtcp
 
 import (
@@ -90,9 +92,6 @@ type dialCase struct {
 // error text: addresses, names (from a DNS server of the test's), both
 // families.
 func TestDialErrorsAsNet(t *testing.T) {
-	if !Supported {
-		t.Skip("the Dialer is net.Dialer on this system")
-	}
 	up4 := listen(t, "127.0.0.1:0").Addr().String()
 	refused4 := closedPort(t, "127.0.0.1:0")
 	full := fullListener(t)
@@ -204,9 +203,6 @@ func portOf(addr string) string {
 // network and address; DNS hooks for a name, and no connect hooks for
 // the resolver's own connections.
 func TestTraceHooks(t *testing.T) {
-	if !Supported {
-		t.Skip("the Dialer is net.Dialer on this system")
-	}
 	up := listen(t, "127.0.0.1:0").Addr().String()
 	// A name the resolver asks a DNS server for, over a connection of
 	// its own whose hooks the trace must not see.
@@ -295,9 +291,6 @@ func openFDs(t *testing.T) int {
 // TestConn reads, writes, times out and closes a connection as a
 // net.TCPConn does; its descriptor is released once the batch is.
 func TestConn(t *testing.T) {
-	if !Supported {
-		t.Skip("the Dialer is net.Dialer on this system")
-	}
 	addr, done := echo(t)
 	var d Dialer
 	before := openFDs(t)
@@ -371,9 +364,6 @@ func TestConn(t *testing.T) {
 // TestCloserBatches: a full batch is released at once, a partial one
 // within closeDelay.
 func TestCloserBatches(t *testing.T) {
-	if !Supported {
-		t.Skip("the Dialer is net.Dialer on this system")
-	}
 	addr, done := echo(t)
 	var d Dialer
 	defer d.Close()
