@@ -167,7 +167,7 @@ func TestConfigserverReplicasEtcd(t *testing.T) {
 		t.Errorf("the leaf did not log its failover")
 	}
 	// Two more lease lifetimes with only B: the leaf stays listed.
-	time.Sleep(2 * missedTTL(refresh))
+	waitHeartbeats(t, addrB, okRegistrations, 2*heartbeatsPerLease(refresh), "accepted by B after the failover", nil)
 	polls, misses := poller.result()
 	if len(misses) > 0 {
 		t.Errorf("B's /sd/leaves missed a leaf in %d of %d polls after A was killed: %v", len(misses), polls, misses)
@@ -193,13 +193,13 @@ func TestConfigserverReplicasEtcd(t *testing.T) {
 		t.Errorf("a registration while etcd is down: %d %q, want 503 with the reason", put.Code, put.Body)
 	}
 	// Down for longer than the leaf's lease (3s): leases are renewed
-	// when etcd comes back, so nothing that was live is lost.
-	for time.Since(stopped) < missedTTL(refresh)+time.Second {
+	// when etcd comes back, so nothing that was live is lost. Throughout,
+	// B serves its last registry.
+	waitHeartbeats(t, addrB, unavailableRegistrations, heartbeatsPerLease(refresh)+1, "refused by B during the etcd outage", func() {
 		if ids := sdLeafIDs(t, addrB); !ids["leaf-etcd"] || !ids["manual"] {
 			t.Fatalf("B's /sd/leaves during the etcd outage lists %v: it should serve its last registry", ids)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	})
 	if w := unavailableRegistrations(t, addrB); w == 0 {
 		t.Errorf("no registration counted as unavailable during the outage")
 	}
@@ -217,7 +217,7 @@ func TestConfigserverReplicasEtcd(t *testing.T) {
 		return okRegistrations(t, addrB) > regsBefore
 	})
 	// Another lease lifetime: what was live stays.
-	time.Sleep(missedTTL(refresh) + time.Second)
+	waitHeartbeats(t, addrB, okRegistrations, heartbeatsPerLease(refresh)+1, "accepted by B after etcd is back", nil)
 	if put := testutil.Do(t, nil, http.MethodPut, "http://"+addrB+"/api/v1/leaves/newcomer", `{"address":"127.0.0.1:9"}`); put.Code != http.StatusOK {
 		t.Errorf("a registration after etcd is back: %d %s", put.Code, put.Body)
 	}
@@ -247,6 +247,28 @@ func untilReady(t *testing.T, addr string, code int, since time.Time, timeout ti
 
 // missedTTL is how long a registration lives without heartbeats.
 func missedTTL(refresh time.Duration) time.Duration { return 3 * refresh }
+
+// heartbeatsPerLease is how many of a leaf's heartbeats fit in its lease.
+func heartbeatsPerLease(refresh time.Duration) int { return int(missedTTL(refresh) / refresh) }
+
+// waitHeartbeats waits until count (a configserver's count of one kind of
+// registration, read from addr's /metrics) has grown by n, calling check,
+// when given, at every look. A window counted in the leaf's heartbeats
+// (one a refresh interval) covers as many lease renewals however slow
+// the machine is, where a fixed sleep could end before they happened.
+func waitHeartbeats(t *testing.T, addr string, count func(*testing.T, string) float64, n int, what string, check func()) {
+	t.Helper()
+	base := count(t, addr)
+	testutil.EventuallyReason(t, time.Duration(n)*10*time.Second, fmt.Sprintf("%d of the leaf's heartbeats %s", n, what), func() string {
+		if check != nil {
+			check()
+		}
+		if got := count(t, addr) - base; got < float64(n) {
+			return fmt.Sprintf("%v so far", got)
+		}
+		return ""
+	})
+}
 
 // unavailableRegistrations is the configserver's count of registrations
 // refused with 503.

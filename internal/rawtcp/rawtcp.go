@@ -35,7 +35,7 @@ const fallbackDelay = 300 * time.Millisecond
 // address) on network "tcp", "tcp4" or "tcp6", within ctx.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	if !Supported {
-		return d.netDial(ctx, network, address)
+		return netDial(ctx, network, address)
 	}
 	var family string
 	switch network {
@@ -46,7 +46,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	case "tcp6":
 		family = "ip6"
 	default:
-		return d.netDial(ctx, network, address)
+		return netDial(ctx, network, address)
 	}
 	host, service, err := net.SplitHostPort(address)
 	if err != nil {
@@ -55,7 +55,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	port, err := strconv.ParseUint(service, 10, 16)
 	if err != nil {
 		// A service name, or a number net reads its own way: net's.
-		return d.netDial(ctx, network, address)
+		return netDial(ctx, network, address)
 	}
 	var addrs []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" {
@@ -66,7 +66,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		addrs = []netip.Addr{ip}
 	} else if err == nil || host == "" {
 		// A zone, or no host (the local system): net's.
-		return d.netDial(ctx, network, address)
+		return netDial(ctx, network, address)
 	} else {
 		addrs, err = lookup(ctx, family, host)
 		if err != nil {
@@ -123,7 +123,7 @@ func lookup(ctx context.Context, family, host string) ([]netip.Addr, error) {
 }
 
 // netDial dials with the net package.
-func (d *Dialer) netDial(ctx context.Context, network, address string) (net.Conn, error) {
+func netDial(ctx context.Context, network, address string) (net.Conn, error) {
 	nd := net.Dialer{KeepAlive: -1}
 	return nd.DialContext(ctx, network, address)
 }
@@ -323,13 +323,6 @@ func (cl *closer) flush() {
 	for _, f := range batch {
 		_ = f.Close()
 	}
-}
-
-// held reports how many descriptors wait to be released.
-func (cl *closer) pending() int {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return len(cl.held)
 }
 
 // Close releases the descriptors of the connections closed so far. The

@@ -254,6 +254,13 @@ func TestTraceHooks(t *testing.T) {
 	}
 }
 
+// pending reports how many descriptors cl holds.
+func (cl *closer) pending() int {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return len(cl.held)
+}
+
 // echo starts a server that echoes each connection, and reports on done
 // when a connection reached its end (the peer's FIN).
 func echo(t *testing.T) (addr string, done chan struct{}) {
