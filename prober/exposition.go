@@ -449,26 +449,12 @@ func appendTextFloat(b []byte, f float64) []byte {
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
-// appendOpenMetricsFloat formats as OpenMetrics does: whole numbers with
-// ".0".
+// appendOpenMetricsFloat formats as OpenMetrics does: as the text format,
+// with ".0" after whole numbers.
 func appendOpenMetricsFloat(b []byte, f float64) []byte {
-	switch {
-	case f == 1:
-		return append(b, "1.0"...)
-	case f == 0:
-		return append(b, "0.0"...)
-	case f == -1:
-		return append(b, "-1.0"...)
-	case math.IsNaN(f):
-		return append(b, "NaN"...)
-	case math.IsInf(f, +1):
-		return append(b, "+Inf"...)
-	case math.IsInf(f, -1):
-		return append(b, "-Inf"...)
-	}
 	start := len(b)
-	b = strconv.AppendFloat(b, f, 'g', -1, 64)
-	if !slices.ContainsFunc(b[start:], func(c byte) bool { return c == 'e' || c == '.' }) {
+	b = appendTextFloat(b, f)
+	if !math.IsNaN(f) && !math.IsInf(f, 0) && !slices.ContainsFunc(b[start:], func(c byte) bool { return c == 'e' || c == '.' }) {
 		b = append(b, '.', '0')
 	}
 	return b

@@ -455,3 +455,19 @@ func TestExpositionWhileRecording(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendOpenMetricsFloat: OpenMetrics' numbers are the text format's,
+// whole ones with ".0", and NaN and infinities as they are.
+func TestAppendOpenMetricsFloat(t *testing.T) {
+	for f, want := range map[float64]string{
+		0: "0.0", 1: "1.0", -1: "-1.0", 2.5: "2.5", 100: "100.0", 1e-9: "1e-09", 1e21: "1e+21",
+		math.Inf(1): "+Inf", math.Inf(-1): "-Inf",
+	} {
+		if got := string(appendOpenMetricsFloat(nil, f)); got != want {
+			t.Errorf("%v: %q, want %q", f, got, want)
+		}
+	}
+	if got := string(appendOpenMetricsFloat([]byte("x "), math.NaN())); got != "x NaN" {
+		t.Errorf("NaN after a prefix: %q", got)
+	}
+}
